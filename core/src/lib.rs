@@ -1,0 +1,20 @@
+//! rafting-core: RAFTiNG's pure, deterministic, sans-IO heart.
+//!
+//! Nothing in this crate reads a clock, spawns a thread, touches a socket or a file, or draws
+//! ambient randomness. Time arrives as [`Millis`] with every input, randomness comes from a
+//! generator seeded by the caller, and every effect leaves as plain data in an
+//! [`raft::Output`]. The same inputs therefore give the same outputs, bit for bit, which is
+//! what lets the simulator (`rafting-sim`) and the real runtime (`rafting-net`) run exactly
+//! the same code.
+//!
+//! Two halves:
+//! - [`raft`]: consensus — roles, elections, replication, commit, reads, leadership transfer;
+//! - [`store`]: the replicated state machine applied to committed entries.
+//!
+//! Start with [`raft::Node`]: its documentation is the driver's manual.
+
+pub mod raft;
+pub mod store;
+pub mod types;
+
+pub use types::{LogIndex, Millis, NodeId, Term};

@@ -1,0 +1,5 @@
+//! rafting-net: the real runtime. Std threads, UDP between peers, the write-ahead log on disk,
+//! and the node loop that drives `rafting-core` with real time. It makes no Raft or store
+//! decisions; those live in core.
+
+pub mod wal;

@@ -1,0 +1,1 @@
+//! The write-ahead log on disk: segment files, group commit and recovery.
