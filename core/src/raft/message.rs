@@ -119,7 +119,11 @@ pub enum AppendOutcome {
     /// conflicting term at once instead of backing up one entry per round trip: the follower's
     /// term at the conflict (`hint_term`, if it has an entry there) and the first index it
     /// holds of that term, or its last index + 1 when its log is too short (`hint_index`).
-    Rejected { rejected_prev_index: LogIndex, hint_index: LogIndex, hint_term: Option<Term> },
+    Rejected {
+        rejected_prev_index: LogIndex,
+        hint_index: LogIndex,
+        hint_term: Option<Term>,
+    },
 }
 
 /// Leader liveness and commit propagation. `commit` is already clamped by the leader to what

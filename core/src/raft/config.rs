@@ -1,0 +1,128 @@
+//! A node's configuration: who it is, who its peers are, its timing and its limits.
+
+use crate::types::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use thiserror::Error;
+
+/// Everything a node needs to know before its first input. Defaults are the ones users
+/// otherwise discover in outages: PreVote and CheckQuorum on, bounded in-flight windows, and a
+/// cap on uncommitted entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    /// This node.
+    pub id: NodeId,
+    /// Every voting member of the cluster, including this node.
+    pub voters: BTreeSet<NodeId>,
+    /// Seeds the node's own generator (election timeout jitter). Same seed, same behaviour.
+    pub seed: u64,
+    pub heartbeat_interval_ms: u64,
+    /// Election timeouts are drawn uniformly from `[min, max)` each time the timer is reset.
+    pub election_timeout_ms_min: u64,
+    pub election_timeout_ms_max: u64,
+    /// Ask for pre-votes before campaigning (thesis §9.6).
+    pub pre_vote: bool,
+    /// A leader steps down when it has not heard from a quorum within an election timeout,
+    /// and followers that heard from a live leader recently refuse to vote (thesis §6.2).
+    pub check_quorum: bool,
+    /// Limits of one AppendEntries message.
+    pub entries_per_append_max: usize,
+    pub bytes_per_append_max: usize,
+    /// In-flight window per follower while replicating: unacknowledged appends, in messages
+    /// and in bytes.
+    pub inflight_messages_max: usize,
+    pub inflight_bytes_max: usize,
+    /// Proposals are refused once the leader holds this many entries (or bytes) beyond its
+    /// commit index.
+    pub uncommitted_entries_max: usize,
+    pub uncommitted_bytes_max: usize,
+    /// Largest payload a single proposal may carry.
+    pub proposal_bytes_max: usize,
+    /// Pending ReadIndex requests a leader holds at once.
+    pub pending_reads_max: usize,
+}
+
+impl Config {
+    /// A configuration with the default timing and limits.
+    pub fn new(id: NodeId, voters: impl IntoIterator<Item = NodeId>, seed: u64) -> Self {
+        Config {
+            id,
+            voters: voters.into_iter().collect(),
+            seed,
+            heartbeat_interval_ms: 100,
+            election_timeout_ms_min: 1000,
+            election_timeout_ms_max: 2000,
+            pre_vote: true,
+            check_quorum: true,
+            entries_per_append_max: 256,
+            bytes_per_append_max: 48 * 1024,
+            inflight_messages_max: 64,
+            inflight_bytes_max: 4 * 1024 * 1024,
+            uncommitted_entries_max: 10_000,
+            uncommitted_bytes_max: 32 * 1024 * 1024,
+            proposal_bytes_max: 1024 * 1024,
+            pending_reads_max: 10_000,
+        }
+    }
+
+    /// Checks the relations between the settings; a node refuses to start on a bad config.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.id == NodeId::ZERO {
+            return Err(ConfigError::ZeroNodeId);
+        }
+        if self.voters.contains(&NodeId::ZERO) {
+            return Err(ConfigError::ZeroNodeId);
+        }
+        if !self.voters.contains(&self.id) {
+            return Err(ConfigError::NotAVoter(self.id));
+        }
+        if self.heartbeat_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "heartbeat_interval_ms must be positive",
+            ));
+        }
+        if self.election_timeout_ms_min <= self.heartbeat_interval_ms {
+            return Err(ConfigError::Invalid(
+                "election_timeout_ms_min must exceed heartbeat_interval_ms",
+            ));
+        }
+        if self.election_timeout_ms_max <= self.election_timeout_ms_min {
+            return Err(ConfigError::Invalid(
+                "election_timeout_ms_max must exceed election_timeout_ms_min",
+            ));
+        }
+        let positive = [
+            (self.entries_per_append_max, "entries_per_append_max"),
+            (self.bytes_per_append_max, "bytes_per_append_max"),
+            (self.inflight_messages_max, "inflight_messages_max"),
+            (self.inflight_bytes_max, "inflight_bytes_max"),
+            (self.uncommitted_entries_max, "uncommitted_entries_max"),
+            (self.uncommitted_bytes_max, "uncommitted_bytes_max"),
+            (self.proposal_bytes_max, "proposal_bytes_max"),
+            (self.pending_reads_max, "pending_reads_max"),
+        ];
+        for (value, name) in positive {
+            if value == 0 {
+                return Err(ConfigError::Zero(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Votes needed for a majority of the voters.
+    pub fn quorum(&self) -> usize {
+        self.voters.len() / 2 + 1
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("node id 0 is reserved")]
+    ZeroNodeId,
+    #[error("node {0} is not among the voters")]
+    NotAVoter(NodeId),
+    #[error("invalid timing: {0}")]
+    Invalid(&'static str),
+    #[error("{0} must be positive")]
+    Zero(&'static str),
+}

@@ -1,0 +1,206 @@
+//! Elections: timeouts, PreVote, RequestVote, and becoming leader (Raft §5.2, thesis §9.6).
+
+use super::entry::EntryPayload;
+use super::message::{Message, PreVote, PreVoteResponse, RequestVote, RequestVoteResponse};
+use super::node::Node;
+use super::progress::Progress;
+use super::role::{LeaderState, ReadQueue, Role};
+use crate::types::NodeId;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Tally of a (pre-)election.
+#[derive(Debug, PartialEq, Eq)]
+enum Tally {
+    Won,
+    Lost,
+    Pending,
+}
+
+impl Node {
+    pub(super) fn on_election_timeout(&mut self) {
+        if self.config.pre_vote {
+            self.become_pre_candidate();
+        } else {
+            self.become_candidate(false);
+        }
+    }
+
+    /// Asks every peer whether it would vote for us in the next term, without changing ours.
+    fn become_pre_candidate(&mut self) {
+        let mut granted = BTreeSet::new();
+        granted.insert(self.config.id);
+        self.role = Role::PreCandidate {
+            granted,
+            rejected: BTreeSet::new(),
+        };
+        self.leader = None;
+        self.reset_election_deadline();
+        let request = PreVote {
+            term: self.term.next(),
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+        };
+        for peer in self.peers() {
+            self.send(peer, Message::PreVote(request.clone()));
+        }
+        if self.tally() == Tally::Won {
+            self.become_candidate(false);
+        }
+    }
+
+    /// Starts an election in a new term and votes for itself. The own vote counts once the
+    /// batch holding it is durable (see [`Node::on_persisted`]).
+    pub(super) fn become_candidate(&mut self, transfer: bool) {
+        let term = self.term.next();
+        self.become_follower(term, None);
+        self.voted_for = Some(self.config.id);
+        let self_vote_batch = self.current_batch();
+        self.role = Role::Candidate {
+            granted: BTreeSet::new(),
+            rejected: BTreeSet::new(),
+            self_vote_batch,
+        };
+        let request = RequestVote {
+            term: self.term,
+            last_log_index: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+            transfer,
+        };
+        for peer in self.peers() {
+            self.send(peer, Message::RequestVote(request.clone()));
+        }
+    }
+
+    /// Whether we could vote for `candidate` in `term` (the vote itself aside from the log).
+    fn can_vote_for(&self, candidate: NodeId, pre_vote_term_ahead: bool) -> bool {
+        self.voted_for == Some(candidate)
+            || (self.voted_for.is_none() && self.leader.is_none())
+            || pre_vote_term_ahead
+    }
+
+    pub(super) fn on_pre_vote(&mut self, from: NodeId, request: PreVote) {
+        let term_ahead = request.term > self.term;
+        let granted = self.can_vote_for(from, term_ahead)
+            && self
+                .log
+                .is_up_to_date(request.last_log_index, request.last_log_term);
+        // A granted pre-vote echoes the asked term so the pre-candidate can match it up.
+        let term = if granted { request.term } else { self.term };
+        self.send(
+            from,
+            Message::PreVoteResponse(PreVoteResponse { term, granted }),
+        );
+    }
+
+    pub(super) fn on_pre_vote_response(&mut self, from: NodeId, response: PreVoteResponse) {
+        let Role::PreCandidate { granted, rejected } = &mut self.role else {
+            return;
+        };
+        if response.granted {
+            if response.term != self.term.next() {
+                return;
+            }
+            granted.insert(from);
+        } else {
+            rejected.insert(from);
+        }
+        match self.tally() {
+            Tally::Won => self.become_candidate(false),
+            Tally::Lost => self.become_follower(self.term, None),
+            Tally::Pending => {}
+        }
+    }
+
+    pub(super) fn on_request_vote(&mut self, from: NodeId, request: RequestVote) {
+        let granted = self.can_vote_for(from, false)
+            && self
+                .log
+                .is_up_to_date(request.last_log_index, request.last_log_term);
+        if granted {
+            self.voted_for = Some(from);
+            self.reset_election_deadline();
+        }
+        let response = RequestVoteResponse {
+            term: self.term,
+            granted,
+        };
+        // The vote must be durable before the candidate hears of it (Raft §5.2, Figure 2).
+        self.send_when_durable(from, Message::RequestVoteResponse(response));
+    }
+
+    /// Records a vote for or against this candidate (its own vote included).
+    pub(super) fn on_vote(&mut self, from: NodeId, granted: bool) {
+        let Role::Candidate {
+            granted: yes,
+            rejected: no,
+            ..
+        } = &mut self.role
+        else {
+            return;
+        };
+        if granted {
+            yes.insert(from);
+        } else {
+            no.insert(from);
+        }
+        match self.tally() {
+            Tally::Won => self.become_leader(),
+            Tally::Lost => self.become_follower(self.term, None),
+            Tally::Pending => {}
+        }
+    }
+
+    fn tally(&self) -> Tally {
+        let (granted, rejected) = match &self.role {
+            Role::PreCandidate { granted, rejected } => (granted, rejected),
+            Role::Candidate {
+                granted, rejected, ..
+            } => (granted, rejected),
+            _ => return Tally::Pending,
+        };
+        let quorum = self.config.quorum();
+        let count = |set: &BTreeSet<NodeId>| {
+            set.iter()
+                .filter(|id| self.config.voters.contains(id))
+                .count()
+        };
+        if count(granted) >= quorum {
+            Tally::Won
+        } else if count(rejected) > self.config.voters.len() - quorum {
+            Tally::Lost
+        } else {
+            Tally::Pending
+        }
+    }
+
+    fn become_leader(&mut self) {
+        let next_index = self.log.last_index().next();
+        let progress: BTreeMap<NodeId, Progress> = self
+            .peers()
+            .into_iter()
+            .map(|peer| (peer, Progress::new(next_index)))
+            .collect();
+        self.leader = Some(self.config.id);
+        self.leader_contact = Some(self.now);
+        self.role = Role::Leader(Box::new(LeaderState {
+            progress,
+            heartbeat_deadline: self.now.plus(self.config.heartbeat_interval_ms),
+            check_quorum_deadline: self.now.plus(self.config.election_timeout_ms_min),
+            term_start_index: next_index,
+            pending_proposals: BTreeMap::new(),
+            reads: ReadQueue::default(),
+            transfer: None,
+        }));
+        // The no-op lets the leader commit entries of earlier terms (Raft §5.4.2, §8).
+        let index = self.append_entry(EntryPayload::Noop);
+        debug_assert_eq!(index, next_index);
+    }
+
+    /// Leadership transfer: the old leader asks us to campaign at once, skipping PreVote.
+    pub(super) fn on_timeout_now(&mut self, from: NodeId) {
+        if matches!(self.role, Role::Leader(_)) || self.leader != Some(from) {
+            return;
+        }
+        self.become_candidate(true);
+    }
+}

@@ -1,0 +1,463 @@
+//! The Raft node: one value that a driver feeds inputs and whose outputs it carries out.
+
+use super::config::{Config, ConfigError};
+use super::entry::{Entry, EntryPayload, HardState};
+use super::log::RaftLog;
+use super::message::{Envelope, Message};
+use super::output::{
+    BatchId, DurableState, Input, Output, PersistBatch, ProposalOutcome, ReadOutcome,
+};
+use super::role::{LeaderState, Role, RoleName};
+use super::status::{PeerStatus, Status};
+use crate::types::{LogIndex, Millis, NodeId, Term};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// One Raft node, as a pure state machine.
+///
+/// A node never reads a clock, touches a file or a socket, or draws ambient randomness. A
+/// driver (the simulator or the real runtime) owns it and, step by step:
+///
+/// 1. builds it with [`Node::new`] on first start, or [`Node::restart`] with the
+///    [`DurableState`] it recovered from disk;
+/// 2. calls [`Node::step`] with the current time and one [`Input`]: a message from a peer, a
+///    proposal, a read, a transfer request, a report that a batch is durable, or a bare
+///    [`Input::Tick`] when only time has passed;
+/// 3. carries out the returned [`Output`] in this order: start persisting `persist`; send
+///    `messages`; apply `committed` in order; then answer `proposals` and serve `reads`;
+/// 4. reports `Input::Persisted(id)` once the batch `id` is durable (batches are made durable
+///    in the order they were emitted);
+/// 5. steps the node again no later than `wake_at`.
+///
+/// The one ordering rule that matters — persist before acknowledging — is enforced inside the
+/// node: votes and append acknowledgements that depend on a batch are held until that batch
+/// is reported durable, so everything in `messages` may always be sent at once.
+///
+/// ```
+/// use rafting_core::raft::{Config, Input, Node, ProposalId};
+/// use rafting_core::{Millis, NodeId};
+///
+/// let ids = [NodeId(1), NodeId(2), NodeId(3)];
+/// let mut nodes: Vec<Node> =
+///     ids.iter().map(|&id| Node::new(Config::new(id, ids, 7)).unwrap()).collect();
+/// let mut inbox = Vec::new();
+/// let mut committed = Vec::new();
+/// let mut proposed = false;
+/// for now in (0..10_000u64).step_by(10) {
+///     // Feed every node the passage of time, then deliver messages until the network is
+///     // quiet. A real driver persists asynchronously; this one persists at once.
+///     let mut inputs: Vec<(usize, Input)> = (0..3).map(|n| (n, Input::Tick)).collect();
+///     if !proposed {
+///         if let Some(leader) = nodes.iter().position(|node| node.is_leader()) {
+///             inputs.push((leader, Input::Propose { id: ProposalId(1), data: b"x=1".to_vec() }));
+///             proposed = true;
+///         }
+///     }
+///     while let Some((n, input)) = inputs.pop() {
+///         let output = nodes[n].step(Millis(now), input);
+///         if let Some(batch) = output.persist {
+///             inputs.push((n, Input::Persisted(batch.id)));
+///         }
+///         for envelope in output.messages {
+///             let to = ids.iter().position(|&id| id == envelope.to).unwrap();
+///             inbox.push((to, Input::Message(envelope)));
+///         }
+///         committed.extend(output.committed.into_iter().map(|entry| (n, entry)));
+///         inputs.append(&mut inbox);
+///     }
+/// }
+/// // The command committed and was applied on all three nodes.
+/// let applied = committed.iter().filter(|(_, entry)| {
+///     matches!(&entry.payload, rafting_core::raft::EntryPayload::Command(data) if data == b"x=1")
+/// });
+/// assert_eq!(applied.count(), 3);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub(super) config: Config,
+    pub(super) rng: ChaCha8Rng,
+    pub(super) now: Millis,
+    pub(super) term: Term,
+    pub(super) voted_for: Option<NodeId>,
+    pub(super) leader: Option<NodeId>,
+    pub(super) role: Role,
+    pub(super) log: RaftLog,
+    /// When a follower or candidate starts an election.
+    pub(super) election_deadline: Millis,
+    /// When this node last heard from a leader of its term (for the CheckQuorum lease).
+    pub(super) leader_contact: Option<Millis>,
+    /// The hard state last handed out for persisting.
+    pub(super) emitted_hard_state: HardState,
+    /// Smallest log index changed in this step and not yet handed out for persisting.
+    pub(super) unsaved_from: Option<LogIndex>,
+    /// Sequence number the next persist batch gets; batches are numbered from 1.
+    pub(super) next_batch: u64,
+    /// Every batch up to this one is durable.
+    pub(super) persisted_batch: u64,
+    /// Messages that may only leave once the given batch is durable.
+    pub(super) held: Vec<(u64, Envelope)>,
+    /// The output being assembled by the current step.
+    pub(super) output: Output,
+}
+
+impl Node {
+    /// A node starting with an empty log.
+    pub fn new(config: Config) -> Result<Node, ConfigError> {
+        Node::restart(config, DurableState::default())
+    }
+
+    /// A node resuming from what it made durable before it stopped.
+    pub fn restart(config: Config, durable: DurableState) -> Result<Node, ConfigError> {
+        config.validate()?;
+        let rng = ChaCha8Rng::seed_from_u64(config.seed ^ config.id.get().rotate_left(32));
+        let log = RaftLog::recovered(durable.entries, durable.hard_state.commit);
+        let mut node = Node {
+            rng,
+            now: Millis::ZERO,
+            term: durable.hard_state.term,
+            voted_for: durable.hard_state.voted_for,
+            leader: None,
+            role: Role::Follower,
+            election_deadline: Millis::ZERO,
+            leader_contact: None,
+            emitted_hard_state: HardState {
+                commit: log.commit(),
+                ..durable.hard_state
+            },
+            log,
+            unsaved_from: None,
+            next_batch: 1,
+            persisted_batch: 0,
+            held: Vec::new(),
+            output: Output::default(),
+            config,
+        };
+        node.reset_election_deadline();
+        Ok(node)
+    }
+
+    /// Feeds one input at time `now` and returns what the driver must do. Time never moves
+    /// back: an earlier `now` than a previous step's is treated as no time passing.
+    pub fn step(&mut self, now: Millis, input: Input) -> Output {
+        self.now = self.now.max(now);
+        self.fire_timers();
+        match input {
+            Input::Tick => {}
+            Input::Message(envelope) => self.on_message(envelope),
+            Input::Propose { id, data } => self.on_propose(id, data),
+            Input::Read { id } => self.on_read(id),
+            Input::TransferLeadership { to } => self.on_transfer_leadership(to),
+            Input::Persisted(batch) => self.on_persisted(batch),
+        }
+        self.finish()
+    }
+
+    fn fire_timers(&mut self) {
+        if matches!(self.role, Role::Leader(_)) {
+            self.fire_leader_timers();
+        } else if self.now >= self.election_deadline {
+            self.on_election_timeout();
+        }
+    }
+
+    /// Completes a step: sends what the leader owes, hands out the persist batch, releases
+    /// held messages, committed entries and ready reads, and computes the next wake-up.
+    fn finish(&mut self) -> Output {
+        if matches!(self.role, Role::Leader(_)) {
+            self.leader_maybe_commit();
+            self.leader_send_pending();
+        }
+        self.output.persist = self.take_persist_batch();
+        self.release_held_messages();
+        let committed = self.log.take_applicable();
+        if let Role::Leader(leader) = &mut self.role {
+            for entry in &committed {
+                if let Some((term, id)) = leader.pending_proposals.remove(&entry.index) {
+                    debug_assert_eq!(term, entry.term, "a leader's own entry keeps its term");
+                    self.output.proposals.push(ProposalOutcome::Committed {
+                        id,
+                        index: entry.index,
+                    });
+                }
+            }
+        }
+        self.output.committed = committed;
+        self.release_ready_reads();
+        self.output.wake_at = self.wake_at();
+        std::mem::take(&mut self.output)
+    }
+
+    fn wake_at(&self) -> Millis {
+        match &self.role {
+            Role::Leader(leader) => {
+                let mut at = leader.heartbeat_deadline.min(leader.check_quorum_deadline);
+                if let Some(transfer) = &leader.transfer {
+                    at = at.min(transfer.deadline);
+                }
+                at
+            }
+            _ => self.election_deadline,
+        }
+    }
+
+    /// Builds the persist batch for what changed in this step, if anything must be made
+    /// durable: new entries, or a new term or vote. A change of commit index alone is carried
+    /// along with the next batch rather than costing an fsync of its own.
+    fn take_persist_batch(&mut self) -> Option<PersistBatch> {
+        let hard_state = self.hard_state();
+        let vote_changed = (hard_state.term, hard_state.voted_for)
+            != (
+                self.emitted_hard_state.term,
+                self.emitted_hard_state.voted_for,
+            );
+        if !vote_changed && self.unsaved_from.is_none() {
+            return None;
+        }
+        let entries = match self.unsaved_from.take() {
+            Some(from) => self.log.entries_from(from, usize::MAX, usize::MAX),
+            None => Vec::new(),
+        };
+        let hard_state_out = (hard_state != self.emitted_hard_state).then_some(hard_state);
+        self.emitted_hard_state = hard_state;
+        let id = BatchId {
+            sequence: self.next_batch,
+            last_index: self.log.last_index(),
+            last_term: self.log.last_term(),
+        };
+        self.next_batch += 1;
+        Some(PersistBatch {
+            id,
+            hard_state: hard_state_out,
+            entries,
+        })
+    }
+
+    /// The batch that the state changed so far in this step will be part of: messages that
+    /// depend on that state wait for it.
+    pub(super) fn current_batch(&self) -> u64 {
+        let hard_state = self.hard_state();
+        let vote_changed = (hard_state.term, hard_state.voted_for)
+            != (
+                self.emitted_hard_state.term,
+                self.emitted_hard_state.voted_for,
+            );
+        if vote_changed || self.unsaved_from.is_some() {
+            self.next_batch
+        } else {
+            self.next_batch - 1
+        }
+    }
+
+    /// Sends `message` once everything this node has changed so far is durable.
+    pub(super) fn send_when_durable(&mut self, to: NodeId, message: Message) {
+        let envelope = Envelope {
+            from: self.config.id,
+            to,
+            message,
+        };
+        let batch = self.current_batch();
+        if batch <= self.persisted_batch {
+            self.output.messages.push(envelope);
+        } else {
+            self.held.push((batch, envelope));
+        }
+    }
+
+    pub(super) fn send(&mut self, to: NodeId, message: Message) {
+        self.output.messages.push(Envelope {
+            from: self.config.id,
+            to,
+            message,
+        });
+    }
+
+    fn release_held_messages(&mut self) {
+        let persisted = self.persisted_batch;
+        let (ready, waiting): (Vec<_>, Vec<_>) = self
+            .held
+            .drain(..)
+            .partition(|(batch, _)| *batch <= persisted);
+        self.held = waiting;
+        self.output
+            .messages
+            .extend(ready.into_iter().map(|(_, envelope)| envelope));
+    }
+
+    fn on_persisted(&mut self, batch: BatchId) {
+        if batch.sequence >= self.next_batch || batch.sequence <= self.persisted_batch {
+            // A report for a batch never emitted, or one already reported: nothing to learn.
+            return;
+        }
+        self.persisted_batch = batch.sequence;
+        self.log.mark_durable(batch.last_index, batch.last_term);
+        if let Role::Candidate {
+            self_vote_batch, ..
+        } = &self.role
+            && *self_vote_batch <= self.persisted_batch
+        {
+            let id = self.config.id;
+            self.on_vote(id, true);
+        }
+    }
+
+    /// Appends a new entry at the end of the log (leader only), marking it unsaved.
+    pub(super) fn append_entry(&mut self, payload: EntryPayload) -> LogIndex {
+        let index = self.log.last_index().next();
+        self.log.append(Entry {
+            term: self.term,
+            index,
+            payload,
+        });
+        self.mark_unsaved(index);
+        index
+    }
+
+    pub(super) fn mark_unsaved(&mut self, from: LogIndex) {
+        self.unsaved_from = Some(self.unsaved_from.map_or(from, |current| current.min(from)));
+    }
+
+    pub(super) fn reset_election_deadline(&mut self) {
+        let timeout = self
+            .rng
+            .random_range(self.config.election_timeout_ms_min..self.config.election_timeout_ms_max);
+        self.election_deadline = self.now.plus(timeout);
+    }
+
+    /// Moves to follower of `term`, adopting it if it is newer (and forgetting the vote).
+    pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        assert!(term >= self.term, "the term never decreases");
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+        }
+        self.step_down_cleanup(leader);
+        self.role = Role::Follower;
+        self.leader = leader;
+        if leader.is_some() {
+            self.leader_contact = Some(self.now);
+        }
+        self.reset_election_deadline();
+    }
+
+    /// When leadership ends, every proposal and read the leader held gets a clear answer.
+    fn step_down_cleanup(&mut self, hint: Option<NodeId>) {
+        let Role::Leader(leader) = &mut self.role else {
+            return;
+        };
+        for (_, (_, id)) in std::mem::take(&mut leader.pending_proposals) {
+            self.output.proposals.push(ProposalOutcome::Unknown {
+                id,
+                leader_hint: hint,
+            });
+        }
+        for id in leader.reads.drain_all() {
+            let error = super::output::ReadError::NotLeader { leader_hint: hint };
+            self.output.reads.push(ReadOutcome::Failed { id, error });
+        }
+    }
+
+    pub(super) fn leader_state(&mut self) -> Option<&mut LeaderState> {
+        match &mut self.role {
+            Role::Leader(leader) => Some(leader),
+            _ => None,
+        }
+    }
+
+    pub(super) fn peers(&self) -> Vec<NodeId> {
+        self.config
+            .voters
+            .iter()
+            .copied()
+            .filter(|&id| id != self.config.id)
+            .collect()
+    }
+
+    pub(super) fn hard_state(&self) -> HardState {
+        HardState {
+            term: self.term,
+            voted_for: self.voted_for,
+            commit: self.log.commit(),
+        }
+    }
+
+    // ---- read-only accessors for drivers, checkers and tests ----
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn term(&self) -> Term {
+        self.term
+    }
+
+    pub fn role(&self) -> RoleName {
+        self.role.name()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    /// The leader this node currently believes in, if any (itself when leading).
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    pub fn voted_for(&self) -> Option<NodeId> {
+        self.voted_for
+    }
+
+    pub fn commit_index(&self) -> LogIndex {
+        self.log.commit()
+    }
+
+    pub fn applied_index(&self) -> LogIndex {
+        self.log.applied()
+    }
+
+    pub fn last_index(&self) -> LogIndex {
+        self.log.last_index()
+    }
+
+    pub fn durable_index(&self) -> LogIndex {
+        self.log.durable()
+    }
+
+    /// The in-memory log (for checkers and tests).
+    pub fn log(&self) -> &RaftLog {
+        &self.log
+    }
+
+    /// A snapshot of this node's state for status pages and traces.
+    pub fn status(&self) -> Status {
+        let peers = match &self.role {
+            Role::Leader(leader) => leader
+                .progress
+                .iter()
+                .map(|(&id, progress)| PeerStatus {
+                    id,
+                    match_index: progress.match_index,
+                    next_index: progress.next_index,
+                    state: progress.state_name(),
+                    recent_active: progress.recent_active,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        Status {
+            id: self.config.id,
+            role: self.role.name(),
+            term: self.term,
+            leader: self.leader,
+            commit_index: self.log.commit(),
+            applied_index: self.log.applied(),
+            last_index: self.log.last_index(),
+            durable_index: self.log.durable(),
+            peers,
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! What a driver feeds a node ([`Input`]) and what it must carry out ([`Output`]).
+
+use super::entry::{Entry, HardState};
+use super::message::Envelope;
+use crate::types::{LogIndex, Millis, NodeId, Term};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// Caller-chosen identity of a proposal, echoed in its [`ProposalOutcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ProposalId(pub u64);
+
+/// Caller-chosen identity of a linearizable read, echoed in its [`ReadOutcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReadId(pub u64);
+
+/// One input to [`super::Node::step`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// Only time has passed: fire whatever timers are due.
+    Tick,
+    /// A message from a peer.
+    Message(Envelope),
+    /// A client command to replicate. Only a leader accepts it.
+    Propose { id: ProposalId, data: Vec<u8> },
+    /// A linearizable read (ReadIndex). Only a leader accepts it.
+    Read { id: ReadId },
+    /// Ask the leader to hand leadership to `to`.
+    TransferLeadership { to: NodeId },
+    /// The driver has made the batch `id`, and every batch before it, durable.
+    Persisted(BatchId),
+}
+
+/// Names one persistence batch. Batches are numbered in the order the node emits them; the
+/// driver makes them durable in that order. `last_index`/`last_term` name the log's last
+/// entry when the batch was made, so a batch overtaken by a later truncation is never
+/// mistaken for the newer entries at the same index (the "ABA" bug etcd once had).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct BatchId {
+    pub sequence: u64,
+    pub last_index: LogIndex,
+    pub last_term: Term,
+}
+
+/// What the driver must make durable, atomically with respect to a crash of the node: after
+/// a crash, either all of it is durable or the driver recovers a prefix of the batches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[must_use = "a persist batch must be written and then reported with Input::Persisted"]
+pub struct PersistBatch {
+    pub id: BatchId,
+    /// The new hard state, if it changed.
+    pub hard_state: Option<HardState>,
+    /// Entries to append. If the first entry's index is at or below the last durable index,
+    /// everything from that index on is replaced.
+    pub entries: Vec<Entry>,
+}
+
+/// The fate of a proposal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProposalOutcome {
+    /// Appended to the leader's log at `index`; the entry at `(index, term)` reaches
+    /// [`Output::committed`] once committed.
+    Accepted {
+        id: ProposalId,
+        index: LogIndex,
+        term: Term,
+    },
+    /// The entry committed and is in [`Output::committed`] of this same output.
+    Committed { id: ProposalId, index: LogIndex },
+    /// Never entered the log.
+    Rejected { id: ProposalId, error: ProposeError },
+    /// The leader lost leadership before the entry committed. It may still commit under the
+    /// next leader, or be discarded: the caller does not know, and may retry with its client
+    /// session so the command applies at most once.
+    Unknown {
+        id: ProposalId,
+        leader_hint: Option<NodeId>,
+    },
+}
+
+/// Why a proposal was refused. The caller may retry elsewhere or later.
+#[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
+pub enum ProposeError {
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<NodeId> },
+    #[error("a leadership transfer is in progress")]
+    TransferInProgress,
+    #[error("too many uncommitted entries at the leader; retry later")]
+    UncommittedLimit,
+    #[error("payload of {size} bytes exceeds the limit of {max}")]
+    TooLarge { size: usize, max: usize },
+}
+
+/// The fate of a read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReadOutcome {
+    /// Serve the read now, against the state machine with everything up to `index` applied.
+    /// Core releases it only after the entries up to `index` were handed out in
+    /// [`Output::committed`] (in this output or an earlier one).
+    Ready {
+        id: ReadId,
+        index: LogIndex,
+    },
+    Failed {
+        id: ReadId,
+        error: ReadError,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Error, Serialize, Deserialize)]
+pub enum ReadError {
+    #[error("not the leader (leader hint: {leader_hint:?})")]
+    NotLeader { leader_hint: Option<NodeId> },
+    #[error("too many reads pending at the leader; retry later")]
+    PendingLimit,
+}
+
+/// Everything one step asks of the driver. Carry it out in this order:
+///
+/// 1. start writing [`Output::persist`] (if any), and report it with [`Input::Persisted`]
+///    once durable;
+/// 2. send [`Output::messages`] — they are always safe to send now (acknowledgements and
+///    votes that need the write are held inside the node until it is reported durable);
+/// 3. apply [`Output::committed`] to the state machine, in order;
+/// 4. answer [`Output::proposals`] and serve [`Output::reads`] (after step 3);
+/// 5. call [`super::Node::step`] with [`Input::Tick`] no later than [`Output::wake_at`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[must_use = "outputs are obligations: persist, send, apply, answer"]
+pub struct Output {
+    pub persist: Option<PersistBatch>,
+    pub messages: Vec<Envelope>,
+    pub committed: Vec<Entry>,
+    pub proposals: Vec<ProposalOutcome>,
+    pub reads: Vec<ReadOutcome>,
+    pub wake_at: Millis,
+}
+
+impl Output {
+    /// True when the output asks nothing of the driver but a later wake-up.
+    pub fn is_idle(&self) -> bool {
+        self.persist.is_none()
+            && self.messages.is_empty()
+            && self.committed.is_empty()
+            && self.proposals.is_empty()
+            && self.reads.is_empty()
+    }
+}
+
+/// What a node recovers from durable storage on restart.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DurableState {
+    pub hard_state: HardState,
+    pub entries: Vec<Entry>,
+}

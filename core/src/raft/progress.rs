@@ -1,0 +1,179 @@
+//! The leader's view of one follower: how far it matches, what to send next, and how much is
+//! in flight.
+//!
+//! ```text
+//!            rejection / unreachable
+//!   +--------+  <-------------------  +-----------+
+//!   | Probe  |                        | Replicate |
+//!   +--------+  ------------------->  +-----------+
+//!     one append at a time,   first accepted     pipelined appends up to the
+//!     waits for an answer     append             in-flight window
+//! ```
+
+use crate::types::LogIndex;
+use std::collections::VecDeque;
+
+/// How the leader is currently talking to a follower.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProgressState {
+    /// The follower's match point is unknown: send one append and wait for its answer (or the
+    /// next heartbeat interval) before sending another.
+    Probe { paused: bool },
+    /// The follower is known to match up to `match_index`: stream appends optimistically,
+    /// bounded by the in-flight window.
+    Replicate { inflight: Inflight },
+}
+
+/// Appends sent but not yet acknowledged, bounded in messages and bytes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inflight {
+    /// (last index of the append, its size in bytes), oldest first.
+    appends: VecDeque<(LogIndex, usize)>,
+    bytes: usize,
+}
+
+impl Inflight {
+    pub fn is_full(&self, messages_max: usize, bytes_max: usize) -> bool {
+        self.appends.len() >= messages_max || self.bytes >= bytes_max
+    }
+
+    pub fn add(&mut self, last_index: LogIndex, bytes: usize) {
+        self.appends.push_back((last_index, bytes));
+        self.bytes = self.bytes.saturating_add(bytes);
+    }
+
+    /// Frees every append whose last index is at or below `index`.
+    pub fn free_to(&mut self, index: LogIndex) {
+        while let Some(&(last_index, bytes)) = self.appends.front() {
+            if last_index > index {
+                break;
+            }
+            self.appends.pop_front();
+            self.bytes = self.bytes.saturating_sub(bytes);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.appends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.appends.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// Highest index known to match the leader's log.
+    pub match_index: LogIndex,
+    /// Next index to send.
+    pub next_index: LogIndex,
+    pub state: ProgressState,
+    /// Heard from since the last CheckQuorum round.
+    pub recent_active: bool,
+    /// Highest heartbeat round this follower has answered (ReadIndex).
+    pub round_acknowledged: u64,
+}
+
+impl Progress {
+    pub fn new(next_index: LogIndex) -> Self {
+        Progress {
+            match_index: LogIndex::ZERO,
+            next_index,
+            state: ProgressState::Probe { paused: false },
+            recent_active: false,
+            round_acknowledged: 0,
+        }
+    }
+
+    /// Whether the leader may send another append now.
+    pub fn can_send(&self, messages_max: usize, bytes_max: usize) -> bool {
+        match &self.state {
+            ProgressState::Probe { paused } => !paused,
+            ProgressState::Replicate { inflight } => !inflight.is_full(messages_max, bytes_max),
+        }
+    }
+
+    /// Records an append just sent that ends at `last_index` (equal to `next_index - 1` when it
+    /// carried no entries).
+    pub fn on_sent(&mut self, last_index: LogIndex, bytes: usize, entry_count: usize) {
+        match &mut self.state {
+            ProgressState::Probe { paused } => *paused = true,
+            ProgressState::Replicate { inflight } => {
+                if entry_count > 0 {
+                    inflight.add(last_index, bytes);
+                    self.next_index = last_index.next();
+                }
+            }
+        }
+    }
+
+    /// The follower accepted up to `index`. Returns whether the match index moved.
+    pub fn on_accepted(&mut self, index: LogIndex) -> bool {
+        let moved = index > self.match_index;
+        if moved {
+            self.match_index = index;
+        }
+        self.next_index = self.next_index.max(index.next());
+        match &mut self.state {
+            ProgressState::Probe { .. } => self.become_replicate(),
+            ProgressState::Replicate { inflight } => inflight.free_to(index),
+        }
+        moved
+    }
+
+    /// The follower rejected an append after `rejected_prev_index`. Returns whether the
+    /// rejection was current (and `next_index` changed); stale rejections are ignored.
+    pub fn on_rejected(&mut self, rejected_prev_index: LogIndex, next_guess: LogIndex) -> bool {
+        match &self.state {
+            ProgressState::Replicate { .. } => {
+                // Anything at or below the match point is an answer to an old append.
+                if rejected_prev_index <= self.match_index {
+                    return false;
+                }
+                self.next_index = self.match_index.next();
+                self.become_probe();
+                true
+            }
+            ProgressState::Probe { .. } => {
+                if rejected_prev_index != self.next_index.prev() {
+                    return false;
+                }
+                let floor = self.match_index.next();
+                self.next_index = next_guess.min(rejected_prev_index).max(floor);
+                self.state = ProgressState::Probe { paused: false };
+                true
+            }
+        }
+    }
+
+    pub fn become_probe(&mut self) {
+        self.next_index = self.match_index.next();
+        self.state = ProgressState::Probe { paused: false };
+    }
+
+    fn become_replicate(&mut self) {
+        self.next_index = self.match_index.next();
+        self.state = ProgressState::Replicate {
+            inflight: Inflight::default(),
+        };
+    }
+
+    /// The heartbeat interval passed: a paused probe may try again.
+    pub fn unpause(&mut self) {
+        if let ProgressState::Probe { paused } = &mut self.state {
+            *paused = false;
+        }
+    }
+
+    pub fn state_name(&self) -> &'static str {
+        match self.state {
+            ProgressState::Probe { .. } => "probe",
+            ProgressState::Replicate { .. } => "replicate",
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! A plain snapshot of a node's state, for status pages, metrics and traces.
+
+use super::role::RoleName;
+use crate::types::{LogIndex, NodeId, Term};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: RoleName,
+    pub term: Term,
+    pub leader: Option<NodeId>,
+    pub commit_index: LogIndex,
+    pub applied_index: LogIndex,
+    pub last_index: LogIndex,
+    pub durable_index: LogIndex,
+    /// The leader's view of each follower; empty on other roles.
+    pub peers: Vec<PeerStatus>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStatus {
+    pub id: NodeId,
+    pub match_index: LogIndex,
+    pub next_index: LogIndex,
+    pub state: &'static str,
+    pub recent_active: bool,
+}
