@@ -40,7 +40,7 @@ impl Node {
         if now >= leader.heartbeat_deadline {
             leader.heartbeat_deadline = now.plus(self.config.heartbeat_interval_ms);
             for progress in leader.progress.values_mut() {
-                progress.unpause();
+                progress.on_heartbeat_interval();
             }
             self.broadcast_heartbeat();
         }

@@ -148,6 +148,11 @@ impl Node {
             Input::Read { id } => self.on_read(id),
             Input::TransferLeadership { to } => self.on_transfer_leadership(to),
             Input::Persisted(batch) => self.on_persisted(batch),
+            Input::Campaign => {
+                if !matches!(self.role, Role::Leader(_)) {
+                    self.on_election_timeout();
+                }
+            }
         }
         self.finish()
     }

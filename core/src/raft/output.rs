@@ -29,6 +29,9 @@ pub enum Input {
     TransferLeadership { to: NodeId },
     /// The driver has made the batch `id`, and every batch before it, durable.
     Persisted(BatchId),
+    /// Start an election now, as if the election timer had fired (PreVote still applies).
+    /// Ignored by a leader. For operators and scripted scenarios.
+    Campaign,
 }
 
 /// Names one persistence batch. Batches are numbered in the order the node emits them; the

@@ -77,6 +77,8 @@ pub struct Progress {
     pub recent_active: bool,
     /// Highest heartbeat round this follower has answered (ReadIndex).
     pub round_acknowledged: u64,
+    /// `match_index` at the previous heartbeat, to notice appends that were lost.
+    pub match_index_at_last_heartbeat: LogIndex,
 }
 
 impl Progress {
@@ -87,6 +89,7 @@ impl Progress {
             state: ProgressState::Probe { paused: false },
             recent_active: false,
             round_acknowledged: 0,
+            match_index_at_last_heartbeat: LogIndex::ZERO,
         }
     }
 
@@ -163,7 +166,21 @@ impl Progress {
         };
     }
 
-    /// The heartbeat interval passed: a paused probe may try again.
+    /// The heartbeat interval passed. Datagrams get lost: if appends were in flight for a whole
+    /// interval and none was acknowledged, assume they were lost and fall back to probing from
+    /// the match point, which retransmits them. A paused probe may try again.
+    pub fn on_heartbeat_interval(&mut self) {
+        let stalled = self.match_index == self.match_index_at_last_heartbeat;
+        self.match_index_at_last_heartbeat = self.match_index;
+        match &self.state {
+            ProgressState::Replicate { inflight } if stalled && !inflight.is_empty() => {
+                self.become_probe();
+            }
+            _ => self.unpause(),
+        }
+    }
+
+    /// A paused probe may try again.
     pub fn unpause(&mut self) {
         if let ProgressState::Probe { paused } = &mut self.state {
             *paused = false;
