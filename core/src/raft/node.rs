@@ -98,6 +98,8 @@ pub struct Node {
     pub(super) held: Vec<(u64, Envelope)>,
     /// The output being assembled by the current step.
     pub(super) output: Output,
+    /// Whether the node has been stepped yet: the first step tells it what time it is.
+    pub(super) started: bool,
 }
 
 impl Node {
@@ -130,6 +132,7 @@ impl Node {
             persisted_batch: 0,
             held: Vec::new(),
             output: Output::default(),
+            started: false,
             config,
         };
         node.reset_election_deadline();
@@ -140,6 +143,12 @@ impl Node {
     /// back: an earlier `now` than a previous step's is treated as no time passing.
     pub fn step(&mut self, now: Millis, input: Input) -> Output {
         self.now = self.now.max(now);
+        if !self.started {
+            // A node learns the time only from its first input; its first election timeout
+            // counts from then, not from the driver's origin of time.
+            self.started = true;
+            self.reset_election_deadline();
+        }
         self.fire_timers();
         match input {
             Input::Tick => {}
