@@ -10,9 +10,16 @@
 //!
 //! Relaxing rather than deleting keeps the explanation honest: a stale read is explained by
 //! the read *and* the writes that make it stale, not by "a read of a value never written".
+//! Every relaxed operation can float to many places, so each attempt has a step allowance
+//! proportional to the prefix; an attempt that exceeds it keeps its operation, and the
+//! explanation is then valid but not minimal.
 
 use super::model::Model;
 use super::search::{SearchOperation, SearchOutcome, StepBudget, search};
+
+/// Steps allowed to one relaxation attempt: a base, plus this many per operation of the prefix.
+const ATTEMPT_STEPS_BASE: u64 = 1_000;
+const ATTEMPT_STEPS_PER_OPERATION: u64 = 50;
 
 /// Returns the indexes (into `operations`, ascending) of the operations whose known answers
 /// conflict, and whether the shrinking finished within the budget.
@@ -34,6 +41,7 @@ pub(crate) fn minimize_violation<M: Model>(
     };
     candidate.truncate(prefix_length);
     let mut finished = true;
+    let attempt_steps_max = ATTEMPT_STEPS_BASE + ATTEMPT_STEPS_PER_OPERATION * prefix_length as u64;
     for position in (0..candidate.len()).rev() {
         if candidate[position].completed_at.is_none() {
             continue;
@@ -41,13 +49,23 @@ pub(crate) fn minimize_violation<M: Model>(
         let original = candidate[position].clone();
         candidate[position].output = None;
         candidate[position].completed_at = None;
-        match search(model, initial_state.clone(), &candidate, budget) {
+        let mut attempt_budget = budget.split(attempt_steps_max);
+        let outcome = search(
+            model,
+            initial_state.clone(),
+            &candidate,
+            &mut attempt_budget,
+        );
+        budget.absorb(attempt_budget);
+        match outcome {
             SearchOutcome::NotLinearizable => {}
             SearchOutcome::Linearizable => candidate[position] = original,
             SearchOutcome::BudgetExhausted => {
                 candidate[position] = original;
                 finished = false;
-                break;
+                if budget.remaining == 0 {
+                    break;
+                }
             }
         }
     }

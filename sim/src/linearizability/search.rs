@@ -56,6 +56,18 @@ impl StepBudget {
         }
     }
 
+    /// A smaller allowance of at most `steps_max` steps, taken out of this one; give it back
+    /// with [`StepBudget::absorb`].
+    pub fn split(&self, steps_max: u64) -> Self {
+        Self::new(steps_max.min(self.remaining))
+    }
+
+    /// Charges this allowance with the steps a split of it used.
+    pub fn absorb(&mut self, split: StepBudget) {
+        self.remaining -= split.used;
+        self.used += split.used;
+    }
+
     /// Takes one step; false when the allowance is spent.
     fn take(&mut self) -> bool {
         if self.remaining == 0 {
