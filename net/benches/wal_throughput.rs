@@ -40,8 +40,7 @@ impl Measurement {
 fn measure_raw(directory: &Path, batch_size: usize, duration: Duration) -> Measurement {
     let path = directory.join(format!("raw-{batch_size}"));
     let mut file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .append(true)
         .open(&path)
         .unwrap();
@@ -105,7 +104,7 @@ fn bench_directory() -> PathBuf {
 }
 
 fn main() {
-    // `cargo test --benches` passes `--bench`-less runs; skip the measurement there.
+    // `cargo test --benches` runs this binary too; measure only under `cargo bench`.
     if std::env::args().any(|argument| argument == "--list" || argument == "--test") {
         return;
     }
