@@ -1,1 +1,317 @@
 //! The write-ahead log on disk: segment files, group commit and recovery.
+//!
+//! The record format and the recovery rules live in `rafting-wal` as pure functions over
+//! bytes (shared with the simulator's disk); this module only does the file IO around them.
+//!
+//! Durability rules, each one a lesson from a lost write somewhere else:
+//! - [`Wal::append`] returns only once the batch is on disk: one `write` of one frame, then
+//!   one `fdatasync`. The node loop reports the batch durable to core only after that.
+//! - A new segment is created under a temporary name, synced, renamed and the directory
+//!   synced, so a crash never leaves a segment with a missing or partial header.
+//! - After a failed write or sync the log refuses every further append: the kernel may have
+//!   dropped the dirty pages, so retrying could acknowledge data that is not on disk.
+//! - On [`Wal::open`], every segment is verified. A torn tail at the end of the last segment
+//!   is cut (on disk too); any other damage is an error naming the file and byte offset.
+//!
+//! Snapshots and compaction: each segment starts with the hard state current when it was
+//! created, so whole segments older than a snapshot can be deleted (and the directory synced)
+//! without losing the hard state; [`Wal::segment_sequences`] is the handle for that.
+
+mod segment_files;
+
+use rafting_core::raft::{Entry, HardState};
+use rafting_core::{LogIndex, NodeId};
+use rafting_wal::{
+    Batch, ClusterId, LogOwner, LogShape, RecordRef, RecoveredLog, SEGMENT_HEADER_BYTES,
+    SegmentExpectation, encode_frame, replay_segment,
+};
+use std::fs::File;
+use std::io::Write;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+pub use rafting_wal::{WalError, WalErrorKind};
+
+/// The smallest segment size accepted, so a misconfiguration cannot create a file per write.
+pub const SEGMENT_BYTES_TARGET_MIN: u64 = 4096;
+
+/// Where the log lives and whose it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalConfig {
+    pub directory: PathBuf,
+    pub cluster_id: ClusterId,
+    pub node_id: NodeId,
+    /// A segment is closed and a new one started once the next write would take it past
+    /// this size (a single write larger than this still goes into one segment).
+    pub segment_bytes_target: u64,
+}
+
+impl WalConfig {
+    /// A configuration with the default segment size of 64 MiB.
+    pub fn new(directory: impl Into<PathBuf>, cluster_id: ClusterId, node_id: NodeId) -> Self {
+        WalConfig {
+            directory: directory.into(),
+            cluster_id,
+            node_id,
+            segment_bytes_target: 64 * 1024 * 1024,
+        }
+    }
+
+    fn owner(&self) -> LogOwner {
+        LogOwner {
+            cluster_id: self.cluster_id,
+            node_id: self.node_id,
+        }
+    }
+}
+
+/// What was durable when the log was opened.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The latest hard state written, `None` for a brand-new node.
+    pub hard_state: Option<HardState>,
+    /// Every entry of the log, in index order, after truncations were applied.
+    pub entries: Vec<Entry>,
+    /// Bytes of torn tail cut off the last segment (zero after a clean shutdown).
+    pub torn_tail_bytes: u64,
+}
+
+/// The segment being appended to.
+#[derive(Debug)]
+struct ActiveSegment {
+    sequence: u64,
+    path: PathBuf,
+    file: File,
+    length: u64,
+}
+
+/// An open write-ahead log. One owner (the node's storage thread) appends to it.
+#[derive(Debug)]
+pub struct Wal {
+    config: WalConfig,
+    first_sequence: u64,
+    active: ActiveSegment,
+    shape: LogShape,
+    hard_state: Option<HardState>,
+    /// Set after a failed write or sync; every later append is refused.
+    failed: bool,
+    /// Reused for every frame, so steady-state appends do not allocate.
+    frame_buffer: Vec<u8>,
+}
+
+impl Wal {
+    /// Opens the log in `config.directory` (creating it for a new node), verifies every
+    /// segment and returns the log with what it recovered.
+    pub fn open(config: WalConfig) -> Result<(Wal, Recovered), WalError> {
+        if config.segment_bytes_target < SEGMENT_BYTES_TARGET_MIN {
+            return Err(WalError::InvalidBatch {
+                reason: format!(
+                    "segment_bytes_target {} is below the minimum {SEGMENT_BYTES_TARGET_MIN}",
+                    config.segment_bytes_target
+                ),
+            });
+        }
+        let directory = config.directory.clone();
+        std::fs::create_dir_all(&directory)
+            .map_err(|error| WalError::io(directory.display(), "create directory", error))?;
+        let sequences = segment_files::list_segments(&directory)?;
+        let Some((&first_sequence, &last_sequence)) = sequences.first().zip(sequences.last())
+        else {
+            return Self::create_new(config);
+        };
+        let mut log = RecoveredLog::default();
+        let mut torn_tail_bytes = 0;
+        let mut last_valid_length = 0;
+        for &sequence in &sequences {
+            let path = segment_files::segment_path(&directory, sequence);
+            let bytes = segment_files::read_segment(&path)?;
+            let expectation = SegmentExpectation {
+                owner: config.owner(),
+                sequence,
+                is_last: sequence == last_sequence,
+            };
+            let scan = replay_segment(&path.display().to_string(), &bytes, expectation, &mut log)?;
+            torn_tail_bytes = scan.torn_tail_bytes;
+            last_valid_length = scan.valid_length;
+        }
+        let path = segment_files::segment_path(&directory, last_sequence);
+        if torn_tail_bytes > 0 {
+            tracing::warn!(
+                file = %path.display(),
+                offset = last_valid_length,
+                bytes = torn_tail_bytes,
+                "cutting torn tail of the write-ahead log"
+            );
+            segment_files::truncate_segment(&path, last_valid_length)?;
+        }
+        let active = ActiveSegment {
+            sequence: last_sequence,
+            file: segment_files::open_for_append(&path)?,
+            path,
+            length: last_valid_length,
+        };
+        let wal = Wal {
+            config,
+            first_sequence,
+            active,
+            shape: log.shape(),
+            hard_state: log.hard_state,
+            failed: false,
+            frame_buffer: Vec::new(),
+        };
+        let recovered = Recovered {
+            hard_state: log.hard_state,
+            entries: log.entries,
+            torn_tail_bytes,
+        };
+        Ok((wal, recovered))
+    }
+
+    fn create_new(config: WalConfig) -> Result<(Wal, Recovered), WalError> {
+        const FIRST_SEQUENCE: u64 = 1;
+        let (path, file) =
+            segment_files::create_segment(&config.directory, config.owner(), FIRST_SEQUENCE, &[])?;
+        if let Some(parent) = config
+            .directory
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            segment_files::sync_directory(parent)?;
+        }
+        let active = ActiveSegment {
+            sequence: FIRST_SEQUENCE,
+            path,
+            file,
+            length: SEGMENT_HEADER_BYTES as u64,
+        };
+        let wal = Wal {
+            config,
+            first_sequence: FIRST_SEQUENCE,
+            active,
+            shape: LogShape::default(),
+            hard_state: None,
+            failed: false,
+            frame_buffer: Vec::new(),
+        };
+        Ok((wal, Recovered::default()))
+    }
+
+    /// Writes one batch and makes it durable (one write, one fdatasync).
+    pub fn append(&mut self, batch: &Batch) -> Result<(), WalError> {
+        self.append_all(std::slice::from_ref(batch))
+    }
+
+    /// Writes several batches as one group commit: one frame, one write, one fdatasync.
+    /// They become durable together or not at all. Returns only when they are durable.
+    pub fn append_all(&mut self, batches: &[Batch]) -> Result<(), WalError> {
+        if self.failed {
+            return Err(WalError::io(
+                self.active.path.display(),
+                "append",
+                std::io::Error::other("an earlier write or sync failed; the log must be reopened"),
+            ));
+        }
+        let mut shape = self.shape;
+        let mut hard_state = self.hard_state;
+        let mut records: Vec<RecordRef<'_>> = Vec::new();
+        for batch in batches {
+            let (batch_records, next_shape) = shape.plan_batch(batch)?;
+            records.extend(batch_records);
+            shape = next_shape;
+            hard_state = batch.hard_state.or(hard_state);
+        }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut frame = std::mem::take(&mut self.frame_buffer);
+        frame.clear();
+        let encoded = encode_frame(&records, &mut frame);
+        let written = encoded.and_then(|()| self.write_durably(&frame));
+        self.frame_buffer = frame;
+        written?;
+        self.shape = shape;
+        self.hard_state = hard_state;
+        Ok(())
+    }
+
+    /// Appends `frame` to the active segment, rolling to a new one first if it would grow
+    /// past the target size, and syncs it.
+    fn write_durably(&mut self, frame: &[u8]) -> Result<(), WalError> {
+        let frame_length = frame.len() as u64;
+        let has_frames = self.active.length > SEGMENT_HEADER_BYTES as u64;
+        if has_frames && self.active.length + frame_length > self.config.segment_bytes_target {
+            self.roll_segment()?;
+        }
+        let shown = self.active.path.display();
+        let result = self
+            .active
+            .file
+            .write_all(frame)
+            .map_err(|error| WalError::io(&shown, "write", error))
+            .and_then(|()| {
+                self.active
+                    .file
+                    .sync_data()
+                    .map_err(|error| WalError::io(&shown, "fdatasync", error))
+            });
+        match result {
+            Ok(()) => {
+                self.active.length += frame_length;
+                Ok(())
+            }
+            Err(error) => {
+                self.failed = true;
+                Err(error)
+            }
+        }
+    }
+
+    /// Starts the next segment, carrying the current hard state into it so that older
+    /// segments can later be deleted without losing it.
+    fn roll_segment(&mut self) -> Result<(), WalError> {
+        let mut initial_frames = Vec::new();
+        if let Some(hard_state) = &self.hard_state {
+            encode_frame(&[RecordRef::HardState(hard_state)], &mut initial_frames)?;
+        }
+        let sequence = self.active.sequence + 1;
+        let created = segment_files::create_segment(
+            &self.config.directory,
+            self.config.owner(),
+            sequence,
+            &initial_frames,
+        );
+        let (path, file) = created.inspect_err(|_| self.failed = true)?;
+        self.active = ActiveSegment {
+            sequence,
+            path,
+            file,
+            length: (SEGMENT_HEADER_BYTES + initial_frames.len()) as u64,
+        };
+        Ok(())
+    }
+
+    /// The first index held, if the log holds any entry.
+    pub fn first_index(&self) -> Option<LogIndex> {
+        self.shape.first_index()
+    }
+
+    /// The last index held, if the log holds any entry.
+    pub fn last_index(&self) -> Option<LogIndex> {
+        self.shape.last_index()
+    }
+
+    /// The latest durable hard state.
+    pub fn hard_state(&self) -> Option<HardState> {
+        self.hard_state
+    }
+
+    /// The sequence numbers of the segments on disk, oldest first; the last is being written.
+    pub fn segment_sequences(&self) -> RangeInclusive<u64> {
+        self.first_sequence..=self.active.sequence
+    }
+
+    /// The directory the log lives in.
+    pub fn directory(&self) -> &Path {
+        &self.config.directory
+    }
+}

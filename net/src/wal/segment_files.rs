@@ -1,0 +1,153 @@
+//! The segment files of one log directory: their names, listing them, creating a new one
+//! atomically, and the fsyncs that make file creation and removal durable.
+
+use rafting_wal::{LogOwner, WalError, new_segment_bytes};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const SEGMENT_SUFFIX: &str = ".wal";
+const TEMPORARY_SUFFIX: &str = ".wal.tmp";
+
+/// The file name of segment `sequence`: zero-padded so names sort in log order.
+pub fn segment_file_name(sequence: u64) -> String {
+    format!("{sequence:020}{SEGMENT_SUFFIX}")
+}
+
+/// The path of segment `sequence` in `directory`.
+pub fn segment_path(directory: &Path, sequence: u64) -> PathBuf {
+    directory.join(segment_file_name(sequence))
+}
+
+/// Lists the segment sequence numbers in `directory`, in order, after removing the
+/// temporary files a crash during segment creation may have left. Other files are ignored.
+pub fn list_segments(directory: &Path) -> Result<Vec<u64>, WalError> {
+    let read_error = |error| WalError::io(directory.display(), "read directory", error);
+    let mut sequences = Vec::new();
+    let mut removed_temporary = false;
+    for item in fs::read_dir(directory).map_err(read_error)? {
+        let item = item.map_err(read_error)?;
+        let name = item.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.ends_with(TEMPORARY_SUFFIX) {
+            let path = item.path();
+            fs::remove_file(&path)
+                .map_err(|error| WalError::io(path.display(), "remove", error))?;
+            removed_temporary = true;
+        } else if let Some(sequence) = parse_segment_name(name) {
+            sequences.push(sequence);
+        }
+    }
+    if removed_temporary {
+        sync_directory(directory)?;
+    }
+    sequences.sort_unstable();
+    check_contiguous(directory, &sequences)?;
+    Ok(sequences)
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(SEGMENT_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+fn check_contiguous(directory: &Path, sequences: &[u64]) -> Result<(), WalError> {
+    for pair in sequences.windows(2) {
+        if pair[1] != pair[0] + 1 {
+            return Err(WalError::MissingSegment {
+                file: segment_path(directory, pair[1]).display().to_string(),
+                reason: format!(
+                    "segment {} is missing between {} and {}",
+                    pair[0] + 1,
+                    pair[0],
+                    pair[1]
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Creates segment `sequence` holding its header followed by `initial_frames`, atomically:
+/// written and synced under a temporary name, renamed, then the directory synced. A crash
+/// leaves either no segment or a whole one, never an empty or half-written header.
+pub fn create_segment(
+    directory: &Path,
+    owner: LogOwner,
+    sequence: u64,
+    initial_frames: &[u8],
+) -> Result<(PathBuf, File), WalError> {
+    let path = segment_path(directory, sequence);
+    let temporary_path = directory.join(format!("{sequence:020}{TEMPORARY_SUFFIX}"));
+    let shown = temporary_path.display();
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&temporary_path)
+        .map_err(|error| WalError::io(&shown, "create", error))?;
+    let mut content = new_segment_bytes(owner, sequence).to_vec();
+    content.extend_from_slice(initial_frames);
+    file.write_all(&content)
+        .map_err(|error| WalError::io(&shown, "write", error))?;
+    file.sync_all()
+        .map_err(|error| WalError::io(&shown, "fsync", error))?;
+    drop(file);
+    fs::rename(&temporary_path, &path)
+        .map_err(|error| WalError::io(path.display(), "rename", error))?;
+    sync_directory(directory)?;
+    let file = open_for_append(&path)?;
+    Ok((path, file))
+}
+
+/// Opens an existing segment to append to it.
+pub fn open_for_append(path: &Path) -> Result<File, WalError> {
+    OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|error| WalError::io(path.display(), "open", error))
+}
+
+/// Reads a whole segment. Segments are bounded by the roll-over size plus one frame.
+pub fn read_segment(path: &Path) -> Result<Vec<u8>, WalError> {
+    fs::read(path).map_err(|error| WalError::io(path.display(), "read", error))
+}
+
+/// Cuts a segment to `length` bytes and makes the new length durable.
+pub fn truncate_segment(path: &Path, length: u64) -> Result<(), WalError> {
+    let shown = path.display();
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|error| WalError::io(&shown, "open", error))?;
+    file.set_len(length)
+        .map_err(|error| WalError::io(&shown, "truncate", error))?;
+    file.sync_all()
+        .map_err(|error| WalError::io(&shown, "fsync", error))
+}
+
+/// Makes the creation, renaming or removal of files in `directory` durable.
+pub fn sync_directory(directory: &Path) -> Result<(), WalError> {
+    let shown = directory.display();
+    File::open(directory)
+        .and_then(|handle| handle.sync_all())
+        .map_err(|error| WalError::io(&shown, "fsync directory", error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Only well-formed segment names count, and they sort in log order.
+    #[test]
+    fn segment_names_parse() {
+        assert_eq!(parse_segment_name(&segment_file_name(42)), Some(42));
+        assert_eq!(parse_segment_name("00000000000000000042.wal.tmp"), None);
+        assert_eq!(parse_segment_name("42.wal"), None);
+        assert_eq!(parse_segment_name("notes.txt"), None);
+        assert!(segment_file_name(9) < segment_file_name(10));
+    }
+}

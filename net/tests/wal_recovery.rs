@@ -1,0 +1,212 @@
+//! Recovery of the on-disk log: reopening after appends, truncation and roll-over, and the
+//! clear errors for damaged or foreign files.
+
+use rafting_core::raft::{Entry, EntryPayload, HardState};
+use rafting_core::{LogIndex, NodeId, Term};
+use rafting_net::wal::{Wal, WalConfig, WalErrorKind};
+use rafting_wal::{Batch, ClusterId};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn config(directory: &Path) -> WalConfig {
+    WalConfig {
+        segment_bytes_target: 4096,
+        ..WalConfig::new(directory, ClusterId(11), NodeId::new(1))
+    }
+}
+
+fn entry(term: u64, index: u64) -> Entry {
+    Entry {
+        term: Term::new(term),
+        index: LogIndex::new(index),
+        payload: EntryPayload::Command(format!("t{term}-i{index}").repeat(8).into_bytes()),
+    }
+}
+
+fn batch(term: u64, indexes: std::ops::RangeInclusive<u64>) -> Batch {
+    Batch {
+        hard_state: Some(HardState {
+            term: Term::new(term),
+            voted_for: Some(NodeId::new(1)),
+            commit: LogIndex::new(indexes.start().saturating_sub(1)),
+        }),
+        entries: indexes.map(|index| entry(term, index)).collect(),
+    }
+}
+
+fn segment_files(directory: &Path) -> Vec<PathBuf> {
+    let mut paths: Vec<PathBuf> = fs::read_dir(directory)
+        .unwrap()
+        .map(|item| item.unwrap().path())
+        .collect();
+    paths.sort();
+    paths
+}
+
+// Appends across many segments, with one overwrite of a suffix, reopen to exactly the log the
+// batches describe and the latest hard state; appending continues after the reopen.
+#[test]
+fn reopen_recovers_appends_truncation_and_roll_over() {
+    let directory = tempfile::tempdir().unwrap();
+    let (mut wal, recovered) = Wal::open(config(directory.path())).unwrap();
+    assert_eq!(recovered, Default::default());
+    for start in (1..=200).step_by(10) {
+        wal.append(&batch(1, start..=start + 9)).unwrap();
+    }
+    wal.append(&batch(2, 150..=160)).unwrap();
+    assert!(
+        wal.segment_sequences().count() > 3,
+        "{:?}",
+        wal.segment_sequences()
+    );
+    drop(wal);
+
+    let (mut wal, recovered) = Wal::open(config(directory.path())).unwrap();
+    let expected: Vec<Entry> = (1..150)
+        .map(|index| entry(1, index))
+        .chain((150..=160).map(|index| entry(2, index)))
+        .collect();
+    assert_eq!(recovered.entries, expected);
+    assert_eq!(recovered.hard_state.unwrap().commit, LogIndex::new(149));
+    assert_eq!(recovered.torn_tail_bytes, 0);
+    assert_eq!(wal.last_index(), Some(LogIndex::new(160)));
+
+    wal.append(&batch(2, 161..=161)).unwrap();
+    let gap = wal.append(&batch(2, 170..=170)).unwrap_err();
+    assert_eq!(gap.kind(), WalErrorKind::InvalidBatch);
+    drop(wal);
+    let (_, recovered) = Wal::open(config(directory.path())).unwrap();
+    assert_eq!(recovered.entries.last(), Some(&entry(2, 161)));
+}
+
+// A hard state written alone survives, and a later one wins; an empty batch writes nothing.
+#[test]
+fn latest_hard_state_wins() {
+    let directory = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(config(directory.path())).unwrap();
+    for term in 1..=3 {
+        let hard_state = HardState {
+            term: Term::new(term),
+            voted_for: Some(NodeId::new(term)),
+            commit: LogIndex::ZERO,
+        };
+        wal.append(&Batch {
+            hard_state: Some(hard_state),
+            entries: Vec::new(),
+        })
+        .unwrap();
+    }
+    wal.append(&Batch::default()).unwrap();
+    drop(wal);
+    let (_, recovered) = Wal::open(config(directory.path())).unwrap();
+    assert_eq!(
+        recovered.hard_state.unwrap().voted_for,
+        Some(NodeId::new(3))
+    );
+    assert!(recovered.entries.is_empty());
+}
+
+// A byte flipped in the middle of an older segment stops recovery with an error that names
+// the file and the byte offset of the damaged record.
+#[test]
+fn flipped_middle_byte_is_refused_with_file_and_offset() {
+    let directory = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(config(directory.path())).unwrap();
+    for start in (1..=100).step_by(5) {
+        wal.append(&batch(1, start..=start + 4)).unwrap();
+    }
+    drop(wal);
+    let first_segment = segment_files(directory.path())[0].clone();
+    let mut bytes = fs::read(&first_segment).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x10;
+    fs::write(&first_segment, &bytes).unwrap();
+
+    let error = Wal::open(config(directory.path())).unwrap_err();
+    assert_eq!(error.kind(), WalErrorKind::Corrupt);
+    let message = error.to_string();
+    assert!(
+        message.contains(&first_segment.display().to_string()),
+        "{message}"
+    );
+    assert!(message.contains("byte offset"), "{message}");
+    let offset: usize = message
+        .split("byte offset ")
+        .nth(1)
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|number| number.parse().ok())
+        .unwrap();
+    assert!(
+        offset <= middle && middle - offset < 1024,
+        "offset {offset}, flipped {middle}"
+    );
+}
+
+// A tail cut in the middle of the last record recovers everything before it, and the file
+// is cut on disk so the next append follows the intact records.
+#[test]
+fn cut_tail_recovers_and_is_truncated_on_disk() {
+    let directory = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(config(directory.path())).unwrap();
+    wal.append(&batch(1, 1..=3)).unwrap();
+    wal.append(&batch(1, 4..=6)).unwrap();
+    drop(wal);
+    let last_segment = segment_files(directory.path()).pop().unwrap();
+    let length = fs::metadata(&last_segment).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&last_segment)
+        .unwrap()
+        .set_len(length - 7)
+        .unwrap();
+
+    let (mut wal, recovered) = Wal::open(config(directory.path())).unwrap();
+    assert_eq!(recovered.entries.last(), Some(&entry(1, 3)));
+    assert!(recovered.torn_tail_bytes > 0);
+    let cut_length = fs::metadata(&last_segment).unwrap().len();
+    assert_eq!(cut_length, length - 7 - recovered.torn_tail_bytes);
+    wal.append(&batch(1, 4..=4)).unwrap();
+    drop(wal);
+    let (_, recovered) = Wal::open(config(directory.path())).unwrap();
+    assert_eq!(recovered.entries.last(), Some(&entry(1, 4)));
+}
+
+// Files that are not this node's log are refused with a clear kind: another cluster, another
+// node, an empty segment, a missing segment in the sequence.
+#[test]
+fn foreign_empty_and_missing_segments_are_refused() {
+    let directory = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(config(directory.path())).unwrap();
+    for start in (1..=300).step_by(5) {
+        wal.append(&batch(1, start..=start + 4)).unwrap();
+    }
+    drop(wal);
+
+    let other_cluster = WalConfig {
+        cluster_id: ClusterId(12),
+        ..config(directory.path())
+    };
+    let error = Wal::open(other_cluster).unwrap_err();
+    assert_eq!(error.kind(), WalErrorKind::ForeignSegment);
+    let other_node = WalConfig {
+        node_id: NodeId::new(2),
+        ..config(directory.path())
+    };
+    assert_eq!(
+        Wal::open(other_node).unwrap_err().kind(),
+        WalErrorKind::ForeignSegment
+    );
+
+    let segments = segment_files(directory.path());
+    assert!(segments.len() >= 3);
+    fs::remove_file(&segments[1]).unwrap();
+    assert_eq!(
+        Wal::open(config(directory.path())).unwrap_err().kind(),
+        WalErrorKind::MissingSegment
+    );
+
+    fs::write(&segments[1], b"").unwrap();
+    let error = Wal::open(config(directory.path())).unwrap_err();
+    assert_eq!(error.kind(), WalErrorKind::BadHeader);
+    assert!(error.to_string().contains("empty"), "{error}");
+}
