@@ -2,4 +2,5 @@
 //! and the node loop that drives `rafting-core` with real time. It makes no Raft or store
 //! decisions; those live in core.
 
+pub mod datagram;
 pub mod wal;

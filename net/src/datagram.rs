@@ -1,0 +1,457 @@
+//! The UDP datagram format between peers, and the reassembly of messages split across several
+//! datagrams.
+//!
+//! ```text
+//!  0      4   5   6        8        10            18      26      34           42       46        50
+//!  +------+---+---+--------+--------+-------------+-------+-------+------------+--------+---------+---------
+//!  |magic |ver|flg|frag cnt|frag idx| cluster id  | from  |  to   | message id | length | crc32c  | payload
+//!  +------+---+---+--------+--------+-------------+-------+-------+------------+--------+---------+---------
+//! ```
+//!
+//! All integers are little endian. The CRC32C covers the header up to the checksum and the
+//! payload. A message (a bincode-encoded [`Envelope`]) larger than one datagram's payload is
+//! split into fragments sharing a message id. Anything malformed, oversized, foreign or
+//! misaddressed is dropped with a [`DropReason`] the caller counts; nothing here panics on
+//! input.
+
+use rafting_core::NodeId;
+use rafting_core::raft::Envelope;
+use std::collections::BTreeMap;
+
+pub const MAGIC: [u8; 4] = *b"RFTG";
+pub const PROTOCOL_VERSION: u8 = 1;
+pub const HEADER_BYTES: usize = 50;
+/// Largest datagram we send: below the 64 KiB UDP limit with room to spare.
+pub const DATAGRAM_BYTES_MAX: usize = 60_000;
+pub const FRAGMENT_PAYLOAD_BYTES_MAX: usize = DATAGRAM_BYTES_MAX - HEADER_BYTES;
+/// Most fragments one message may have; bounds a message to about 3.8 MB.
+pub const FRAGMENTS_MAX: u16 = 64;
+pub const MESSAGE_BYTES_MAX: usize = FRAGMENT_PAYLOAD_BYTES_MAX * FRAGMENTS_MAX as usize;
+const CHECKSUM_OFFSET: usize = 46;
+
+const _: () = assert!(HEADER_BYTES == CHECKSUM_OFFSET + 4);
+const _: () = assert!(DATAGRAM_BYTES_MAX < 65_507);
+
+/// Why a datagram was dropped. Each has a stable name for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DropReason {
+    Truncated,
+    Oversized,
+    BadMagic,
+    UnsupportedVersion,
+    ForeignCluster,
+    Misaddressed,
+    UnknownSender,
+    BadChecksum,
+    BadFragment,
+    Undecodable,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 10] = [
+        DropReason::Truncated,
+        DropReason::Oversized,
+        DropReason::BadMagic,
+        DropReason::UnsupportedVersion,
+        DropReason::ForeignCluster,
+        DropReason::Misaddressed,
+        DropReason::UnknownSender,
+        DropReason::BadChecksum,
+        DropReason::BadFragment,
+        DropReason::Undecodable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "truncated",
+            DropReason::Oversized => "oversized",
+            DropReason::BadMagic => "bad_magic",
+            DropReason::UnsupportedVersion => "unsupported_version",
+            DropReason::ForeignCluster => "foreign_cluster",
+            DropReason::Misaddressed => "misaddressed",
+            DropReason::UnknownSender => "unknown_sender",
+            DropReason::BadChecksum => "bad_checksum",
+            DropReason::BadFragment => "bad_fragment",
+            DropReason::Undecodable => "undecodable",
+        }
+    }
+}
+
+/// The fixed part of every datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub fragment_count: u16,
+    pub fragment_index: u16,
+    pub cluster_id: u64,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub message_id: u64,
+    pub length: u32,
+}
+
+fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MESSAGE_BYTES_MAX>()
+}
+
+/// Encodes `envelope` into one or more datagrams. Fails only when the message is larger than
+/// [`MESSAGE_BYTES_MAX`] (core's limits keep real messages far below it).
+pub fn encode(cluster_id: u64, message_id: u64, envelope: &Envelope) -> Result<Vec<Vec<u8>>, String> {
+    let payload = bincode::serde::encode_to_vec(envelope, bincode_config())
+        .map_err(|error| format!("cannot encode message: {error}"))?;
+    let chunks: Vec<&[u8]> = if payload.is_empty() {
+        vec![&payload[..]]
+    } else {
+        payload.chunks(FRAGMENT_PAYLOAD_BYTES_MAX).collect()
+    };
+    let fragment_count = u16::try_from(chunks.len())
+        .ok()
+        .filter(|&count| count <= FRAGMENTS_MAX)
+        .ok_or_else(|| format!("message of {} bytes is too large to send", payload.len()))?;
+    let datagrams = chunks
+        .iter()
+        .enumerate()
+        .map(|(index, chunk)| {
+            let header = Header {
+                fragment_count,
+                fragment_index: index as u16,
+                cluster_id,
+                from: envelope.from,
+                to: envelope.to,
+                message_id,
+                length: chunk.len() as u32,
+            };
+            encode_datagram(&header, chunk)
+        })
+        .collect();
+    Ok(datagrams)
+}
+
+fn encode_datagram(header: &Header, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(HEADER_BYTES + payload.len());
+    bytes.extend_from_slice(&MAGIC);
+    bytes.push(PROTOCOL_VERSION);
+    bytes.push(0);
+    bytes.extend_from_slice(&header.fragment_count.to_le_bytes());
+    bytes.extend_from_slice(&header.fragment_index.to_le_bytes());
+    bytes.extend_from_slice(&header.cluster_id.to_le_bytes());
+    bytes.extend_from_slice(&header.from.get().to_le_bytes());
+    bytes.extend_from_slice(&header.to.get().to_le_bytes());
+    bytes.extend_from_slice(&header.message_id.to_le_bytes());
+    bytes.extend_from_slice(&header.length.to_le_bytes());
+    let checksum = crc32c::crc32c_append(crc32c::crc32c(&bytes), payload);
+    bytes.extend_from_slice(&checksum.to_le_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+fn read_u16(bytes: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([bytes[at], bytes[at + 1]])
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    let mut buffer = [0u8; 4];
+    buffer.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(buffer)
+}
+
+fn read_u64(bytes: &[u8], at: usize) -> u64 {
+    let mut buffer = [0u8; 8];
+    buffer.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(buffer)
+}
+
+/// Checks one datagram's framing and returns its header and payload.
+pub fn decode_datagram(bytes: &[u8]) -> Result<(Header, &[u8]), DropReason> {
+    if bytes.len() > DATAGRAM_BYTES_MAX {
+        return Err(DropReason::Oversized);
+    }
+    if bytes.len() < HEADER_BYTES {
+        return Err(DropReason::Truncated);
+    }
+    if bytes[0..4] != MAGIC {
+        return Err(DropReason::BadMagic);
+    }
+    if bytes[4] != PROTOCOL_VERSION {
+        return Err(DropReason::UnsupportedVersion);
+    }
+    let header = Header {
+        fragment_count: read_u16(bytes, 6),
+        fragment_index: read_u16(bytes, 8),
+        cluster_id: read_u64(bytes, 10),
+        from: NodeId(read_u64(bytes, 18)),
+        to: NodeId(read_u64(bytes, 26)),
+        message_id: read_u64(bytes, 34),
+        length: read_u32(bytes, 42),
+    };
+    let payload = &bytes[HEADER_BYTES..];
+    if header.length as usize != payload.len() {
+        return Err(DropReason::Truncated);
+    }
+    let expected = read_u32(bytes, CHECKSUM_OFFSET);
+    let actual = crc32c::crc32c_append(crc32c::crc32c(&bytes[..CHECKSUM_OFFSET]), payload);
+    if expected != actual {
+        return Err(DropReason::BadChecksum);
+    }
+    let fragments_valid = header.fragment_count >= 1
+        && header.fragment_count <= FRAGMENTS_MAX
+        && header.fragment_index < header.fragment_count;
+    if !fragments_valid {
+        return Err(DropReason::BadFragment);
+    }
+    Ok((header, payload))
+}
+
+/// Decodes a complete message body.
+pub fn decode_envelope(body: &[u8]) -> Result<Envelope, DropReason> {
+    let (envelope, read): (Envelope, usize) =
+        bincode::serde::decode_from_slice(body, bincode_config())
+            .map_err(|_| DropReason::Undecodable)?;
+    if read != body.len() {
+        return Err(DropReason::Undecodable);
+    }
+    Ok(envelope)
+}
+
+/// Who this receiver is, for checking addressing.
+#[derive(Clone, Debug)]
+pub struct Receiver {
+    pub cluster_id: u64,
+    pub me: NodeId,
+    pub peers: Vec<NodeId>,
+    reassembly: Reassembly,
+}
+
+impl Receiver {
+    pub fn new(cluster_id: u64, me: NodeId, peers: Vec<NodeId>) -> Receiver {
+        Receiver { cluster_id, me, peers, reassembly: Reassembly::default() }
+    }
+
+    /// Takes one datagram. Returns a whole message when this datagram completed one,
+    /// `Ok(None)` when it was a fragment of one still incomplete.
+    pub fn receive(&mut self, bytes: &[u8]) -> Result<Option<Envelope>, DropReason> {
+        let (header, payload) = decode_datagram(bytes)?;
+        if header.cluster_id != self.cluster_id {
+            return Err(DropReason::ForeignCluster);
+        }
+        if header.to != self.me {
+            return Err(DropReason::Misaddressed);
+        }
+        if !self.peers.contains(&header.from) {
+            return Err(DropReason::UnknownSender);
+        }
+        let body = if header.fragment_count == 1 {
+            payload.to_vec()
+        } else {
+            match self.reassembly.add(&header, payload)? {
+                Some(body) => body,
+                None => return Ok(None),
+            }
+        };
+        let envelope = decode_envelope(&body)?;
+        // The header and the body must agree on who speaks to whom.
+        if envelope.from != header.from || envelope.to != header.to {
+            return Err(DropReason::Misaddressed);
+        }
+        Ok(Some(envelope))
+    }
+}
+
+/// Messages being reassembled, bounded in count and bytes; the oldest are evicted first.
+#[derive(Clone, Debug, Default)]
+struct Reassembly {
+    partial: BTreeMap<(NodeId, u64), Partial>,
+    bytes: usize,
+    arrivals: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Partial {
+    fragments: Vec<Option<Vec<u8>>>,
+    bytes: usize,
+    arrival: u64,
+}
+
+const PARTIAL_MESSAGES_MAX: usize = 64;
+const PARTIAL_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+impl Reassembly {
+    fn add(&mut self, header: &Header, payload: &[u8]) -> Result<Option<Vec<u8>>, DropReason> {
+        let key = (header.from, header.message_id);
+        let count = usize::from(header.fragment_count);
+        self.arrivals += 1;
+        let arrival = self.arrivals;
+        let partial = self.partial.entry(key).or_insert_with(|| Partial {
+            fragments: vec![None; count],
+            bytes: 0,
+            arrival,
+        });
+        if partial.fragments.len() != count {
+            return Err(DropReason::BadFragment);
+        }
+        let slot = &mut partial.fragments[usize::from(header.fragment_index)];
+        if slot.is_none() {
+            *slot = Some(payload.to_vec());
+            partial.bytes += payload.len();
+            self.bytes += payload.len();
+        }
+        if partial.fragments.iter().all(Option::is_some) {
+            let partial = self.partial.remove(&key).expect("present");
+            self.bytes -= partial.bytes;
+            let body = partial.fragments.into_iter().flatten().flatten().collect();
+            return Ok(Some(body));
+        }
+        self.evict();
+        Ok(None)
+    }
+
+    fn evict(&mut self) {
+        while self.partial.len() > PARTIAL_MESSAGES_MAX || self.bytes > PARTIAL_BYTES_MAX {
+            let oldest = self
+                .partial
+                .iter()
+                .min_by_key(|(_, partial)| partial.arrival)
+                .map(|(&key, _)| key);
+            let Some(key) = oldest else {
+                return;
+            };
+            if let Some(partial) = self.partial.remove(&key) {
+                self.bytes -= partial.bytes;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rafting_core::raft::{AppendEntries, Entry, EntryPayload, Message, TimeoutNow};
+    use rafting_core::{LogIndex, Term};
+
+    fn envelope(payload_bytes: usize) -> Envelope {
+        let entries = vec![Entry {
+            term: Term(1),
+            index: LogIndex(1),
+            payload: EntryPayload::Command(vec![7; payload_bytes]),
+        }];
+        let message = Message::AppendEntries(AppendEntries {
+            term: Term(1),
+            prev_log_index: LogIndex(0),
+            prev_log_term: Term(0),
+            entries,
+            leader_commit: LogIndex(0),
+        });
+        Envelope { from: NodeId(2), to: NodeId(1), message }
+    }
+
+    fn receiver() -> Receiver {
+        Receiver::new(9, NodeId(1), vec![NodeId(2), NodeId(3)])
+    }
+
+    #[test]
+    fn a_small_message_round_trips_in_one_datagram() {
+        let sent = envelope(100);
+        let datagrams = encode(9, 1, &sent).unwrap();
+        assert_eq!(datagrams.len(), 1);
+        assert_eq!(receiver().receive(&datagrams[0]), Ok(Some(sent)));
+    }
+
+    #[test]
+    fn a_large_message_is_split_and_reassembled_in_any_order() {
+        let sent = envelope(200_000);
+        let mut datagrams = encode(9, 1, &sent).unwrap();
+        assert_eq!(datagrams.len(), 4);
+        assert!(datagrams.iter().all(|d| d.len() <= DATAGRAM_BYTES_MAX));
+        datagrams.reverse();
+        let mut receiver = receiver();
+        let last = datagrams.pop().unwrap();
+        for datagram in &datagrams {
+            assert_eq!(receiver.receive(datagram), Ok(None));
+            // A duplicate fragment changes nothing.
+            assert_eq!(receiver.receive(datagram), Ok(None));
+        }
+        assert_eq!(receiver.receive(&last), Ok(Some(sent)));
+    }
+
+    #[test]
+    fn bad_datagrams_are_dropped_with_a_reason() {
+        let good = encode(9, 1, &envelope(10)).unwrap().remove(0);
+        let mut receiver = receiver();
+        assert_eq!(receiver.receive(&good[..10]), Err(DropReason::Truncated));
+        let mut flipped = good.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(receiver.receive(&flipped), Err(DropReason::BadChecksum));
+        let mut magic = good.clone();
+        magic[0] = b'X';
+        assert_eq!(receiver.receive(&magic), Err(DropReason::BadMagic));
+        let foreign = encode(8, 1, &envelope(10)).unwrap().remove(0);
+        assert_eq!(receiver.receive(&foreign), Err(DropReason::ForeignCluster));
+        let mut stranger = envelope(10);
+        stranger.from = NodeId(7);
+        let stranger = encode(9, 1, &stranger).unwrap().remove(0);
+        assert_eq!(receiver.receive(&stranger), Err(DropReason::UnknownSender));
+        let mut elsewhere = envelope(10);
+        elsewhere.to = NodeId(3);
+        let elsewhere = encode(9, 1, &elsewhere).unwrap().remove(0);
+        assert_eq!(receiver.receive(&elsewhere), Err(DropReason::Misaddressed));
+        assert_eq!(receiver.receive(&vec![0; DATAGRAM_BYTES_MAX + 1]), Err(DropReason::Oversized));
+    }
+
+    #[test]
+    fn a_checksummed_body_that_is_not_a_message_is_undecodable() {
+        let header = Header {
+            fragment_count: 1,
+            fragment_index: 0,
+            cluster_id: 9,
+            from: NodeId(2),
+            to: NodeId(1),
+            message_id: 1,
+            length: 3,
+        };
+        let datagram = encode_datagram(&header, &[0xff, 0xff, 0xff]);
+        assert_eq!(receiver().receive(&datagram), Err(DropReason::Undecodable));
+    }
+
+    #[test]
+    fn header_and_body_must_agree_on_the_sender() {
+        let mut datagram = encode(9, 1, &envelope(10)).unwrap().remove(0);
+        // Rewrite the header's sender to 3 and fix the checksum: the body still says 2.
+        datagram[18..26].copy_from_slice(&3u64.to_le_bytes());
+        let checksum = crc32c::crc32c_append(
+            crc32c::crc32c(&datagram[..CHECKSUM_OFFSET]),
+            &datagram[HEADER_BYTES..],
+        );
+        datagram[CHECKSUM_OFFSET..HEADER_BYTES].copy_from_slice(&checksum.to_le_bytes());
+        assert_eq!(receiver().receive(&datagram), Err(DropReason::Misaddressed));
+    }
+
+    #[test]
+    fn partial_messages_are_bounded() {
+        let mut receiver = receiver();
+        for message_id in 0..(PARTIAL_MESSAGES_MAX as u64 + 10) {
+            let first = encode(9, message_id, &envelope(100_000)).unwrap().remove(0);
+            assert_eq!(receiver.receive(&first), Ok(None));
+        }
+        assert_eq!(receiver.reassembly.partial.len(), PARTIAL_MESSAGES_MAX);
+        let _ = TimeoutNow { term: Term(0) };
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes never panic the receiver.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200)) {
+            let _ = receiver().receive(&bytes);
+        }
+
+        /// Random corruption of a valid datagram is always caught, never delivered altered.
+        #[test]
+        fn corrupted_datagrams_are_never_delivered(position in 0usize..200, bit in 0u8..8) {
+            let sent = envelope(100);
+            let mut datagram = encode(9, 1, &sent).unwrap().remove(0);
+            let position = position % datagram.len();
+            datagram[position] ^= 1 << bit;
+            let received = receiver().receive(&datagram);
+            proptest::prop_assert!(received.is_err() || received == Ok(Some(sent)));
+        }
+    }
+}
