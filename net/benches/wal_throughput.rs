@@ -105,7 +105,7 @@ fn bench_directory() -> PathBuf {
 
 fn main() {
     // `cargo test --benches` runs this binary too; measure only under `cargo bench`.
-    if std::env::args().any(|argument| argument == "--list" || argument == "--test") {
+    if !std::env::args().any(|argument| argument == "--bench") {
         return;
     }
     let seconds: f64 = std::env::var("WAL_BENCH_SECONDS")
