@@ -27,6 +27,7 @@ pub mod log_shape;
 pub mod record;
 pub mod replay;
 pub mod segment_header;
+mod wire;
 
 pub use error::{OrderViolation, WalError, WalErrorKind};
 pub use frame::{

@@ -9,9 +9,10 @@ use rafting_core::raft::{Entry, HardState};
 use serde::{Deserialize, Serialize};
 
 use crate::frame::MAX_FRAME_BODY_BYTES;
+use crate::wire::{WireRecord, WireRecordRef};
 
 /// One change to the durable log.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
     /// The node's hard state from here on; the latest one in the log wins.
     HardState(HardState),
@@ -21,9 +22,8 @@ pub enum Record {
     Entry(Entry),
 }
 
-/// A borrowed [`Record`], so that writing never clones an entry. Serde encodes it exactly as
-/// the owned form (same variant order and fields).
-#[derive(Clone, Copy, Debug, Serialize)]
+/// A borrowed [`Record`], so that writing never clones an entry.
+#[derive(Clone, Copy, Debug)]
 pub enum RecordRef<'a> {
     HardState(&'a HardState),
     Truncate { from: LogIndex },
@@ -50,8 +50,12 @@ fn bincode_config_limited() -> impl bincode::config::Config {
 /// Appends the encoding of `records` to `buffer` (normally right after [`crate::begin_frame`]).
 pub fn encode_records(records: &[RecordRef<'_>], buffer: &mut Vec<u8>) -> Result<(), String> {
     for record in records {
-        bincode::serde::encode_into_std_write(record, buffer, bincode_config())
-            .map_err(|error| format!("cannot encode record: {error}"))?;
+        bincode::serde::encode_into_std_write(
+            WireRecordRef::from(record),
+            buffer,
+            bincode_config(),
+        )
+        .map_err(|error| format!("cannot encode record: {error}"))?;
     }
     Ok(())
 }
@@ -62,12 +66,12 @@ pub fn decode_records(body: &[u8]) -> Result<Vec<(usize, Record)>, (usize, Strin
     let mut records = Vec::new();
     let mut position = 0;
     while position < body.len() {
-        let (record, used) = bincode::serde::decode_from_slice::<Record, _>(
+        let (record, used) = bincode::serde::decode_from_slice::<WireRecord, _>(
             &body[position..],
             bincode_config_limited(),
         )
         .map_err(|error| (position, format!("undecodable record: {error}")))?;
-        records.push((position, record));
+        records.push((position, Record::from(record)));
         position += used;
     }
     Ok(records)
@@ -116,6 +120,24 @@ mod tests {
                 Record::HardState(hard_state),
             ]
         );
+    }
+
+    // The bulk byte-string encoding is exactly plain bincode of the owned record, so the
+    // format is what `bincode::serde` gives for `Record`.
+    #[test]
+    fn wire_encoding_is_plain_bincode() {
+        let entry = Entry {
+            term: Term::new(300),
+            index: LogIndex::new(70_000),
+            payload: EntryPayload::Command((0..=255).collect()),
+        };
+        let mut body = Vec::new();
+        encode_records(&[RecordRef::Entry(&entry)], &mut body).unwrap();
+        let plain =
+            bincode::serde::encode_to_vec(Record::Entry(entry.clone()), bincode_config()).unwrap();
+        assert_eq!(body, plain);
+        let decoded = decode_records(&body).unwrap();
+        assert_eq!(decoded, vec![(0, Record::Entry(entry))]);
     }
 
     // A body that claims a huge payload is refused without allocating it.

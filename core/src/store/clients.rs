@@ -30,7 +30,7 @@ use super::error::StoreError;
 use super::key::ClientId;
 use crate::types::LogIndex;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct ClientRecord {
@@ -38,8 +38,10 @@ struct ClientRecord {
     last_active: LogIndex,
     /// The lowest sequence number still accepted.
     sequence_min: u64,
-    /// Answers of applied requests at or above `sequence_min`.
-    responses: BTreeMap<u64, Response>,
+    /// Answers of applied requests at or above `sequence_min`, sorted by sequence. A sorted
+    /// deque rather than a map: answers usually arrive in order and leave from the front,
+    /// so this costs no allocation per request.
+    responses: VecDeque<(u64, Response)>,
 }
 
 /// What to do with a request.
@@ -105,7 +107,7 @@ impl ClientTable {
         let record = ClientRecord {
             last_active: index,
             sequence_min: 0,
-            responses: BTreeMap::new(),
+            responses: VecDeque::new(),
         };
         let previous = self.records.insert(client, record);
         assert!(
@@ -131,10 +133,12 @@ impl ClientTable {
         let acknowledged_below = acknowledged_below.min(sequence);
         if acknowledged_below > record.sequence_min {
             record.sequence_min = acknowledged_below;
-            while let Some(oldest) = record.responses.first_entry()
-                && *oldest.key() < acknowledged_below
+            while record
+                .responses
+                .front()
+                .is_some_and(|(oldest, _)| *oldest < acknowledged_below)
             {
-                let _forgotten_answer = oldest.remove();
+                record.responses.pop_front();
             }
         }
         if sequence < record.sequence_min {
@@ -145,11 +149,17 @@ impl ClientTable {
                 sequence_min,
             });
         }
-        let cached = record.responses.get(&sequence).cloned();
+        let cached = record
+            .responses
+            .binary_search_by_key(&sequence, |(cached, _)| *cached)
+            .ok()
+            .map(|position| record.responses[position].1.clone());
         let previous_active = record.last_active;
         record.last_active = index;
-        self.by_activity.remove(&(previous_active, client));
+        // Insert before removing, so that a lone client does not free and reallocate the
+        // set's only node on every request.
         self.by_activity.insert((index, client));
+        self.by_activity.remove(&(previous_active, client));
         match cached {
             Some(response) => Admission::Duplicate(response),
             None => Admission::Apply,
@@ -162,11 +172,21 @@ impl ClientTable {
             .records
             .get_mut(&client)
             .expect("admitted clients are registered");
-        record.responses.insert(sequence, response);
+        let position = record
+            .responses
+            .partition_point(|(cached, _)| *cached < sequence);
+        debug_assert!(
+            record
+                .responses
+                .get(position)
+                .is_none_or(|(cached, _)| *cached != sequence),
+            "an answer is remembered once"
+        );
+        record.responses.insert(position, (sequence, response));
         if record.responses.len() > self.responses_per_client_max {
             let (dropped, _) = record
                 .responses
-                .pop_first()
+                .pop_front()
                 .expect("over the cap means not empty");
             record.sequence_min = record.sequence_min.max(dropped + 1);
         }

@@ -130,7 +130,7 @@ pub fn validate_key(text: &str, key_bytes_max: usize) -> Result<(), StoreError> 
     if path.is_empty() {
         return Err(invalid("a key needs at least one segment"));
     }
-    if text.chars().any(char::is_control) {
+    if has_control_character(text) {
         return Err(invalid("a key may not contain control characters"));
     }
     for segment in path.split('/') {
@@ -141,6 +141,15 @@ pub fn validate_key(text: &str, key_bytes_max: usize) -> Result<(), StoreError> 
         }
     }
     Ok(())
+}
+
+/// Whether `text` holds a control character (C0, DEL or C1). Keys are on the path of every
+/// write, so plain ASCII, the usual case, is checked byte by byte without decoding.
+fn has_control_character(text: &str) -> bool {
+    if text.is_ascii() {
+        return text.bytes().any(|byte| byte.is_ascii_control());
+    }
+    text.chars().any(char::is_control)
 }
 
 /// Keeps error messages bounded when someone sends a megabyte-long key.

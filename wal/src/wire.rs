@@ -1,0 +1,126 @@
+//! The serde shapes records are encoded through. They give exactly the bincode encoding of
+//! [`Record`] (same variants, same field order), but carry payload bytes as one byte string
+//! instead of a sequence of single bytes, which makes encoding and decoding a bulk copy.
+
+use rafting_core::raft::{Entry, EntryPayload, HardState};
+use rafting_core::{LogIndex, Term};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::record::{Record, RecordRef};
+
+#[derive(Serialize)]
+pub(crate) enum WireRecordRef<'a> {
+    HardState(&'a HardState),
+    Truncate { from: LogIndex },
+    Entry(WireEntryRef<'a>),
+}
+
+#[derive(Serialize)]
+pub(crate) struct WireEntryRef<'a> {
+    term: Term,
+    index: LogIndex,
+    payload: WirePayloadRef<'a>,
+}
+
+#[derive(Serialize)]
+enum WirePayloadRef<'a> {
+    Noop,
+    Command(BytesRef<'a>),
+}
+
+struct BytesRef<'a>(&'a [u8]);
+
+impl Serialize for BytesRef<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(self.0)
+    }
+}
+
+impl<'a> From<&RecordRef<'a>> for WireRecordRef<'a> {
+    fn from(record: &RecordRef<'a>) -> Self {
+        match *record {
+            RecordRef::HardState(hard_state) => WireRecordRef::HardState(hard_state),
+            RecordRef::Truncate { from } => WireRecordRef::Truncate { from },
+            RecordRef::Entry(entry) => WireRecordRef::Entry(WireEntryRef {
+                term: entry.term,
+                index: entry.index,
+                payload: match &entry.payload {
+                    EntryPayload::Noop => WirePayloadRef::Noop,
+                    EntryPayload::Command(data) => WirePayloadRef::Command(BytesRef(data)),
+                },
+            }),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) enum WireRecord {
+    HardState(HardState),
+    Truncate { from: LogIndex },
+    Entry(WireEntry),
+}
+
+#[derive(Deserialize)]
+pub(crate) struct WireEntry {
+    term: Term,
+    index: LogIndex,
+    payload: WirePayload,
+}
+
+#[derive(Deserialize)]
+enum WirePayload {
+    Noop,
+    Command(ByteBuffer),
+}
+
+struct ByteBuffer(Vec<u8>);
+
+impl<'de> Deserialize<'de> for ByteBuffer {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_byte_buf(ByteBufferVisitor)
+    }
+}
+
+struct ByteBufferVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ByteBufferVisitor {
+    type Value = ByteBuffer;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a byte string")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, bytes: &[u8]) -> Result<ByteBuffer, E> {
+        Ok(ByteBuffer(bytes.to_vec()))
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, bytes: Vec<u8>) -> Result<ByteBuffer, E> {
+        Ok(ByteBuffer(bytes))
+    }
+}
+
+impl From<WireRecord> for Record {
+    fn from(record: WireRecord) -> Self {
+        match record {
+            WireRecord::HardState(hard_state) => Record::HardState(hard_state),
+            WireRecord::Truncate { from } => Record::Truncate { from },
+            WireRecord::Entry(entry) => Record::Entry(Entry {
+                term: entry.term,
+                index: entry.index,
+                payload: match entry.payload.payload_bytes() {
+                    None => EntryPayload::Noop,
+                    Some(data) => EntryPayload::Command(data),
+                },
+            }),
+        }
+    }
+}
+
+impl WirePayload {
+    fn payload_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            WirePayload::Noop => None,
+            WirePayload::Command(ByteBuffer(data)) => Some(data),
+        }
+    }
+}
