@@ -95,7 +95,11 @@ fn bincode_config() -> impl bincode::config::Config {
 
 /// Encodes `envelope` into one or more datagrams. Fails only when the message is larger than
 /// [`MESSAGE_BYTES_MAX`] (core's limits keep real messages far below it).
-pub fn encode(cluster_id: u64, message_id: u64, envelope: &Envelope) -> Result<Vec<Vec<u8>>, String> {
+pub fn encode(
+    cluster_id: u64,
+    message_id: u64,
+    envelope: &Envelope,
+) -> Result<Vec<Vec<u8>>, String> {
     let payload = bincode::serde::encode_to_vec(envelope, bincode_config())
         .map_err(|error| format!("cannot encode message: {error}"))?;
     let chunks: Vec<&[u8]> = if payload.is_empty() {
@@ -223,7 +227,12 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn new(cluster_id: u64, me: NodeId, peers: Vec<NodeId>) -> Receiver {
-        Receiver { cluster_id, me, peers, reassembly: Reassembly::default() }
+        Receiver {
+            cluster_id,
+            me,
+            peers,
+            reassembly: Reassembly::default(),
+        }
     }
 
     /// Takes one datagram. Returns a whole message when this datagram completed one,
@@ -340,7 +349,11 @@ mod tests {
             entries,
             leader_commit: LogIndex(0),
         });
-        Envelope { from: NodeId(2), to: NodeId(1), message }
+        Envelope {
+            from: NodeId(2),
+            to: NodeId(1),
+            message,
+        }
     }
 
     fn receiver() -> Receiver {
@@ -394,7 +407,10 @@ mod tests {
         elsewhere.to = NodeId(3);
         let elsewhere = encode(9, 1, &elsewhere).unwrap().remove(0);
         assert_eq!(receiver.receive(&elsewhere), Err(DropReason::Misaddressed));
-        assert_eq!(receiver.receive(&vec![0; DATAGRAM_BYTES_MAX + 1]), Err(DropReason::Oversized));
+        assert_eq!(
+            receiver.receive(&vec![0; DATAGRAM_BYTES_MAX + 1]),
+            Err(DropReason::Oversized)
+        );
     }
 
     #[test]

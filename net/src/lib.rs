@@ -3,4 +3,8 @@
 //! decisions; those live in core.
 
 pub mod datagram;
+pub mod metrics;
+pub mod runtime;
+pub mod storage;
+pub mod transport;
 pub mod wal;

@@ -1,0 +1,373 @@
+//! The runtime of one node: starts the threads, and gives the server a [`NodeHandle`] to
+//! submit writes and reads and to read the node's status.
+//!
+//! ```text
+//!   udp-receive ──┐                         ┌──> UDP send (to peers)
+//!   HTTP workers ─┼─> events ─> node loop ──┼──> storage thread ──> WAL (group commit)
+//!   storage ──────┘  (channel)  (owns core  └──> replies to HTTP workers
+//!                               Node + Store)
+//! ```
+//!
+//! The node loop is the only thread that touches the Raft node and the store. It makes no
+//! Raft or store decisions: it feeds core inputs with the monotonic clock's time and carries
+//! out core's outputs.
+
+mod node_loop;
+
+use crate::datagram::Receiver as DatagramReceiver;
+use crate::metrics::Metrics;
+use crate::storage::{StorageReport, spawn_storage};
+use crate::transport::{Sender, spawn_receiver};
+use crate::wal::{Wal, WalConfig};
+use node_loop::NodeLoop;
+use rafting_core::NodeId;
+use rafting_core::raft::{Config, DurableState, Envelope, Node, ProposeError, Status};
+use rafting_core::store::{
+    Operation, Outcome, Query, ReadAnswer, Store, StoreConfig, StoreError, TenantId,
+};
+use rafting_wal::ClusterId;
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Everything a node needs to run.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Core's configuration: identity, voters, timing, limits.
+    pub raft: Config,
+    pub store: StoreConfig,
+    pub cluster_id: u64,
+    pub udp_listen: SocketAddr,
+    /// UDP address of every other voter.
+    pub peers: BTreeMap<NodeId, SocketAddr>,
+    pub data_directory: PathBuf,
+    /// How often the leader advances the replicated session clock.
+    pub session_tick_interval_ms: u64,
+    /// Client requests queued for the node loop at most; more wait at the channel.
+    pub request_queue_max: usize,
+}
+
+/// Why a client request failed. `code()` is stable and is what the REST API reports.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ClientError {
+    #[error("this node is not the leader")]
+    NotLeader { leader: Option<NodeId> },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the request timed out; a write may or may not have been applied")]
+    Timeout,
+    #[error("leadership changed before the write committed; it may or may not have been applied")]
+    OutcomeUnknown { leader: Option<NodeId> },
+    #[error("the leader is overloaded: {0}")]
+    Overloaded(String),
+    #[error("request of {size} bytes exceeds the limit of {max}")]
+    TooLarge { size: usize, max: usize },
+    #[error("the node is shutting down")]
+    ShuttingDown,
+    #[error("the node's storage failed: {0}")]
+    StorageFailed(String),
+}
+
+impl ClientError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ClientError::NotLeader { .. } => "not_leader",
+            ClientError::Store(error) => error.code(),
+            ClientError::Timeout => "timeout",
+            ClientError::OutcomeUnknown { .. } => "outcome_unknown",
+            ClientError::Overloaded(_) => "overloaded",
+            ClientError::TooLarge { .. } => "too_large",
+            ClientError::ShuttingDown => "shutting_down",
+            ClientError::StorageFailed(_) => "storage_failed",
+        }
+    }
+
+    fn from_propose(error: ProposeError) -> ClientError {
+        match error {
+            ProposeError::NotLeader { leader_hint } => ClientError::NotLeader {
+                leader: leader_hint,
+            },
+            ProposeError::TransferInProgress => ClientError::NotLeader { leader: None },
+            ProposeError::UncommittedLimit => {
+                ClientError::Overloaded("too many uncommitted entries".into())
+            }
+            ProposeError::TooLarge { size, max } => ClientError::TooLarge { size, max },
+        }
+    }
+}
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// ReadIndex through the leader: sees every write acknowledged before the read began.
+    Linearizable,
+    /// This node's applied state, possibly behind. Never the default.
+    Stale,
+}
+
+pub(crate) type Reply<T> = mpsc::Sender<Result<T, ClientError>>;
+
+pub(crate) enum Event {
+    Message(Envelope),
+    Storage(StorageReport),
+    Write {
+        tenant: TenantId,
+        operation: Operation,
+        reply: Reply<Outcome>,
+        deadline: Instant,
+    },
+    Read {
+        query: Query,
+        consistency: Consistency,
+        reply: Reply<ReadAnswer>,
+        deadline: Instant,
+    },
+    Transfer {
+        to: NodeId,
+        reply: Reply<()>,
+    },
+    Shutdown,
+}
+
+/// A plain copy of the node's state, refreshed by the node loop after every step.
+#[derive(Clone, Debug)]
+pub struct NodeStatus {
+    pub raft: Status,
+    pub store_revision: u64,
+    pub storage_failed: Option<String>,
+}
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("invalid configuration: {0}")]
+    Config(#[from] rafting_core::raft::ConfigError),
+    #[error("cannot open the write-ahead log: {0}")]
+    Wal(#[from] rafting_wal::WalError),
+    #[error("cannot bind UDP {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// The server's door into a running node. Cheap to clone; every method may be called from
+/// any thread.
+#[derive(Clone)]
+pub struct NodeHandle {
+    events: SyncSender<Event>,
+    status: Arc<Mutex<NodeStatus>>,
+    metrics: Arc<Metrics>,
+    id: NodeId,
+}
+
+/// The running node's threads, joined by [`Runtime::wait`].
+pub struct Runtime {
+    pub handle: NodeHandle,
+    threads: Vec<JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Recovers the node from its write-ahead log and starts its threads.
+    pub fn start(config: RuntimeConfig) -> Result<Runtime, StartError> {
+        config.raft.validate()?;
+        let id = config.raft.id;
+        let wal_config = WalConfig::new(
+            config.data_directory.join("wal"),
+            ClusterId(config.cluster_id),
+            id,
+        );
+        let (wal, recovered) = Wal::open(wal_config)?;
+        if recovered.torn_tail_bytes > 0 {
+            tracing::warn!(
+                bytes = recovered.torn_tail_bytes,
+                "cut a torn tail off the log"
+            );
+        }
+        tracing::info!(
+            entries = recovered.entries.len(),
+            "recovered the write-ahead log"
+        );
+        let durable = DurableState {
+            hard_state: recovered.hard_state.unwrap_or_default(),
+            entries: recovered.entries,
+        };
+        let node = Node::restart(config.raft.clone(), durable)?;
+        let socket = UdpSocket::bind(config.udp_listen).map_err(|source| StartError::Bind {
+            address: config.udp_listen,
+            source,
+        })?;
+        let metrics = Arc::new(Metrics::default());
+        let (events, events_receiver) = mpsc::sync_channel(config.request_queue_max.max(16));
+        let (batches, batches_receiver) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(Mutex::new(NodeStatus {
+            raft: node.status(),
+            store_revision: 0,
+            storage_failed: None,
+        }));
+        let mut threads = Vec::new();
+        let storage_events = events.clone();
+        threads.push(
+            spawn_storage(wal, batches_receiver, metrics.clone(), move |report| {
+                storage_events.send(Event::Storage(report)).is_ok()
+            })
+            .map_err(StartError::Thread)?,
+        );
+        let receive_socket = socket.try_clone().map_err(StartError::Thread)?;
+        let receiver = DatagramReceiver::new(
+            config.cluster_id,
+            id,
+            config.peers.keys().copied().collect(),
+        );
+        let message_events = events.clone();
+        threads.push(
+            spawn_receiver(
+                receive_socket,
+                receiver,
+                metrics.clone(),
+                stop.clone(),
+                move |m| message_events.send(Event::Message(m)).is_ok(),
+            )
+            .map_err(StartError::Thread)?,
+        );
+        let sender = Sender::new(
+            socket,
+            config.cluster_id,
+            config.peers.clone(),
+            metrics.clone(),
+        );
+        let store = Store::new(config.store.clone());
+        let node_loop = NodeLoop::new(
+            node,
+            store,
+            sender,
+            batches,
+            metrics.clone(),
+            status.clone(),
+            config.session_tick_interval_ms,
+        );
+        threads.push(
+            std::thread::Builder::new()
+                .name("node".into())
+                .spawn(move || node_loop.run(events_receiver))
+                .map_err(StartError::Thread)?,
+        );
+        let handle = NodeHandle {
+            events,
+            status,
+            metrics,
+            id,
+        };
+        Ok(Runtime {
+            handle,
+            threads,
+            stop,
+        })
+    }
+
+    /// Asks the node to stop cleanly and waits for its threads: the batch in flight is made
+    /// durable first.
+    pub fn shutdown(self) {
+        let _ = self.handle.events.send(Event::Shutdown);
+        self.wait();
+    }
+
+    /// Waits for the node's threads to end (after a shutdown).
+    pub fn wait(mut self) {
+        if let Some(node_thread) = self.threads.pop() {
+            let _ = node_thread.join();
+        }
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl NodeHandle {
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        self.status
+            .lock()
+            .map(|status| status.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Replicates one write and waits for its answer from the state machine.
+    pub fn write(
+        &self,
+        tenant: TenantId,
+        operation: Operation,
+        timeout: Duration,
+    ) -> Result<Outcome, ClientError> {
+        let deadline = Instant::now() + timeout;
+        self.call(timeout, |reply| Event::Write {
+            tenant,
+            operation,
+            reply,
+            deadline,
+        })
+    }
+
+    /// Serves a read at the requested consistency.
+    pub fn read(
+        &self,
+        query: Query,
+        consistency: Consistency,
+        timeout: Duration,
+    ) -> Result<ReadAnswer, ClientError> {
+        let deadline = Instant::now() + timeout;
+        self.call(timeout, |reply| Event::Read {
+            query,
+            consistency,
+            reply,
+            deadline,
+        })
+    }
+
+    /// Asks the leader to hand leadership to `to`. Returns once the request is accepted.
+    pub fn transfer_leader(&self, to: NodeId) -> Result<(), ClientError> {
+        self.call(Duration::from_secs(5), |reply| Event::Transfer {
+            to,
+            reply,
+        })
+    }
+
+    /// Asks the node to shut down cleanly (the batch in flight is made durable).
+    pub fn request_shutdown(&self) {
+        let _ = self.events.send(Event::Shutdown);
+    }
+
+    fn call<T>(
+        &self,
+        timeout: Duration,
+        event: impl FnOnce(Reply<T>) -> Event,
+    ) -> Result<T, ClientError> {
+        let (reply, answer) = mpsc::channel();
+        self.events
+            .send(event(reply))
+            .map_err(|_| ClientError::ShuttingDown)?;
+        // The node loop answers by the deadline; the margin covers a loop busy at that moment.
+        match answer.recv_timeout(timeout + Duration::from_millis(500)) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => Err(ClientError::Timeout),
+            Err(RecvTimeoutError::Disconnected) => Err(ClientError::ShuttingDown),
+        }
+    }
+}
