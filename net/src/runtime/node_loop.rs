@@ -82,7 +82,10 @@ pub(super) struct NodeLoop {
     outstanding_sequences: BTreeSet<u64>,
     next_session_tick_ms: u64,
     next_sweep: Instant,
-    batches_in_flight: u64,
+    /// The last batch handed to the storage thread, and the last it reported durable (the
+    /// storage thread reports a group of batches at once, by its last).
+    batch_sent: u64,
+    batch_persisted: u64,
     shutting_down: bool,
     storage_failed: Option<String>,
     leader: Option<NodeId>,
@@ -118,7 +121,8 @@ impl NodeLoop {
             outstanding_sequences: BTreeSet::new(),
             next_session_tick_ms: 0,
             next_sweep: Instant::now(),
-            batches_in_flight: 0,
+            batch_sent: 0,
+            batch_persisted: 0,
             shutting_down: false,
             storage_failed: None,
             leader: None,
@@ -147,8 +151,8 @@ impl NodeLoop {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.housekeeping();
-            if self.shutting_down && (self.batches_in_flight == 0 || self.storage_failed.is_some())
-            {
+            let all_durable = self.batch_persisted >= self.batch_sent;
+            if self.shutting_down && (all_durable || self.storage_failed.is_some()) {
                 break;
             }
         }
@@ -181,7 +185,7 @@ impl NodeLoop {
                 }
             }
             Event::Storage(StorageReport::Persisted(batch)) => {
-                self.batches_in_flight = self.batches_in_flight.saturating_sub(1);
+                self.batch_persisted = self.batch_persisted.max(batch.sequence);
                 self.step(Input::Persisted(batch));
             }
             Event::Storage(StorageReport::Failed(error)) => {
@@ -370,10 +374,11 @@ impl NodeLoop {
     /// Carries out one output in core's documented order: persist, send, apply, answer.
     fn carry_out(&mut self, output: Output) {
         self.wake_at = output.wake_at;
-        if let Some(batch) = output.persist
-            && self.batches.send(batch).is_ok()
-        {
-            self.batches_in_flight += 1;
+        if let Some(batch) = output.persist {
+            let sequence = batch.id.sequence;
+            if self.batches.send(batch).is_ok() {
+                self.batch_sent = sequence;
+            }
         }
         for envelope in &output.messages {
             self.sender.send(envelope);
