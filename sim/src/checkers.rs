@@ -198,25 +198,24 @@ pub fn leader_completeness(
     Ok(())
 }
 
-/// No node replaces a committed entry: `node`'s log, after writing from `from` on, still
-/// holds every committed entry at `from` and beyond.
+/// No node replaces a committed entry it held: of the entries `before` the write (the node's
+/// durable log), every committed one at `from` or beyond must still be in `log` after it. (A
+/// node may replace an entry at a committed index that it held with another term: that entry
+/// was never the committed one.)
 pub fn committed_entries_kept(
     committed: &[Slot],
     node: NodeId,
+    before: &[Entry],
     log: &RaftLog,
     from: LogIndex,
-    previous_last: LogIndex,
 ) -> Result<(), Violation> {
-    let mut index = from;
-    while index <= previous_last {
-        let Some((term, _)) = slot_at(committed, index) else {
-            break;
-        };
-        if log.term_at(index) != Some(term) {
+    let start = usize::try_from(from.get().saturating_sub(1)).unwrap_or(usize::MAX);
+    for (held, &(term, _)) in before.iter().zip(committed).skip(start) {
+        if held.term == term && log.term_at(held.index) != Some(term) {
+            let index = held.index;
             let detail = format!("node replaced committed entry {index} of term {term}");
             return Err(Violation::new(check::LEADER_COMPLETENESS, &[node], detail).at(index, term));
         }
-        index = index.next();
     }
     Ok(())
 }

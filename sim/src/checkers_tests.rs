@@ -51,16 +51,16 @@ fn leader_completeness_catches_a_missing_committed_entry() {
     let violation = leader_completeness(&committed, NodeId(2), &short).unwrap_err();
     assert_eq!(violation.check, check::LEADER_COMPLETENESS);
     assert_eq!(violation.index, Some(2));
+    let before = vec![command(1, 1, b"x"), command(2, 1, b"y")];
     let overwritten = log_of(vec![command(1, 1, b"x"), command(2, 2, b"z")]);
-    let violation = committed_entries_kept(
-        &committed,
-        NodeId(3),
-        &overwritten,
-        LogIndex(2),
-        LogIndex(2),
-    )
-    .unwrap_err();
+    let violation =
+        committed_entries_kept(&committed, NodeId(3), &before, &overwritten, LogIndex(2))
+            .unwrap_err();
     assert_eq!(violation.check, check::LEADER_COMPLETENESS);
+    // Replacing an entry of another term at a committed index is legal: it never was committed.
+    let stale = vec![command(1, 1, b"x"), command(2, 3, b"old")];
+    let kept = committed_entries_kept(&committed, NodeId(3), &stale, &overwritten, LogIndex(2));
+    assert!(kept.is_ok());
 }
 
 // Two nodes applying different entries at index 1, or a node skipping an index, is reported.

@@ -36,6 +36,7 @@ impl Simulator<'_, '_> {
                     to: envelope.to.get(),
                     message: envelope.message.kind(),
                     term: envelope.message.term().get(),
+                    append: crate::trace::AppendSummary::of(&envelope.message),
                 },
             );
         }
@@ -130,14 +131,13 @@ impl Simulator<'_, '_> {
         let Some(raft) = host.node.as_mut() else {
             return;
         };
-        let previous_last = raft.last_index();
         let output = raft.step(local, input);
-        self.carry_out(node, output, previous_last);
+        self.carry_out(node, output);
     }
 
-    fn carry_out(&mut self, node: usize, output: Output, previous_last: LogIndex) {
+    fn carry_out(&mut self, node: usize, output: Output) {
         if let Some(batch) = output.persist {
-            self.persist(node, batch, previous_last);
+            self.persist(node, batch);
         }
         self.check_node_state(node);
         for envelope in output.messages {
@@ -155,7 +155,7 @@ impl Simulator<'_, '_> {
         self.arm_timer(node, wake_us);
     }
 
-    fn persist(&mut self, node: usize, batch: PersistBatch, previous_last: LogIndex) {
+    fn persist(&mut self, node: usize, batch: PersistBatch) {
         let host = &self.hosts[node];
         let id = host.id;
         let mut violation = None;
@@ -170,13 +170,9 @@ impl Simulator<'_, '_> {
                 previous_term = entry.term;
             }
             let committed = &self.record.committed;
-            let kept = checkers::committed_entries_kept(
-                committed,
-                id,
-                raft.log(),
-                first.index,
-                previous_last,
-            );
+            let before = &host.disk.durable().entries;
+            let kept =
+                checkers::committed_entries_kept(committed, id, before, raft.log(), first.index);
             violation = violation.or(kept.err());
         }
         if let Some(violation) = violation {

@@ -20,6 +20,8 @@ pub enum TraceEvent<'a> {
         to: u64,
         message: &'static str,
         term: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        append: Option<AppendSummary>,
     },
     Drop {
         from: u64,
@@ -65,6 +67,31 @@ pub enum TraceEvent<'a> {
         events: u64,
         simulated_ms: u64,
     },
+}
+
+/// The shape of an AppendEntries message, for reading traces.
+#[derive(Serialize)]
+pub struct AppendSummary {
+    pub prev_index: u64,
+    pub prev_term: u64,
+    pub entries: usize,
+    pub last_term: u64,
+    pub commit: u64,
+}
+
+impl AppendSummary {
+    pub fn of(message: &rafting_core::raft::Message) -> Option<AppendSummary> {
+        let rafting_core::raft::Message::AppendEntries(append) = message else {
+            return None;
+        };
+        Some(AppendSummary {
+            prev_index: append.prev_log_index.get(),
+            prev_term: append.prev_log_term.get(),
+            entries: append.entries.len(),
+            last_term: append.entries.last().map_or(0, |entry| entry.term.get()),
+            commit: append.leader_commit.get(),
+        })
+    }
 }
 
 #[derive(Serialize)]
