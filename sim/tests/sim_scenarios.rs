@@ -12,7 +12,7 @@ fn seeds_per_scenario() -> u64 {
     std::env::var("SIM_SEEDS")
         .ok()
         .and_then(|value| value.parse().ok())
-        .unwrap_or(8)
+        .unwrap_or(24)
 }
 
 // Runs each scenario file for SIM_SEEDS seeds and fails listing every violating seed.
