@@ -1,0 +1,135 @@
+//! Command-line parsing: clap fills a raw struct ("low" arguments), which is then validated
+//! into a typed [`Command`] ("high" arguments) before anything runs.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use rafting_sim::Scenario;
+use std::path::PathBuf;
+
+/// The arguments as typed on the command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rafting",
+    version,
+    about = "RAFTiNG: Raft consensus and clustering service"
+)]
+pub struct RawCli {
+    #[command(subcommand)]
+    pub command: RawCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RawCommand {
+    /// The deterministic simulator.
+    #[command(subcommand)]
+    Sim(RawSim),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RawSim {
+    /// Run many seeds of a scenario and report every violated check.
+    Run(RawSimRun),
+    /// Run one seed and write its full trace as JSON lines.
+    Replay(RawSimReplay),
+}
+
+#[derive(Debug, Args)]
+pub struct RawSimRun {
+    /// The scenario file (see scenarios/README.md).
+    pub scenario: PathBuf,
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 100)]
+    pub seeds: u64,
+    /// The first seed; seeds S..S+N-1 run.
+    #[arg(long, default_value_t = 1)]
+    pub start_seed: u64,
+    /// Threads to run seeds on (default 1).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Print the summary as one JSON object on the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RawSimReplay {
+    /// The scenario file.
+    pub scenario: PathBuf,
+    /// The seed to replay.
+    #[arg(long)]
+    pub seed: u64,
+    /// Where to write the trace (JSON lines); standard output when absent.
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+}
+
+/// A validated `rafting sim run`.
+#[derive(Debug)]
+pub struct SimRun {
+    pub scenario_path: PathBuf,
+    pub scenario: Scenario,
+    pub seeds: u64,
+    pub start_seed: u64,
+    pub jobs: usize,
+    pub json: bool,
+}
+
+/// A validated `rafting sim replay`.
+#[derive(Debug)]
+pub struct SimReplay {
+    pub scenario_path: PathBuf,
+    pub scenario: Scenario,
+    pub seed: u64,
+    pub trace: Option<PathBuf>,
+}
+
+/// What the binary was asked to do, validated.
+#[derive(Debug)]
+pub enum Command {
+    SimRun(SimRun),
+    SimReplay(SimReplay),
+}
+
+const JOBS_MAX: usize = 256;
+
+impl RawCli {
+    /// Checks the values and loads the files the command names.
+    pub fn validate(self) -> Result<Command> {
+        match self.command {
+            RawCommand::Sim(RawSim::Run(raw)) => {
+                if raw.seeds == 0 {
+                    bail!("--seeds must be at least 1");
+                }
+                let jobs = raw.jobs.unwrap_or(1);
+                if !(1..=JOBS_MAX).contains(&jobs) {
+                    bail!("--jobs must be between 1 and {JOBS_MAX}");
+                }
+                if raw.start_seed.checked_add(raw.seeds).is_none() {
+                    bail!("--start-seed + --seeds overflows");
+                }
+                let scenario = load(&raw.scenario)?;
+                Ok(Command::SimRun(SimRun {
+                    scenario_path: raw.scenario,
+                    scenario,
+                    seeds: raw.seeds,
+                    start_seed: raw.start_seed,
+                    jobs,
+                    json: raw.json,
+                }))
+            }
+            RawCommand::Sim(RawSim::Replay(raw)) => {
+                let scenario = load(&raw.scenario)?;
+                Ok(Command::SimReplay(SimReplay {
+                    scenario_path: raw.scenario,
+                    scenario,
+                    seed: raw.seed,
+                    trace: raw.trace,
+                }))
+            }
+        }
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Scenario> {
+    Scenario::load(path).context("loading the scenario")
+}

@@ -1,0 +1,157 @@
+//! `rafting sim run` and `rafting sim replay`: the simulator's command-line face.
+
+use crate::cli::{SimReplay, SimRun};
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use rafting_sim::{SeedReport, run_seed, run_seeds};
+use serde::Serialize;
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+/// One failing seed in the JSON summary.
+#[derive(Serialize)]
+struct Failure<'a> {
+    seed: u64,
+    check: &'static str,
+    detail: &'a str,
+    nodes: &'a [u64],
+    index: Option<u64>,
+    replay: String,
+}
+
+/// The JSON summary printed as the last line with `--json`.
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    scenario: &'a str,
+    seeds: u64,
+    violations: u64,
+    events: u64,
+    simulated_ms: u64,
+    wall_ms: u64,
+    events_per_second: u64,
+    failures: Vec<Failure<'a>>,
+}
+
+fn replay_command(scenario: &Path, seed: u64) -> String {
+    format!(
+        "rafting sim replay {} --seed {seed} --trace trace-{seed}.jsonl",
+        scenario.display()
+    )
+}
+
+fn progress_bar(seeds: u64) -> ProgressBar {
+    let bar = ProgressBar::new(seeds);
+    let style = ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} seeds  {msg}  [{elapsed_precise} < {eta_precise}]",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
+/// Runs the seeds; returns whether every seed passed.
+pub fn run(command: &SimRun) -> Result<bool> {
+    let bar = progress_bar(command.seeds);
+    let started = Instant::now();
+    let on_seed = |report: &SeedReport| {
+        bar.inc(1);
+        if let Some(violation) = &report.violation {
+            bar.println(format!("seed {} violated {violation}", report.seed));
+        }
+    };
+    let summary = run_seeds(
+        &command.scenario,
+        command.start_seed,
+        command.seeds,
+        command.jobs,
+        &on_seed,
+    )
+    .context("running the simulator")?;
+    bar.finish_and_clear();
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let events_per_second = summary.events.saturating_mul(1000) / wall_ms.max(1);
+    let mut out = std::io::stdout().lock();
+    let name = &command.scenario.name;
+    writeln!(out, "scenario {name} ({:?})", command.scenario.profile)?;
+    writeln!(
+        out,
+        "seeds {}  violations {}  events {}  simulated {} ms  wall {} ms  {} events/s  sim/wall {:.0}x",
+        summary.seeds,
+        summary.violations,
+        summary.events,
+        summary.simulated_ms,
+        wall_ms,
+        events_per_second,
+        summary.simulated_ms as f64 / wall_ms.max(1) as f64,
+    )?;
+    let mut failures = Vec::new();
+    for report in summary.failures() {
+        let violation = report
+            .violation
+            .as_ref()
+            .expect("failures have a violation");
+        let replay = replay_command(&command.scenario_path, report.seed);
+        writeln!(
+            out,
+            "FAIL seed {}: {violation}\n  replay: {replay}",
+            report.seed
+        )?;
+        failures.push(Failure {
+            seed: report.seed,
+            check: violation.check,
+            detail: &violation.detail,
+            nodes: &violation.nodes,
+            index: violation.index,
+            replay,
+        });
+    }
+    if command.json {
+        let json = JsonSummary {
+            scenario: name,
+            seeds: summary.seeds,
+            violations: summary.violations,
+            events: summary.events,
+            simulated_ms: summary.simulated_ms,
+            wall_ms,
+            events_per_second,
+            failures,
+        };
+        writeln!(out, "{}", serde_json::to_string(&json)?)?;
+    }
+    Ok(summary.violations == 0)
+}
+
+/// Replays one seed, writing its trace; returns whether it passed.
+pub fn replay(command: &SimReplay) -> Result<bool> {
+    let outcome = match &command.trace {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("creating the trace file {}", path.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            run_seed(&command.scenario, command.seed, Some(&mut writer))
+        }
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            run_seed(&command.scenario, command.seed, Some(&mut stdout))
+        }
+    }
+    .context("replaying the seed")?;
+    let report = &outcome.report;
+    let mut err = std::io::stderr().lock();
+    writeln!(
+        err,
+        "{} seed {}: {} events, {} ms simulated, {} operations ({} committed)",
+        command.scenario_path.display(),
+        report.seed,
+        report.events,
+        report.simulated_ms,
+        report.operations,
+        report.committed_operations
+    )?;
+    match &report.violation {
+        Some(violation) => writeln!(err, "FAIL {violation}")?,
+        None => writeln!(err, "ok")?,
+    }
+    Ok(report.violation.is_none())
+}

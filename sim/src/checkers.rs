@@ -1,0 +1,340 @@
+//! Raft's safety properties as named check functions, run by the simulator after every step.
+//!
+//! The checks are incremental: the simulator reports what one step changed (a node's role and
+//! term, the entries it wrote, the entries it applied, its commit index) and each check
+//! compares that change against a cluster-wide record. That keeps a check after every step
+//! cheap enough for hundreds of thousands of steps per second.
+//!
+//! The names in [`check`] are what a failure reports and what `rafting sim run` prints.
+
+use rafting_core::raft::{Entry, EntryPayload, RaftLog};
+use rafting_core::{LogIndex, NodeId, Term};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The names under which checks report violations.
+pub mod check {
+    /// At most one leader per term (Raft's Election Safety).
+    pub const ELECTION_SAFETY: &str = "election_safety";
+    /// Two entries with the same index and term have the same payload and the same
+    /// predecessor term, hence identical logs up to them (Log Matching).
+    pub const LOG_MATCHING: &str = "log_matching";
+    /// A leader's log holds every entry committed before it was elected (Leader Completeness),
+    /// and no node ever replaces a committed entry.
+    pub const LEADER_COMPLETENESS: &str = "leader_completeness";
+    /// The entry committed and applied at index i is the same on every node, and each node
+    /// applies indexes in order (State Machine Safety).
+    pub const STATE_MACHINE_SAFETY: &str = "state_machine_safety";
+    /// A node's commit index never decreases while it runs (a restart may recover lower).
+    pub const COMMIT_MONOTONIC: &str = "commit_monotonic";
+    /// A proposal reported committed stays at its index with its payload, forever.
+    pub const ACKNOWLEDGED_WRITE_KEPT: &str = "acknowledged_write_kept";
+    /// After faults stop, a leader is elected and every pending request finishes in time.
+    pub const LIVENESS: &str = "liveness";
+}
+
+/// One broken property, with the nodes and indexes involved.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    pub check: &'static str,
+    /// Simulated time of the step that broke it, in microseconds.
+    pub at_us: u64,
+    pub nodes: Vec<u64>,
+    pub index: Option<u64>,
+    pub term: Option<u64>,
+    pub detail: String,
+}
+
+impl Violation {
+    fn new(check: &'static str, nodes: &[NodeId], detail: String) -> Violation {
+        Violation {
+            check,
+            at_us: 0,
+            nodes: nodes.iter().map(|node| node.get()).collect(),
+            index: None,
+            term: None,
+            detail,
+        }
+    }
+
+    fn at(mut self, index: LogIndex, term: Term) -> Violation {
+        self.index = Some(index.get());
+        self.term = Some(term.get());
+        self
+    }
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "{} at t={}us", self.check, self.at_us)?;
+        if !self.nodes.is_empty() {
+            write!(formatter, " nodes {:?}", self.nodes)?;
+        }
+        if let Some(index) = self.index {
+            write!(formatter, " index {index}")?;
+        }
+        if let Some(term) = self.term {
+            write!(formatter, " term {term}")?;
+        }
+        write!(formatter, ": {}", self.detail)
+    }
+}
+
+/// A stable 64-bit fingerprint of an entry's payload (FNV-1a), so records stay small.
+pub fn digest(payload: &EntryPayload) -> u64 {
+    match payload {
+        EntryPayload::Noop => 0,
+        EntryPayload::Command(data) => {
+            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+            for byte in data {
+                hash ^= u64::from(*byte);
+                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+            hash | 1
+        }
+    }
+}
+
+/// What one entry looked like the first time any node wrote it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub digest: u64,
+    pub previous_term: Term,
+    pub first_writer: NodeId,
+}
+
+/// A log position's agreed content: its term and payload digest.
+pub type Slot = (Term, u64);
+
+/// Cluster-wide records the checks compare each step against.
+#[derive(Clone, Debug, Default)]
+pub struct Record {
+    /// The leader of each term seen so far.
+    pub leaders: BTreeMap<Term, NodeId>,
+    /// Every (index, term) any node ever wrote, with its payload and predecessor.
+    pub written: BTreeMap<(LogIndex, Term), Fingerprint>,
+    /// Entries known committed, by index - 1.
+    pub committed: Vec<Slot>,
+    /// Entries applied by some node, by index - 1.
+    pub applied: Vec<Slot>,
+    /// Proposals reported committed to a client: index -> payload digest.
+    pub acknowledged: BTreeMap<LogIndex, u64>,
+}
+
+fn slot_at(slots: &[Slot], index: LogIndex) -> Option<Slot> {
+    let position = usize::try_from(index.get()).ok()?.checked_sub(1)?;
+    slots.get(position).copied()
+}
+
+/// Election Safety: `node` leads `term`; nobody else may have led it.
+pub fn election_safety(
+    leaders: &mut BTreeMap<Term, NodeId>,
+    node: NodeId,
+    term: Term,
+) -> Result<(), Violation> {
+    match leaders.get(&term) {
+        Some(&other) if other != node => Err(Violation::new(
+            check::ELECTION_SAFETY,
+            &[other, node],
+            format!("two leaders in term {term}: {other} and {node}"),
+        )),
+        Some(_) => Ok(()),
+        None => {
+            leaders.insert(term, node);
+            Ok(())
+        }
+    }
+}
+
+/// Log Matching: `node` wrote `entry` after an entry of `previous_term`.
+pub fn log_matching(
+    written: &mut BTreeMap<(LogIndex, Term), Fingerprint>,
+    node: NodeId,
+    entry: &Entry,
+    previous_term: Term,
+) -> Result<(), Violation> {
+    let mine = Fingerprint {
+        digest: digest(&entry.payload),
+        previous_term,
+        first_writer: node,
+    };
+    let key = (entry.index, entry.term);
+    let Some(theirs) = written.get(&key) else {
+        written.insert(key, mine);
+        return Ok(());
+    };
+    if theirs.digest != mine.digest {
+        let detail = format!("same index and term, different payloads ({})", entry.index);
+        let nodes = [theirs.first_writer, node];
+        return Err(Violation::new(check::LOG_MATCHING, &nodes, detail).at(entry.index, entry.term));
+    }
+    if theirs.previous_term != mine.previous_term {
+        let detail = format!(
+            "same entry, different predecessors: term {} on {} and {} on {node}",
+            theirs.previous_term, theirs.first_writer, previous_term
+        );
+        let nodes = [theirs.first_writer, node];
+        return Err(Violation::new(check::LOG_MATCHING, &nodes, detail).at(entry.index, entry.term));
+    }
+    Ok(())
+}
+
+/// Leader Completeness: a new leader's log holds every entry known committed.
+pub fn leader_completeness(
+    committed: &[Slot],
+    node: NodeId,
+    log: &RaftLog,
+) -> Result<(), Violation> {
+    for (position, &(term, _)) in committed.iter().enumerate() {
+        let index = LogIndex(position as u64 + 1);
+        if log.term_at(index) != Some(term) {
+            let detail = format!(
+                "leader lacks committed entry {index} of term {term} (has {:?})",
+                log.term_at(index)
+            );
+            return Err(Violation::new(check::LEADER_COMPLETENESS, &[node], detail).at(index, term));
+        }
+    }
+    Ok(())
+}
+
+/// No node replaces a committed entry it held: of the entries `before` the write (the node's
+/// durable log), every committed one at `from` or beyond must still be in `log` after it. (A
+/// node may replace an entry at a committed index that it held with another term: that entry
+/// was never the committed one.)
+pub fn committed_entries_kept(
+    committed: &[Slot],
+    node: NodeId,
+    before: &[Entry],
+    log: &RaftLog,
+    from: LogIndex,
+) -> Result<(), Violation> {
+    let start = usize::try_from(from.get().saturating_sub(1)).unwrap_or(usize::MAX);
+    for (held, &(term, _)) in before.iter().zip(committed).skip(start) {
+        if held.term == term && log.term_at(held.index) != Some(term) {
+            let index = held.index;
+            let detail = format!("node replaced committed entry {index} of term {term}");
+            return Err(Violation::new(check::LEADER_COMPLETENESS, &[node], detail).at(index, term));
+        }
+    }
+    Ok(())
+}
+
+/// Records that `node` knows `entry` committed; it must agree with what others committed.
+pub fn record_committed(record: &mut Record, node: NodeId, entry: &Entry) -> Result<(), Violation> {
+    let slot = (entry.term, digest(&entry.payload));
+    agree(&mut record.committed, node, entry.index, slot, "committed")?;
+    match record.acknowledged.get(&entry.index) {
+        Some(&acknowledged) if acknowledged != slot.1 => {
+            let detail = format!(
+                "acknowledged write at {} replaced by another entry",
+                entry.index
+            );
+            Err(
+                Violation::new(check::ACKNOWLEDGED_WRITE_KEPT, &[node], detail)
+                    .at(entry.index, entry.term),
+            )
+        }
+        _ => Ok(()),
+    }
+}
+
+/// State Machine Safety: `node` applies `entry`, which must match what others applied.
+pub fn state_machine_safety(
+    applied: &mut Vec<Slot>,
+    node: NodeId,
+    entry: &Entry,
+) -> Result<(), Violation> {
+    agree(
+        applied,
+        node,
+        entry.index,
+        (entry.term, digest(&entry.payload)),
+        "applied",
+    )
+}
+
+fn agree(
+    slots: &mut Vec<Slot>,
+    node: NodeId,
+    index: LogIndex,
+    slot: Slot,
+    what: &str,
+) -> Result<(), Violation> {
+    match slot_at(slots, index) {
+        Some(existing) if existing == slot => Ok(()),
+        Some(existing) => {
+            let detail = format!(
+                "{what} entry {index} differs: term {} here, term {} elsewhere (payloads {})",
+                slot.0,
+                existing.0,
+                if existing.1 == slot.1 {
+                    "equal"
+                } else {
+                    "differ"
+                }
+            );
+            Err(Violation::new(check::STATE_MACHINE_SAFETY, &[node], detail).at(index, slot.0))
+        }
+        None if index.get() == slots.len() as u64 + 1 => {
+            slots.push(slot);
+            Ok(())
+        }
+        None => {
+            let detail = format!("{what} entry {index} before {}", slots.len() + 1);
+            Err(Violation::new(check::STATE_MACHINE_SAFETY, &[node], detail).at(index, slot.0))
+        }
+    }
+}
+
+/// A node applies indexes in order, without gaps, from 1 after each start.
+pub fn applied_in_order(
+    node: NodeId,
+    last_applied: LogIndex,
+    entry: &Entry,
+) -> Result<(), Violation> {
+    if entry.index != last_applied.next() {
+        let detail = format!("applied {} right after {last_applied}", entry.index);
+        return Err(Violation::new(check::STATE_MACHINE_SAFETY, &[node], detail)
+            .at(entry.index, entry.term));
+    }
+    Ok(())
+}
+
+/// A node's commit index never decreases while it runs.
+pub fn commit_monotonic(
+    node: NodeId,
+    previous: LogIndex,
+    current: LogIndex,
+) -> Result<(), Violation> {
+    if current < previous {
+        let detail = format!("commit index went back from {previous} to {current}");
+        let mut violation = Violation::new(check::COMMIT_MONOTONIC, &[node], detail);
+        violation.index = Some(current.get());
+        return Err(violation);
+    }
+    Ok(())
+}
+
+/// A proposal is reported committed at `index` with payload `payload_digest`: the entry
+/// known committed there, if any, must be it. Records the acknowledgement.
+pub fn acknowledged_write_kept(
+    record: &mut Record,
+    node: NodeId,
+    index: LogIndex,
+    payload_digest: u64,
+) -> Result<(), Violation> {
+    record.acknowledged.insert(index, payload_digest);
+    match slot_at(&record.committed, index) {
+        Some((term, digest)) if digest != payload_digest => {
+            let detail =
+                format!("proposal acknowledged at {index} but another entry committed there");
+            Err(Violation::new(check::ACKNOWLEDGED_WRITE_KEPT, &[node], detail).at(index, term))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+#[path = "checkers_tests.rs"]
+mod tests;

@@ -1,0 +1,338 @@
+//! Faults: random ones drawn at the seed's rates (partitions, crashes, pauses), scripted ones
+//! at the scenario's times, and the crash, restart, pause and heal mechanics they share.
+
+use crate::checkers;
+use crate::disk::SimulatedDisk;
+use crate::network::describe;
+use crate::scenario::{Profile, ScriptedEvent};
+use crate::simulator::{EventKind, Phase, Simulator};
+use crate::trace::TraceEvent;
+use rafting_core::LogIndex;
+use rafting_core::raft::{Input, Node, RoleName};
+use rand::Rng;
+
+/// Mean gap between faults at `per_minute`, in milliseconds; `None` when they never happen.
+fn mean_gap_ms(per_minute: f64) -> Option<u64> {
+    (per_minute > 0.0).then(|| (60_000.0 / per_minute) as u64)
+}
+
+impl Simulator<'_, '_> {
+    fn fault(&mut self, what: String) {
+        self.tracer.record(self.now_us, TraceEvent::Fault { what });
+    }
+
+    fn faults_active(&self) -> bool {
+        self.phase == Phase::Safety
+    }
+
+    /// Schedules the next random fault of a kind, a uniform gap around its mean away.
+    fn schedule_random(&mut self, per_minute: f64, kind: EventKind) {
+        if let Some(mean) = mean_gap_ms(per_minute) {
+            let gap = self.streams.faults.random_range(0..=2 * mean.max(1));
+            self.schedule_in_ms(gap, kind);
+        }
+    }
+
+    pub(crate) fn schedule_first_faults(&mut self) {
+        self.schedule_random(
+            self.params.partitions_per_minute,
+            EventKind::RandomPartition,
+        );
+        self.schedule_random(self.params.crashes_per_minute, EventKind::RandomCrash);
+        self.schedule_random(self.params.pauses_per_minute, EventKind::RandomPause);
+    }
+
+    /// The running leader with the highest term, if any.
+    pub(crate) fn leader_position(&self) -> Option<usize> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter_map(|(position, host)| {
+                let node = host.node.as_ref().filter(|node| node.is_leader())?;
+                Some((node.term(), position))
+            })
+            .max()
+            .map(|(_, position)| position)
+    }
+
+    fn draw_ms(&mut self, range: [u64; 2]) -> u64 {
+        self.streams.faults.random_range(range[0]..=range[1])
+    }
+
+    pub(crate) fn on_random_partition(&mut self) {
+        if !self.faults_active() {
+            return;
+        }
+        self.events += 1;
+        if !self.network.is_partitioned() && !self.params.kinds.is_empty() {
+            let kinds = self.params.kinds.clone();
+            let kind = kinds[self.streams.faults.random_range(0..kinds.len())];
+            let leader = self.leader_position();
+            let what = self
+                .network
+                .random_partition(&mut self.streams.faults, kind, leader);
+            self.fault(format!("partition: {what}"));
+            let duration = self.draw_ms(self.scenario.partitions.duration_ms);
+            self.schedule_in_ms(duration, EventKind::Heal);
+        }
+        self.schedule_random(
+            self.params.partitions_per_minute,
+            EventKind::RandomPartition,
+        );
+    }
+
+    pub(crate) fn on_random_crash(&mut self) {
+        if !self.faults_active() {
+            return;
+        }
+        self.events += 1;
+        let up: Vec<usize> = (0..self.hosts.len())
+            .filter(|&position| self.hosts[position].node.is_some())
+            .collect();
+        if !up.is_empty() {
+            let node = up[self.streams.faults.random_range(0..up.len())];
+            self.crash(node);
+            let delay = self.draw_ms(self.scenario.crashes.restart_delay_ms);
+            self.schedule_in_ms(delay, EventKind::Restart { node });
+        }
+        self.schedule_random(self.params.crashes_per_minute, EventKind::RandomCrash);
+    }
+
+    pub(crate) fn on_random_pause(&mut self) {
+        if !self.faults_active() {
+            return;
+        }
+        self.events += 1;
+        let running: Vec<usize> = (0..self.hosts.len())
+            .filter(|&position| self.hosts[position].running())
+            .collect();
+        if !running.is_empty() {
+            let node = running[self.streams.faults.random_range(0..running.len())];
+            let duration = self.draw_ms(self.scenario.pauses.duration_ms);
+            self.pause(node, duration);
+        }
+        self.schedule_random(self.params.pauses_per_minute, EventKind::RandomPause);
+    }
+
+    /// The node stops: everything not yet durable is lost (a torn write may keep a prefix of
+    /// the batch being written, under profile `relaxed`).
+    pub(crate) fn crash(&mut self, node: usize) {
+        if self.hosts[node].node.is_none() {
+            return;
+        }
+        let records = self.hosts[node].disk.records_in_flight();
+        let torn = (self.scenario.profile == Profile::Relaxed
+            && records > 0
+            && self.params.torn_write_probability > 0.0
+            && self
+                .streams
+                .disk
+                .random_bool(self.params.torn_write_probability))
+        .then(|| self.streams.disk.random_range(0..records));
+        let host = &mut self.hosts[node];
+        host.node = None;
+        host.incarnation += 1;
+        host.disk.crash(torn);
+        host.disk_busy_until_us = self.now_us;
+        host.paused = false;
+        host.backlog.clear();
+        host.timer_at_us = u64::MAX;
+        host.wake_us = u64::MAX;
+        let torn_note = torn.map_or(String::new(), |kept| {
+            format!(" (torn write kept {kept} records)")
+        });
+        self.fault(format!("crash n{}{torn_note}", node + 1));
+    }
+
+    /// The node starts again from what its disk recovered.
+    pub(crate) fn restart(&mut self, node: usize) {
+        if self.hosts[node].node.is_some() {
+            return;
+        }
+        let host = &mut self.hosts[node];
+        let durable = host.disk.recover();
+        let mut config = host.config.clone();
+        config.seed ^= host.incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let raft = match Node::restart(config, durable) {
+            Ok(raft) => raft,
+            Err(error) => panic!("a configuration accepted once is accepted again: {error}"),
+        };
+        host.last_commit = LogIndex::ZERO;
+        host.last_applied = LogIndex::ZERO;
+        host.last_role = RoleName::Follower;
+        host.last_term = raft.term();
+        let commit = raft.commit_index();
+        host.node = Some(raft);
+        self.fault(format!("restart n{}", node + 1));
+        // What the node recovered as committed must agree with what the cluster committed.
+        self.record_commits(node, LogIndex::ZERO, commit);
+        self.hosts[node].last_commit = commit;
+        self.events += 1;
+        self.step_node(node, Input::Tick);
+    }
+
+    pub(crate) fn pause(&mut self, node: usize, duration_ms: u64) {
+        if !self.hosts[node].running() {
+            return;
+        }
+        self.hosts[node].paused = true;
+        self.fault(format!("pause n{} for {duration_ms} ms", node + 1));
+        self.schedule_in_ms(duration_ms, EventKind::Resume { node });
+    }
+
+    /// The node runs again with whatever it believed before; what arrived meanwhile follows.
+    pub(crate) fn resume(&mut self, node: usize) {
+        if !self.hosts[node].paused {
+            return;
+        }
+        let host = &mut self.hosts[node];
+        host.paused = false;
+        let backlog = std::mem::take(&mut host.backlog);
+        self.fault(format!(
+            "resume n{} ({} events waited)",
+            node + 1,
+            backlog.len()
+        ));
+        for kind in backlog {
+            self.schedule(self.now_us, kind);
+        }
+        self.events += 1;
+        self.step_node(node, Input::Tick);
+    }
+
+    pub(crate) fn heal(&mut self) {
+        if self.network.is_partitioned() {
+            self.network.heal();
+            self.fault(String::from("heal"));
+        }
+    }
+
+    pub(crate) fn schedule_script(&mut self) {
+        let scenario = self.scenario;
+        for (position, event) in scenario.events.iter().enumerate() {
+            self.schedule(event.at_ms() * 1000, EventKind::Scripted(position));
+        }
+        for (position, expectation) in scenario.expect.iter().enumerate() {
+            if let crate::scenario::Expectation::NoCommit { since_ms, .. } = expectation {
+                self.schedule(since_ms * 1000, EventKind::ExpectSnapshot(position));
+            }
+            self.schedule(expectation.at_ms() * 1000, EventKind::Expect(position));
+        }
+    }
+
+    pub(crate) fn on_scripted(&mut self, position: usize) {
+        self.events += 1;
+        let event = self.scenario.events[position].clone();
+        let position_of = |node: u64| node as usize - 1;
+        match event {
+            ScriptedEvent::CrashLeader { .. } => {
+                if let Some(leader) = self.leader_position() {
+                    self.crash(leader);
+                }
+            }
+            ScriptedEvent::Crash { node, .. } => self.crash(position_of(node)),
+            ScriptedEvent::CrashAll { .. } => {
+                (0..self.hosts.len()).for_each(|node| self.crash(node))
+            }
+            ScriptedEvent::Restart { node, .. } => self.restart(position_of(node)),
+            ScriptedEvent::RestartAll { .. } => {
+                (0..self.hosts.len()).for_each(|node| self.restart(node))
+            }
+            ScriptedEvent::Isolate { node, .. } => {
+                self.network.isolate(position_of(node));
+                self.fault(format!("isolate n{node}"));
+            }
+            ScriptedEvent::IsolateLeader { .. } => {
+                if let Some(leader) = self.leader_position() {
+                    self.network.isolate(leader);
+                    self.fault(format!("isolate leader n{}", leader + 1));
+                }
+            }
+            ScriptedEvent::Partition { groups, .. } => {
+                let groups: Vec<Vec<usize>> = groups
+                    .iter()
+                    .map(|group| group.iter().map(|&node| position_of(node)).collect())
+                    .collect();
+                self.network.partition(&groups);
+                self.fault(format!("partition {}", describe(&groups)));
+            }
+            ScriptedEvent::OneWay { node, receive, .. } => {
+                self.network.one_way(position_of(node), receive);
+                self.fault(format!("one-way n{node} receive={receive}"));
+            }
+            ScriptedEvent::Heal { .. } => self.heal(),
+            ScriptedEvent::Network {
+                loss_probability, ..
+            } => {
+                self.network.loss_probability = loss_probability;
+                self.fault(format!("network loss {loss_probability}"));
+            }
+            ScriptedEvent::Pause {
+                node, duration_ms, ..
+            } => self.pause(position_of(node), duration_ms),
+        }
+    }
+
+    /// Positions of an expectation's nodes (every node when it names none).
+    fn among(&self, among: &[u64]) -> Vec<usize> {
+        if among.is_empty() {
+            return (0..self.hosts.len()).collect();
+        }
+        among.iter().map(|&node| node as usize - 1).collect()
+    }
+
+    fn max_commit(&self, positions: &[usize]) -> LogIndex {
+        positions
+            .iter()
+            .filter_map(|&position| self.hosts[position].node.as_ref())
+            .map(Node::commit_index)
+            .max()
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn on_expect_snapshot(&mut self, position: usize) {
+        let positions = self.among(self.scenario.expect[position].among());
+        let commit = self.max_commit(&positions);
+        self.snapshots.insert(position, commit);
+    }
+
+    pub(crate) fn on_expect(&mut self, position: usize) {
+        use crate::scenario::Expectation;
+        let expectation = &self.scenario.expect[position];
+        let positions = self.among(expectation.among());
+        let leaders: Vec<u64> = positions
+            .iter()
+            .filter(|&&node| self.hosts[node].node.as_ref().is_some_and(Node::is_leader))
+            .map(|&node| node as u64 + 1)
+            .collect();
+        let failure = match expectation {
+            Expectation::SingleLeader { .. } => {
+                (leaders.len() != 1).then(|| format!("expected one leader, found {leaders:?}"))
+            }
+            Expectation::NoLeader { .. } => {
+                (!leaders.is_empty()).then(|| format!("expected no leader, found {leaders:?}"))
+            }
+            Expectation::NoCommit { .. } => {
+                let before = self.snapshots.get(&position).copied().unwrap_or_default();
+                let now = self.max_commit(&positions);
+                (now != before).then(|| format!("commit moved from {before} to {now}"))
+            }
+            Expectation::CommittedAtLeast { entries, .. } => positions
+                .iter()
+                .filter_map(|&node| Some((node, self.hosts[node].node.as_ref()?.commit_index())))
+                .find(|(_, commit)| commit.get() < *entries)
+                .map(|(node, commit)| format!("n{} has committed only {commit}", node + 1)),
+        };
+        if let Some(detail) = failure {
+            let nodes = positions.iter().map(|&node| node as u64 + 1).collect();
+            self.violate(checkers::Violation {
+                check: expectation.name(),
+                at_us: 0,
+                nodes,
+                index: None,
+                term: None,
+                detail,
+            });
+        }
+    }
+}

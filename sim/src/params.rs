@@ -1,0 +1,125 @@
+//! Swarm testing: each seed draws its own fault rates inside the scenario's ranges, and its
+//! own subset of partition kinds, so that some seeds run calm and others brutal.
+//!
+//! Every random choice of the simulator comes from one seed. [`Streams`] derives one ChaCha
+//! generator per concern (parameters, network, faults, workload, each node) from it, so that
+//! adding a draw in one concern does not shift every other.
+
+use crate::scenario::{PartitionKind, Scenario, Span};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// The seed's independent generators.
+pub struct Streams {
+    pub params: ChaCha8Rng,
+    pub network: ChaCha8Rng,
+    pub faults: ChaCha8Rng,
+    pub workload: ChaCha8Rng,
+    pub disk: ChaCha8Rng,
+    /// Seeds for the nodes' own generators (election jitter), one per node.
+    pub node_seeds: Vec<u64>,
+}
+
+impl Streams {
+    pub fn new(seed: u64, nodes: usize) -> Streams {
+        let mut master = ChaCha8Rng::seed_from_u64(seed);
+        let mut derive = || ChaCha8Rng::seed_from_u64(master.next_u64());
+        let params = derive();
+        let network = derive();
+        let faults = derive();
+        let workload = derive();
+        let disk = derive();
+        let node_seeds = (0..nodes).map(|_| master.next_u64()).collect();
+        Streams {
+            params,
+            network,
+            faults,
+            workload,
+            disk,
+            node_seeds,
+        }
+    }
+}
+
+/// The concrete values one seed runs with.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Params {
+    pub loss_probability: f64,
+    pub duplicate_probability: f64,
+    pub reorder_probability: f64,
+    pub partitions_per_minute: f64,
+    pub partition_kinds: Vec<String>,
+    pub crashes_per_minute: f64,
+    pub pauses_per_minute: f64,
+    pub torn_write_probability: f64,
+    /// Each node's timer rate in parts per million of real time (1,000,000 = exact).
+    pub clock_rate_ppm: Vec<u64>,
+    pub request_interval_ms: [u64; 2],
+    #[serde(skip)]
+    pub kinds: Vec<PartitionKind>,
+}
+
+fn draw_f64(rng: &mut ChaCha8Rng, span: Span<f64>) -> f64 {
+    let (low, high) = (span.low(), span.high());
+    if high <= low {
+        return low;
+    }
+    rng.random_range(low..=high)
+}
+
+fn draw_u64(rng: &mut ChaCha8Rng, low: u64, high: u64) -> u64 {
+    if high <= low {
+        return low;
+    }
+    rng.random_range(low..=high)
+}
+
+impl Params {
+    /// Draws this seed's values inside the scenario's ranges.
+    pub fn draw(scenario: &Scenario, rng: &mut ChaCha8Rng) -> Params {
+        let loss_probability = draw_f64(rng, scenario.network.loss_probability);
+        let duplicate_probability = draw_f64(rng, scenario.network.duplicate_probability);
+        let reorder_probability = draw_f64(rng, scenario.network.reorder_probability);
+        let partitions_per_minute = draw_f64(rng, scenario.partitions.per_minute);
+        let kinds = draw_kinds(rng, &scenario.partitions.kinds);
+        let crashes_per_minute = draw_f64(rng, scenario.crashes.per_minute);
+        let pauses_per_minute = draw_f64(rng, scenario.pauses.per_minute);
+        let torn_write_probability = draw_f64(rng, scenario.disk.torn_write_probability);
+        let drift_max = draw_f64(rng, scenario.clock.drift_max);
+        let drift_ppm = (drift_max * 1_000_000.0) as u64;
+        let clock_rate_ppm = (0..scenario.nodes)
+            .map(|_| draw_u64(rng, 1_000_000 - drift_ppm, 1_000_000 + drift_ppm))
+            .collect();
+        let interval = scenario.workload.request_interval_ms;
+        let first = draw_u64(rng, interval.low(), interval.high());
+        let second = draw_u64(rng, interval.low(), interval.high());
+        Params {
+            loss_probability,
+            duplicate_probability,
+            reorder_probability,
+            partitions_per_minute,
+            partition_kinds: kinds.iter().map(|kind| format!("{kind:?}")).collect(),
+            crashes_per_minute,
+            pauses_per_minute,
+            torn_write_probability,
+            clock_rate_ppm,
+            request_interval_ms: [first.min(second), first.max(second)],
+            kinds,
+        }
+    }
+}
+
+/// A random non-empty subset of the allowed kinds (all of them when only one is allowed).
+fn draw_kinds(rng: &mut ChaCha8Rng, allowed: &[PartitionKind]) -> Vec<PartitionKind> {
+    let mut kinds: Vec<PartitionKind> = allowed
+        .iter()
+        .copied()
+        .filter(|_| rng.random_bool(0.6))
+        .collect();
+    if kinds.is_empty() && !allowed.is_empty() {
+        kinds.push(allowed[rng.random_range(0..allowed.len())]);
+    }
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}

@@ -1,0 +1,90 @@
+//! Running many seeds of one scenario, on several threads when asked, with a callback per
+//! finished seed (for a progress bar). Results come back sorted by seed, so the summary does
+//! not depend on thread scheduling.
+
+use crate::scenario::Scenario;
+use crate::simulator::{SeedReport, SimError, run_seed};
+use serde::Serialize;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Totals over a run of seeds.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunSummary {
+    pub seeds: u64,
+    pub violations: u64,
+    pub events: u64,
+    pub simulated_ms: u64,
+    pub reports: Vec<SeedReport>,
+}
+
+impl RunSummary {
+    fn from_reports(mut reports: Vec<SeedReport>) -> RunSummary {
+        reports.sort_by_key(|report| report.seed);
+        RunSummary {
+            seeds: reports.len() as u64,
+            violations: reports
+                .iter()
+                .filter(|report| report.violation.is_some())
+                .count() as u64,
+            events: reports.iter().map(|report| report.events).sum(),
+            simulated_ms: reports.iter().map(|report| report.simulated_ms).sum(),
+            reports,
+        }
+    }
+
+    /// The reports of seeds that violated something.
+    pub fn failures(&self) -> impl Iterator<Item = &SeedReport> {
+        self.reports
+            .iter()
+            .filter(|report| report.violation.is_some())
+    }
+}
+
+/// Runs seeds `start..start + count` on `jobs` threads, calling `on_seed` as each finishes.
+pub fn run_seeds(
+    scenario: &Scenario,
+    start: u64,
+    count: u64,
+    jobs: usize,
+    on_seed: &(dyn Fn(&SeedReport) + Sync),
+) -> Result<RunSummary, SimError> {
+    let next = AtomicU64::new(start);
+    let end = start.saturating_add(count);
+    let reports = Mutex::new(Vec::new());
+    let first_error = Mutex::new(None);
+    let worker = || {
+        loop {
+            let seed = next.fetch_add(1, Ordering::Relaxed);
+            if seed >= end {
+                return;
+            }
+            match run_seed(scenario, seed, None) {
+                Ok(outcome) => {
+                    on_seed(&outcome.report);
+                    reports
+                        .lock()
+                        .expect("no worker panics holding the lock")
+                        .push(outcome.report);
+                }
+                Err(error) => {
+                    first_error
+                        .lock()
+                        .expect("no worker panics holding the lock")
+                        .get_or_insert(error);
+                    return;
+                }
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1) {
+            scope.spawn(worker);
+        }
+    });
+    if let Some(error) = first_error.into_inner().expect("workers have finished") {
+        return Err(error);
+    }
+    let reports = reports.into_inner().expect("workers have finished");
+    Ok(RunSummary::from_reports(reports))
+}

@@ -1,0 +1,448 @@
+//! Scenario files: the TOML a human writes to describe a simulated cluster, its faults, its
+//! workload, scripted events and expectations. `scenarios/README.md` documents every key.
+//!
+//! Parsing is strict: an unknown key or a bad value is an error naming the key and the file.
+//! Ranges (`[low, high]`, or a single number meaning exactly that) are drawn once per seed
+//! (swarm testing, see [`crate::params`]), so some seeds run calm and others brutal.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+/// Why a scenario could not be loaded.
+#[derive(Debug, Error)]
+pub enum ScenarioError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {source}")]
+    Parse {
+        file: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("{file}: key `{key}`: {message}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+impl ScenarioError {
+    /// A stable code for the kind of error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ScenarioError::Read { .. } => "scenario_read",
+            ScenarioError::Parse { .. } => "scenario_parse",
+            ScenarioError::Invalid { .. } => "scenario_invalid",
+        }
+    }
+}
+
+/// The assumptions a scenario runs under.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Profile {
+    /// Exactly what the original brief assumes: identical node lists, atomic persistence,
+    /// links that lose messages but never reorder or duplicate them, no attacker.
+    Brief,
+    /// Reordering, duplication, torn tails, every partition kind, pauses and clock drift.
+    Relaxed,
+}
+
+/// A closed range `[low, high]` drawn from once per seed. A single number means exactly it.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Span<T> {
+    Exactly(T),
+    Between([T; 2]),
+}
+
+impl<T: Copy + PartialOrd + Default> Span<T> {
+    pub fn low(&self) -> T {
+        match self {
+            Span::Exactly(value) => *value,
+            Span::Between([low, _]) => *low,
+        }
+    }
+
+    pub fn high(&self) -> T {
+        match self {
+            Span::Exactly(value) => *value,
+            Span::Between([_, high]) => *high,
+        }
+    }
+
+    pub fn zero() -> Self {
+        Span::Exactly(T::default())
+    }
+}
+
+impl<T: Copy + PartialOrd + Default> Default for Span<T> {
+    fn default() -> Self {
+        Span::zero()
+    }
+}
+
+/// A whole scenario file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub profile: Profile,
+    pub nodes: u64,
+    /// Length of the safety phase (faults on), in simulated milliseconds.
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub timing: Timing,
+    #[serde(default)]
+    pub network: NetworkRanges,
+    #[serde(default)]
+    pub partitions: PartitionRanges,
+    #[serde(default)]
+    pub crashes: CrashRanges,
+    #[serde(default)]
+    pub pauses: PauseRanges,
+    #[serde(default)]
+    pub disk: DiskRanges,
+    #[serde(default)]
+    pub clock: ClockRanges,
+    #[serde(default)]
+    pub workload: Workload,
+    #[serde(default)]
+    pub liveness: Liveness,
+    #[serde(default)]
+    pub events: Vec<ScriptedEvent>,
+    #[serde(default)]
+    pub expect: Vec<Expectation>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Timing {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms: [u64; 2],
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat_interval_ms: 100,
+            election_timeout_ms: [1000, 2000],
+            pre_vote: true,
+            check_quorum: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkRanges {
+    /// One-way latency of each message is drawn from this range.
+    pub latency_ms: [u64; 2],
+    pub loss_probability: Span<f64>,
+    pub duplicate_probability: Span<f64>,
+    /// Probability that a message is held back by up to `reorder_delay_ms_max` extra.
+    pub reorder_probability: Span<f64>,
+    pub reorder_delay_ms_max: u64,
+}
+
+impl Default for NetworkRanges {
+    fn default() -> Self {
+        NetworkRanges {
+            latency_ms: [1, 10],
+            loss_probability: Span::zero(),
+            duplicate_probability: Span::zero(),
+            reorder_probability: Span::zero(),
+            reorder_delay_ms_max: 50,
+        }
+    }
+}
+
+/// The kinds of partition the random fault injector can create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PartitionKind {
+    /// The nodes split into two random groups.
+    Halves,
+    /// The current leader is cut off from everyone.
+    IsolateLeader,
+    /// Two groups that cannot see each other, and one node that sees both.
+    Bridge,
+    /// One node can send but not receive, or receive but not send.
+    OneWay,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PartitionRanges {
+    pub per_minute: Span<f64>,
+    pub duration_ms: [u64; 2],
+    pub kinds: Vec<PartitionKind>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CrashRanges {
+    pub per_minute: Span<f64>,
+    pub restart_delay_ms: [u64; 2],
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PauseRanges {
+    pub per_minute: Span<f64>,
+    pub duration_ms: [u64; 2],
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiskRanges {
+    pub fsync_latency_ms: [u64; 2],
+    /// Probability that a crash tears the write in progress (keeps a prefix of its records).
+    pub torn_write_probability: Span<f64>,
+}
+
+impl Default for DiskRanges {
+    fn default() -> Self {
+        DiskRanges {
+            fsync_latency_ms: [1, 5],
+            torn_write_probability: Span::zero(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockRanges {
+    /// Largest relative deviation of a node's timer rate from real time (0.05 = ±5%).
+    pub drift_max: Span<f64>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Workload {
+    pub clients: u64,
+    /// Think time between a client's requests.
+    pub request_interval_ms: Span<u64>,
+    /// A request unanswered after this long is recorded as "maybe happened" and retried.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for Workload {
+    fn default() -> Self {
+        Workload {
+            clients: 3,
+            request_interval_ms: Span::Between([10, 100]),
+            request_timeout_ms: 3000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Liveness {
+    /// After the safety phase, the healed cluster must elect a leader and finish every
+    /// pending request within this many simulated milliseconds.
+    pub bound_ms: u64,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness { bound_ms: 15_000 }
+    }
+}
+
+/// An event scripted at a simulated time.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ScriptedEvent {
+    CrashLeader {
+        at_ms: u64,
+    },
+    Crash {
+        at_ms: u64,
+        node: u64,
+    },
+    CrashAll {
+        at_ms: u64,
+    },
+    Restart {
+        at_ms: u64,
+        node: u64,
+    },
+    RestartAll {
+        at_ms: u64,
+    },
+    Isolate {
+        at_ms: u64,
+        node: u64,
+    },
+    IsolateLeader {
+        at_ms: u64,
+    },
+    Partition {
+        at_ms: u64,
+        groups: Vec<Vec<u64>>,
+    },
+    /// `node` keeps sending but receives nothing (`receive = false`) or the reverse.
+    OneWay {
+        at_ms: u64,
+        node: u64,
+        receive: bool,
+    },
+    Heal {
+        at_ms: u64,
+    },
+    /// Sets the message loss probability from now on.
+    Network {
+        at_ms: u64,
+        loss_probability: f64,
+    },
+    Pause {
+        at_ms: u64,
+        node: u64,
+        duration_ms: u64,
+    },
+}
+
+impl ScriptedEvent {
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            ScriptedEvent::CrashLeader { at_ms }
+            | ScriptedEvent::Crash { at_ms, .. }
+            | ScriptedEvent::CrashAll { at_ms }
+            | ScriptedEvent::Restart { at_ms, .. }
+            | ScriptedEvent::RestartAll { at_ms }
+            | ScriptedEvent::Isolate { at_ms, .. }
+            | ScriptedEvent::IsolateLeader { at_ms }
+            | ScriptedEvent::Partition { at_ms, .. }
+            | ScriptedEvent::OneWay { at_ms, .. }
+            | ScriptedEvent::Heal { at_ms }
+            | ScriptedEvent::Network { at_ms, .. }
+            | ScriptedEvent::Pause { at_ms, .. } => *at_ms,
+        }
+    }
+
+    /// Node ids the event names explicitly.
+    fn named_nodes(&self) -> Vec<u64> {
+        match self {
+            ScriptedEvent::Crash { node, .. }
+            | ScriptedEvent::Restart { node, .. }
+            | ScriptedEvent::Isolate { node, .. }
+            | ScriptedEvent::OneWay { node, .. }
+            | ScriptedEvent::Pause { node, .. } => vec![*node],
+            ScriptedEvent::Partition { groups, .. } => groups.iter().flatten().copied().collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// A property stated for a simulated time. `among` lists node ids (default: every node).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Expectation {
+    /// Exactly one of `among` is leader.
+    SingleLeader {
+        at_ms: u64,
+        #[serde(default)]
+        among: Vec<u64>,
+    },
+    /// None of `among` is leader.
+    NoLeader {
+        at_ms: u64,
+        #[serde(default)]
+        among: Vec<u64>,
+    },
+    /// The highest commit index among `among` did not move between `since_ms` and `at_ms`.
+    NoCommit {
+        since_ms: u64,
+        at_ms: u64,
+        #[serde(default)]
+        among: Vec<u64>,
+    },
+    /// Every running node of `among` has committed at least `entries` entries.
+    CommittedAtLeast {
+        at_ms: u64,
+        entries: u64,
+        #[serde(default)]
+        among: Vec<u64>,
+    },
+}
+
+impl Expectation {
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Expectation::SingleLeader { at_ms, .. }
+            | Expectation::NoLeader { at_ms, .. }
+            | Expectation::NoCommit { at_ms, .. }
+            | Expectation::CommittedAtLeast { at_ms, .. } => *at_ms,
+        }
+    }
+
+    pub fn among(&self) -> &[u64] {
+        match self {
+            Expectation::SingleLeader { among, .. }
+            | Expectation::NoLeader { among, .. }
+            | Expectation::NoCommit { among, .. }
+            | Expectation::CommittedAtLeast { among, .. } => among,
+        }
+    }
+
+    /// The name a failure of this expectation is reported under.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Expectation::SingleLeader { .. } => "expect_single_leader",
+            Expectation::NoLeader { .. } => "expect_no_leader",
+            Expectation::NoCommit { .. } => "expect_no_commit",
+            Expectation::CommittedAtLeast { .. } => "expect_committed_at_least",
+        }
+    }
+}
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Scenario::parse(&text, path)
+    }
+
+    /// Parses and validates scenario text; `file` only names the source in errors.
+    pub fn parse(text: &str, file: &Path) -> Result<Scenario, ScenarioError> {
+        let scenario: Scenario = toml::from_str(text).map_err(|source| ScenarioError::Parse {
+            file: file.to_path_buf(),
+            source: Box::new(source),
+        })?;
+        crate::validate::validate(&scenario).map_err(|(key, message)| ScenarioError::Invalid {
+            file: file.to_path_buf(),
+            key,
+            message,
+        })?;
+        Ok(scenario)
+    }
+
+    /// Every node id named by scripted events and expectations.
+    pub(crate) fn named_nodes(&self) -> Vec<(String, u64)> {
+        let mut named = Vec::new();
+        for (position, event) in self.events.iter().enumerate() {
+            for node in event.named_nodes() {
+                named.push((format!("events[{position}]"), node));
+            }
+        }
+        for (position, expectation) in self.expect.iter().enumerate() {
+            for &node in expectation.among() {
+                named.push((format!("expect[{position}].among"), node));
+            }
+        }
+        named
+    }
+}

@@ -1,0 +1,517 @@
+//! The discrete-event loop: one seed, one thread, every event ordered by (simulated time,
+//! sequence number), so a seed always replays the same way.
+//!
+//! [`run_seed`] is the entry point. A seed runs in two phases: the safety phase, with the
+//! scenario's faults, for `duration_ms`; then the liveness phase, in which faults stop (every
+//! node restarts and resumes, links heal, the network turns reliable) and the cluster must
+//! elect a leader and finish every pending request within `liveness.bound_ms`.
+
+use crate::checkers::{self, Record, Violation, check};
+use crate::disk::BatchDisk;
+use crate::network::{MICROS_PER_MS, Network};
+use crate::params::{Params, Streams};
+use crate::scenario::Scenario;
+use crate::trace::{TraceEvent, Tracer};
+use crate::workload::{Client, History};
+use rafting_core::raft::{Config, ConfigError, Envelope, Node, RoleName};
+use rafting_core::{LogIndex, NodeId, Term};
+use rand::Rng;
+use serde::Serialize;
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::io::Write;
+use thiserror::Error;
+
+/// Why a seed could not run at all (as opposed to running and finding a violation).
+#[derive(Debug, Error)]
+pub enum SimError {
+    #[error("node configuration rejected: {0}")]
+    Config(#[from] ConfigError),
+    #[error("writing the trace failed: {0}")]
+    Trace(#[from] std::io::Error),
+}
+
+impl SimError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SimError::Config(_) => "sim_config",
+            SimError::Trace(_) => "sim_trace",
+        }
+    }
+}
+
+/// The summary of one seed.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedReport {
+    pub seed: u64,
+    pub events: u64,
+    pub simulated_ms: u64,
+    /// The first violation found; the seed stops there.
+    pub violation: Option<Violation>,
+    /// How long the liveness phase took to settle, if it did.
+    pub liveness_ms: Option<u64>,
+    pub operations: usize,
+    pub committed_operations: usize,
+    pub params: Params,
+}
+
+/// A seed's report and the client history it recorded.
+pub struct SeedOutcome {
+    pub report: SeedReport,
+    pub history: History,
+}
+
+/// What an event does when its time comes.
+#[derive(Debug)]
+pub(crate) enum EventKind {
+    Deliver { to: usize, envelope: Envelope },
+    Timer { node: usize, incarnation: u64 },
+    Fsync { node: usize, incarnation: u64 },
+    ClientSend { client: usize },
+    ClientTimeout { client: usize, operation: u64 },
+    Restart { node: usize },
+    Resume { node: usize },
+    Heal,
+    RandomPartition,
+    RandomCrash,
+    RandomPause,
+    Scripted(usize),
+    ExpectSnapshot(usize),
+    Expect(usize),
+    Liveness,
+}
+
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub at_us: u64,
+    pub sequence: u64,
+    pub kind: EventKind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at_us, self.sequence) == (other.at_us, other.sequence)
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Event {
+    /// Reversed, so that `BinaryHeap` pops the earliest event first.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.at_us, other.sequence).cmp(&(self.at_us, self.sequence))
+    }
+}
+
+/// One simulated machine: the node (when running), its disk, clock and checker state.
+pub(crate) struct Host {
+    pub id: NodeId,
+    pub config: Config,
+    pub node: Option<Node>,
+    /// Bumped at every crash, so events of a previous life are recognised and ignored.
+    pub incarnation: u64,
+    pub disk: BatchDisk,
+    pub disk_busy_until_us: u64,
+    pub paused: bool,
+    /// Events that arrived while paused, delivered on resume.
+    pub backlog: Vec<EventKind>,
+    /// When the node asked to be woken, and when the pending timer event fires.
+    pub wake_us: u64,
+    pub timer_at_us: u64,
+    pub clock_rate_ppm: u64,
+    pub last_commit: LogIndex,
+    pub last_applied: LogIndex,
+    pub last_role: RoleName,
+    pub last_term: Term,
+}
+
+impl Host {
+    /// The node's own clock reading at global time `now_us` (it may run fast or slow).
+    pub fn local_ms(&self, now_us: u64) -> u64 {
+        let local_us = u128::from(now_us) * u128::from(self.clock_rate_ppm) / 1_000_000;
+        (local_us / u128::from(MICROS_PER_MS)) as u64
+    }
+
+    /// The global time at which the node's clock reads `local_ms`.
+    pub fn global_us(&self, local_ms: u64) -> u64 {
+        let local_us = u128::from(local_ms) * u128::from(MICROS_PER_MS);
+        let rate = u128::from(self.clock_rate_ppm);
+        local_us
+            .saturating_mul(1_000_000)
+            .div_ceil(rate)
+            .min(u128::from(u64::MAX)) as u64
+    }
+
+    pub fn running(&self) -> bool {
+        self.node.is_some() && !self.paused
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Safety,
+    Liveness { started_us: u64 },
+    Done,
+}
+
+/// Everything one seed's run holds.
+pub struct Simulator<'s, 'w> {
+    pub(crate) scenario: &'s Scenario,
+    pub(crate) seed: u64,
+    pub(crate) params: Params,
+    pub(crate) now_us: u64,
+    sequence: u64,
+    queue: BinaryHeap<Event>,
+    pub(crate) hosts: Vec<Host>,
+    pub(crate) network: Network,
+    pub(crate) streams: Streams,
+    pub(crate) record: Record,
+    pub(crate) history: History,
+    pub(crate) clients: Vec<Client>,
+    pub(crate) tracer: Tracer<'w>,
+    pub(crate) events: u64,
+    pub(crate) violation: Option<Violation>,
+    pub(crate) phase: Phase,
+    pub(crate) liveness_ms: Option<u64>,
+    /// Highest commit index among an expectation's nodes at its `since_ms`.
+    pub(crate) snapshots: BTreeMap<usize, LogIndex>,
+}
+
+/// Runs one seed of a scenario, writing its trace to `trace` if given.
+pub fn run_seed(
+    scenario: &Scenario,
+    seed: u64,
+    trace: Option<&mut dyn Write>,
+) -> Result<SeedOutcome, SimError> {
+    let mut simulator = Simulator::new(scenario, seed, trace)?;
+    simulator.run();
+    simulator.finish()
+}
+
+impl<'s, 'w> Simulator<'s, 'w> {
+    pub fn new(
+        scenario: &'s Scenario,
+        seed: u64,
+        trace: Option<&'w mut dyn Write>,
+    ) -> Result<Self, SimError> {
+        let nodes = scenario.nodes as usize;
+        let mut streams = Streams::new(seed, nodes);
+        let params = Params::draw(scenario, &mut streams.params);
+        let mut network = Network::new(nodes, scenario.profile);
+        network.latency_ms = scenario.network.latency_ms;
+        network.loss_probability = params.loss_probability;
+        network.duplicate_probability = params.duplicate_probability;
+        network.reorder_probability = params.reorder_probability;
+        network.reorder_delay_ms_max = scenario.network.reorder_delay_ms_max;
+        let ids: Vec<NodeId> = (1..=scenario.nodes).map(NodeId).collect();
+        let mut hosts = Vec::with_capacity(nodes);
+        for (position, &id) in ids.iter().enumerate() {
+            let config = node_config(scenario, id, &ids, streams.node_seeds[position]);
+            hosts.push(Host {
+                id,
+                node: Some(Node::new(config.clone())?),
+                config,
+                incarnation: 0,
+                disk: BatchDisk::new(),
+                disk_busy_until_us: 0,
+                paused: false,
+                backlog: Vec::new(),
+                wake_us: u64::MAX,
+                timer_at_us: u64::MAX,
+                clock_rate_ppm: params.clock_rate_ppm[position],
+                last_commit: LogIndex::ZERO,
+                last_applied: LogIndex::ZERO,
+                last_role: RoleName::Follower,
+                last_term: Term::ZERO,
+            });
+        }
+        let clients = (0..scenario.workload.clients)
+            .map(|client| Client {
+                id: client + 1,
+                target: streams.workload.random_range(0..nodes),
+                current: None,
+                unfinished: false,
+            })
+            .collect();
+        Ok(Simulator {
+            scenario,
+            seed,
+            params,
+            now_us: 0,
+            sequence: 0,
+            queue: BinaryHeap::new(),
+            hosts,
+            network,
+            streams,
+            record: Record::default(),
+            history: History::default(),
+            clients,
+            tracer: Tracer::new(trace),
+            events: 0,
+            violation: None,
+            phase: Phase::Safety,
+            liveness_ms: None,
+            snapshots: BTreeMap::new(),
+        })
+    }
+
+    pub(crate) fn schedule(&mut self, at_us: u64, kind: EventKind) {
+        self.sequence += 1;
+        self.queue.push(Event {
+            at_us,
+            sequence: self.sequence,
+            kind,
+        });
+    }
+
+    pub(crate) fn schedule_in_ms(&mut self, delay_ms: u64, kind: EventKind) {
+        self.schedule(self.now_us + delay_ms * MICROS_PER_MS, kind);
+    }
+
+    /// Records a violation (the first one stops the seed).
+    pub(crate) fn violate(&mut self, mut violation: Violation) {
+        if self.violation.is_some() {
+            return;
+        }
+        violation.at_us = self.now_us;
+        self.tracer.record(
+            self.now_us,
+            TraceEvent::Violation {
+                violation: &violation,
+            },
+        );
+        self.violation = Some(violation);
+    }
+
+    pub(crate) fn check(&mut self, result: Result<(), Violation>) {
+        if let Err(violation) = result {
+            self.violate(violation);
+        }
+    }
+
+    fn start(&mut self) {
+        let params = self.params.clone();
+        self.tracer.record(
+            0,
+            TraceEvent::Start {
+                scenario: &self.scenario.name,
+                seed: self.seed,
+                params: &params,
+            },
+        );
+        for node in 0..self.hosts.len() {
+            self.schedule(
+                0,
+                EventKind::Timer {
+                    node,
+                    incarnation: 0,
+                },
+            );
+            self.hosts[node].timer_at_us = 0;
+        }
+        for client in 0..self.clients.len() {
+            let delay = self.think_time_ms();
+            self.schedule_in_ms(delay, EventKind::ClientSend { client });
+        }
+        self.schedule_first_faults();
+        self.schedule_script();
+        self.schedule(
+            self.scenario.duration_ms * MICROS_PER_MS,
+            EventKind::Liveness,
+        );
+    }
+
+    pub(crate) fn think_time_ms(&mut self) -> u64 {
+        let [low, high] = self.params.request_interval_ms;
+        self.streams.workload.random_range(low..=high)
+    }
+
+    /// Runs events until the seed ends: a violation, the liveness phase settling, or its bound.
+    pub fn run(&mut self) {
+        self.start();
+        let deadline_us =
+            (self.scenario.duration_ms + self.scenario.liveness.bound_ms) * MICROS_PER_MS;
+        while let Some(event) = self.queue.pop() {
+            if self.violation.is_some() || self.phase == Phase::Done {
+                break;
+            }
+            if event.at_us > deadline_us {
+                self.now_us = deadline_us;
+                break;
+            }
+            self.now_us = event.at_us;
+            self.dispatch(event.kind);
+            if let Phase::Liveness { started_us } = self.phase {
+                self.check_settled(started_us);
+            }
+        }
+        if self.phase != Phase::Done && self.violation.is_none() {
+            self.now_us = self.now_us.max(deadline_us);
+            self.liveness_failed();
+        }
+    }
+
+    fn dispatch(&mut self, kind: EventKind) {
+        match kind {
+            EventKind::Deliver { to, envelope } => self.on_deliver(to, envelope),
+            EventKind::Timer { node, incarnation } => self.on_timer(node, incarnation),
+            EventKind::Fsync { node, incarnation } => self.on_fsync(node, incarnation),
+            EventKind::ClientSend { client } => self.on_client_send(client),
+            EventKind::ClientTimeout { client, operation } => {
+                self.on_client_timeout(client, operation)
+            }
+            EventKind::Restart { node } => self.restart(node),
+            EventKind::Resume { node } => self.resume(node),
+            EventKind::Heal => self.heal(),
+            EventKind::RandomPartition => self.on_random_partition(),
+            EventKind::RandomCrash => self.on_random_crash(),
+            EventKind::RandomPause => self.on_random_pause(),
+            EventKind::Scripted(position) => self.on_scripted(position),
+            EventKind::ExpectSnapshot(position) => self.on_expect_snapshot(position),
+            EventKind::Expect(position) => self.on_expect(position),
+            EventKind::Liveness => self.start_liveness(),
+        }
+    }
+
+    /// Holds an event for a paused node until it resumes. Returns true if held.
+    pub(crate) fn hold_if_paused(&mut self, node: usize, kind: EventKind) -> Option<EventKind> {
+        if self.hosts[node].paused {
+            self.hosts[node].backlog.push(kind);
+            return None;
+        }
+        Some(kind)
+    }
+
+    /// Faults stop: every node runs again, links heal and the network turns reliable.
+    fn start_liveness(&mut self) {
+        self.phase = Phase::Liveness {
+            started_us: self.now_us,
+        };
+        self.tracer
+            .record(self.now_us, TraceEvent::Phase { phase: "liveness" });
+        self.heal();
+        self.network.loss_probability = 0.0;
+        self.network.duplicate_probability = 0.0;
+        self.network.reorder_probability = 0.0;
+        for node in 0..self.hosts.len() {
+            if self.hosts[node].node.is_none() {
+                self.restart(node);
+            } else if self.hosts[node].paused {
+                self.resume(node);
+            }
+        }
+    }
+
+    fn check_settled(&mut self, started_us: u64) {
+        if self.clients.iter().any(|client| client.unfinished) {
+            return;
+        }
+        let leader = self
+            .hosts
+            .iter()
+            .any(|host| host.node.as_ref().is_some_and(Node::is_leader));
+        if leader {
+            self.phase = Phase::Done;
+            self.liveness_ms = Some((self.now_us - started_us) / MICROS_PER_MS);
+            self.tracer
+                .record(self.now_us, TraceEvent::Phase { phase: "settled" });
+        }
+    }
+
+    fn liveness_failed(&mut self) {
+        let unfinished: Vec<u64> = self
+            .clients
+            .iter()
+            .filter(|client| client.unfinished)
+            .map(|client| client.id)
+            .collect();
+        let leaders: Vec<u64> = self
+            .hosts
+            .iter()
+            .filter(|host| host.node.as_ref().is_some_and(Node::is_leader))
+            .map(|host| host.id.get())
+            .collect();
+        let detail = format!(
+            "not settled {} ms after faults stopped: leaders {leaders:?}, clients unfinished {unfinished:?}",
+            self.scenario.liveness.bound_ms
+        );
+        self.violate(Violation {
+            check: check::LIVENESS,
+            at_us: 0,
+            nodes: leaders,
+            index: None,
+            term: None,
+            detail,
+        });
+    }
+
+    /// Every acknowledged write must be known committed with its payload at the end.
+    fn check_acknowledged_at_end(&mut self) {
+        let mut missing = None;
+        for (index, operation) in self.history.committed() {
+            let digest = checkers::digest(&rafting_core::raft::EntryPayload::Command(
+                operation.payload.clone(),
+            ));
+            let position = index.get() as usize - 1;
+            if self.record.committed.get(position).map(|slot| slot.1) != Some(digest) {
+                missing = Some((index, operation.id));
+                break;
+            }
+        }
+        if let Some((index, operation)) = missing {
+            self.violate(Violation {
+                check: check::ACKNOWLEDGED_WRITE_KEPT,
+                at_us: 0,
+                nodes: Vec::new(),
+                index: Some(index.get()),
+                term: None,
+                detail: format!(
+                    "operation {operation} acknowledged at {index} is not committed there"
+                ),
+            });
+        }
+    }
+
+    fn finish(mut self) -> Result<SeedOutcome, SimError> {
+        if self.violation.is_none() {
+            self.check_acknowledged_at_end();
+        }
+        let simulated_ms = self.now_us / MICROS_PER_MS;
+        self.tracer.record(
+            self.now_us,
+            TraceEvent::End {
+                events: self.events,
+                simulated_ms,
+            },
+        );
+        self.tracer.finish()?;
+        let committed_operations = self.history.committed().count();
+        let report = SeedReport {
+            seed: self.seed,
+            events: self.events,
+            simulated_ms,
+            violation: self.violation,
+            liveness_ms: self.liveness_ms,
+            operations: self.history.operations.len(),
+            committed_operations,
+            params: self.params,
+        };
+        Ok(SeedOutcome {
+            report,
+            history: self.history,
+        })
+    }
+}
+
+fn node_config(scenario: &Scenario, id: NodeId, ids: &[NodeId], seed: u64) -> Config {
+    let mut config = Config::new(id, ids.iter().copied(), seed);
+    config.heartbeat_interval_ms = scenario.timing.heartbeat_interval_ms;
+    config.election_timeout_ms_min = scenario.timing.election_timeout_ms[0];
+    config.election_timeout_ms_max = scenario.timing.election_timeout_ms[1];
+    config.pre_vote = scenario.timing.pre_vote;
+    config.check_quorum = scenario.timing.check_quorum;
+    config
+}

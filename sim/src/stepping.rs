@@ -1,0 +1,290 @@
+//! Stepping a node and carrying out its output: persist to the simulated disk, send through
+//! the simulated network, apply committed entries, answer clients, arm the timer — and run
+//! every safety check on what the step changed.
+
+use crate::checkers;
+use crate::network::Fate;
+use crate::simulator::{EventKind, Simulator};
+use crate::trace::TraceEvent;
+use rafting_core::raft::{Entry, Envelope, Input, Output, PersistBatch, RoleName};
+use rafting_core::{LogIndex, Millis};
+use rand::Rng;
+
+impl Simulator<'_, '_> {
+    pub(crate) fn on_deliver(&mut self, to: usize, envelope: Envelope) {
+        let from = envelope.from.get() as usize - 1;
+        if self.hosts[to].node.is_none() {
+            self.trace_drop(&envelope, "node down");
+            return;
+        }
+        if self.network.is_blocked(from, to) {
+            self.trace_drop(&envelope, "partitioned");
+            return;
+        }
+        let Some(kind) = self.hold_if_paused(to, EventKind::Deliver { to, envelope }) else {
+            return;
+        };
+        let EventKind::Deliver { envelope, .. } = kind else {
+            unreachable!("hold_if_paused returns the event it was given");
+        };
+        self.events += 1;
+        if self.tracer.enabled() {
+            self.tracer.record(
+                self.now_us,
+                TraceEvent::Deliver {
+                    from: envelope.from.get(),
+                    to: envelope.to.get(),
+                    message: envelope.message.kind(),
+                    term: envelope.message.term().get(),
+                    append: crate::trace::AppendSummary::of(&envelope.message),
+                },
+            );
+        }
+        self.step_node(to, Input::Message(envelope));
+    }
+
+    fn trace_drop(&mut self, envelope: &Envelope, reason: &'static str) {
+        self.events += 1;
+        if self.tracer.enabled() {
+            self.tracer.record(
+                self.now_us,
+                TraceEvent::Drop {
+                    from: envelope.from.get(),
+                    to: envelope.to.get(),
+                    message: envelope.message.kind(),
+                    term: envelope.message.term().get(),
+                    reason,
+                },
+            );
+        }
+    }
+
+    pub(crate) fn on_timer(&mut self, node: usize, incarnation: u64) {
+        let host = &mut self.hosts[node];
+        if host.incarnation != incarnation || host.node.is_none() {
+            return;
+        }
+        if host.paused {
+            // The timer is re-armed when the node resumes.
+            host.timer_at_us = u64::MAX;
+            return;
+        }
+        host.timer_at_us = u64::MAX;
+        if host.wake_us > self.now_us {
+            // The node pushed its deadline back since this event was armed: re-arm, no step.
+            let at = host.wake_us;
+            self.arm_timer(node, at);
+            return;
+        }
+        self.events += 1;
+        self.tracer.record(
+            self.now_us,
+            TraceEvent::Timer {
+                node: node as u64 + 1,
+            },
+        );
+        self.step_node(node, Input::Tick);
+    }
+
+    pub(crate) fn arm_timer(&mut self, node: usize, at_us: u64) {
+        let host = &mut self.hosts[node];
+        host.wake_us = at_us;
+        if at_us >= host.timer_at_us {
+            return;
+        }
+        host.timer_at_us = at_us;
+        let incarnation = host.incarnation;
+        self.schedule(at_us, EventKind::Timer { node, incarnation });
+    }
+
+    pub(crate) fn on_fsync(&mut self, node: usize, incarnation: u64) {
+        if self.hosts[node].incarnation != incarnation || self.hosts[node].node.is_none() {
+            return;
+        }
+        let kind = EventKind::Fsync { node, incarnation };
+        if self.hold_if_paused(node, kind).is_none() {
+            return;
+        }
+        use crate::disk::SimulatedDisk;
+        let Some(batch) = self.hosts[node].disk.sync_next() else {
+            return;
+        };
+        self.events += 1;
+        if self.tracer.enabled() {
+            self.tracer.record(
+                self.now_us,
+                TraceEvent::Persisted {
+                    node: node as u64 + 1,
+                    batch: batch.sequence,
+                    last_index: batch.last_index.get(),
+                },
+            );
+        }
+        self.step_node(node, Input::Persisted(batch));
+    }
+
+    /// Steps a running node with one input and carries out its output.
+    pub(crate) fn step_node(&mut self, node: usize, input: Input) {
+        let now_us = self.now_us;
+        let host = &mut self.hosts[node];
+        let local = Millis(host.local_ms(now_us));
+        let Some(raft) = host.node.as_mut() else {
+            return;
+        };
+        let output = raft.step(local, input);
+        self.carry_out(node, output);
+    }
+
+    fn carry_out(&mut self, node: usize, output: Output) {
+        if let Some(batch) = output.persist {
+            self.persist(node, batch);
+        }
+        self.check_node_state(node);
+        for envelope in output.messages {
+            self.send(envelope);
+        }
+        for entry in &output.committed {
+            self.apply(node, entry);
+        }
+        for outcome in output.proposals {
+            self.on_proposal_outcome(node, outcome);
+        }
+        let wake_us = self.hosts[node]
+            .global_us(output.wake_at.get())
+            .max(self.now_us + 1);
+        self.arm_timer(node, wake_us);
+    }
+
+    fn persist(&mut self, node: usize, batch: PersistBatch) {
+        let host = &self.hosts[node];
+        let id = host.id;
+        let mut violation = None;
+        if let (Some(raft), Some(first)) = (host.node.as_ref(), batch.entries.first()) {
+            let mut previous_term = raft.log().term_at(first.index.prev()).unwrap_or_default();
+            for entry in &batch.entries {
+                let written = &mut self.record.written;
+                if let Err(found) = checkers::log_matching(written, id, entry, previous_term) {
+                    violation = Some(found);
+                    break;
+                }
+                previous_term = entry.term;
+            }
+            let committed = &self.record.committed;
+            let before = &host.disk.durable().entries;
+            let kept =
+                checkers::committed_entries_kept(committed, id, before, raft.log(), first.index);
+            violation = violation.or(kept.err());
+        }
+        if let Some(violation) = violation {
+            self.violate(violation);
+        }
+        let [low, high] = self.scenario.disk.fsync_latency_ms;
+        let latency_us = self.streams.disk.random_range(low * 1000..=high * 1000);
+        let host = &mut self.hosts[node];
+        let done_us = host.disk_busy_until_us.max(self.now_us) + latency_us;
+        host.disk_busy_until_us = done_us;
+        use crate::disk::SimulatedDisk;
+        host.disk.write(batch);
+        let incarnation = host.incarnation;
+        self.schedule(done_us, EventKind::Fsync { node, incarnation });
+    }
+
+    /// Role, term and commit checks on the node just stepped.
+    pub(crate) fn check_node_state(&mut self, node: usize) {
+        let host = &self.hosts[node];
+        let Some(raft) = host.node.as_ref() else {
+            return;
+        };
+        let (id, role, term, commit) = (host.id, raft.role(), raft.term(), raft.commit_index());
+        let role_changed = role != host.last_role || term != host.last_term;
+        let previous_commit = host.last_commit;
+        if role_changed {
+            if role == RoleName::Leader {
+                let result = checkers::election_safety(&mut self.record.leaders, id, term);
+                self.check(result);
+                let raft = self.hosts[node]
+                    .node
+                    .as_ref()
+                    .expect("checked running above");
+                let result = checkers::leader_completeness(&self.record.committed, id, raft.log());
+                self.check(result);
+            }
+            self.tracer.record(
+                self.now_us,
+                TraceEvent::Role {
+                    node: id.get(),
+                    role: role.as_str(),
+                    term: term.get(),
+                },
+            );
+            let host = &mut self.hosts[node];
+            host.last_role = role;
+            host.last_term = term;
+        }
+        if commit != previous_commit {
+            self.check(checkers::commit_monotonic(id, previous_commit, commit));
+            self.record_commits(node, previous_commit, commit);
+            self.hosts[node].last_commit = commit;
+        }
+    }
+
+    /// Records entries `(from, to]` of `node`'s log as committed, checking agreement.
+    pub(crate) fn record_commits(&mut self, node: usize, from: LogIndex, to: LogIndex) {
+        let host = &self.hosts[node];
+        let Some(raft) = host.node.as_ref() else {
+            return;
+        };
+        let mut index = from.next();
+        while index <= to {
+            let Some(entry) = raft.log().entry(index) else {
+                break;
+            };
+            if let Err(violation) = checkers::record_committed(&mut self.record, host.id, entry) {
+                self.violate(violation);
+                return;
+            }
+            index = index.next();
+        }
+        if self.tracer.enabled() {
+            let node = host.id.get();
+            self.tracer.record(
+                self.now_us,
+                TraceEvent::Commit {
+                    node,
+                    index: to.get(),
+                },
+            );
+        }
+    }
+
+    fn apply(&mut self, node: usize, entry: &Entry) {
+        let host = &mut self.hosts[node];
+        let id = host.id;
+        let result = checkers::applied_in_order(id, host.last_applied, entry);
+        host.last_applied = entry.index;
+        self.check(result);
+        let result = checkers::state_machine_safety(&mut self.record.applied, id, entry);
+        self.check(result);
+    }
+
+    fn send(&mut self, envelope: Envelope) {
+        let from = envelope.from.get() as usize - 1;
+        let to = envelope.to.get() as usize - 1;
+        match self
+            .network
+            .send(&mut self.streams.network, self.now_us, from, to)
+        {
+            Fate::Drop(reason) => self.trace_drop(&envelope, reason),
+            Fate::Deliver {
+                at_us,
+                duplicate_at_us,
+            } => {
+                if let Some(duplicate_at_us) = duplicate_at_us {
+                    let copy = envelope.clone();
+                    self.schedule(duplicate_at_us, EventKind::Deliver { to, envelope: copy });
+                }
+                self.schedule(at_us, EventKind::Deliver { to, envelope });
+            }
+        }
+    }
+}

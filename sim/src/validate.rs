@@ -1,0 +1,197 @@
+//! Validation of a parsed scenario: values in range, and the profile's assumptions respected.
+//!
+//! Each failure names the key (`network.loss_probability`) so that, with the file name the
+//! caller adds, the author knows exactly what to change.
+
+use crate::scenario::{PartitionKind, Profile, Scenario, Span};
+
+/// The key at fault and what is wrong with it.
+pub type Invalid = (String, String);
+
+fn fail<T>(key: &str, message: impl Into<String>) -> Result<T, Invalid> {
+    Err((key.to_string(), message.into()))
+}
+
+fn probability(key: &str, span: Span<f64>) -> Result<(), Invalid> {
+    let (low, high) = (span.low(), span.high());
+    if !(0.0..=1.0).contains(&low) || !(0.0..=1.0).contains(&high) {
+        return fail(key, "a probability must be within [0, 1]");
+    }
+    if low > high {
+        return fail(key, "the range's low end exceeds its high end");
+    }
+    Ok(())
+}
+
+fn non_negative(key: &str, span: Span<f64>, max: f64) -> Result<(), Invalid> {
+    let (low, high) = (span.low(), span.high());
+    if !(low >= 0.0 && high <= max) {
+        return fail(key, format!("must be within [0, {max}]"));
+    }
+    if low > high {
+        return fail(key, "the range's low end exceeds its high end");
+    }
+    Ok(())
+}
+
+fn ordered(key: &str, range: [u64; 2]) -> Result<(), Invalid> {
+    if range[0] > range[1] {
+        return fail(key, "the range's low end exceeds its high end");
+    }
+    Ok(())
+}
+
+/// Checks every value and the profile's assumptions.
+pub fn validate(scenario: &Scenario) -> Result<(), Invalid> {
+    if !(1..=9).contains(&scenario.nodes) {
+        return fail("nodes", "must be between 1 and 9");
+    }
+    if scenario.duration_ms == 0 {
+        return fail("duration_ms", "must be positive");
+    }
+    validate_timing(scenario)?;
+    validate_ranges(scenario)?;
+    validate_profile(scenario)?;
+    validate_script(scenario)
+}
+
+fn validate_timing(scenario: &Scenario) -> Result<(), Invalid> {
+    let timing = &scenario.timing;
+    if timing.heartbeat_interval_ms == 0 {
+        return fail("timing.heartbeat_interval_ms", "must be positive");
+    }
+    let [low, high] = timing.election_timeout_ms;
+    if low <= timing.heartbeat_interval_ms || high <= low {
+        return fail(
+            "timing.election_timeout_ms",
+            "needs heartbeat_interval_ms < low < high",
+        );
+    }
+    if scenario.workload.request_timeout_ms == 0 {
+        return fail("workload.request_timeout_ms", "must be positive");
+    }
+    if scenario.liveness.bound_ms == 0 {
+        return fail("liveness.bound_ms", "must be positive");
+    }
+    Ok(())
+}
+
+fn validate_ranges(scenario: &Scenario) -> Result<(), Invalid> {
+    let network = &scenario.network;
+    ordered("network.latency_ms", network.latency_ms)?;
+    probability("network.loss_probability", network.loss_probability)?;
+    probability(
+        "network.duplicate_probability",
+        network.duplicate_probability,
+    )?;
+    probability("network.reorder_probability", network.reorder_probability)?;
+    non_negative(
+        "partitions.per_minute",
+        scenario.partitions.per_minute,
+        600.0,
+    )?;
+    ordered("partitions.duration_ms", scenario.partitions.duration_ms)?;
+    if scenario.partitions.per_minute.high() > 0.0 && scenario.partitions.kinds.is_empty() {
+        return fail(
+            "partitions.kinds",
+            "name at least one kind when partitions happen",
+        );
+    }
+    non_negative("crashes.per_minute", scenario.crashes.per_minute, 600.0)?;
+    ordered(
+        "crashes.restart_delay_ms",
+        scenario.crashes.restart_delay_ms,
+    )?;
+    non_negative("pauses.per_minute", scenario.pauses.per_minute, 600.0)?;
+    ordered("pauses.duration_ms", scenario.pauses.duration_ms)?;
+    ordered("disk.fsync_latency_ms", scenario.disk.fsync_latency_ms)?;
+    probability(
+        "disk.torn_write_probability",
+        scenario.disk.torn_write_probability,
+    )?;
+    non_negative("clock.drift_max", scenario.clock.drift_max, 0.5)?;
+    let interval = scenario.workload.request_interval_ms;
+    if interval.low() > interval.high() {
+        return fail(
+            "workload.request_interval_ms",
+            "the range's low end exceeds its high end",
+        );
+    }
+    Ok(())
+}
+
+/// The brief assumes links that lose but never reorder or duplicate, atomic persistence,
+/// and nothing stranger than lost messages; a `brief` scenario may not ask for more.
+fn validate_profile(scenario: &Scenario) -> Result<(), Invalid> {
+    if scenario.profile != Profile::Brief {
+        return Ok(());
+    }
+    let why = "profile `brief` assumes it away; set it to 0 or use profile `relaxed`";
+    if scenario.network.duplicate_probability.high() > 0.0 {
+        return fail("network.duplicate_probability", why);
+    }
+    if scenario.network.reorder_probability.high() > 0.0 {
+        return fail("network.reorder_probability", why);
+    }
+    if scenario.disk.torn_write_probability.high() > 0.0 {
+        return fail("disk.torn_write_probability", why);
+    }
+    if scenario.pauses.per_minute.high() > 0.0 {
+        return fail("pauses.per_minute", why);
+    }
+    if scenario.clock.drift_max.high() > 0.0 {
+        return fail("clock.drift_max", why);
+    }
+    let brief_kinds = [PartitionKind::Halves, PartitionKind::IsolateLeader];
+    if let Some(kind) = scenario
+        .partitions
+        .kinds
+        .iter()
+        .find(|kind| !brief_kinds.contains(kind))
+    {
+        return fail(
+            "partitions.kinds",
+            format!("{kind:?} is not allowed by profile `brief` (only halves, isolate_leader)"),
+        );
+    }
+    Ok(())
+}
+
+fn validate_script(scenario: &Scenario) -> Result<(), Invalid> {
+    for (key, node) in scenario.named_nodes() {
+        if node == 0 || node > scenario.nodes {
+            return fail(
+                &key,
+                format!(
+                    "node {node} does not exist (nodes are 1..={})",
+                    scenario.nodes
+                ),
+            );
+        }
+    }
+    for (position, event) in scenario.events.iter().enumerate() {
+        if let crate::scenario::ScriptedEvent::Network {
+            loss_probability, ..
+        } = event
+            && !(0.0..=1.0).contains(loss_probability)
+        {
+            return fail(
+                &format!("events[{position}].loss_probability"),
+                "a probability must be within [0, 1]",
+            );
+        }
+    }
+    for (position, expectation) in scenario.expect.iter().enumerate() {
+        if let crate::scenario::Expectation::NoCommit {
+            since_ms, at_ms, ..
+        } = expectation
+            && since_ms > at_ms
+        {
+            return fail(
+                &format!("expect[{position}].since_ms"),
+                "must not exceed at_ms",
+            );
+        }
+    }
+    Ok(())
+}

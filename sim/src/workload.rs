@@ -1,0 +1,128 @@
+//! Simulated clients and the history they record.
+//!
+//! Each client runs one request at a time: it proposes a command with a unique payload to the
+//! node it believes leads, waits for the outcome, then thinks for a while. A request refused
+//! by a non-leader is retried at the hinted leader; one unanswered within the timeout, or
+//! whose leader lost leadership, is recorded as "maybe happened" (never as "failed") and
+//! retried as a new request. The history of invocations and outcomes is what the
+//! linearizability checker reads.
+
+use rafting_core::LogIndex;
+use serde::Serialize;
+
+/// What became of one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pending,
+    /// Committed at this index; the client was told so.
+    Committed {
+        index: u64,
+    },
+    /// Certainly not applied (refused before entering any log).
+    Failed,
+    /// Maybe applied, maybe not: timed out, or the leader lost leadership.
+    Unknown,
+}
+
+/// One request as a client saw it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Operation {
+    pub id: u64,
+    pub client: u64,
+    pub node: u64,
+    pub payload: Vec<u8>,
+    pub invoked_us: u64,
+    pub completed_us: Option<u64>,
+    pub outcome: Outcome,
+    /// Index and term the leader reported when it accepted the request.
+    pub accepted_at: Option<(u64, u64)>,
+}
+
+/// Every request of one seed, in invocation order (operation id = position + 1).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct History {
+    pub operations: Vec<Operation>,
+}
+
+impl History {
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut Operation> {
+        let position = usize::try_from(id).ok()?.checked_sub(1)?;
+        self.operations.get_mut(position)
+    }
+
+    pub fn get(&self, id: u64) -> Option<&Operation> {
+        let position = usize::try_from(id).ok()?.checked_sub(1)?;
+        self.operations.get(position)
+    }
+
+    /// Starts a new request; returns its id.
+    pub fn invoke(&mut self, client: u64, node: u64, now_us: u64) -> u64 {
+        let id = self.operations.len() as u64 + 1;
+        let payload = format!("client{client}-op{id}").into_bytes();
+        self.operations.push(Operation {
+            id,
+            client,
+            node,
+            payload,
+            invoked_us: now_us,
+            completed_us: None,
+            outcome: Outcome::Pending,
+            accepted_at: None,
+        });
+        id
+    }
+
+    /// Settles a pending request; a settled one keeps its first outcome.
+    pub fn complete(&mut self, id: u64, outcome: Outcome, now_us: u64) -> bool {
+        match self.get_mut(id) {
+            Some(operation) if operation.outcome == Outcome::Pending => {
+                operation.outcome = outcome;
+                operation.completed_us = Some(now_us);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Requests committed at an index, for the end-of-run check.
+    pub fn committed(&self) -> impl Iterator<Item = (LogIndex, &Operation)> {
+        self.operations
+            .iter()
+            .filter_map(|operation| match operation.outcome {
+                Outcome::Committed { index } => Some((LogIndex(index), operation)),
+                _ => None,
+            })
+    }
+}
+
+/// One client's state.
+#[derive(Clone, Debug)]
+pub struct Client {
+    pub id: u64,
+    /// Position of the node it sends to.
+    pub target: usize,
+    /// Its request in flight, if any.
+    pub current: Option<u64>,
+    /// True until its last request committed; in the liveness phase it must become false.
+    pub unfinished: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A request keeps its first outcome: a late timeout never overwrites a commit.
+    #[test]
+    fn first_outcome_sticks() {
+        let mut history = History::default();
+        let id = history.invoke(1, 2, 100);
+        assert!(history.complete(id, Outcome::Committed { index: 4 }, 200));
+        assert!(!history.complete(id, Outcome::Unknown, 300));
+        assert_eq!(
+            history.get(id).unwrap().outcome,
+            Outcome::Committed { index: 4 }
+        );
+        assert_eq!(history.committed().count(), 1);
+    }
+}
