@@ -743,3 +743,30 @@ fn the_in_flight_window_bounds_unacknowledged_appends() {
     cluster.deliver_all();
     assert_eq!(cluster.node(1).commit_index(), cluster.node(1).last_index());
 }
+
+/// ReadIndex batching: reads that arrive while a heartbeat round is out share the next round,
+/// so the leader sends one round per round trip, not one per read; all are served.
+#[test]
+fn read_index_batches_reads_into_rounds() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(1);
+    cluster.run_for(100);
+    let heartbeats = |cluster: &Cluster| {
+        cluster
+            .queue
+            .iter()
+            .filter(|e| matches!(e.message, Message::Heartbeat(_)))
+            .count()
+    };
+    let first = cluster.read(1);
+    assert_eq!(heartbeats(&cluster), 2, "one round to the two followers");
+    let later: Vec<_> = (0..5).map(|_| cluster.read(1)).collect();
+    assert_eq!(heartbeats(&cluster), 2, "no new round while one is out");
+    cluster.deliver_all();
+    for id in std::iter::once(first).chain(later) {
+        assert!(
+            matches!(cluster.read_outcome(id), Some(ReadOutcome::Ready { .. })),
+            "{id:?}"
+        );
+    }
+}
