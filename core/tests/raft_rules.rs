@@ -6,8 +6,8 @@ mod common;
 use common::*;
 use rafting_core::raft::{
     AppendEntries, AppendEntriesResponse, AppendOutcome, Heartbeat, Input, Message, PreVote,
-    ProposalOutcome, ProposeError, ReadError, ReadOutcome, RequestVote, RequestVoteResponse,
-    RoleName,
+    ProposalId, ProposalOutcome, ProposeError, ReadError, ReadOutcome, RequestVote,
+    RequestVoteResponse, RoleName,
 };
 use rafting_core::{LogIndex, Millis, NodeId, Term};
 
@@ -769,4 +769,36 @@ fn read_index_batches_reads_into_rounds() {
             "{id:?}"
         );
     }
+}
+
+/// A batch of proposals shares one persist batch and one append per follower, and each
+/// proposal gets its own outcome.
+#[test]
+fn a_proposal_batch_is_replicated_as_one_append() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(1);
+    cluster.run_for(100);
+    let proposals = (0..10)
+        .map(|i| (ProposalId(100 + i), vec![b'a' + i as u8]))
+        .collect();
+    cluster.step(NodeId(1), Input::ProposeBatch { proposals });
+    let appends: Vec<usize> = cluster
+        .queue
+        .iter()
+        .filter_map(|e| match &e.message {
+            Message::AppendEntries(append) => Some(append.entries.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(appends, vec![10, 10]);
+    cluster.deliver_all();
+    for i in 0..10 {
+        let outcomes = cluster.proposal_outcomes(ProposalId(100 + i));
+        assert!(
+            matches!(outcomes[1], ProposalOutcome::Committed { .. }),
+            "{outcomes:?}"
+        );
+    }
+    cluster.run_for(100);
+    assert_eq!(cluster.applied_commands(2).len(), 10);
 }
