@@ -127,20 +127,26 @@ fn parse_kv(
     key: String,
     query: &BTreeMap<String, String>,
 ) -> Result<Route, ApiError> {
+    // A prefix may be written with a trailing slash (`/v1/kv/services/?list`): the store's
+    // prefixes have none, and `/services` already covers everything below `/services/`.
+    let prefix = || match key.trim_end_matches('/') {
+        "" => "/".to_owned(),
+        trimmed => trimmed.to_owned(),
+    };
     match method {
         "GET" if query.contains_key("watch") => {
             let timeout_ms = optional_number(query, "timeout_ms")?
                 .unwrap_or(WATCH_TIMEOUT_MS_DEFAULT)
                 .min(WATCH_TIMEOUT_MS_MAX);
             Ok(Route::KvWatch {
-                prefix: key,
+                prefix: prefix(),
                 since: optional_number(query, "since")?.unwrap_or(1),
                 timeout_ms,
                 limit: limit(query)?,
             })
         }
         "GET" if query.contains_key("list") => Ok(Route::KvList {
-            prefix: key,
+            prefix: prefix(),
             limit: limit(query)?,
             after: query.get("after").cloned(),
             keys_only: query.contains_key("keys_only"),
@@ -257,6 +263,8 @@ mod tests {
             matches!(list, Route::KvList { prefix, limit: 5, after: Some(after), .. }
             if prefix == "/" && after == "/x")
         );
+        let list = parse("GET", "/v1/kv/services/?list").unwrap();
+        assert!(matches!(list, Route::KvList { prefix, .. } if prefix == "/services"));
         let watch = parse("GET", "/v1/kv/a?watch&since=7&timeout_ms=999999").unwrap();
         assert!(matches!(
             watch,
