@@ -27,6 +27,7 @@ pub mod simulator;
 mod stepping;
 pub mod trace;
 pub mod validate;
+pub mod wal_disk;
 pub mod workload;
 
 pub use checkers::Violation;

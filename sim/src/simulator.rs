@@ -7,11 +7,11 @@
 //! elect a leader and finish every pending request within `liveness.bound_ms`.
 
 use crate::checkers::{self, Record, Violation, check};
-use crate::disk::BatchDisk;
 use crate::network::{MICROS_PER_MS, Network};
 use crate::params::{Params, Streams};
 use crate::scenario::Scenario;
 use crate::trace::{TraceEvent, Tracer};
+use crate::wal_disk::WalDisk;
 use crate::workload::{Client, History};
 use rafting_core::raft::{Config, ConfigError, Envelope, Node, RoleName};
 use rafting_core::{LogIndex, NodeId, Term};
@@ -113,7 +113,8 @@ pub(crate) struct Host {
     pub node: Option<Node>,
     /// Bumped at every crash, so events of a previous life are recognised and ignored.
     pub incarnation: u64,
-    pub disk: BatchDisk,
+    /// The real write-ahead log format, recovered by the real replay code on restart.
+    pub disk: WalDisk,
     pub disk_busy_until_us: u64,
     pub paused: bool,
     /// Events that arrived while paused, delivered on resume.
@@ -215,7 +216,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 node: Some(Node::new(config.clone())?),
                 config,
                 incarnation: 0,
-                disk: BatchDisk::new(),
+                disk: WalDisk::new(id),
                 disk_busy_until_us: 0,
                 paused: false,
                 backlog: Vec::new(),

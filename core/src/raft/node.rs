@@ -154,6 +154,11 @@ impl Node {
             Input::Tick => {}
             Input::Message(envelope) => self.on_message(envelope),
             Input::Propose { id, data } => self.on_propose(id, data),
+            Input::ProposeBatch { proposals } => {
+                for (id, data) in proposals {
+                    self.on_propose(id, data);
+                }
+            }
             Input::Read { id } => self.on_read(id),
             Input::TransferLeadership { to } => self.on_transfer_leadership(to),
             Input::Persisted(batch) => self.on_persisted(batch),

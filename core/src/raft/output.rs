@@ -23,6 +23,11 @@ pub enum Input {
     Message(Envelope),
     /// A client command to replicate. Only a leader accepts it.
     Propose { id: ProposalId, data: Vec<u8> },
+    /// Several commands at once, in order: they share one persist batch and one append per
+    /// follower. Each gets its own outcome.
+    ProposeBatch {
+        proposals: Vec<(ProposalId, Vec<u8>)>,
+    },
     /// A linearizable read (ReadIndex). Only a leader accepts it.
     Read { id: ReadId },
     /// Ask the leader to hand leadership to `to`.

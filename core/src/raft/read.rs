@@ -56,26 +56,32 @@ impl Node {
         leader.reads.round_needed = true;
     }
 
-    /// Starts a new heartbeat round if reads are waiting for one, then moves every read whose
-    /// round a quorum has answered to the confirmed queue.
+    /// Starts a new heartbeat round if reads are waiting for one and no earlier round is still
+    /// unanswered, then moves every read whose round a quorum has answered to the confirmed
+    /// queue. Under load, reads that arrive while a round is out share the next one, so the
+    /// leader sends one round per round trip rather than one per read.
     fn confirm_reads(&mut self) {
         let quorum = self.config.quorum();
         let Role::Leader(leader) = &mut self.role else {
             return;
         };
-        let start_round = leader.reads.round_needed;
+        let quorum_round = |leader: &super::role::LeaderState| {
+            let mut rounds: Vec<u64> = leader
+                .progress
+                .values()
+                .map(|progress| progress.round_acknowledged)
+                .collect();
+            rounds.push(leader.reads.round); // The leader confirms its own rounds.
+            rounds.sort_unstable_by(|a, b| b.cmp(a));
+            rounds.get(quorum - 1).copied().unwrap_or(0)
+        };
+        let outstanding = quorum_round(leader) < leader.reads.round;
+        let start_round = leader.reads.round_needed && !outstanding;
         if start_round {
             leader.reads.round += 1;
             leader.reads.round_needed = false;
         }
-        let mut rounds: Vec<u64> = leader
-            .progress
-            .values()
-            .map(|progress| progress.round_acknowledged)
-            .collect();
-        rounds.push(leader.reads.round); // The leader confirms its own rounds.
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed_round = rounds.get(quorum - 1).copied().unwrap_or(0);
+        let confirmed_round = quorum_round(leader);
         while let Some(&(id, index, round)) = leader.reads.unconfirmed.front() {
             if round > confirmed_round {
                 break;

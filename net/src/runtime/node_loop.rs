@@ -91,6 +91,8 @@ pub(super) struct NodeLoop {
     leader: Option<NodeId>,
     /// When core last asked to be woken.
     wake_at: Millis,
+    /// Proposals of this round of events, handed to core together.
+    unsent_proposals: Vec<(ProposalId, Vec<u8>)>,
 }
 
 impl NodeLoop {
@@ -127,6 +129,7 @@ impl NodeLoop {
             storage_failed: None,
             leader: None,
             wake_at: Millis::ZERO,
+            unsent_proposals: Vec::new(),
         }
     }
 
@@ -150,6 +153,7 @@ impl NodeLoop {
                 Err(RecvTimeoutError::Timeout) => self.step(Input::Tick),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            self.flush_proposals();
             self.housekeeping();
             let all_durable = self.batch_persisted >= self.batch_sent;
             if self.shutting_down && (all_durable || self.storage_failed.is_some()) {
@@ -304,14 +308,25 @@ impl NodeLoop {
         self.propose(Command::Request(request), waiter);
     }
 
+    /// Queues a proposal; the queue goes to core as one batch at the end of the round of
+    /// events, so concurrent writes share a persist batch and an append per follower.
     fn propose(&mut self, command: Command, waiter: Waiter) {
         let id = ProposalId(self.next_id);
         self.next_id += 1;
         self.waiters.insert(id, waiter);
-        self.step(Input::Propose {
-            id,
-            data: command.encode(),
-        });
+        self.unsent_proposals.push((id, command.encode()));
+    }
+
+    fn flush_proposals(&mut self) {
+        // Answers to one batch may queue more (writes waiting for the client record), so go
+        // on until nothing is left; each pass only proposes what the last one queued.
+        for _ in 0..8 {
+            if self.unsent_proposals.is_empty() {
+                return;
+            }
+            let proposals = std::mem::take(&mut self.unsent_proposals);
+            self.step(Input::ProposeBatch { proposals });
+        }
     }
 
     fn on_read(
