@@ -60,7 +60,8 @@ pub struct RawNode {
     /// How long a write or read may wait for the cluster before answering 504 [default: 5000]
     #[arg(long)]
     pub request_timeout_ms: Option<u64>,
-    /// HTTP worker threads; each watch long poll holds one [default: 16]
+    /// HTTP worker threads; each request in progress (a watch long poll too) holds one
+    /// [default: 64]
     #[arg(long)]
     pub http_workers: Option<usize>,
 }

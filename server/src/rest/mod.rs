@@ -64,7 +64,7 @@ impl Api {
 }
 
 /// How many HTTP workers serve requests when not configured; long polls hold one each.
-pub const HTTP_WORKERS_DEFAULT: usize = 16;
+pub const HTTP_WORKERS_DEFAULT: usize = 64;
 
 /// The running HTTP server; [`RestServer::stop`] ends its workers.
 pub struct RestServer {
