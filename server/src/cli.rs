@@ -1,6 +1,9 @@
 //! Command-line parsing: clap fills a raw struct ("low" arguments), which is then validated
 //! into a typed [`Command`] ("high" arguments) before anything runs.
 
+use crate::client_command::{Endpoint, KvCommand};
+use crate::dev_command::{DevConfig, RawDev};
+use crate::node_config::{NodeConfig, RawNode};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use rafting_sim::Scenario;
@@ -20,9 +23,33 @@ pub struct RawCli {
 
 #[derive(Debug, Subcommand)]
 pub enum RawCommand {
+    /// Run one cluster member: Raft over UDP, the write-ahead log, the REST API.
+    Node(RawNode),
+    /// Run a local cluster of real node processes on loopback (the quickest start).
+    Dev(RawDev),
+    /// Read and write keys through any node's REST API.
+    Kv {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(subcommand)]
+        command: KvCommand,
+    },
+    /// Look at the cluster through any node's REST API.
+    Cluster {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(subcommand)]
+        command: RawClusterCommand,
+    },
     /// The deterministic simulator.
     #[command(subcommand)]
     Sim(RawSim),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RawClusterCommand {
+    /// A table of the members: role, term, indexes, addresses, and the leader's progress view.
+    Status,
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,6 +113,15 @@ pub struct SimReplay {
 /// What the binary was asked to do, validated.
 #[derive(Debug)]
 pub enum Command {
+    Node(NodeConfig),
+    Dev(DevConfig),
+    Kv {
+        endpoint: String,
+        command: KvCommand,
+    },
+    ClusterStatus {
+        endpoint: String,
+    },
     SimRun(SimRun),
     SimReplay(SimReplay),
 }
@@ -96,6 +132,18 @@ impl RawCli {
     /// Checks the values and loads the files the command names.
     pub fn validate(self) -> Result<Command> {
         match self.command {
+            RawCommand::Node(raw) => Ok(Command::Node(raw.validate()?)),
+            RawCommand::Dev(raw) => Ok(Command::Dev(raw.validate()?)),
+            RawCommand::Kv { endpoint, command } => Ok(Command::Kv {
+                endpoint: check_endpoint(endpoint.endpoint)?,
+                command,
+            }),
+            RawCommand::Cluster {
+                endpoint,
+                command: RawClusterCommand::Status,
+            } => Ok(Command::ClusterStatus {
+                endpoint: check_endpoint(endpoint.endpoint)?,
+            }),
             RawCommand::Sim(RawSim::Run(raw)) => {
                 if raw.seeds == 0 {
                     bail!("--seeds must be at least 1");
@@ -132,4 +180,11 @@ impl RawCli {
 
 fn load(path: &std::path::Path) -> Result<Scenario> {
     Scenario::load(path).context("loading the scenario")
+}
+
+fn check_endpoint(endpoint: String) -> Result<String> {
+    if !endpoint.starts_with("http://") {
+        bail!("--endpoint must be an http:// URL, like http://127.0.0.1:8001");
+    }
+    Ok(endpoint)
 }

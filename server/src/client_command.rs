@@ -1,0 +1,308 @@
+//! The client commands, `rafting kv put|get|del|list|watch` and `rafting cluster status`:
+//! small HTTP calls against any node's REST API. A 307 from a follower is followed to the
+//! leader (with the body re-sent), so any node's address works as the endpoint.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+pub const ENDPOINT_DEFAULT: &str = "http://127.0.0.1:8001";
+const REDIRECTS_MAX: usize = 5;
+
+#[derive(Debug, Args)]
+pub struct Endpoint {
+    /// Base URL of any node's REST API
+    #[arg(long, default_value = ENDPOINT_DEFAULT, global = true)]
+    pub endpoint: String,
+}
+
+/// `rafting kv ...`.
+#[derive(Debug, Subcommand)]
+pub enum KvCommand {
+    /// Write a key: VALUE is stored as its UTF-8 bytes.
+    Put {
+        key: String,
+        value: String,
+        /// Compare-and-set: write only if the key's version is this (0: only if absent)
+        #[arg(long)]
+        cas: Option<u64>,
+        /// Bind the key to a session: it is deleted when the session ends
+        #[arg(long)]
+        session: Option<u64>,
+    },
+    /// Print a key's value (raw bytes on standard output).
+    Get {
+        key: String,
+        /// Read this node's copy, which may lag, instead of a linearizable read
+        #[arg(long)]
+        stale: bool,
+        /// Also print the version and revisions (on standard error)
+        #[arg(long)]
+        verbose: bool,
+    },
+    /// Delete a key.
+    Del { key: String },
+    /// List the keys under a prefix, one per line: key, version, value.
+    List {
+        #[arg(default_value = "/")]
+        prefix: String,
+        /// At most this many keys (0: the server's maximum)
+        #[arg(long, default_value_t = 0)]
+        limit: u32,
+        #[arg(long)]
+        stale: bool,
+    },
+    /// Print every change under a prefix as it happens, until Ctrl-C.
+    Watch {
+        #[arg(default_value = "/")]
+        prefix: String,
+        /// First revision to report (default: changes from now on)
+        #[arg(long)]
+        since: Option<u64>,
+    },
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(70))
+        .redirects(0)
+        .build()
+}
+
+/// Percent-encodes a key for a URL path, keeping its `/` separators.
+pub fn encode_key(key: &str) -> String {
+    let mut out = String::new();
+    for byte in key.trim_start_matches('/').bytes() {
+        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// Sends a request, following 307/308 redirects with the same method and body.
+pub fn send(method: &str, url: &str, body: &[u8]) -> Result<ureq::Response> {
+    let agent = agent();
+    let mut url = url.to_owned();
+    for _ in 0..=REDIRECTS_MAX {
+        let request = agent.request(method, &url);
+        let result = if body.is_empty() && method != "POST" && method != "PUT" {
+            request.call()
+        } else {
+            request.send_bytes(body)
+        };
+        let response = match result {
+            Ok(response) => response,
+            Err(ureq::Error::Status(status, response)) => return Err(api_error(status, response)),
+            Err(error) => return Err(error).with_context(|| format!("{method} {url}")),
+        };
+        match (response.status(), response.header("Location")) {
+            (307 | 308, Some(location)) => url = location.to_owned(),
+            _ => return Ok(response),
+        }
+    }
+    bail!("too many redirects for {method} {url}")
+}
+
+fn api_error(status: u16, response: ureq::Response) -> anyhow::Error {
+    match response.into_json::<Value>() {
+        Ok(body) => anyhow::anyhow!(
+            "{}: {} (HTTP {status})",
+            body["code"].as_str().unwrap_or("error"),
+            body["message"].as_str().unwrap_or("")
+        ),
+        Err(_) => anyhow::anyhow!("HTTP {status}"),
+    }
+}
+
+fn json(response: ureq::Response) -> Result<Value> {
+    response.into_json().context("reading the JSON answer")
+}
+
+/// Runs one `rafting kv` command.
+pub fn run_kv(endpoint: &str, command: &KvCommand) -> Result<bool> {
+    let base = endpoint.trim_end_matches('/');
+    let mut out = std::io::stdout().lock();
+    match command {
+        KvCommand::Put {
+            key,
+            value,
+            cas,
+            session,
+        } => {
+            let mut url = format!("{base}/v1/kv/{}?", encode_key(key));
+            if let Some(version) = cas {
+                url.push_str(&format!("cas={version}&"));
+            }
+            if let Some(session) = session {
+                url.push_str(&format!("session={session}&"));
+            }
+            let answer = json(send("PUT", &url, value.as_bytes())?)?;
+            writeln!(out, "{answer}")?;
+        }
+        KvCommand::Get {
+            key,
+            stale,
+            verbose,
+        } => {
+            let flag = if *stale { "?stale" } else { "" };
+            let url = format!("{base}/v1/kv/{}{flag}", encode_key(key));
+            let response = send("GET", &url, &[])?;
+            if *verbose {
+                for name in ["X-Rafting-Version", "X-Rafting-Create-Revision"] {
+                    eprintln!("{name}: {}", response.header(name).unwrap_or("-"));
+                }
+                let modify = response.header("X-Rafting-Modify-Revision").unwrap_or("-");
+                eprintln!("X-Rafting-Modify-Revision: {modify}");
+            }
+            let mut value = Vec::new();
+            response
+                .into_reader()
+                .take(64 << 20)
+                .read_to_end(&mut value)?;
+            out.write_all(&value)?;
+            if std::io::IsTerminal::is_terminal(&out) {
+                writeln!(out)?;
+            }
+        }
+        KvCommand::Del { key } => {
+            let url = format!("{base}/v1/kv/{}", encode_key(key));
+            writeln!(out, "{}", json(send("DELETE", &url, &[])?)?)?;
+        }
+        KvCommand::List {
+            prefix,
+            limit,
+            stale,
+        } => list(base, prefix, *limit, *stale, &mut out)?,
+        KvCommand::Watch { prefix, since } => watch(base, prefix, *since, &mut out)?,
+    }
+    Ok(true)
+}
+
+fn value_text(entry: &Value) -> String {
+    match (&entry["value"], &entry["value_base64"]) {
+        (Value::String(text), _) => text.clone(),
+        (_, Value::String(encoded)) => format!("base64:{encoded}"),
+        _ => String::new(),
+    }
+}
+
+fn list(base: &str, prefix: &str, limit: u32, stale: bool, out: &mut impl Write) -> Result<()> {
+    let stale = if stale { "&stale" } else { "" };
+    let url = format!(
+        "{base}/v1/kv/{}?list&limit={limit}{stale}",
+        encode_key(prefix)
+    );
+    let answer = json(send("GET", &url, &[])?)?;
+    let entries = answer["entries"].as_array().cloned().unwrap_or_default();
+    for entry in &entries {
+        let key = entry["key"].as_str().unwrap_or("");
+        writeln!(out, "{key}\tv{}\t{}", entry["version"], value_text(entry))?;
+    }
+    if let Some(after) = answer["continue_after"].as_str() {
+        writeln!(out, "(more keys after {after}; use --limit)")?;
+    }
+    Ok(())
+}
+
+fn watch(base: &str, prefix: &str, since: Option<u64>, out: &mut impl Write) -> Result<()> {
+    let path = encode_key(prefix);
+    let mut since = match since {
+        Some(since) => since,
+        None => {
+            let url = format!("{base}/v1/kv/{path}?list&keys_only&limit=1");
+            let answer = json(send("GET", &url, &[])?)?;
+            answer["revision"].as_u64().unwrap_or(0) + 1
+        }
+    };
+    crate::signals::install();
+    while !crate::signals::stop_requested() {
+        let url = format!("{base}/v1/kv/{path}?watch&since={since}&timeout_ms=1000");
+        let answer = json(send("GET", &url, &[])?)?;
+        for event in answer["events"].as_array().into_iter().flatten() {
+            let kind = event["type"].as_str().unwrap_or("?");
+            let key = event["key"].as_str().unwrap_or("");
+            writeln!(
+                out,
+                "{}\t{kind}\t{key}\t{}",
+                event["revision"],
+                value_text(event)
+            )?;
+        }
+        out.flush()?;
+        since = answer["next_since"].as_u64().unwrap_or(since);
+    }
+    Ok(())
+}
+
+/// `rafting cluster status`: a table of the members as the endpoint's node gathers them.
+pub fn cluster_status(endpoint: &str) -> Result<bool> {
+    let url = format!("{}/v1/cluster", endpoint.trim_end_matches('/'));
+    let answer = json(send("GET", &url, &[])?)?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "leader: {}   term: {}",
+        answer["leader"], answer["term"]
+    )?;
+    writeln!(
+        out,
+        "{:<4} {:<13} {:>6} {:>9} {:>9} {:>9}  {:<21} {:<21}",
+        "ID", "ROLE", "TERM", "COMMIT", "APPLIED", "LAST", "HTTP", "UDP"
+    )?;
+    for node in answer["nodes"].as_array().into_iter().flatten() {
+        let text = |name: &str| match &node[name] {
+            Value::String(text) => text.clone(),
+            Value::Null => "-".to_owned(),
+            other => other.to_string(),
+        };
+        let role = if node["reachable"] == Value::Bool(true) {
+            text("role")
+        } else {
+            "unreachable".to_owned()
+        };
+        writeln!(
+            out,
+            "{:<4} {:<13} {:>6} {:>9} {:>9} {:>9}  {:<21} {:<21}",
+            text("id"),
+            role,
+            text("term"),
+            text("commit_index"),
+            text("applied_index"),
+            text("last_index"),
+            text("http"),
+            text("udp")
+        )?;
+    }
+    for peer in answer["progress"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "progress of node {}: match {} next {} {} {}",
+            peer["id"],
+            peer["match_index"],
+            peer["next_index"],
+            peer["state"].as_str().unwrap_or("?"),
+            if peer["recent_active"] == Value::Bool(true) {
+                "active"
+            } else {
+                "inactive"
+            },
+        )?;
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_percent_encoded_but_keep_their_slashes() {
+        assert_eq!(encode_key("/services/web/n1"), "services/web/n1");
+        assert_eq!(encode_key("/a b/ü?"), "a%20b/%C3%BC%3F");
+    }
+}

@@ -1,0 +1,120 @@
+//! `rafting node`: runs one cluster member — the runtime (Raft over UDP, the write-ahead
+//! log) and the REST API — until SIGTERM or Ctrl-C, then stops cleanly: the HTTP workers
+//! finish, the batch in flight is made durable, and the process exits 0.
+
+use crate::node_config::NodeConfig;
+use crate::rest::http_metrics::HttpMetrics;
+use crate::rest::{Api, RestServer};
+use crate::signals;
+use anyhow::{Context, Result};
+use rafting_core::NodeId;
+use rafting_core::raft::Config;
+use rafting_core::store::StoreConfig;
+use rafting_net::runtime::{Runtime, RuntimeConfig};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// The node's log file inside its data directory.
+pub const LOG_FILE_NAME: &str = "node.log";
+const SESSION_TICK_INTERVAL_MS: u64 = 250;
+const REQUEST_QUEUE_MAX: usize = 4096;
+/// Largest HTTP body: the store's largest value plus room for a transaction's keys.
+const BODY_BYTES_EXTRA: usize = 64 * 1024;
+
+/// Logs go to stderr and, without colours, to `node.log` in the data directory. The level
+/// comes from `RUST_LOG` (default `info`).
+fn init_logging(config: &NodeConfig) -> Result<()> {
+    let path = config.data_directory.join(LOG_FILE_NAME);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening the log file {}", path.display()))?;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let file = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(std::sync::Mutex::new(file));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(stderr)
+        .with(file)
+        .try_init()
+        .context("installing the logger")
+}
+
+fn runtime_config(config: &NodeConfig) -> RuntimeConfig {
+    let voters = config.members.keys().copied();
+    let seed = config.id.get() ^ config.cluster_id.rotate_left(32);
+    let mut raft = Config::new(config.id, voters, seed);
+    raft.heartbeat_interval_ms = config.heartbeat_interval_ms;
+    raft.election_timeout_ms_min = config.election_timeout_ms_min;
+    raft.election_timeout_ms_max = config.election_timeout_ms_max;
+    let peers: BTreeMap<NodeId, SocketAddr> = config
+        .members
+        .iter()
+        .filter(|(id, _)| **id != config.id)
+        .map(|(id, addresses)| (*id, addresses.udp))
+        .collect();
+    RuntimeConfig {
+        raft,
+        store: StoreConfig::default(),
+        cluster_id: config.cluster_id,
+        udp_listen: config.own_addresses().udp,
+        peers,
+        data_directory: config.data_directory.clone(),
+        session_tick_interval_ms: SESSION_TICK_INTERVAL_MS,
+        request_queue_max: REQUEST_QUEUE_MAX,
+    }
+}
+
+/// Runs the node until a stop signal; returns once it has stopped cleanly.
+pub fn run(config: &NodeConfig) -> Result<bool> {
+    std::fs::create_dir_all(&config.data_directory).with_context(|| {
+        format!(
+            "creating the data directory {}",
+            config.data_directory.display()
+        )
+    })?;
+    init_logging(config)?;
+    signals::install();
+    let own = config.own_addresses();
+    let runtime = Runtime::start(runtime_config(config)).context("starting the node")?;
+    let api = Arc::new(Api {
+        handle: runtime.handle.clone(),
+        members: config.members.clone(),
+        request_timeout: Duration::from_millis(config.request_timeout_ms),
+        body_bytes_max: StoreConfig::default().value_bytes_max + BODY_BYTES_EXTRA,
+        http_metrics: HttpMetrics::default(),
+        stopping: AtomicBool::new(false),
+    });
+    let server = match RestServer::start(own.http, config.http_workers, api.clone()) {
+        Ok(server) => server,
+        Err(error) => {
+            runtime.shutdown();
+            return Err(error.context("starting the REST API"));
+        }
+    };
+    tracing::info!(
+        id = config.id.get(),
+        http = %own.http,
+        udp = %own.udp,
+        members = config.members.len(),
+        data = %config.data_directory.display(),
+        "node started"
+    );
+    while !signals::stop_requested() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    tracing::info!("stop requested: finishing requests and making the last batch durable");
+    server.stop(&api);
+    runtime.shutdown();
+    tracing::info!("node stopped cleanly");
+    Ok(true)
+}

@@ -1,0 +1,169 @@
+//! Administration handlers: this node's status, the cluster view (gathered from every
+//! member's `/v1/status`), health, leadership transfer and Prometheus metrics.
+
+use super::Api;
+use super::errors::{ApiError, Reply};
+use rafting_core::NodeId;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+/// How long `/v1/cluster` waits for each other member's status.
+const PEER_STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// `GET /v1/status`: this node's own view.
+pub fn status_json(api: &Api) -> Value {
+    let status = api.handle.status();
+    let raft = &status.raft;
+    let addresses = api.members.get(&raft.id);
+    let progress: Vec<Value> = raft
+        .peers
+        .iter()
+        .map(|peer| {
+            json!({
+                "id": peer.id.get(),
+                "match_index": peer.match_index.get(),
+                "next_index": peer.next_index.get(),
+                "state": peer.state,
+                "recent_active": peer.recent_active,
+            })
+        })
+        .collect();
+    json!({
+        "id": raft.id.get(),
+        "http": addresses.map(|a| a.http.to_string()),
+        "udp": addresses.map(|a| a.udp.to_string()),
+        "reachable": true,
+        "role": raft.role.as_str(),
+        "term": raft.term.get(),
+        "leader": raft.leader.map(|id| id.get()),
+        "commit_index": raft.commit_index.get(),
+        "applied_index": raft.applied_index.get(),
+        "last_index": raft.last_index.get(),
+        "durable_index": raft.durable_index.get(),
+        "store_revision": status.store_revision,
+        "storage_failed": status.storage_failed,
+        "progress": progress,
+    })
+}
+
+/// Fetches another member's `/v1/status`; an unreachable member is reported as such.
+fn peer_status(api: &Api, id: NodeId) -> Value {
+    let Some(addresses) = api.members.get(&id) else {
+        return json!({"id": id.get(), "reachable": false});
+    };
+    let url = format!("http://{}/v1/status", addresses.http);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(PEER_STATUS_TIMEOUT)
+        .redirects(0)
+        .build();
+    let fetched = agent
+        .get(&url)
+        .call()
+        .map_err(|error| error.to_string())
+        .and_then(|response| response.into_json::<Value>().map_err(|e| e.to_string()));
+    match fetched {
+        Ok(status) => status,
+        Err(error) => json!({
+            "id": id.get(),
+            "http": addresses.http.to_string(),
+            "udp": addresses.udp.to_string(),
+            "reachable": false,
+            "error": error,
+        }),
+    }
+}
+
+/// `GET /v1/cluster`: every member's status (fetched in parallel), the leader and term as
+/// the most advanced reachable member sees them, and the leader's view of each follower.
+pub fn cluster(api: &Api) -> Reply {
+    let own_id = api.handle.id();
+    let mut nodes: Vec<Value> = std::thread::scope(|scope| {
+        let fetches: Vec<_> = api
+            .members
+            .keys()
+            .filter(|&&id| id != own_id)
+            .map(|&id| scope.spawn(move || peer_status(api, id)))
+            .collect();
+        let mut nodes = vec![status_json(api)];
+        nodes.extend(fetches.into_iter().filter_map(|fetch| fetch.join().ok()));
+        nodes
+    });
+    nodes.sort_by_key(|node| node["id"].as_u64().unwrap_or(0));
+    let newest = nodes
+        .iter()
+        .filter(|node| node["reachable"] == json!(true))
+        .max_by_key(|node| (node["term"].as_u64(), node["leader"].is_u64()));
+    let term = newest
+        .map(|node| node["term"].clone())
+        .unwrap_or(Value::Null);
+    let leader = newest
+        .map(|node| node["leader"].clone())
+        .unwrap_or(Value::Null);
+    let progress = nodes
+        .iter()
+        .find(|node| node["role"] == json!("leader") && node["term"] == term)
+        .map(|node| node["progress"].clone())
+        .unwrap_or_else(|| json!([]));
+    Reply::json(&json!({
+        "leader": leader,
+        "term": term,
+        "nodes": nodes,
+        "progress": progress,
+    }))
+}
+
+/// `GET /v1/health`: 200 when this node sees a leader and has applied everything it knows
+/// to be committed; 503 (with Retry-After) otherwise.
+pub fn health(api: &Api) -> Reply {
+    let status = api.handle.status();
+    let raft = &status.raft;
+    let problem = if let Some(failure) = &status.storage_failed {
+        Some(format!("storage failed: {failure}"))
+    } else if raft.leader.is_none() {
+        Some("no leader is known".to_owned())
+    } else if raft.applied_index < raft.commit_index {
+        Some(format!(
+            "applied index {} is behind commit index {}",
+            raft.applied_index.get(),
+            raft.commit_index.get()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        None => Reply::json(&json!({
+            "status": "ok",
+            "id": raft.id.get(),
+            "role": raft.role.as_str(),
+            "leader": raft.leader.map(|id| id.get()),
+            "term": raft.term.get(),
+        })),
+        Some(message) => ApiError::new(503, "unhealthy", message)
+            .retry_after(1)
+            .into_reply(),
+    }
+}
+
+/// `POST /v1/cluster/transfer-leader?to=<id>`: redirected to the leader when sent elsewhere.
+pub fn transfer_leader(api: &Api, url: &str, to: u64) -> Result<Reply, ApiError> {
+    let target = NodeId(to);
+    if !api.members.contains_key(&target) {
+        return Err(ApiError::new(
+            404,
+            "unknown_node",
+            format!("node {to} is not a member of this cluster"),
+        ));
+    }
+    api.handle
+        .transfer_leader(target)
+        .map_err(|error| api.client_error(error, url))?;
+    Ok(Reply::json(&json!({"transferring_to": to})))
+}
+
+/// `GET /metrics`: the node's metrics and the HTTP counters, in Prometheus text format.
+pub fn metrics(api: &Api) -> Reply {
+    let mut out = String::new();
+    api.handle.metrics().render(&mut out);
+    api.http_metrics.render(&mut out);
+    Reply::text(out)
+}

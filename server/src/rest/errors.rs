@@ -1,0 +1,228 @@
+//! How the REST API answers: the [`Reply`] every handler builds, and [`ApiError`], a failure
+//! with an HTTP status, a stable `code` and a message, rendered as `{"code","message"}`.
+//!
+//! The mapping from runtime and store errors to HTTP statuses lives here, in one table, so
+//! that every route answers the same failure the same way.
+
+use rafting_core::store::StoreError;
+use rafting_net::runtime::ClientError;
+
+/// A complete HTTP answer, independent of the HTTP library.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    /// A 200 with a JSON body.
+    pub fn json(value: &serde_json::Value) -> Reply {
+        Reply::json_with_status(200, value)
+    }
+
+    pub fn json_with_status(status: u16, value: &serde_json::Value) -> Reply {
+        let mut body = serde_json::to_vec(value).unwrap_or_default();
+        body.push(b'\n');
+        Reply {
+            status,
+            content_type: "application/json",
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A 200 with raw bytes (a key's value).
+    pub fn bytes(body: Vec<u8>) -> Reply {
+        Reply {
+            status: 200,
+            content_type: "application/octet-stream",
+            body,
+            headers: Vec::new(),
+        }
+    }
+
+    /// A 200 with plain text (Prometheus metrics).
+    pub fn text(body: String) -> Reply {
+        Reply {
+            status: 200,
+            content_type: "text/plain; version=0.0.4",
+            body: body.into_bytes(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl ToString) -> Reply {
+        self.headers.push((name, value.to_string()));
+        self
+    }
+}
+
+/// A failed request: what the client sees as `{"code": ..., "message": ...}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: u16,
+    pub code: &'static str,
+    pub message: String,
+    /// Seconds the client should wait before retrying (503, 429).
+    pub retry_after_seconds: Option<u32>,
+    /// Where to send the request instead (307 to the leader).
+    pub location: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after_seconds: None,
+            location: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "bad_request", message)
+    }
+
+    pub fn not_found_route(method: &str, path: &str) -> ApiError {
+        ApiError::new(404, "no_route", format!("no route for {method} {path}"))
+    }
+
+    pub fn method_not_allowed(method: &str, path: &str) -> ApiError {
+        ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("{method} is not served on {path}"),
+        )
+    }
+
+    pub fn too_large(size_bytes: usize, size_bytes_max: usize) -> ApiError {
+        ApiError::new(
+            413,
+            "too_large",
+            format!("request body of {size_bytes} bytes exceeds the limit of {size_bytes_max}"),
+        )
+    }
+
+    /// No leader is known: the client should retry shortly.
+    pub fn no_leader() -> ApiError {
+        ApiError::new(503, "no_leader", "no leader is known; retry shortly").retry_after(1)
+    }
+
+    /// A 307 to the leader; the body still explains why.
+    pub fn redirect(location: String, leader: u64) -> ApiError {
+        let mut error = ApiError::new(
+            307,
+            "not_leader",
+            format!("this node is not the leader; node {leader} is (follow the Location header)"),
+        );
+        error.location = Some(location);
+        error
+    }
+
+    pub fn retry_after(mut self, seconds: u32) -> ApiError {
+        self.retry_after_seconds = Some(seconds);
+        self
+    }
+
+    /// The error as an HTTP answer.
+    pub fn into_reply(self) -> Reply {
+        let body = serde_json::json!({"code": self.code, "message": self.message});
+        let mut reply = Reply::json_with_status(self.status, &body);
+        if let Some(seconds) = self.retry_after_seconds {
+            reply = reply.with_header("Retry-After", seconds);
+        }
+        if let Some(location) = self.location {
+            reply = reply.with_header("Location", location);
+        }
+        reply
+    }
+}
+
+/// The HTTP status of a store error. `not_leader` is handled by the caller (redirect).
+fn store_status(error: &StoreError) -> u16 {
+    match error {
+        StoreError::NotFound { .. } | StoreError::SessionNotFound { .. } => 404,
+        StoreError::VersionMismatch { .. }
+        | StoreError::SessionExpired { .. }
+        | StoreError::StaleRequest { .. } => 409,
+        StoreError::InvalidKey { .. }
+        | StoreError::InvalidRequest { .. }
+        | StoreError::BadCommand { .. } => 400,
+        StoreError::TooLarge { .. } => 413,
+        StoreError::Compacted { .. } => 410,
+        StoreError::LimitReached { .. } => 429,
+        StoreError::NotLeader => 503,
+    }
+}
+
+/// Maps a runtime error to its HTTP form. `leader_location` turns a leader hint into the
+/// URL to redirect to (`None` when the leader's HTTP address is unknown, or is this node).
+pub fn from_client_error(
+    error: ClientError,
+    leader_location: impl Fn(u64) -> Option<String>,
+) -> ApiError {
+    let code = error.code();
+    let message = error.to_string();
+    match error {
+        ClientError::NotLeader {
+            leader: Some(leader),
+        } => match leader_location(leader.get()) {
+            Some(location) => ApiError::redirect(location, leader.get()),
+            None => ApiError::no_leader(),
+        },
+        ClientError::NotLeader { leader: None } => ApiError::no_leader(),
+        ClientError::Store(StoreError::NotLeader) => ApiError::no_leader(),
+        ClientError::Store(store_error) => {
+            let status = store_status(&store_error);
+            let error = ApiError::new(status, code, message);
+            if status == 429 {
+                error.retry_after(1)
+            } else {
+                error
+            }
+        }
+        ClientError::Timeout => ApiError::new(504, code, message),
+        ClientError::OutcomeUnknown { .. }
+        | ClientError::Overloaded(_)
+        | ClientError::ShuttingDown => ApiError::new(503, code, message).retry_after(1),
+        ClientError::TooLarge { .. } => ApiError::new(413, code, message),
+        ClientError::StorageFailed(_) => ApiError::new(500, code, message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rafting_core::NodeId;
+
+    #[test]
+    fn store_errors_keep_their_stable_codes_and_map_to_statuses() {
+        let error = ClientError::Store(StoreError::VersionMismatch {
+            key: "/a".into(),
+            expected: 1,
+            actual: 2,
+        });
+        let api = from_client_error(error, |_| None);
+        assert_eq!((api.status, api.code), (409, "version_mismatch"));
+        let missing = ClientError::Store(StoreError::NotFound { key: "/a".into() });
+        assert_eq!(from_client_error(missing, |_| None).status, 404);
+    }
+
+    #[test]
+    fn a_follower_redirects_to_a_known_leader_and_refuses_without_one() {
+        let known = ClientError::NotLeader {
+            leader: Some(NodeId(2)),
+        };
+        let api = from_client_error(known.clone(), |id| Some(format!("http://n{id}/v1/kv/a")));
+        assert_eq!(api.status, 307);
+        assert_eq!(api.location.as_deref(), Some("http://n2/v1/kv/a"));
+        let unknown = from_client_error(known, |_| None);
+        assert_eq!(
+            (unknown.status, unknown.retry_after_seconds),
+            (503, Some(1))
+        );
+    }
+}

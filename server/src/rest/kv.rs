@@ -1,0 +1,163 @@
+//! Key space handlers: get, put (with compare-and-set and sessions), delete, list and the
+//! watch long poll. Every key belongs to the default tenant.
+
+use super::Api;
+use super::errors::{ApiError, Reply};
+use super::json;
+use super::routes::Route;
+use rafting_core::store::{
+    ListQuery, Operation, Query, ReadAnswer, Revision, SessionId, TenantId, WatchQuery,
+};
+use rafting_net::runtime::Consistency;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+/// How often a watch long poll looks at the local store for new events.
+const WATCH_POLL_INTERVAL: Duration = Duration::from_millis(25);
+
+fn consistency(stale: bool) -> Consistency {
+    if stale {
+        Consistency::Stale
+    } else {
+        Consistency::Linearizable
+    }
+}
+
+fn unexpected_answer(what: &str) -> ApiError {
+    ApiError::new(
+        500,
+        "internal",
+        format!("the node answered a {what} unexpectedly"),
+    )
+}
+
+/// `GET /v1/kv/<key>`: the raw value, with its version and revisions in headers.
+pub fn get(api: &Api, url: &str, key: &str, stale: bool) -> Result<Reply, ApiError> {
+    let query = Query::Get {
+        tenant: TenantId::DEFAULT,
+        key: key.to_owned(),
+    };
+    let answer = api
+        .handle
+        .read(query, consistency(stale), api.request_timeout)
+        .map_err(|error| api.client_error(error, url))?;
+    let ReadAnswer::Value(kv) = answer else {
+        return Err(unexpected_answer("get"));
+    };
+    let mut reply = Reply::bytes(kv.value.unwrap_or_default())
+        .with_header("X-Rafting-Version", kv.version)
+        .with_header("X-Rafting-Create-Revision", kv.create_revision.get())
+        .with_header("X-Rafting-Modify-Revision", kv.modify_revision.get());
+    if let Some(session) = kv.session {
+        reply = reply.with_header("X-Rafting-Session", session.get());
+    }
+    Ok(reply)
+}
+
+/// Replicates one write and answers its outcome as JSON.
+pub fn write(api: &Api, url: &str, operation: Operation) -> Result<Reply, ApiError> {
+    let outcome = api
+        .handle
+        .write(TenantId::DEFAULT, operation, api.request_timeout)
+        .map_err(|error| api.client_error(error, url))?;
+    Ok(Reply::json(&json::outcome(&outcome)))
+}
+
+/// `PUT /v1/kv/<key>[?cas=<version>][&session=<id>]`: the body is the value.
+pub fn put(
+    api: &Api,
+    url: &str,
+    key: &str,
+    value: Vec<u8>,
+    compare_version: Option<u64>,
+    session: Option<u64>,
+) -> Result<Reply, ApiError> {
+    let key = key.to_owned();
+    let session = session.map(SessionId);
+    let operation = match compare_version {
+        Some(expected_version) => Operation::CompareAndSet {
+            key,
+            expected_version,
+            value,
+            session,
+        },
+        None => Operation::Put {
+            key,
+            value,
+            session,
+        },
+    };
+    write(api, url, operation)
+}
+
+/// `DELETE /v1/kv/<key>`.
+pub fn delete(api: &Api, url: &str, key: &str) -> Result<Reply, ApiError> {
+    write(api, url, Operation::delete(key))
+}
+
+/// `GET /v1/kv/<prefix>?list[&limit=][&after=][&keys_only][&stale]`.
+pub fn list(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
+    let Route::KvList {
+        prefix,
+        limit,
+        after,
+        keys_only,
+        stale,
+    } = route
+    else {
+        return Err(unexpected_answer("list route"));
+    };
+    let query = Query::List(ListQuery {
+        tenant: TenantId::DEFAULT,
+        prefix: prefix.clone(),
+        keys_only: *keys_only,
+        limit: *limit,
+        after: after.clone(),
+    });
+    let answer = api
+        .handle
+        .read(query, consistency(*stale), api.request_timeout)
+        .map_err(|error| api.client_error(error, url))?;
+    let ReadAnswer::List(listing) = answer else {
+        return Err(unexpected_answer("list"));
+    };
+    Ok(Reply::json(&json::listing(&listing)))
+}
+
+/// `GET /v1/kv/<prefix>?watch&since=<revision>[&timeout_ms=][&limit=]`: a long poll.
+///
+/// Served from this node's applied state, so any node serves watches (a follower may lag
+/// the leader by a few milliseconds). Answers as soon as there is at least one event, or
+/// with no events when the timeout passes; either way `next_since` is where to poll next.
+pub fn watch(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
+    let Route::KvWatch {
+        prefix,
+        since,
+        timeout_ms,
+        limit,
+    } = route
+    else {
+        return Err(unexpected_answer("watch route"));
+    };
+    let deadline = Instant::now() + Duration::from_millis(*timeout_ms);
+    loop {
+        let query = Query::Watch(WatchQuery {
+            tenant: TenantId::DEFAULT,
+            prefix: prefix.clone(),
+            since: Revision((*since).max(1)),
+            limit: *limit,
+        });
+        let answer = api
+            .handle
+            .read(query, Consistency::Stale, api.request_timeout)
+            .map_err(|error| api.client_error(error, url))?;
+        let ReadAnswer::Watch(batch) = answer else {
+            return Err(unexpected_answer("watch"));
+        };
+        let stopping = api.stopping.load(Ordering::Relaxed);
+        if !batch.events.is_empty() || stopping || Instant::now() >= deadline {
+            return Ok(Reply::json(&json::watch_batch(&batch)));
+        }
+        std::thread::sleep(WATCH_POLL_INTERVAL.min(deadline - Instant::now()));
+    }
+}

@@ -1,0 +1,313 @@
+//! The REST API's routes: a request line (method and URL) parsed into a typed [`Route`], with
+//! its key and query parameters decoded and checked. Nothing here touches the node.
+
+use super::errors::ApiError;
+use std::collections::BTreeMap;
+
+/// Longest a watch long poll may wait, whatever the client asks.
+pub const WATCH_TIMEOUT_MS_MAX: u64 = 60_000;
+/// How long a watch long poll waits when the client does not say.
+pub const WATCH_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+
+/// One request the API serves, with its parameters parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    KvGet {
+        key: String,
+        stale: bool,
+    },
+    KvPut {
+        key: String,
+        compare_version: Option<u64>,
+        session: Option<u64>,
+    },
+    KvDelete {
+        key: String,
+    },
+    KvList {
+        prefix: String,
+        limit: u32,
+        after: Option<String>,
+        keys_only: bool,
+        stale: bool,
+    },
+    KvWatch {
+        prefix: String,
+        since: u64,
+        timeout_ms: u64,
+        limit: u32,
+    },
+    Transaction,
+    SessionOpen,
+    SessionKeepAlive {
+        session: u64,
+    },
+    SessionClose {
+        session: u64,
+    },
+    Status,
+    Cluster,
+    Health,
+    TransferLeader {
+        to: u64,
+    },
+    Metrics,
+}
+
+impl Route {
+    /// The route's name in metrics (`rafting_http_requests_total{route=...}`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Route::KvGet { .. } => "kv_get",
+            Route::KvPut { .. } => "kv_put",
+            Route::KvDelete { .. } => "kv_delete",
+            Route::KvList { .. } => "kv_list",
+            Route::KvWatch { .. } => "kv_watch",
+            Route::Transaction => "txn",
+            Route::SessionOpen => "session_open",
+            Route::SessionKeepAlive { .. } => "session_keepalive",
+            Route::SessionClose { .. } => "session_close",
+            Route::Status => "status",
+            Route::Cluster => "cluster",
+            Route::Health => "health",
+            Route::TransferLeader { .. } => "transfer_leader",
+            Route::Metrics => "metrics",
+        }
+    }
+
+    /// Whether the route reads a request body.
+    pub fn has_body(&self) -> bool {
+        matches!(
+            self,
+            Route::KvPut { .. } | Route::Transaction | Route::SessionOpen
+        )
+    }
+}
+
+/// Parses a method and a URL (`/v1/kv/a/b?cas=3`) into a route.
+pub fn parse(method: &str, url: &str) -> Result<Route, ApiError> {
+    let (path, query_string) = url.split_once('?').unwrap_or((url, ""));
+    let query = parse_query(query_string)?;
+    if let Some(rest) = path.strip_prefix("/v1/kv") {
+        if !rest.is_empty() && !rest.starts_with('/') {
+            return Err(ApiError::not_found_route(method, path));
+        }
+        let key = format!("/{}", percent_decode(rest.trim_start_matches('/'))?);
+        return parse_kv(method, path, key, &query);
+    }
+    if let Some(rest) = path.strip_prefix("/v1/sessions") {
+        return parse_sessions(method, path, rest);
+    }
+    let route = match path {
+        "/v1/txn" => expect_method(method, "POST", path, Route::Transaction)?,
+        "/v1/status" => expect_method(method, "GET", path, Route::Status)?,
+        "/v1/cluster" => expect_method(method, "GET", path, Route::Cluster)?,
+        "/v1/health" => expect_method(method, "GET", path, Route::Health)?,
+        "/metrics" => expect_method(method, "GET", path, Route::Metrics)?,
+        "/v1/cluster/transfer-leader" => {
+            let to = required_number(&query, "to")?;
+            expect_method(method, "POST", path, Route::TransferLeader { to })?
+        }
+        _ => return Err(ApiError::not_found_route(method, path)),
+    };
+    Ok(route)
+}
+
+fn expect_method(method: &str, wanted: &str, path: &str, route: Route) -> Result<Route, ApiError> {
+    if method == wanted {
+        Ok(route)
+    } else {
+        Err(ApiError::method_not_allowed(method, path))
+    }
+}
+
+fn parse_kv(
+    method: &str,
+    path: &str,
+    key: String,
+    query: &BTreeMap<String, String>,
+) -> Result<Route, ApiError> {
+    // A prefix may be written with a trailing slash (`/v1/kv/services/?list`): the store's
+    // prefixes have none, and `/services` already covers everything below `/services/`.
+    let prefix = || match key.trim_end_matches('/') {
+        "" => "/".to_owned(),
+        trimmed => trimmed.to_owned(),
+    };
+    match method {
+        "GET" if query.contains_key("watch") => {
+            let timeout_ms = optional_number(query, "timeout_ms")?
+                .unwrap_or(WATCH_TIMEOUT_MS_DEFAULT)
+                .min(WATCH_TIMEOUT_MS_MAX);
+            Ok(Route::KvWatch {
+                prefix: prefix(),
+                since: optional_number(query, "since")?.unwrap_or(1),
+                timeout_ms,
+                limit: limit(query)?,
+            })
+        }
+        "GET" if query.contains_key("list") => Ok(Route::KvList {
+            prefix: prefix(),
+            limit: limit(query)?,
+            after: query.get("after").cloned(),
+            keys_only: query.contains_key("keys_only"),
+            stale: query.contains_key("stale"),
+        }),
+        "GET" => Ok(Route::KvGet {
+            key,
+            stale: query.contains_key("stale"),
+        }),
+        "PUT" => Ok(Route::KvPut {
+            key,
+            compare_version: optional_number(query, "cas")?,
+            session: optional_number(query, "session")?,
+        }),
+        "DELETE" => Ok(Route::KvDelete { key }),
+        _ => Err(ApiError::method_not_allowed(method, path)),
+    }
+}
+
+fn parse_sessions(method: &str, path: &str, rest: &str) -> Result<Route, ApiError> {
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let session = |text: &str| {
+        text.parse::<u64>()
+            .map_err(|_| ApiError::bad_request(format!("session id {text:?} is not a number")))
+    };
+    match (method, segments.as_slice()) {
+        ("POST", []) => Ok(Route::SessionOpen),
+        ("PUT", [id, "keepalive"]) => Ok(Route::SessionKeepAlive {
+            session: session(id)?,
+        }),
+        ("DELETE", [id]) => Ok(Route::SessionClose {
+            session: session(id)?,
+        }),
+        (_, [] | [_, "keepalive"] | [_]) => Err(ApiError::method_not_allowed(method, path)),
+        _ => Err(ApiError::not_found_route(method, path)),
+    }
+}
+
+fn limit(query: &BTreeMap<String, String>) -> Result<u32, ApiError> {
+    let limit = optional_number(query, "limit")?.unwrap_or(0);
+    u32::try_from(limit).map_err(|_| ApiError::bad_request("limit is too large"))
+}
+
+fn optional_number(query: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, ApiError> {
+    match query.get(name) {
+        None => Ok(None),
+        Some(text) => text.parse::<u64>().map(Some).map_err(|_| {
+            ApiError::bad_request(format!("query parameter {name}={text:?} is not a number"))
+        }),
+    }
+}
+
+fn required_number(query: &BTreeMap<String, String>, name: &str) -> Result<u64, ApiError> {
+    optional_number(query, name)?
+        .ok_or_else(|| ApiError::bad_request(format!("query parameter {name} is required")))
+}
+
+/// `a=1&b&c=x%2Fy` into a map; a flag without `=` maps to the empty string.
+pub fn parse_query(query: &str) -> Result<BTreeMap<String, String>, ApiError> {
+    let mut parameters = BTreeMap::new();
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        parameters.insert(percent_decode(name)?, percent_decode(value)?);
+    }
+    Ok(parameters)
+}
+
+/// Decodes `%XX` escapes (and `+` as a space in no case: keys may contain `+`). The result
+/// must be UTF-8.
+pub fn percent_decode(text: &str) -> Result<String, ApiError> {
+    let bytes = text.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = bytes
+                .get(index + 1..index + 3)
+                .and_then(|pair| std::str::from_utf8(pair).ok())
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(|| ApiError::bad_request("malformed percent escape in the URL"))?;
+            decoded.push(hex);
+            index += 3;
+        } else {
+            decoded.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(decoded).map_err(|_| ApiError::bad_request("the URL is not UTF-8"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kv_routes_carry_the_absolute_key_and_their_parameters() {
+        assert_eq!(
+            parse("PUT", "/v1/kv/services/web?cas=0&session=12").unwrap(),
+            Route::KvPut {
+                key: "/services/web".into(),
+                compare_version: Some(0),
+                session: Some(12)
+            }
+        );
+        assert_eq!(
+            parse("GET", "/v1/kv/a%20b?stale").unwrap(),
+            Route::KvGet {
+                key: "/a b".into(),
+                stale: true
+            }
+        );
+        let list = parse("GET", "/v1/kv/?list&limit=5&after=%2Fx").unwrap();
+        assert!(
+            matches!(list, Route::KvList { prefix, limit: 5, after: Some(after), .. }
+            if prefix == "/" && after == "/x")
+        );
+        let list = parse("GET", "/v1/kv/services/?list").unwrap();
+        assert!(matches!(list, Route::KvList { prefix, .. } if prefix == "/services"));
+        let watch = parse("GET", "/v1/kv/a?watch&since=7&timeout_ms=999999").unwrap();
+        assert!(matches!(
+            watch,
+            Route::KvWatch {
+                since: 7,
+                timeout_ms: WATCH_TIMEOUT_MS_MAX,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn malformed_requests_are_refused_with_a_client_error() {
+        assert_eq!(parse("PUT", "/v1/kv/a?cas=x").unwrap_err().status, 400);
+        assert_eq!(parse("GET", "/v1/kv/%zz").unwrap_err().status, 400);
+        assert_eq!(parse("GET", "/v1/kv/%ff").unwrap_err().status, 400);
+        assert_eq!(parse("GET", "/nowhere").unwrap_err().status, 404);
+        assert_eq!(parse("PATCH", "/v1/kv/a").unwrap_err().status, 405);
+        assert_eq!(parse("GET", "/v1/kvx").unwrap_err().status, 404);
+        assert_eq!(
+            parse("POST", "/v1/cluster/transfer-leader")
+                .unwrap_err()
+                .status,
+            400
+        );
+        assert_eq!(
+            parse("PUT", "/v1/sessions/abc/keepalive")
+                .unwrap_err()
+                .status,
+            400
+        );
+    }
+
+    #[test]
+    fn session_routes_parse_their_id() {
+        assert_eq!(parse("POST", "/v1/sessions").unwrap(), Route::SessionOpen);
+        assert_eq!(
+            parse("PUT", "/v1/sessions/9/keepalive").unwrap(),
+            Route::SessionKeepAlive { session: 9 }
+        );
+        assert_eq!(
+            parse("DELETE", "/v1/sessions/9").unwrap(),
+            Route::SessionClose { session: 9 }
+        );
+    }
+}
