@@ -253,8 +253,8 @@ pub struct Workload {
     pub session_ttl_ms: u64,
     /// KV only: how often the leader proposes a `Tick` of the replicated session clock.
     pub session_tick_interval_ms: u64,
-    /// Test-only planted anomaly: KV gets are served from the contacted node's store without
-    /// ReadIndex (stale reads). Never read from a scenario file.
+    /// Test-only planted anomaly: KV reads skip ReadIndex and are served from the store of
+    /// the running node that has applied least (stale reads). Never read from a file.
     #[serde(skip)]
     pub planted_stale_reads: bool,
 }

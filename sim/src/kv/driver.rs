@@ -194,8 +194,13 @@ impl Simulator<'_, '_> {
         input: crate::linearizability::kv::KvInput,
     ) {
         if self.scenario.workload.planted_stale_reads {
-            // The planted anomaly: answer from whatever this node has applied, no ReadIndex.
-            let answer = self.hosts[target].store.read(&query);
+            // The planted anomaly: no ReadIndex, and the answer comes from the running node
+            // that has applied least (a lagging or cut-off follower).
+            let stalest = (0..self.hosts.len())
+                .filter(|&node| self.hosts[node].running())
+                .min_by_key(|&node| (self.hosts[node].last_applied, node))
+                .unwrap_or(target);
+            let answer = self.hosts[stalest].store.read(&query);
             self.kv_settle_read(client, &input, &answer);
             return;
         }

@@ -87,13 +87,13 @@ impl Simulator<'_, '_> {
         self.step_node(node, Input::Propose { id, data });
     }
 
-    /// A node became leader: it ticks at once, and abandoned sessions get an allowance.
+    /// A node became leader: it ticks at once, and live sessions get an allowance.
     pub(crate) fn kv_on_new_leader(&mut self, node: usize) {
         let local = self.hosts[node].local_ms(self.now_us);
         self.hosts[node].next_tick_ms = local;
         let kv = self.kv.as_mut().expect("KV mode");
         for record in kv.sessions.values_mut() {
-            if record.abandoned_at_us.is_some() && record.ended_at_us.is_none() {
+            if record.ended_at_us.is_none() {
                 record.leader_changes += 1;
             }
         }
@@ -162,6 +162,9 @@ impl Simulator<'_, '_> {
                 if let Some(record) = kv.sessions.get_mut(session) {
                     record.renewal_invoked_us = invoked_us;
                     record.renewal_acknowledged_us = now;
+                    // The expiry bound counts stalls and leader changes from the last renewal.
+                    record.stalled_us = 0;
+                    record.leader_changes = 0;
                 }
             }
             // The session is gone (closed, or expired while its owner could not renew it).
@@ -231,19 +234,17 @@ impl Simulator<'_, '_> {
     }
 }
 
-/// Credits the time since the last commit to abandoned sessions, if it was a stall.
+/// Credits the time since the last commit to live sessions (the part after their last
+/// renewal), if it was a stall.
 fn add_stall(kv: &mut KvWorld, now_us: u64) {
     if now_us.saturating_sub(kv.commit_max_us) <= kv.stall_threshold_us {
         return;
     }
     for record in kv.sessions.values_mut() {
-        let Some(abandoned) = record.abandoned_at_us else {
-            continue;
-        };
         if record.ended_at_us.is_some() {
             continue;
         }
-        let from = abandoned.max(kv.commit_max_us);
+        let from = record.renewal_acknowledged_us.max(kv.commit_max_us);
         record.stalled_us += now_us.saturating_sub(from);
     }
 }

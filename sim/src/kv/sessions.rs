@@ -63,8 +63,8 @@ pub struct SessionRecord {
     pub closing: bool,
     /// When a node first applied its expiry or its close.
     pub ended_at_us: Option<u64>,
-    /// Since abandoned: real time during which the cluster committed nothing, and leader
-    /// changes seen.
+    /// Since the last acknowledged renewal: real time during which the cluster committed
+    /// nothing, and leader changes seen.
     pub stalled_us: u64,
     pub leader_changes: u64,
 }
