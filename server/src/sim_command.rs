@@ -30,6 +30,10 @@ struct JsonSummary<'a> {
     simulated_ms: u64,
     wall_ms: u64,
     events_per_second: u64,
+    /// Operations checked for linearizability across all seeds (KV scenarios).
+    ops_checked: u64,
+    /// Seeds whose linearizability check ran out of budget (never counted as passing).
+    linearizability_unknown: u64,
     failures: Vec<Failure<'a>>,
 }
 
@@ -85,6 +89,13 @@ pub fn run(command: &SimRun) -> Result<bool> {
         events_per_second,
         summary.simulated_ms as f64 / wall_ms.max(1) as f64,
     )?;
+    if summary.ops_checked > 0 || summary.linearizability_unknown > 0 {
+        writeln!(
+            out,
+            "linearizability: {} operations checked, {} seeds unknown (budget spent)",
+            summary.ops_checked, summary.linearizability_unknown
+        )?;
+    }
     let mut failures = Vec::new();
     for report in summary.failures() {
         let violation = report
@@ -115,6 +126,8 @@ pub fn run(command: &SimRun) -> Result<bool> {
             simulated_ms: summary.simulated_ms,
             wall_ms,
             events_per_second,
+            ops_checked: summary.ops_checked,
+            linearizability_unknown: summary.linearizability_unknown,
             failures,
         };
         writeln!(out, "{}", serde_json::to_string(&json)?)?;
@@ -141,13 +154,19 @@ pub fn replay(command: &SimReplay) -> Result<bool> {
     let mut err = std::io::stderr().lock();
     writeln!(
         err,
-        "{} seed {}: {} events, {} ms simulated, {} operations ({} committed)",
+        "{} seed {}: {} events, {} ms simulated, {} operations ({} committed), {} checked for linearizability{}",
         command.scenario_path.display(),
         report.seed,
         report.events,
         report.simulated_ms,
         report.operations,
-        report.committed_operations
+        report.committed_operations,
+        report.kv.ops_checked,
+        if report.kv.linearizability_unknown {
+            " (verdict unknown: budget spent)"
+        } else {
+            ""
+        }
     )?;
     match &report.violation {
         Some(violation) => writeln!(err, "FAIL {violation}")?,

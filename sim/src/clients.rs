@@ -9,7 +9,7 @@ use rafting_core::raft::{EntryPayload, Input, ProposalId, ProposalOutcome, Propo
 use rand::Rng;
 
 impl Simulator<'_, '_> {
-    fn trace_client(
+    pub(crate) fn trace_client(
         &mut self,
         client: usize,
         operation: u64,
@@ -33,7 +33,7 @@ impl Simulator<'_, '_> {
         }
     }
 
-    fn retry_soon(&mut self, client: usize, pick_random_node: bool) {
+    pub(crate) fn retry_soon(&mut self, client: usize, pick_random_node: bool) {
         if pick_random_node {
             self.clients[client].target = self.streams.workload.random_range(0..self.hosts.len());
         }
@@ -46,6 +46,10 @@ impl Simulator<'_, '_> {
             return;
         }
         if matches!(self.phase, Phase::Liveness { .. }) && !self.clients[client].unfinished {
+            return;
+        }
+        if self.kv.is_some() {
+            self.kv_send(client);
             return;
         }
         self.events += 1;
@@ -82,6 +86,10 @@ impl Simulator<'_, '_> {
         if self.clients[client].current != Some(operation) {
             return;
         }
+        if self.kv.is_some() {
+            self.kv_timeout(client, operation);
+            return;
+        }
         self.events += 1;
         self.history
             .complete(operation, Outcome::Unknown, self.now_us);
@@ -97,6 +105,10 @@ impl Simulator<'_, '_> {
     }
 
     pub(crate) fn on_proposal_outcome(&mut self, node: usize, outcome: ProposalOutcome) {
+        if self.kv.is_some() {
+            self.kv_proposal_outcome(node, outcome);
+            return;
+        }
         let operation = match &outcome {
             ProposalOutcome::Accepted { id, .. }
             | ProposalOutcome::Committed { id, .. }

@@ -159,6 +159,9 @@ impl Simulator<'_, '_> {
         };
         host.last_commit = LogIndex::ZERO;
         host.last_applied = LogIndex::ZERO;
+        // No snapshots yet: the node re-applies its log from the start to a fresh store.
+        host.store = rafting_core::store::Store::new(host.store.config().clone());
+        host.responses.clear();
         host.last_role = RoleName::Follower;
         host.last_term = raft.term();
         let commit = raft.commit_index();

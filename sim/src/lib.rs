@@ -17,6 +17,7 @@ pub mod checkers;
 mod clients;
 pub mod disk;
 mod faults;
+pub mod kv;
 pub mod linearizability;
 pub mod network;
 pub mod params;

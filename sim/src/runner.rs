@@ -15,6 +15,10 @@ pub struct RunSummary {
     pub violations: u64,
     pub events: u64,
     pub simulated_ms: u64,
+    /// Operations checked for linearizability across all seeds (KV workload).
+    pub ops_checked: u64,
+    /// Seeds whose linearizability check ran out of budget: neither passed nor failed.
+    pub linearizability_unknown: u64,
     pub reports: Vec<SeedReport>,
 }
 
@@ -29,6 +33,14 @@ impl RunSummary {
                 .count() as u64,
             events: reports.iter().map(|report| report.events).sum(),
             simulated_ms: reports.iter().map(|report| report.simulated_ms).sum(),
+            ops_checked: reports
+                .iter()
+                .map(|report| report.kv.ops_checked as u64)
+                .sum(),
+            linearizability_unknown: reports
+                .iter()
+                .filter(|report| report.kv.linearizability_unknown)
+                .count() as u64,
             reports,
         }
     }

@@ -225,22 +225,51 @@ pub struct ClockRanges {
     pub drift_max: Span<f64>,
 }
 
+/// What the simulated clients ask of the cluster.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WorkloadKind {
+    /// Opaque commands with unique payloads; nothing is applied to a state machine.
+    #[default]
+    Opaque,
+    /// Store requests (get, put, delete, cas, list, transactions, sessions with ephemeral
+    /// keys) applied to every node's `Store`, with a linearizability check at the end.
+    Kv,
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Workload {
+    pub kind: WorkloadKind,
     pub clients: u64,
     /// Think time between a client's requests.
     pub request_interval_ms: Span<u64>,
     /// A request unanswered after this long is recorded as "maybe happened" and retried.
     pub request_timeout_ms: u64,
+    /// KV only: keys per directory; there are two directories (`/kv/d0`, `/kv/d1`), and lists
+    /// and transactions stay inside one.
+    pub keys_per_directory: u64,
+    /// KV only: the TTL of the clients' sessions.
+    pub session_ttl_ms: u64,
+    /// KV only: how often the leader proposes a `Tick` of the replicated session clock.
+    pub session_tick_interval_ms: u64,
+    /// Test-only planted anomaly: KV reads skip ReadIndex and are served from the store of
+    /// the running node that has applied least (stale reads). Never read from a file.
+    #[serde(skip)]
+    pub planted_stale_reads: bool,
 }
 
 impl Default for Workload {
     fn default() -> Self {
         Workload {
+            kind: WorkloadKind::Opaque,
             clients: 3,
             request_interval_ms: Span::Between([10, 100]),
             request_timeout_ms: 3000,
+            keys_per_directory: 3,
+            session_ttl_ms: 5000,
+            session_tick_interval_ms: 200,
+            planted_stale_reads: false,
         }
     }
 }

@@ -7,13 +7,16 @@
 //! elect a leader and finish every pending request within `liveness.bound_ms`.
 
 use crate::checkers::{self, Record, Violation, check};
+use crate::kv::sessions::ClockBounds;
+use crate::kv::{KvReport, KvWorld};
 use crate::network::{MICROS_PER_MS, Network};
 use crate::params::{Params, Streams};
-use crate::scenario::Scenario;
+use crate::scenario::{Scenario, WorkloadKind};
 use crate::trace::{TraceEvent, Tracer};
 use crate::wal_disk::WalDisk;
 use crate::workload::{Client, History};
 use rafting_core::raft::{Config, ConfigError, Envelope, Node, RoleName};
+use rafting_core::store::{Response, Store, StoreConfig};
 use rafting_core::{LogIndex, NodeId, Term};
 use rand::Rng;
 use serde::Serialize;
@@ -52,6 +55,8 @@ pub struct SeedReport {
     pub liveness_ms: Option<u64>,
     pub operations: usize,
     pub committed_operations: usize,
+    /// The KV workload's figures (all zero for the opaque workload).
+    pub kv: KvReport,
     pub params: Params,
 }
 
@@ -127,6 +132,12 @@ pub(crate) struct Host {
     pub last_applied: LogIndex,
     pub last_role: RoleName,
     pub last_term: Term,
+    /// The node's replicated store (KV workload only; rebuilt from the log on restart).
+    pub store: Store,
+    /// The store's answers to the entries applied in the current step, by index.
+    pub responses: BTreeMap<LogIndex, Response>,
+    /// When this node, as leader, proposes its next session-clock tick (its local ms).
+    pub next_tick_ms: u64,
 }
 
 impl Host {
@@ -179,6 +190,8 @@ pub struct Simulator<'s, 'w> {
     pub(crate) liveness_ms: Option<u64>,
     /// Highest commit index among an expectation's nodes at its `since_ms`.
     pub(crate) snapshots: BTreeMap<usize, LogIndex>,
+    /// The KV workload's clients, history and session records, when it runs.
+    pub(crate) kv: Option<KvWorld>,
 }
 
 /// Runs one seed of a scenario, writing its trace to `trace` if given.
@@ -227,6 +240,9 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 last_applied: LogIndex::ZERO,
                 last_role: RoleName::Follower,
                 last_term: Term::ZERO,
+                store: Store::new(StoreConfig::default()),
+                responses: BTreeMap::new(),
+                next_tick_ms: 0,
             });
         }
         let clients = (0..scenario.workload.clients)
@@ -237,6 +253,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 unfinished: false,
             })
             .collect();
+        let kv = (scenario.workload.kind == WorkloadKind::Kv).then(|| kv_world(scenario, &params));
         Ok(Simulator {
             scenario,
             seed,
@@ -256,6 +273,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             phase: Phase::Safety,
             liveness_ms: None,
             snapshots: BTreeMap::new(),
+            kv,
         })
     }
 
@@ -480,6 +498,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
         if self.violation.is_none() {
             self.check_acknowledged_at_end();
         }
+        let kv = self.kv_end_of_seed();
         let simulated_ms = self.now_us / MICROS_PER_MS;
         self.tracer.record(
             self.now_us,
@@ -498,6 +517,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             liveness_ms: self.liveness_ms,
             operations: self.history.operations.len(),
             committed_operations,
+            kv,
             params: self.params,
         };
         Ok(SeedOutcome {
@@ -515,4 +535,34 @@ fn node_config(scenario: &Scenario, id: NodeId, ids: &[NodeId], seed: u64) -> Co
     config.pre_vote = scenario.timing.pre_vote;
     config.check_quorum = scenario.timing.check_quorum;
     config
+}
+
+/// The KV world of a seed: its clients, and the real-time bounds of its session clock.
+fn kv_world(scenario: &Scenario, params: &Params) -> KvWorld {
+    let tick_interval_us = scenario.workload.session_tick_interval_ms * MICROS_PER_MS;
+    let latency_us = scenario.network.latency_ms[1] * MICROS_PER_MS;
+    let fsync_us = scenario.disk.fsync_latency_ms[1] * MICROS_PER_MS;
+    let stall_threshold_us = 2 * tick_interval_us;
+    let bounds = ClockBounds {
+        rate_ppm_min: params
+            .clock_rate_ppm
+            .iter()
+            .copied()
+            .min()
+            .unwrap_or(1_000_000),
+        rate_ppm_max: params
+            .clock_rate_ppm
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(1_000_000),
+        tick_advance_ms_max: StoreConfig::default().tick_advance_ms_max,
+        per_leader_change_us: stall_threshold_us + tick_interval_us,
+        slack_us: 2 * tick_interval_us + 4 * (latency_us + fsync_us),
+    };
+    KvWorld::new(
+        scenario.workload.clients as usize,
+        bounds,
+        stall_threshold_us,
+    )
 }

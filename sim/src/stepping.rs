@@ -133,9 +133,13 @@ impl Simulator<'_, '_> {
         };
         let output = raft.step(local, input);
         self.carry_out(node, output);
+        if self.kv.is_some() {
+            self.kv_maybe_tick(node);
+        }
     }
 
     fn carry_out(&mut self, node: usize, output: Output) {
+        self.hosts[node].responses.clear();
         if let Some(batch) = output.persist {
             self.persist(node, batch);
         }
@@ -148,6 +152,11 @@ impl Simulator<'_, '_> {
         }
         for outcome in output.proposals {
             self.on_proposal_outcome(node, outcome);
+        }
+        if self.kv.is_some() {
+            for outcome in output.reads {
+                self.kv_read_outcome(node, outcome);
+            }
         }
         let wake_us = self.hosts[node]
             .global_us(output.wake_at.get())
@@ -208,6 +217,9 @@ impl Simulator<'_, '_> {
                     .expect("checked running above");
                 let result = checkers::leader_completeness(&self.record.committed, id, raft.log());
                 self.check(result);
+                if self.kv.is_some() {
+                    self.kv_on_new_leader(node);
+                }
             }
             self.tracer.record(
                 self.now_us,
@@ -225,6 +237,9 @@ impl Simulator<'_, '_> {
             self.check(checkers::commit_monotonic(id, previous_commit, commit));
             self.record_commits(node, previous_commit, commit);
             self.hosts[node].last_commit = commit;
+            if self.kv.is_some() {
+                self.kv_on_commit(commit);
+            }
         }
     }
 
@@ -265,6 +280,9 @@ impl Simulator<'_, '_> {
         self.check(result);
         let result = checkers::state_machine_safety(&mut self.record.applied, id, entry);
         self.check(result);
+        if self.kv.is_some() {
+            self.kv_apply(node, entry);
+        }
     }
 
     fn send(&mut self, envelope: Envelope) {

@@ -73,6 +73,31 @@ fn validate_timing(scenario: &Scenario) -> Result<(), Invalid> {
     if scenario.liveness.bound_ms == 0 {
         return fail("liveness.bound_ms", "must be positive");
     }
+    validate_kv_workload(&scenario.workload)
+}
+
+/// The KV workload's own keys (they are ignored by the opaque workload).
+fn validate_kv_workload(workload: &crate::scenario::Workload) -> Result<(), Invalid> {
+    if !(1..=16).contains(&workload.keys_per_directory) {
+        return fail("workload.keys_per_directory", "must be in 1..=16");
+    }
+    let defaults = rafting_core::store::StoreConfig::default();
+    if workload.session_ttl_ms <= defaults.tick_advance_ms_max
+        || workload.session_ttl_ms > defaults.session_ttl_ms_max
+    {
+        return fail(
+            "workload.session_ttl_ms",
+            "must exceed the store's tick_advance_ms_max (2000) and fit its TTL cap",
+        );
+    }
+    if workload.session_tick_interval_ms == 0
+        || workload.session_tick_interval_ms >= workload.session_ttl_ms
+    {
+        return fail(
+            "workload.session_tick_interval_ms",
+            "must be positive and below session_ttl_ms",
+        );
+    }
     Ok(())
 }
 

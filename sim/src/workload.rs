@@ -56,10 +56,22 @@ impl History {
         self.operations.get(position)
     }
 
-    /// Starts a new request; returns its id.
+    /// Starts a new request with a unique opaque payload; returns its id.
     pub fn invoke(&mut self, client: u64, node: u64, now_us: u64) -> u64 {
         let id = self.operations.len() as u64 + 1;
         let payload = format!("client{client}-op{id}").into_bytes();
+        self.invoke_with_payload(client, node, now_us, payload)
+    }
+
+    /// Starts a new request proposing `payload` (a KV client's encoded store command).
+    pub fn invoke_with_payload(
+        &mut self,
+        client: u64,
+        node: u64,
+        now_us: u64,
+        payload: Vec<u8>,
+    ) -> u64 {
+        let id = self.operations.len() as u64 + 1;
         self.operations.push(Operation {
             id,
             client,

@@ -1,0 +1,137 @@
+//! The KV workload: clients that use the replicated store the way services do, a
+//! linearizability check of what they observed, and session checks.
+//!
+//! Enabled by `[workload] kind = "kv"`. Then every simulated node applies its committed
+//! entries to its own [`Store`](rafting_core::store::Store), the leader proposes `Tick`
+//! commands of the session clock with its own (drifting) clock as the real runtime does, and
+//! each client:
+//!
+//! 1. registers an exactly-once client record (`Command::RegisterClient`);
+//! 2. issues one request at a time ([`operations`]): get / list through ReadIndex
+//!    (`Input::Read`, served from the node's store once Raft says it is safe), and put /
+//!    delete / cas / transaction as numbered `Request`s through the log; sometimes it opens a
+//!    session, writes an ephemeral key under it, keeps it alive, closes it or abandons it;
+//! 3. retries a request whose outcome is unknown (timeout, leader lost, refused) with the
+//!    SAME (client, sequence), so the store applies it at most once and the retry returns the
+//!    original answer.
+//!
+//! Every KV request becomes one operation of a linearizability [`History`] (invoked at its
+//! first attempt, completed at its definite answer, unknown if it never got one). At the end
+//! of the seed [`check`](crate::linearizability::check) judges it; `NotLinearizable` is the
+//! violation `linearizability`, `Unknown` (budget spent) is counted, never taken as a pass.
+//! Session records feed the checks in [`sessions`].
+
+mod driver;
+mod observe;
+pub mod operations;
+pub mod sessions;
+
+use crate::linearizability::History;
+use crate::linearizability::kv::{KvInput, KvOutput};
+use operations::KvRequest;
+use rafting_core::store::{ClientId, Operation};
+use sessions::{ClockBounds, SessionRecord};
+use std::collections::BTreeMap;
+
+/// Proposal ids of the leader's ticks carry this bit, so they never collide with the ids of
+/// client attempts (the workload history's operation ids).
+pub(crate) const TICK_PROPOSAL_BIT: u64 = 1 << 63;
+/// Client attempt ids of reads carry this bit (their timeouts share the event kind).
+pub(crate) const READ_ATTEMPT_BIT: u64 = 1 << 62;
+/// Search steps the linearizability check may spend per seed; past it the verdict is unknown.
+const CHECK_STEPS_MAX: u64 = 5_000_000;
+
+/// Why a client sends a session request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum SessionPurpose {
+    Open,
+    Bind { session: u64, key: String },
+    KeepAlive { session: u64 },
+    Close { session: u64 },
+}
+
+/// What a client's logical request is; every attempt sends the same one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum PendingKind {
+    Register,
+    Kv {
+        sequence: u64,
+        request: KvRequest,
+    },
+    Session {
+        sequence: u64,
+        operation: Operation,
+        purpose: SessionPurpose,
+    },
+}
+
+/// A client's logical request in progress.
+#[derive(Clone, Debug)]
+pub(crate) struct Pending {
+    pub kind: PendingKind,
+    /// The first attempt's send time: the invocation the checker sees.
+    pub invoked_us: u64,
+}
+
+/// A client's session, while it keeps it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct ClientSession {
+    pub session: u64,
+    pub bound: bool,
+    pub renewal_invoked_us: u64,
+}
+
+/// One KV client's state beyond the generic [`crate::workload::Client`].
+#[derive(Clone, Debug, Default)]
+pub(crate) struct KvClient {
+    pub record: Option<ClientId>,
+    pub next_sequence: u64,
+    pub pending: Option<Pending>,
+    pub session: Option<ClientSession>,
+}
+
+/// Everything the KV workload holds for one seed.
+pub struct KvWorld {
+    pub(crate) clients: Vec<KvClient>,
+    pub(crate) history: History<KvInput, KvOutput>,
+    pub(crate) sessions: BTreeMap<u64, SessionRecord>,
+    pub(crate) bounds: ClockBounds,
+    pub(crate) next_read: u64,
+    pub(crate) next_tick: u64,
+    /// The highest commit index any node reached, and when it last grew.
+    pub(crate) commit_max: u64,
+    pub(crate) commit_max_us: u64,
+    /// A commit gap longer than this counts as time the session clock could not run.
+    pub(crate) stall_threshold_us: u64,
+    /// Requests the store refused without deciding (evicted record, forgotten sequence).
+    pub(crate) undecided: u64,
+}
+
+/// The KV part of a seed's report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KvReport {
+    /// Operations the linearizability check covered.
+    pub ops_checked: usize,
+    /// The check's budget ran out: the history was neither passed nor failed.
+    pub linearizability_unknown: bool,
+    pub sessions_opened: usize,
+    pub sessions_expired: usize,
+    pub undecided: u64,
+}
+
+impl KvWorld {
+    pub(crate) fn new(clients: usize, bounds: ClockBounds, stall_threshold_us: u64) -> KvWorld {
+        KvWorld {
+            clients: vec![KvClient::default(); clients],
+            history: History::new(),
+            sessions: BTreeMap::new(),
+            bounds,
+            next_read: 0,
+            next_tick: 0,
+            commit_max: 0,
+            commit_max_us: 0,
+            stall_threshold_us,
+            undecided: 0,
+        }
+    }
+}

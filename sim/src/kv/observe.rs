@@ -1,0 +1,250 @@
+//! The nodes' side of the KV workload: applying committed entries to each node's store, the
+//! leader's session-clock ticks, watching sessions end, and the end-of-seed checks.
+
+use super::sessions::{self, SessionRecord, check};
+use super::{CHECK_STEPS_MAX, ClientSession, KvReport, KvWorld, SessionPurpose, TICK_PROPOSAL_BIT};
+use crate::checkers::Violation;
+use crate::linearizability::kv::KvModel;
+use crate::linearizability::{CheckOptions, Verdict};
+use crate::simulator::Simulator;
+use rafting_core::raft::{Entry, EntryPayload, Input, ProposalId};
+use rafting_core::store::{Command, Outcome, Response, SessionId, TenantId, Tick};
+use rafting_core::{LogIndex, Millis};
+
+impl Simulator<'_, '_> {
+    /// Applies a committed entry to the node's store and keeps its answer for this step.
+    pub(crate) fn kv_apply(&mut self, node: usize, entry: &Entry) {
+        let EntryPayload::Command(bytes) = &entry.payload else {
+            return;
+        };
+        let response = self.hosts[node].store.apply(entry.index, bytes);
+        let ended = match &response {
+            Ok(Outcome::Ticked { expired, .. }) => expired.clone(),
+            Ok(Outcome::SessionClosed { session, .. }) => vec![*session],
+            _ => Vec::new(),
+        };
+        self.hosts[node].responses.insert(entry.index, response);
+        if !ended.is_empty() {
+            self.kv_sessions_ended(node, &ended);
+        }
+    }
+
+    /// A node applied the end of these sessions: check the timing once, the keys every time.
+    fn kv_sessions_ended(&mut self, node: usize, ended: &[SessionId]) {
+        let now = self.now_us;
+        let kv = self.kv.as_mut().expect("KV mode");
+        let bounds = kv.bounds;
+        let mut results = Vec::new();
+        for session in ended {
+            let Some(record) = kv.sessions.get_mut(&session.get()) else {
+                continue;
+            };
+            if record.ended_at_us.is_none() {
+                record.ended_at_us = Some(now);
+                results.push(sessions::ephemeral_key_kept(record, now, &bounds));
+                results.push(sessions::ephemeral_key_expires(record, now, &bounds));
+            }
+            let store = &self.hosts[node].store;
+            let surviving: Vec<String> = record
+                .keys
+                .iter()
+                .filter(|key| store.get(TenantId::DEFAULT, key).is_ok())
+                .cloned()
+                .collect();
+            results.push(sessions::ephemeral_keys_gone(
+                record,
+                node as u64 + 1,
+                &surviving,
+            ));
+        }
+        for result in results {
+            self.check(result);
+        }
+    }
+
+    /// The leader proposes a tick of the session clock when one is due, with its own clock
+    /// (as the runtime's node loop does).
+    pub(crate) fn kv_maybe_tick(&mut self, node: usize) {
+        let now_us = self.now_us;
+        let interval = self.scenario.workload.session_tick_interval_ms;
+        let host = &mut self.hosts[node];
+        let Some(raft) = host.node.as_ref() else {
+            return;
+        };
+        let local = host.local_ms(now_us);
+        if host.paused || !raft.is_leader() || local < host.next_tick_ms {
+            return;
+        }
+        host.next_tick_ms = local + interval;
+        let tick = Tick {
+            term: raft.term(),
+            now: Millis(local),
+        };
+        let kv = self.kv.as_mut().expect("KV mode");
+        kv.next_tick += 1;
+        let id = ProposalId(TICK_PROPOSAL_BIT | kv.next_tick);
+        let data = Command::Tick(tick).encode();
+        self.step_node(node, Input::Propose { id, data });
+    }
+
+    /// A node became leader: it ticks at once, and live sessions get an allowance.
+    pub(crate) fn kv_on_new_leader(&mut self, node: usize) {
+        let local = self.hosts[node].local_ms(self.now_us);
+        self.hosts[node].next_tick_ms = local;
+        let kv = self.kv.as_mut().expect("KV mode");
+        for record in kv.sessions.values_mut() {
+            if record.ended_at_us.is_none() {
+                record.leader_changes += 1;
+            }
+        }
+    }
+
+    /// Some node's commit index reached `commit`: close a stall if the cluster had one.
+    pub(crate) fn kv_on_commit(&mut self, commit: LogIndex) {
+        let now = self.now_us;
+        let kv = self.kv.as_mut().expect("KV mode");
+        if commit.get() <= kv.commit_max {
+            return;
+        }
+        kv.commit_max = commit.get();
+        add_stall(kv, now);
+        kv.commit_max_us = now;
+    }
+
+    /// What a session request's answer means for the client and the session records.
+    pub(crate) fn kv_on_session_answer(
+        &mut self,
+        client: usize,
+        purpose: &SessionPurpose,
+        invoked_us: u64,
+        response: &Response,
+    ) {
+        let now = self.now_us;
+        let client_id = self.clients[client].id;
+        let kv = self.kv.as_mut().expect("KV mode");
+        let state = &mut kv.clients[client];
+        match (purpose, response) {
+            (
+                SessionPurpose::Open,
+                Ok(Outcome::SessionOpened {
+                    session, ttl_ms, ..
+                }),
+            ) => {
+                state.session = Some(ClientSession {
+                    session: session.get(),
+                    bound: false,
+                    renewal_invoked_us: invoked_us,
+                });
+                kv.sessions.insert(
+                    session.get(),
+                    SessionRecord {
+                        session: session.get(),
+                        client: client_id,
+                        ttl_ms: *ttl_ms,
+                        renewal_invoked_us: invoked_us,
+                        renewal_acknowledged_us: now,
+                        ..SessionRecord::default()
+                    },
+                );
+            }
+            (SessionPurpose::Bind { session, key }, Ok(Outcome::Written { .. })) => {
+                if let Some(open) = state.session.as_mut() {
+                    open.bound = true;
+                }
+                if let Some(record) = kv.sessions.get_mut(session) {
+                    record.keys.insert(key.clone());
+                }
+            }
+            (SessionPurpose::KeepAlive { session }, Ok(Outcome::KeptAlive { .. })) => {
+                if let Some(open) = state.session.as_mut() {
+                    open.renewal_invoked_us = invoked_us;
+                }
+                if let Some(record) = kv.sessions.get_mut(session) {
+                    record.renewal_invoked_us = invoked_us;
+                    record.renewal_acknowledged_us = now;
+                    // The expiry bound counts stalls and leader changes from the last renewal.
+                    record.stalled_us = 0;
+                    record.leader_changes = 0;
+                }
+            }
+            // The session is gone (closed, or expired while its owner could not renew it).
+            (SessionPurpose::Close { .. }, _) | (_, Err(_)) => state.session = None,
+            _ => {}
+        }
+    }
+
+    /// The end-of-seed checks: sessions overdue, then linearizability of the whole history.
+    pub(crate) fn kv_end_of_seed(&mut self) -> KvReport {
+        let now = self.now_us;
+        let Some(kv) = self.kv.as_mut() else {
+            return KvReport::default();
+        };
+        add_stall(kv, now);
+        kv.commit_max_us = now;
+        let mut report = KvReport {
+            sessions_opened: kv.sessions.len(),
+            sessions_expired: kv
+                .sessions
+                .values()
+                .filter(|record| record.ended_at_us.is_some() && !record.closing)
+                .count(),
+            undecided: kv.undecided,
+            ..KvReport::default()
+        };
+        if self.violation.is_some() {
+            return report;
+        }
+        let overdue = kv
+            .sessions
+            .values()
+            .map(|record| sessions::ephemeral_key_expires(record, now, &kv.bounds))
+            .find(Result::is_err);
+        if let Some(result) = overdue {
+            self.check(result);
+            return report;
+        }
+        self.kv_check_linearizable(&mut report);
+        report
+    }
+
+    fn kv_check_linearizable(&mut self, report: &mut KvReport) {
+        let kv = self.kv.as_mut().expect("KV mode");
+        let model = KvModel { first_version: 1 };
+        let options = CheckOptions {
+            steps_max: CHECK_STEPS_MAX,
+            ..CheckOptions::default()
+        };
+        let checked = crate::linearizability::check(&model, &kv.history, &options);
+        report.ops_checked = checked.operations_checked;
+        match checked.verdict {
+            Verdict::Linearizable => {}
+            Verdict::Unknown { .. } => report.linearizability_unknown = true,
+            Verdict::NotLinearizable(found) => {
+                let detail = found.explain(&kv.history);
+                self.violate(Violation {
+                    check: check::LINEARIZABILITY,
+                    at_us: 0,
+                    nodes: Vec::new(),
+                    index: None,
+                    term: None,
+                    detail,
+                });
+            }
+        }
+    }
+}
+
+/// Credits the time since the last commit to live sessions (the part after their last
+/// renewal), if it was a stall.
+fn add_stall(kv: &mut KvWorld, now_us: u64) {
+    if now_us.saturating_sub(kv.commit_max_us) <= kv.stall_threshold_us {
+        return;
+    }
+    for record in kv.sessions.values_mut() {
+        if record.ended_at_us.is_some() {
+            continue;
+        }
+        let from = record.renewal_acknowledged_us.max(kv.commit_max_us);
+        record.stalled_us += now_us.saturating_sub(from);
+    }
+}
