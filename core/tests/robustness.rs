@@ -121,6 +121,28 @@ fn input() -> impl Strategy<Value = Input> {
     ]
 }
 
+/// Feeds one input (persisting its batch at once when `persist`), and checks that the term and
+/// commit index did not move back and the commit index stays within the log.
+fn step_and_check(
+    node: &mut Node,
+    now: u64,
+    input: Input,
+    persist: bool,
+) -> Result<(), TestCaseError> {
+    let term_before = node.term();
+    let commit_before = node.commit_index();
+    let output = node.step(Millis(now), input);
+    if let Some(batch) = output.persist
+        && persist
+    {
+        let _ = node.step(Millis(now), Input::Persisted(batch.id));
+    }
+    prop_assert!(node.term() >= term_before);
+    prop_assert!(node.commit_index() >= commit_before);
+    prop_assert!(node.commit_index() <= node.last_index());
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -134,19 +156,9 @@ proptest! {
         let mut node = Node::new(Config::new(NodeId(1), voters, 5)).unwrap();
         let mut now = 0;
         for (advance, input) in inputs {
-            let term_before = node.term();
-            let commit_before = node.commit_index();
             now += advance;
-            let output = node.step(Millis(now), input);
             // Persist honestly half the time, so both durable and non-durable paths run.
-            if let Some(batch) = output.persist
-                && now % 2 == 0
-            {
-                let _ = node.step(Millis(now), Input::Persisted(batch.id));
-            }
-            prop_assert!(node.term() >= term_before);
-            prop_assert!(node.commit_index() >= commit_before);
-            prop_assert!(node.commit_index() <= node.last_index());
+            step_and_check(&mut node, now, input, now % 2 == 0)?;
             let log = node.log();
             for i in 1..node.last_index().get() {
                 prop_assert!(log.term_at(LogIndex(i)) <= log.term_at(LogIndex(i + 1)));
@@ -211,16 +223,8 @@ proptest! {
         let mut node = leader_node();
         let mut now = 0;
         for (advance, input) in inputs {
-            let term_before = node.term();
-            let commit_before = node.commit_index();
             now += advance;
-            let output = node.step(Millis(now), input);
-            if let Some(batch) = output.persist {
-                let _ = node.step(Millis(now), Input::Persisted(batch.id));
-            }
-            prop_assert!(node.term() >= term_before);
-            prop_assert!(node.commit_index() >= commit_before);
-            prop_assert!(node.commit_index() <= node.last_index());
+            step_and_check(&mut node, now, input, true)?;
         }
     }
 }

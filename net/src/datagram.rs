@@ -333,7 +333,7 @@ impl Reassembly {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rafting_core::raft::{AppendEntries, Entry, EntryPayload, Message, TimeoutNow};
+    use rafting_core::raft::{AppendEntries, Entry, EntryPayload, Message};
     use rafting_core::{LogIndex, Term};
 
     fn envelope(payload_bytes: usize) -> Envelope {
@@ -449,7 +449,6 @@ mod tests {
             assert_eq!(receiver.receive(&first), Ok(None));
         }
         assert_eq!(receiver.reassembly.partial.len(), PARTIAL_MESSAGES_MAX);
-        let _ = TimeoutNow { term: Term(0) };
     }
 
     proptest::proptest! {

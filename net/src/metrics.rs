@@ -52,20 +52,20 @@ impl Metrics {
         gauge.store(value, Ordering::Relaxed);
     }
 
-    pub fn dropped(&self, reason: DropReason) {
+    fn dropped_slot(&self, reason: DropReason) -> &AtomicU64 {
         let slot = DropReason::ALL
             .iter()
             .position(|&r| r == reason)
             .unwrap_or(0);
-        add(&self.datagrams_dropped[slot], 1);
+        &self.datagrams_dropped[slot]
+    }
+
+    pub fn dropped(&self, reason: DropReason) {
+        add(self.dropped_slot(reason), 1);
     }
 
     pub fn dropped_count(&self, reason: DropReason) -> u64 {
-        let slot = DropReason::ALL
-            .iter()
-            .position(|&r| r == reason)
-            .unwrap_or(0);
-        get(&self.datagrams_dropped[slot])
+        get(self.dropped_slot(reason))
     }
 
     pub fn dropped_total(&self) -> u64 {

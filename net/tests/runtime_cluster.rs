@@ -75,17 +75,26 @@ fn get(handle: &NodeHandle, key: &str, consistency: Consistency) -> Option<Vec<u
     }
 }
 
+/// Starts one runtime per address and waits for a leader.
+fn start_cluster(
+    addresses: &[SocketAddr],
+    data: &Path,
+) -> (Vec<Runtime>, Vec<NodeHandle>, NodeHandle) {
+    let runtimes: Vec<Runtime> = (1..=addresses.len() as u64)
+        .map(|id| Runtime::start(config(id, addresses, data)).unwrap())
+        .collect();
+    let handles: Vec<NodeHandle> = runtimes.iter().map(|r| r.handle.clone()).collect();
+    let leader = wait_for_leader(&handles);
+    (runtimes, handles, leader)
+}
+
 /// A cluster elects a leader, accepts writes, serves them back linearizably from the leader
 /// and eventually from every follower's stale view, and refuses writes on followers.
 #[test]
 fn a_three_node_cluster_replicates_writes_and_survives_a_full_restart() {
     let data = tempfile::tempdir().unwrap();
     let addresses = free_udp_ports(3);
-    let runtimes: Vec<Runtime> = (1..=3)
-        .map(|id| Runtime::start(config(id, &addresses, data.path())).unwrap())
-        .collect();
-    let handles: Vec<NodeHandle> = runtimes.iter().map(|r| r.handle.clone()).collect();
-    let leader = wait_for_leader(&handles);
+    let (runtimes, handles, leader) = start_cluster(&addresses, data.path());
     for i in 0..50 {
         let outcome = put(&leader, &format!("/k/{i}"), &format!("v{i}")).unwrap();
         assert!(
@@ -114,11 +123,7 @@ fn a_three_node_cluster_replicates_writes_and_survives_a_full_restart() {
         runtime.shutdown();
     }
     // Everything acknowledged is recovered from the logs after a restart of the whole cluster.
-    let runtimes: Vec<Runtime> = (1..=3)
-        .map(|id| Runtime::start(config(id, &addresses, data.path())).unwrap())
-        .collect();
-    let handles: Vec<NodeHandle> = runtimes.iter().map(|r| r.handle.clone()).collect();
-    let leader = wait_for_leader(&handles);
+    let (runtimes, _, leader) = start_cluster(&addresses, data.path());
     for i in 0..50 {
         let expected = format!("v{i}").into_bytes();
         assert_eq!(

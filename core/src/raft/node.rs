@@ -223,15 +223,10 @@ impl Node {
     /// durable: new entries, or a new term or vote. A change of commit index alone is carried
     /// along with the next batch rather than costing an fsync of its own.
     fn take_persist_batch(&mut self) -> Option<PersistBatch> {
-        let hard_state = self.hard_state();
-        let vote_changed = (hard_state.term, hard_state.voted_for)
-            != (
-                self.emitted_hard_state.term,
-                self.emitted_hard_state.voted_for,
-            );
-        if !vote_changed && self.unsaved_from.is_none() {
+        if !self.has_unsaved_changes() {
             return None;
         }
+        let hard_state = self.hard_state();
         let entries = match self.unsaved_from.take() {
             Some(from) => self.log.entries_from(from, usize::MAX, usize::MAX),
             None => Vec::new(),
@@ -251,16 +246,21 @@ impl Node {
         })
     }
 
+    /// Whether this step changed something that must be made durable: log entries, or the
+    /// term or vote (the commit index alone rides along with the next batch).
+    fn has_unsaved_changes(&self) -> bool {
+        self.unsaved_from.is_some()
+            || (self.term, self.voted_for)
+                != (
+                    self.emitted_hard_state.term,
+                    self.emitted_hard_state.voted_for,
+                )
+    }
+
     /// The batch that the state changed so far in this step will be part of: messages that
     /// depend on that state wait for it.
     pub(super) fn current_batch(&self) -> u64 {
-        let hard_state = self.hard_state();
-        let vote_changed = (hard_state.term, hard_state.voted_for)
-            != (
-                self.emitted_hard_state.term,
-                self.emitted_hard_state.voted_for,
-            );
-        if vote_changed || self.unsaved_from.is_some() {
+        if self.has_unsaved_changes() {
             self.next_batch
         } else {
             self.next_batch - 1

@@ -169,16 +169,12 @@ impl NodeLoop {
         let now = self.now().get();
         let mut wake_ms = now + 100;
         if self.storage_failed.is_none() {
-            wake_ms = wake_ms.min(self.node_wake_at().get());
+            wake_ms = wake_ms.min(self.wake_at.get());
         }
         if self.node.is_leader() {
             wake_ms = wake_ms.min(self.next_session_tick_ms);
         }
         Duration::from_millis(wake_ms.saturating_sub(now)).max(Duration::from_millis(1))
-    }
-
-    fn node_wake_at(&self) -> Millis {
-        self.wake_at
     }
 
     fn handle(&mut self, event: Event) {
