@@ -420,6 +420,85 @@ fn check_quorum_followers_in_lease_ignore_vote_requests() {
     assert_eq!(vote_granted(&replies), Some(true));
 }
 
+// ---- Crash hints (Input::PeerUnreachable) ----
+
+/// A leader's process dies and the runtime sees its port refuse datagrams: followers told so
+/// elect a new leader within a few heartbeats, where the election timeout alone (1–2 s) has
+/// not even fired yet.
+#[test]
+fn followers_told_their_leader_is_gone_elect_a_new_one_within_heartbeats() {
+    let mut hinted = Cluster::new(3);
+    let mut silent = Cluster::new(3);
+    for cluster in [&mut hinted, &mut silent] {
+        cluster.elect(1);
+        cluster.run_for(500);
+        cluster.isolate(1); // as good as dead: nothing in or out
+    }
+    for follower in [2, 3] {
+        hinted.step(NodeId(follower), Input::PeerUnreachable { peer: NodeId(1) });
+    }
+    hinted.run_for(300);
+    silent.run_for(300);
+    let new_leaders: Vec<_> = hinted
+        .leaders()
+        .into_iter()
+        .filter(|&id| id != NodeId(1))
+        .collect();
+    assert_eq!(new_leaders.len(), 1, "one new leader within 300 ms");
+    assert_eq!(
+        silent.leaders(),
+        vec![NodeId(1)],
+        "without the hint nobody has moved yet"
+    );
+    assert_eq!(role(&silent, 2), RoleName::Follower);
+}
+
+/// A false report about a healthy leader cannot unseat it: the other follower still hears the
+/// leader, so it refuses the early pre-vote, and the reported follower rejoins at the next
+/// heartbeat. Nobody's term moves.
+#[test]
+fn a_false_unreachable_report_does_not_unseat_a_healthy_leader() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(1);
+    cluster.run_for(500);
+    cluster.step(NodeId(2), Input::PeerUnreachable { peer: NodeId(1) });
+    assert_eq!(
+        cluster.node(2).leader(),
+        None,
+        "the follower gave up on its leader"
+    );
+    cluster.run_for(3_000);
+    assert_eq!(cluster.leaders(), vec![NodeId(1)]);
+    for id in 1..=3 {
+        assert_eq!(term(&cluster, id), Term(1), "n{id} kept its term");
+    }
+    assert_eq!(cluster.node(2).leader(), Some(NodeId(1)));
+}
+
+/// Only a report about one's own leader matters: a follower told that another follower is
+/// gone keeps its leader and its lease, and a leader ignores reports altogether.
+#[test]
+fn an_unreachable_report_about_anyone_but_the_leader_changes_nothing() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(1);
+    cluster.run_for(500);
+    cluster.step(NodeId(2), Input::PeerUnreachable { peer: NodeId(3) });
+    cluster.step(NodeId(1), Input::PeerUnreachable { peer: NodeId(2) });
+    assert_eq!(cluster.node(2).leader(), Some(NodeId(1)));
+    assert_eq!(role(&cluster, 1), RoleName::Leader);
+    // Still in the leader's lease: a vote request from a peer is refused.
+    let mut follower = Solo::with(2, 3, &[1], 1);
+    follower.receive(1, append(1, (1, 1), &[], 1));
+    let _ = follower.step(Input::PeerUnreachable { peer: NodeId(3) });
+    let replies = follower.receive(3, request_vote(2, 1, 1));
+    assert!(
+        replies
+            .iter()
+            .all(|r| !matches!(&r.message, Message::RequestVoteResponse(v) if v.granted)),
+        "a follower in lease refuses votes: {replies:?}"
+    );
+}
+
 // ---- Proposals ----
 
 /// A proposal to a follower fails at once, naming the leader; nothing is queued silently.

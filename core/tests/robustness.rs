@@ -111,6 +111,7 @@ fn input() -> impl Strategy<Value = Input> {
         }),
         1 => Just(Input::Tick),
         1 => Just(Input::Campaign),
+        1 => (0u64..6).prop_map(|peer| Input::PeerUnreachable { peer: NodeId(peer) }),
         1 => (0u64..100, prop::collection::vec(any::<u8>(), 0..16))
             .prop_map(|(id, data)| Input::Propose { id: ProposalId(id), data }),
         1 => (0u64..100).prop_map(|id| Input::Read { id: ReadId(id) }),

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! All integers are little endian. The CRC32C covers the header up to the checksum and the
-//! payload. A message (a bincode-encoded [`Envelope`]) larger than one datagram's payload is
+//! payload. The flags byte has one flag: [`FLAG_PROBE`] marks an empty datagram a node sends
+//! a silent leader to learn whether its process still listens (see `transport::Prober`). A message (a bincode-encoded [`Envelope`]) larger than one datagram's payload is
 //! split into fragments sharing a message id. Anything malformed, oversized, foreign or
 //! misaddressed is dropped with a [`DropReason`] the caller counts; nothing here panics on
 //! input.
@@ -28,6 +29,8 @@ pub const FRAGMENT_PAYLOAD_BYTES_MAX: usize = DATAGRAM_BYTES_MAX - HEADER_BYTES;
 pub const FRAGMENTS_MAX: u16 = 64;
 pub const MESSAGE_BYTES_MAX: usize = FRAGMENT_PAYLOAD_BYTES_MAX * FRAGMENTS_MAX as usize;
 const CHECKSUM_OFFSET: usize = 46;
+/// A probe: no payload, nothing to deliver. Only its fate matters to the sender.
+pub const FLAG_PROBE: u8 = 0x01;
 
 const _: () = assert!(HEADER_BYTES == CHECKSUM_OFFSET + 4);
 const _: () = assert!(DATAGRAM_BYTES_MAX < 65_507);
@@ -80,6 +83,7 @@ impl DropReason {
 /// The fixed part of every datagram.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    pub flags: u8,
     pub fragment_count: u16,
     pub fragment_index: u16,
     pub cluster_id: u64,
@@ -116,6 +120,7 @@ pub fn encode(
         .enumerate()
         .map(|(index, chunk)| {
             let header = Header {
+                flags: 0,
                 fragment_count,
                 fragment_index: index as u16,
                 cluster_id,
@@ -134,7 +139,7 @@ fn encode_datagram(header: &Header, payload: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(HEADER_BYTES + payload.len());
     bytes.extend_from_slice(&MAGIC);
     bytes.push(PROTOCOL_VERSION);
-    bytes.push(0);
+    bytes.push(header.flags);
     bytes.extend_from_slice(&header.fragment_count.to_le_bytes());
     bytes.extend_from_slice(&header.fragment_index.to_le_bytes());
     bytes.extend_from_slice(&header.cluster_id.to_le_bytes());
@@ -179,6 +184,7 @@ pub fn decode_datagram(bytes: &[u8]) -> Result<(Header, &[u8]), DropReason> {
         return Err(DropReason::UnsupportedVersion);
     }
     let header = Header {
+        flags: bytes[5],
         fragment_count: read_u16(bytes, 6),
         fragment_index: read_u16(bytes, 8),
         cluster_id: read_u64(bytes, 10),
@@ -203,6 +209,21 @@ pub fn decode_datagram(bytes: &[u8]) -> Result<(Header, &[u8]), DropReason> {
         return Err(DropReason::BadFragment);
     }
     Ok((header, payload))
+}
+
+/// A probe datagram from `from` to `to`.
+pub fn encode_probe(cluster_id: u64, from: NodeId, to: NodeId) -> Vec<u8> {
+    let header = Header {
+        flags: FLAG_PROBE,
+        fragment_count: 1,
+        fragment_index: 0,
+        cluster_id,
+        from,
+        to,
+        message_id: 0,
+        length: 0,
+    };
+    encode_datagram(&header, &[])
 }
 
 /// Decodes a complete message body.
@@ -236,7 +257,7 @@ impl Receiver {
     }
 
     /// Takes one datagram. Returns a whole message when this datagram completed one,
-    /// `Ok(None)` when it was a fragment of one still incomplete.
+    /// `Ok(None)` when it was a fragment of one still incomplete, or a probe.
     pub fn receive(&mut self, bytes: &[u8]) -> Result<Option<Envelope>, DropReason> {
         let (header, payload) = decode_datagram(bytes)?;
         if header.cluster_id != self.cluster_id {
@@ -247,6 +268,9 @@ impl Receiver {
         }
         if !self.peers.contains(&header.from) {
             return Err(DropReason::UnknownSender);
+        }
+        if header.flags & FLAG_PROBE != 0 {
+            return Ok(None);
         }
         let body = if header.fragment_count == 1 {
             payload.to_vec()
@@ -416,6 +440,7 @@ mod tests {
     #[test]
     fn a_checksummed_body_that_is_not_a_message_is_undecodable() {
         let header = Header {
+            flags: 0,
             fragment_count: 1,
             fragment_index: 0,
             cluster_id: 9,
@@ -439,6 +464,21 @@ mod tests {
         );
         datagram[CHECKSUM_OFFSET..HEADER_BYTES].copy_from_slice(&checksum.to_le_bytes());
         assert_eq!(receiver().receive(&datagram), Err(DropReason::Misaddressed));
+    }
+
+    #[test]
+    fn a_probe_is_accepted_and_delivers_nothing() {
+        let probe = encode_probe(9, NodeId(2), NodeId(1));
+        assert_eq!(probe.len(), HEADER_BYTES);
+        assert_eq!(receiver().receive(&probe), Ok(None));
+        let foreign = encode_probe(8, NodeId(2), NodeId(1));
+        assert_eq!(
+            receiver().receive(&foreign),
+            Err(DropReason::ForeignCluster)
+        );
+        let mut corrupt = probe.clone();
+        corrupt[20] ^= 1;
+        assert_eq!(receiver().receive(&corrupt), Err(DropReason::BadChecksum));
     }
 
     #[test]

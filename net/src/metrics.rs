@@ -18,6 +18,8 @@ pub struct Metrics {
     pub entries_applied: AtomicU64,
     pub elections_started: AtomicU64,
     pub leader_changes: AtomicU64,
+    pub leader_probes: AtomicU64,
+    pub leaders_found_down: AtomicU64,
     pub term: AtomicU64,
     pub commit_index: AtomicU64,
     pub applied_index: AtomicU64,
@@ -84,7 +86,7 @@ impl Metrics {
 
     /// The node's metrics in Prometheus text format.
     pub fn render(&self, out: &mut String) {
-        let counters: [(&str, &str, &AtomicU64); 13] = [
+        let counters: [(&str, &str, &AtomicU64); 15] = [
             (
                 "rafting_proposals_total",
                 "Proposals accepted into the leader's log",
@@ -109,6 +111,16 @@ impl Metrics {
                 "rafting_leader_changes_total",
                 "Changes of the leader this node saw",
                 &self.leader_changes,
+            ),
+            (
+                "rafting_leader_probes_total",
+                "Probes sent to a leader that fell silent",
+                &self.leader_probes,
+            ),
+            (
+                "rafting_leaders_found_down_total",
+                "Times a probe found the leader's port closed (an election follows at once)",
+                &self.leaders_found_down,
             ),
             (
                 "rafting_reads_total",

@@ -63,6 +63,76 @@ impl Sender {
     }
 }
 
+/// Learns quickly that a silent peer's process is gone. A probe is an empty datagram sent from
+/// a socket connected to the peer; when nothing listens on the peer's port any more, the
+/// peer's host answers "port unreachable" (ICMP) and the kernel reports it on that socket as
+/// `ConnectionRefused`. Loss, a partition or a dead host give no answer, so silence proves
+/// nothing and the election timeout still covers those cases.
+#[derive(Debug)]
+pub struct Prober {
+    cluster_id: u64,
+    me: NodeId,
+    peers: BTreeMap<NodeId, SocketAddr>,
+    sockets: BTreeMap<NodeId, UdpSocket>,
+    metrics: Arc<Metrics>,
+}
+
+impl Prober {
+    pub fn new(
+        cluster_id: u64,
+        me: NodeId,
+        peers: BTreeMap<NodeId, SocketAddr>,
+        metrics: Arc<Metrics>,
+    ) -> Prober {
+        Prober {
+            cluster_id,
+            me,
+            peers,
+            sockets: BTreeMap::new(),
+            metrics,
+        }
+    }
+
+    /// Probes `peer` once. Returns true when its host refused this probe or an earlier one:
+    /// nothing listens on the peer's port.
+    pub fn probe(&mut self, peer: NodeId) -> bool {
+        let probe = datagram::encode_probe(self.cluster_id, self.me, peer);
+        let metrics = self.metrics.clone();
+        let Some(socket) = self.socket(peer) else {
+            return false;
+        };
+        let refused = |error: Option<std::io::Error>| {
+            error.is_some_and(|error| error.kind() == std::io::ErrorKind::ConnectionRefused)
+        };
+        if refused(socket.take_error().ok().flatten()) {
+            return true;
+        }
+        Metrics::count(&metrics.leader_probes);
+        if refused(socket.send(&probe).err()) {
+            return true;
+        }
+        // On a local network the answer is often back before `send` returns.
+        refused(socket.take_error().ok().flatten())
+    }
+
+    fn socket(&mut self, peer: NodeId) -> Option<&UdpSocket> {
+        if !self.sockets.contains_key(&peer) {
+            let address = *self.peers.get(&peer)?;
+            let any: SocketAddr = if address.is_ipv4() {
+                (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+            } else {
+                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+            };
+            let socket = UdpSocket::bind(any)
+                .and_then(|socket| socket.connect(address).map(|()| socket))
+                .inspect_err(|error| tracing::warn!(%error, %peer, "cannot open a probe socket"))
+                .ok()?;
+            self.sockets.insert(peer, socket);
+        }
+        self.sockets.get(&peer)
+    }
+}
+
 /// Starts the thread that receives datagrams and hands whole messages to `deliver`. It stops
 /// when `stop` is set (checked at least every 200 ms) or `deliver` returns false.
 pub fn spawn_receiver(
@@ -110,4 +180,50 @@ pub fn spawn_receiver(
                 }
             }
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prober_to(address: SocketAddr) -> Prober {
+        let peers = BTreeMap::from([(NodeId(2), address)]);
+        Prober::new(7, NodeId(1), peers, Arc::new(Metrics::default()))
+    }
+
+    #[test]
+    fn a_probe_to_a_listening_peer_finds_it_alive_and_arrives_as_a_probe() {
+        let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut prober = prober_to(listener.local_addr().unwrap());
+        assert!(!prober.probe(NodeId(2)));
+        assert!(!prober.probe(NodeId(2)));
+        listener
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut buffer = [0u8; 128];
+        let length = listener.recv(&mut buffer).unwrap();
+        let mut receiver = Receiver::new(7, NodeId(2), vec![NodeId(1)]);
+        assert_eq!(receiver.receive(&buffer[..length]), Ok(None));
+    }
+
+    #[test]
+    fn a_probe_to_a_closed_port_finds_the_peer_gone() {
+        let closed = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let address = closed.local_addr().unwrap();
+        drop(closed);
+        let mut prober = prober_to(address);
+        // The refusal comes back as ICMP; on loopback it is there by the second probe at the latest.
+        let found = (0..10).any(|_| {
+            let gone = prober.probe(NodeId(2));
+            std::thread::sleep(Duration::from_millis(5));
+            gone
+        });
+        assert!(found, "a closed port is never reported");
+    }
+
+    #[test]
+    fn an_unknown_peer_is_never_reported_gone() {
+        let mut prober = prober_to("127.0.0.1:9".parse().unwrap());
+        assert!(!prober.probe(NodeId(5)));
+    }
 }

@@ -41,6 +41,7 @@ fn config(id: u64, addresses: &[SocketAddr], data: &Path) -> RuntimeConfig {
         data_directory: data.join(format!("n{id}")),
         session_tick_interval_ms: 200,
         request_queue_max: 1024,
+        leader_probes: true,
     }
 }
 
@@ -131,6 +132,43 @@ fn a_three_node_cluster_replicates_writes_and_survives_a_full_restart() {
             Some(expected)
         );
     }
+    for runtime in runtimes {
+        runtime.shutdown();
+    }
+}
+
+/// kill the leader's process (here: stop its runtime, which closes its port): the followers'
+/// probes meet the closed port, they say so in their metrics, and a new leader takes over and
+/// accepts writes.
+#[test]
+fn followers_notice_a_closed_leader_port_and_elect_a_new_leader() {
+    let data = tempfile::tempdir().unwrap();
+    let addresses = free_udp_ports(3);
+    let (mut runtimes, _, leader) = start_cluster(&addresses, data.path());
+    put(&leader, "/before", "1").unwrap();
+    let position = runtimes
+        .iter()
+        .position(|r| r.handle.id() == leader.id())
+        .unwrap();
+    runtimes.remove(position).shutdown();
+    let survivors: Vec<NodeHandle> = runtimes.iter().map(|r| r.handle.clone()).collect();
+    let new_leader = wait_for_leader(&survivors);
+    assert_ne!(new_leader.id(), leader.id());
+    let found_down: u64 = runtimes
+        .iter()
+        .map(|r| {
+            r.handle
+                .metrics()
+                .leaders_found_down
+                .load(std::sync::atomic::Ordering::Relaxed)
+        })
+        .sum();
+    assert!(found_down >= 1, "no follower's probe found the port closed");
+    put(&new_leader, "/after", "2").unwrap();
+    assert_eq!(
+        get(&new_leader, "/before", Consistency::Linearizable),
+        Some(b"1".to_vec())
+    );
     for runtime in runtimes {
         runtime.shutdown();
     }

@@ -71,6 +71,7 @@ fn runtime_config(config: &NodeConfig) -> RuntimeConfig {
         data_directory: config.data_directory.clone(),
         session_tick_interval_ms: SESSION_TICK_INTERVAL_MS,
         request_queue_max: REQUEST_QUEUE_MAX,
+        leader_probes: config.leader_probes,
     }
 }
 

@@ -64,6 +64,11 @@ pub struct RawNode {
     /// [default: 64]
     #[arg(long)]
     pub http_workers: Option<usize>,
+    /// Probe a leader that falls silent for 1.5 heartbeat intervals: when its host answers
+    /// that nothing listens on its port (a crashed process), elect a new leader at once
+    /// instead of after the election timeout [default: true]
+    #[arg(long, value_name = "true|false")]
+    pub leader_probes: Option<bool>,
 }
 
 /// The TOML file of `rafting node --config`.
@@ -82,6 +87,7 @@ pub struct FileNode {
     pub election_timeout_ms_max: Option<u64>,
     pub request_timeout_ms: Option<u64>,
     pub http_workers: Option<usize>,
+    pub leader_probes: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -105,6 +111,7 @@ pub struct NodeConfig {
     pub election_timeout_ms_max: u64,
     pub request_timeout_ms: u64,
     pub http_workers: usize,
+    pub leader_probes: bool,
 }
 
 impl NodeConfig {
@@ -204,6 +211,7 @@ impl RawNode {
             request_timeout_ms: (self.request_timeout_ms.or(file.request_timeout_ms))
                 .unwrap_or(REQUEST_TIMEOUT_MS_DEFAULT),
             http_workers: (self.http_workers.or(file.http_workers)).unwrap_or(HTTP_WORKERS_DEFAULT),
+            leader_probes: (self.leader_probes.or(file.leader_probes)).unwrap_or(true),
         };
         check_timing(&config)?;
         Ok(config)

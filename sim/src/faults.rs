@@ -142,6 +142,36 @@ impl Simulator<'_, '_> {
             format!(" (torn write kept {kept} records)")
         });
         self.fault(format!("crash n{}{torn_note}", node + 1));
+        self.schedule_crash_hints(node);
+    }
+
+    /// Models the runtime's crash detection: a node that stops hearing a peer probes it after
+    /// one and a half heartbeat intervals and, when the peer's host answers "port unreachable",
+    /// tells core with `Input::PeerUnreachable`. Each running peer learns of the crash at a
+    /// random moment in that window, unless the crashed node is back by then or a partition
+    /// swallows the probe.
+    fn schedule_crash_hints(&mut self, crashed: usize) {
+        let heartbeat = self.scenario.timing.heartbeat_interval_ms;
+        for to in 0..self.hosts.len() {
+            if to != crashed && self.hosts[to].node.is_some() {
+                let delay = self.draw_ms([heartbeat * 3 / 2, heartbeat * 3]);
+                self.schedule_in_ms(delay, EventKind::CrashHint { to, peer: crashed });
+            }
+        }
+    }
+
+    pub(crate) fn on_crash_hint(&mut self, to: usize, peer: usize) {
+        let probe_lost = self.network.is_blocked(to, peer) || self.network.is_blocked(peer, to);
+        if self.hosts[to].node.is_none() || self.hosts[peer].node.is_some() || probe_lost {
+            return;
+        }
+        let Some(_) = self.hold_if_paused(to, EventKind::CrashHint { to, peer }) else {
+            return;
+        };
+        self.events += 1;
+        self.fault(format!("n{} sees n{} down", to + 1, peer + 1));
+        let peer = rafting_core::NodeId(peer as u64 + 1);
+        self.step_node(to, Input::PeerUnreachable { peer });
     }
 
     /// The node starts again from what its disk recovered.

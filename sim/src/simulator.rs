@@ -69,13 +69,36 @@ pub struct SeedOutcome {
 /// What an event does when its time comes.
 #[derive(Debug)]
 pub(crate) enum EventKind {
-    Deliver { to: usize, envelope: Envelope },
-    Timer { node: usize, incarnation: u64 },
-    Fsync { node: usize, incarnation: u64 },
-    ClientSend { client: usize },
-    ClientTimeout { client: usize, operation: u64 },
-    Restart { node: usize },
-    Resume { node: usize },
+    Deliver {
+        to: usize,
+        envelope: Envelope,
+    },
+    Timer {
+        node: usize,
+        incarnation: u64,
+    },
+    Fsync {
+        node: usize,
+        incarnation: u64,
+    },
+    ClientSend {
+        client: usize,
+    },
+    ClientTimeout {
+        client: usize,
+        operation: u64,
+    },
+    Restart {
+        node: usize,
+    },
+    /// The runtime's probe of a silent peer meets a closed port: `to` learns `peer` is down.
+    CrashHint {
+        to: usize,
+        peer: usize,
+    },
+    Resume {
+        node: usize,
+    },
     Heal,
     RandomPartition,
     RandomCrash,
@@ -383,6 +406,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 self.on_client_timeout(client, operation)
             }
             EventKind::Restart { node } => self.restart(node),
+            EventKind::CrashHint { to, peer } => self.on_crash_hint(to, peer),
             EventKind::Resume { node } => self.resume(node),
             EventKind::Heal => self.heal(),
             EventKind::RandomPartition => self.on_random_partition(),

@@ -6,6 +6,7 @@ use super::node::Node;
 use super::progress::Progress;
 use super::role::{LeaderState, ReadQueue, Role};
 use crate::types::NodeId;
+use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Tally of a (pre-)election.
@@ -23,6 +24,27 @@ impl Node {
         } else {
             self.become_candidate(false);
         }
+    }
+
+    /// A follower whose leader is reported gone stops waiting for it: it forgets the leader
+    /// and its lease (so it will help a peer's election) and moves its election timer into the
+    /// next heartbeat interval. The survivors learn of the loss at about the same moment, so
+    /// each takes its own slot of that interval, by rank among them (with a little jitter):
+    /// the first has its election settled before the next starts, and nobody splits the vote.
+    pub(super) fn on_peer_unreachable(&mut self, peer: NodeId) {
+        if !matches!(self.role, Role::Follower) || self.leader != Some(peer) {
+            return;
+        }
+        self.leader = None;
+        self.leader_contact = None;
+        let survivors = self.config.voters.iter().filter(|&&id| id != peer);
+        let rank = survivors
+            .clone()
+            .position(|&id| id == self.config.id)
+            .unwrap_or(0) as u64;
+        let slot = (self.config.heartbeat_interval_ms / survivors.count().max(1) as u64).max(2);
+        let delay = rank * slot + self.rng.random_range(0..slot / 2);
+        self.election_deadline = self.election_deadline.min(self.now.plus(delay));
     }
 
     /// Asks every peer whether it would vote for us in the next term, without changing ours.

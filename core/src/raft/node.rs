@@ -167,6 +167,7 @@ impl Node {
                     self.on_election_timeout();
                 }
             }
+            Input::PeerUnreachable { peer } => self.on_peer_unreachable(peer),
         }
         self.finish()
     }

@@ -37,6 +37,12 @@ pub enum Input {
     /// Start an election now, as if the election timer had fired (PreVote still applies).
     /// Ignored by a leader. For operators and scripted scenarios.
     Campaign,
+    /// The driver has evidence that `peer`'s process is gone: its host refused a datagram
+    /// (ICMP port unreachable). Only a hint, never needed for safety: a follower told that
+    /// its leader is gone gives up the leader's lease and starts an election within one
+    /// heartbeat interval instead of waiting out the election timeout. PreVote still applies,
+    /// so a false report cannot unseat a leader the other followers still hear.
+    PeerUnreachable { peer: NodeId },
 }
 
 /// Names one persistence batch. Batches are numbered in the order the node emits them; the

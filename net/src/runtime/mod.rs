@@ -12,14 +12,16 @@
 //! Raft or store decisions: it feeds core inputs with the monotonic clock's time and carries
 //! out core's outputs.
 
+mod leader_watch;
 mod node_loop;
 
 use crate::datagram::Receiver as DatagramReceiver;
 use crate::metrics::Metrics;
 use crate::storage::{StorageReport, spawn_storage};
-use crate::transport::{Sender, spawn_receiver};
+use crate::transport::{Prober, Sender, spawn_receiver};
 use crate::wal::{Wal, WalConfig};
-use node_loop::NodeLoop;
+use leader_watch::LeaderWatch;
+use node_loop::{NodeLoop, Peers};
 use rafting_core::NodeId;
 use rafting_core::raft::{Config, DurableState, Envelope, Node, ProposeError, Status};
 use rafting_core::store::{
@@ -51,6 +53,9 @@ pub struct RuntimeConfig {
     pub session_tick_interval_ms: u64,
     /// Client requests queued for the node loop at most; more wait at the channel.
     pub request_queue_max: usize,
+    /// Probe a leader that falls silent, so that its crash is noticed within a few heartbeat
+    /// intervals when its host reports the port closed (see `transport::Prober`).
+    pub leader_probes: bool,
 }
 
 /// Why a client request failed. `code()` is stable and is what the REST API reports.
@@ -245,11 +250,15 @@ impl Runtime {
             config.peers.clone(),
             metrics.clone(),
         );
+        let prober = config
+            .leader_probes
+            .then(|| Prober::new(config.cluster_id, id, config.peers.clone(), metrics.clone()));
+        let watch = LeaderWatch::new(prober, config.raft.heartbeat_interval_ms);
         let store = Store::new(config.store.clone());
         let node_loop = NodeLoop::new(
             node,
             store,
-            sender,
+            Peers { sender, watch },
             batches,
             metrics.clone(),
             status.clone(),

@@ -4,6 +4,7 @@
 //! with the monotonic clock, and carries out each output in the order core documents:
 //! persist, send, apply, answer.
 
+use super::leader_watch::LeaderWatch;
 use super::{ClientError, Consistency, Event, NodeStatus, Reply};
 use crate::metrics::Metrics;
 use crate::storage::StorageReport;
@@ -63,10 +64,17 @@ enum ClientRecord {
     },
 }
 
+/// How the node loop reaches its peers: messages out, and the watch on its leader.
+pub(super) struct Peers {
+    pub(super) sender: Sender,
+    pub(super) watch: LeaderWatch,
+}
+
 pub(super) struct NodeLoop {
     node: Node,
     store: Store,
     sender: Sender,
+    watch: LeaderWatch,
     batches: mpsc::Sender<PersistBatch>,
     metrics: Arc<Metrics>,
     status: Arc<Mutex<NodeStatus>>,
@@ -99,7 +107,7 @@ impl NodeLoop {
     pub(super) fn new(
         node: Node,
         store: Store,
-        sender: Sender,
+        peers: Peers,
         batches: mpsc::Sender<PersistBatch>,
         metrics: Arc<Metrics>,
         status: Arc<Mutex<NodeStatus>>,
@@ -108,7 +116,8 @@ impl NodeLoop {
         NodeLoop {
             node,
             store,
-            sender,
+            sender: peers.sender,
+            watch: peers.watch,
             batches,
             metrics,
             status,
@@ -154,6 +163,7 @@ impl NodeLoop {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
             self.flush_proposals();
+            self.watch_leader();
             self.housekeeping();
             let all_durable = self.batch_persisted >= self.batch_sent;
             if self.shutting_down && (all_durable || self.storage_failed.is_some()) {
@@ -174,12 +184,29 @@ impl NodeLoop {
         if self.node.is_leader() {
             wake_ms = wake_ms.min(self.next_session_tick_ms);
         }
-        Duration::from_millis(wake_ms.saturating_sub(now)).max(Duration::from_millis(1))
+        let mut wait = Duration::from_millis(wake_ms.saturating_sub(now));
+        if let Some(probe) = self.watch.next_due() {
+            wait = wait.min(probe.saturating_duration_since(Instant::now()));
+        }
+        wait.max(Duration::from_millis(1))
+    }
+
+    /// Probes a silent leader when due; a leader found down is reported to core at once.
+    fn watch_leader(&mut self) {
+        if self.storage_failed.is_some() {
+            return;
+        }
+        if let Some(leader) = self.watch.poll(Instant::now()) {
+            Metrics::count(&self.metrics.leaders_found_down);
+            tracing::warn!(%leader, "the leader's port is closed: its process is gone");
+            self.step(Input::PeerUnreachable { peer: leader });
+        }
     }
 
     fn handle(&mut self, event: Event) {
         match event {
             Event::Message(envelope) => {
+                self.watch.heard_from(envelope.from, Instant::now());
                 if self.storage_failed.is_none() {
                     self.step(Input::Message(envelope));
                 }
@@ -364,6 +391,8 @@ impl NodeLoop {
         }
         if self.node.leader() != self.leader {
             self.leader = self.node.leader();
+            let followed = self.leader.filter(|&leader| leader != self.node.id());
+            self.watch.follow(followed, Instant::now());
             if self.leader.is_some() {
                 Metrics::count(&self.metrics.leader_changes);
                 tracing::info!(leader = ?self.leader, term = %self.node.term(), "leader known");
