@@ -5,6 +5,7 @@
 mod cli;
 mod client_command;
 mod dev_command;
+mod http;
 mod node_command;
 mod node_config;
 mod rest;

@@ -95,7 +95,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         http_metrics: HttpMetrics::default(),
         stopping: AtomicBool::new(false),
     });
-    let server = match RestServer::start(own.http, config.http_workers, api.clone()) {
+    let server = match RestServer::start(own.http, config.http_connections_max, api.clone()) {
         Ok(server) => server,
         Err(error) => {
             runtime.shutdown();
@@ -104,7 +104,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
     };
     tracing::info!(
         id = config.id.get(),
-        http = %own.http,
+        http = %server.local_addr(),
         udp = %own.udp,
         members = config.members.len(),
         data = %config.data_directory.display(),

@@ -2,7 +2,7 @@
 //! file with the same names ([`FileNode`]), and the validated [`NodeConfig`] they merge into.
 //! A flag given on the command line wins over the file; the file wins over the defaults.
 
-use crate::rest::{HTTP_WORKERS_DEFAULT, NodeAddresses};
+use crate::rest::{HTTP_CONNECTIONS_DEFAULT, NodeAddresses};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rafting_core::NodeId;
@@ -60,10 +60,10 @@ pub struct RawNode {
     /// How long a write or read may wait for the cluster before answering 504 [default: 5000]
     #[arg(long)]
     pub request_timeout_ms: Option<u64>,
-    /// HTTP worker threads; each request in progress (a watch long poll too) holds one
-    /// [default: 64]
+    /// HTTP connections served at once, each by its own thread; more are answered 503
+    /// [default: 1024]
     #[arg(long)]
-    pub http_workers: Option<usize>,
+    pub http_connections_max: Option<usize>,
     /// Probe a leader that falls silent for 1.5 heartbeat intervals: when its host answers
     /// that nothing listens on its port (a crashed process), elect a new leader at once
     /// instead of after the election timeout [default: true]
@@ -86,7 +86,7 @@ pub struct FileNode {
     pub election_timeout_ms_min: Option<u64>,
     pub election_timeout_ms_max: Option<u64>,
     pub request_timeout_ms: Option<u64>,
-    pub http_workers: Option<usize>,
+    pub http_connections_max: Option<usize>,
     pub leader_probes: Option<bool>,
 }
 
@@ -110,7 +110,7 @@ pub struct NodeConfig {
     pub election_timeout_ms_min: u64,
     pub election_timeout_ms_max: u64,
     pub request_timeout_ms: u64,
-    pub http_workers: usize,
+    pub http_connections_max: usize,
     pub leader_probes: bool,
 }
 
@@ -210,7 +210,9 @@ impl RawNode {
                 .unwrap_or(ELECTION_TIMEOUT_MS_MAX_DEFAULT),
             request_timeout_ms: (self.request_timeout_ms.or(file.request_timeout_ms))
                 .unwrap_or(REQUEST_TIMEOUT_MS_DEFAULT),
-            http_workers: (self.http_workers.or(file.http_workers)).unwrap_or(HTTP_WORKERS_DEFAULT),
+            http_connections_max: (self.http_connections_max)
+                .or(file.http_connections_max)
+                .unwrap_or(HTTP_CONNECTIONS_DEFAULT),
             leader_probes: (self.leader_probes.or(file.leader_probes)).unwrap_or(true),
         };
         check_timing(&config)?;
@@ -231,8 +233,8 @@ fn check_timing(config: &NodeConfig) -> Result<()> {
     if config.request_timeout_ms == 0 {
         bail!("--request-timeout-ms must be at least 1");
     }
-    if !(1..=1024).contains(&config.http_workers) {
-        bail!("--http-workers must be between 1 and 1024");
+    if !(1..=65_536).contains(&config.http_connections_max) {
+        bail!("--http-connections-max must be between 1 and 65536");
     }
     Ok(())
 }

@@ -98,14 +98,6 @@ impl ApiError {
         )
     }
 
-    pub fn too_large(size_bytes: usize, size_bytes_max: usize) -> ApiError {
-        ApiError::new(
-            413,
-            "too_large",
-            format!("request body of {size_bytes} bytes exceeds the limit of {size_bytes_max}"),
-        )
-    }
-
     /// No leader is known: the client should retry shortly.
     pub fn no_leader() -> ApiError {
         ApiError::new(503, "no_leader", "no leader is known; retry shortly").retry_after(1)

@@ -1,5 +1,5 @@
-//! The REST API: a small pool of HTTP worker threads (tiny_http) in front of one node's
-//! [`NodeHandle`].
+//! The REST API: the HTTP server of [`crate::http`] (a thread per connection) in front of one
+//! node's [`NodeHandle`].
 //!
 //! A request is parsed into a [`routes::Route`], its body read under a size cap, handed to a
 //! handler ([`kv`], [`transaction`], [`cluster`]) and answered with a JSON body or raw bytes.
@@ -15,17 +15,16 @@ pub mod kv;
 pub mod routes;
 pub mod transaction;
 
+use crate::http::{Handler, HttpError, HttpServer, Limits, Request, Response};
 use errors::{ApiError, Reply};
 use http_metrics::HttpMetrics;
 use rafting_core::NodeId;
 use rafting_net::runtime::{ClientError, NodeHandle};
 use routes::Route;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// The two addresses of one cluster member.
@@ -63,116 +62,95 @@ impl Api {
     }
 }
 
-/// How many HTTP workers serve requests when not configured; long polls hold one each.
-pub const HTTP_WORKERS_DEFAULT: usize = 64;
+/// Concurrent HTTP connections served when not configured; each holds one thread.
+pub const HTTP_CONNECTIONS_DEFAULT: usize = 1024;
 
-/// The running HTTP server; [`RestServer::stop`] ends its workers.
+/// The running HTTP server; [`RestServer::stop`] ends it.
 pub struct RestServer {
-    server: Arc<tiny_http::Server>,
-    workers: Vec<JoinHandle<()>>,
-    stop: Arc<AtomicBool>,
+    server: HttpServer,
 }
 
 impl RestServer {
-    /// Binds `listen` and starts `workers` threads serving `api`.
-    pub fn start(listen: SocketAddr, workers: usize, api: Arc<Api>) -> anyhow::Result<RestServer> {
-        let server = tiny_http::Server::http(listen)
+    /// Binds `listen` and serves `api` on up to `connections_max` connections at once.
+    pub fn start(
+        listen: SocketAddr,
+        connections_max: usize,
+        api: Arc<Api>,
+    ) -> anyhow::Result<RestServer> {
+        let limits = Limits {
+            connections_max,
+            body_bytes_max: api.body_bytes_max,
+            ..Limits::default()
+        };
+        let server = HttpServer::start(listen, limits, api)
             .map_err(|error| anyhow::anyhow!("cannot serve HTTP on {listen}: {error}"))?;
-        let server = Arc::new(server);
-        let stop = Arc::new(AtomicBool::new(false));
-        let mut threads = Vec::new();
-        for index in 0..workers.max(1) {
-            let (server, api, stop) = (server.clone(), api.clone(), stop.clone());
-            let thread = std::thread::Builder::new()
-                .name(format!("http-{index}"))
-                .spawn(move || serve(&server, &api, &stop))?;
-            threads.push(thread);
-        }
-        Ok(RestServer {
-            server,
-            workers: threads,
-            stop,
-        })
+        Ok(RestServer { server })
     }
 
-    /// Stops accepting requests and waits for the workers to finish the ones they hold.
+    /// The address it serves on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.server.local_addr()
+    }
+
+    /// Stops accepting requests and lets the ones in progress finish (long polls end early).
     pub fn stop(self, api: &Api) {
         api.stopping.store(true, Ordering::Relaxed);
-        self.stop.store(true, Ordering::Relaxed);
-        for _ in &self.workers {
-            self.server.unblock();
-        }
-        for worker in self.workers {
-            let _ = worker.join();
-        }
+        self.server
+            .stop(api.request_timeout + Duration::from_secs(1));
     }
 }
 
-fn serve(server: &tiny_http::Server, api: &Api, stop: &AtomicBool) {
-    while !stop.load(Ordering::Relaxed) {
-        match server.recv_timeout(Duration::from_millis(250)) {
-            Ok(Some(request)) => answer(request, api),
-            Ok(None) => {}
-            Err(error) => {
-                tracing::debug!(%error, "HTTP receive failed");
+impl Handler for Api {
+    /// Serves one request from start to finish; never panics on what the client sent.
+    fn handle(&self, request: Request) -> Response {
+        let (route_name, reply) = match routes::parse(&request.method, &request.target) {
+            Ok(route) => {
+                let name = route.name();
+                // A route without a body ignores one sent anyway.
+                let body = if route.has_body() {
+                    request.body
+                } else {
+                    Vec::new()
+                };
+                let reply = dispatch(self, &route, &request.target, body);
+                (name, reply.unwrap_or_else(ApiError::into_reply))
             }
+            Err(error) => ("unknown", error.into_reply()),
+        };
+        self.http_metrics.count(route_name, reply.status);
+        into_response(reply)
+    }
+
+    fn refuse(&self, error: &HttpError) -> Response {
+        let code = match error {
+            HttpError::Malformed(_) => "bad_request",
+            HttpError::HeadTooLarge(_) => "head_too_large",
+            HttpError::BodyTooLarge { .. } => "too_large",
+            HttpError::UnsupportedEncoding(_) => "unsupported_encoding",
+            HttpError::Timeout => "request_timeout",
+            HttpError::TooManyConnections(_) => "too_many_connections",
+        };
+        let mut api_error = ApiError::new(error.status(), code, error.to_string());
+        if matches!(error, HttpError::TooManyConnections(_)) {
+            api_error = api_error.retry_after(1);
         }
+        let reply = api_error.into_reply();
+        self.http_metrics.count("unknown", reply.status);
+        into_response(reply)
     }
 }
 
-/// Serves one request from start to finish; never panics on what the client sent.
-fn answer(mut request: tiny_http::Request, api: &Api) {
-    let method = request.method().as_str().to_owned();
-    let url = request.url().to_owned();
-    let (route_name, reply) = match routes::parse(&method, &url) {
-        Ok(route) => {
-            let name = route.name();
-            let reply = read_body(&mut request, &route, api.body_bytes_max)
-                .and_then(|body| dispatch(api, &route, &url, body));
-            (name, reply.unwrap_or_else(ApiError::into_reply))
-        }
-        Err(error) => ("unknown", error.into_reply()),
-    };
-    api.http_metrics.count(route_name, reply.status);
-    let mut response = tiny_http::Response::from_data(reply.body)
-        .with_status_code(reply.status)
-        .with_header(header("Content-Type", reply.content_type));
-    for (name, value) in &reply.headers {
-        response.add_header(header(name, value));
+fn into_response(reply: Reply) -> Response {
+    let mut headers = Vec::with_capacity(reply.headers.len() + 1);
+    headers.push(("Content-Type".to_string(), reply.content_type.to_string()));
+    for (name, value) in reply.headers {
+        headers.push((name.to_string(), value));
     }
-    if let Err(error) = request.respond(response) {
-        tracing::debug!(%error, "could not send the HTTP answer");
+    Response {
+        status: reply.status,
+        headers,
+        body: reply.body,
     }
-}
-
-fn header(name: &str, value: &str) -> tiny_http::Header {
-    tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes())
-        .unwrap_or_else(|_| tiny_http::Header::from_bytes(&b"X-Invalid"[..], &b"1"[..]).unwrap())
-}
-
-fn read_body(
-    request: &mut tiny_http::Request,
-    route: &Route,
-    body_bytes_max: usize,
-) -> Result<Vec<u8>, ApiError> {
-    if !route.has_body() {
-        return Ok(Vec::new());
-    }
-    if let Some(length) = request.body_length()
-        && length > body_bytes_max
-    {
-        return Err(ApiError::too_large(length, body_bytes_max));
-    }
-    let mut body = Vec::new();
-    request
-        .as_reader()
-        .take(body_bytes_max as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|error| ApiError::bad_request(format!("cannot read the body: {error}")))?;
-    if body.len() > body_bytes_max {
-        return Err(ApiError::too_large(body.len(), body_bytes_max));
-    }
-    Ok(body)
 }
 
 fn dispatch(api: &Api, route: &Route, url: &str, body: Vec<u8>) -> Result<Reply, ApiError> {

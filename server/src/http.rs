@@ -1,0 +1,590 @@
+//! A small HTTP/1.1 server: one thread per connection, request heads parsed by `httparse`.
+//!
+//! Each connection's thread reads a request, hands it to the [`Handler`] and writes the answer,
+//! then waits for the next request on the same connection (keep-alive). Nothing sits between
+//! the socket and the handler: no shared queue, no worker pool, so a slow request delays only
+//! its own connection. (The server used before, tiny_http, hands connections to a thread pool
+//! whose spawn can leave a new connection queued with no thread to serve it until another
+//! connection closes; under load that showed up as requests stuck for seconds.)
+//!
+//! What a client sends is never trusted: heads and bodies are bounded, `Content-Length` and
+//! `Transfer-Encoding: chunked` are both understood (never together), `Expect: 100-continue`
+//! is answered, and anything malformed is refused with a status from the [`Handler`] and the
+//! connection closed. Nothing here panics on input.
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use thiserror::Error;
+
+/// Headers a request may carry at most.
+const HEADERS_MAX: usize = 64;
+/// How often a waiting connection checks whether the server is stopping.
+const POLL_INTERVAL: Duration = Duration::from_millis(200);
+const READ_CHUNK_BYTES: usize = 16 * 1024;
+const CONNECTION_STACK_BYTES: usize = 256 * 1024;
+
+/// A request, read whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    /// The request target as sent: path and query.
+    pub target: String,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+/// An answer. `Content-Length` and `Connection` are added by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Why a request could not be read. The connection closes after the answer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum HttpError {
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    #[error("request head larger than {0} bytes")]
+    HeadTooLarge(usize),
+    #[error("request body of {size} bytes exceeds the limit of {max}")]
+    BodyTooLarge { size: usize, max: usize },
+    #[error("transfer encoding {0:?} is not supported")]
+    UnsupportedEncoding(String),
+    #[error("the request was not received in time")]
+    Timeout,
+    #[error("too many connections (at most {0})")]
+    TooManyConnections(usize),
+}
+
+impl HttpError {
+    /// The status that fits.
+    pub fn status(&self) -> u16 {
+        match self {
+            HttpError::Malformed(_) => 400,
+            HttpError::HeadTooLarge(_) => 431,
+            HttpError::BodyTooLarge { .. } => 413,
+            HttpError::UnsupportedEncoding(_) => 501,
+            HttpError::Timeout => 408,
+            HttpError::TooManyConnections(_) => 503,
+        }
+    }
+}
+
+/// What the server serves.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, request: Request) -> Response;
+    /// The answer to a request that could not be read, or a connection turned away.
+    fn refuse(&self, error: &HttpError) -> Response;
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Connections served at once; more are answered 503 and closed.
+    pub connections_max: usize,
+    pub head_bytes_max: usize,
+    pub body_bytes_max: usize,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// A request must arrive whole within this time once it has started.
+    pub request_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            connections_max: 1024,
+            head_bytes_max: 16 * 1024,
+            body_bytes_max: 1024 * 1024,
+            idle_timeout: Duration::from_secs(120),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+struct Shared {
+    handler: Arc<dyn Handler>,
+    limits: Limits,
+    stopping: AtomicBool,
+    connections: AtomicUsize,
+}
+
+/// A running server; [`HttpServer::stop`] ends it.
+pub struct HttpServer {
+    address: SocketAddr,
+    shared: Arc<Shared>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl HttpServer {
+    pub fn start(
+        listen: SocketAddr,
+        limits: Limits,
+        handler: Arc<dyn Handler>,
+    ) -> io::Result<HttpServer> {
+        let listener = TcpListener::bind(listen)?;
+        let address = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            handler,
+            limits,
+            stopping: AtomicBool::new(false),
+            connections: AtomicUsize::new(0),
+        });
+        let acceptor = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("http-accept".into())
+                .spawn(move || accept_loop(&listener, &shared))?
+        };
+        Ok(HttpServer {
+            address,
+            shared,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+
+    /// Stops accepting, lets requests in progress finish (their connections then close), and
+    /// waits up to `grace` for every connection to end.
+    pub fn stop(mut self, grace: Duration) {
+        self.shared.stopping.store(true, Ordering::Relaxed);
+        // Wake the acceptor out of `accept` with a connection of our own.
+        let _ = TcpStream::connect_timeout(&self.address, Duration::from_millis(200));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        let deadline = Instant::now() + grace;
+        while self.connections() > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    for stream in listener.incoming() {
+        if shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(error) => {
+                // Out of descriptors and the like: wait a little rather than spin.
+                tracing::warn!(%error, "cannot accept an HTTP connection");
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+        };
+        let open = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        let guard = ConnectionCount(shared.clone());
+        if open > shared.limits.connections_max {
+            let error = HttpError::TooManyConnections(shared.limits.connections_max);
+            let mut connection = Connection::new(stream, shared.clone());
+            connection.refuse(&error);
+            drop(guard);
+            continue;
+        }
+        let connection_shared = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("http-conn".into())
+            .stack_size(CONNECTION_STACK_BYTES)
+            .spawn(move || {
+                let _guard = guard;
+                Connection::new(stream, connection_shared).serve();
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start a thread for an HTTP connection");
+        }
+    }
+}
+
+/// Counts a connection until dropped.
+struct ConnectionCount(Arc<Shared>);
+
+impl Drop for ConnectionCount {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+struct Connection {
+    stream: TcpStream,
+    shared: Arc<Shared>,
+    /// Bytes received and not yet consumed (the start of a pipelined request, say).
+    pending: Vec<u8>,
+}
+
+/// How reading a request ended.
+enum Incoming {
+    Request(Request, bool),
+    /// The client closed, went idle too long, or the server is stopping between requests.
+    Closed,
+    Refused(HttpError),
+}
+
+impl Connection {
+    fn new(stream: TcpStream, shared: Arc<Shared>) -> Connection {
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_read_timeout(Some(POLL_INTERVAL));
+        Connection {
+            stream,
+            shared,
+            pending: Vec::new(),
+        }
+    }
+
+    fn serve(mut self) {
+        loop {
+            match self.read_request() {
+                Incoming::Request(request, keep_alive) => {
+                    let head_only = request.method == "HEAD";
+                    let response = self.shared.handler.handle(request);
+                    let keep_alive = keep_alive && !self.shared.stopping.load(Ordering::Relaxed);
+                    if self.write(&response, keep_alive, head_only).is_err() || !keep_alive {
+                        break;
+                    }
+                }
+                Incoming::Closed => break,
+                Incoming::Refused(error) => {
+                    self.refuse(&error);
+                    break;
+                }
+            }
+        }
+        let _ = self.stream.shutdown(Shutdown::Both);
+    }
+
+    fn refuse(&mut self, error: &HttpError) {
+        tracing::debug!(%error, "HTTP request refused");
+        let response = self.shared.handler.refuse(error);
+        let _ = self.write(&response, false, false);
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Reads more bytes into `pending`. `Ok(false)`: the peer closed.
+    fn fill(&mut self, started: Option<Instant>) -> Result<bool, HttpError> {
+        let waiting_since = Instant::now();
+        let mut buffer = [0u8; READ_CHUNK_BYTES];
+        loop {
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return Ok(false),
+                Ok(read) => {
+                    self.pending.extend_from_slice(&buffer[..read]);
+                    return Ok(true);
+                }
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let limits = &self.shared.limits;
+                    match started {
+                        // Between requests: close when idle too long or stopping.
+                        None if self.pending.is_empty() => {
+                            if self.shared.stopping.load(Ordering::Relaxed)
+                                || waiting_since.elapsed() >= limits.idle_timeout
+                            {
+                                return Ok(false);
+                            }
+                        }
+                        _ => {
+                            let since = started.unwrap_or(waiting_since);
+                            if since.elapsed() >= limits.request_timeout {
+                                return Err(HttpError::Timeout);
+                            }
+                        }
+                    }
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Ok(false),
+            }
+        }
+    }
+
+    fn read_request(&mut self) -> Incoming {
+        let mut started = None;
+        let (head, head_bytes) = loop {
+            match parse_head(&self.pending, self.shared.limits.head_bytes_max) {
+                Ok(Some(parsed)) => break parsed,
+                Ok(None) => {}
+                Err(error) => return Incoming::Refused(error),
+            }
+            if !self.pending.is_empty() && started.is_none() {
+                started = Some(Instant::now());
+            }
+            match self.fill(started) {
+                Ok(true) => started = started.or(Some(Instant::now())),
+                Ok(false) => return Incoming::Closed,
+                Err(error) => return Incoming::Refused(error),
+            }
+        };
+        self.pending.drain(..head_bytes);
+        let started = started.unwrap_or_else(Instant::now);
+        if head.expect_continue && head.framing != Framing::None {
+            let _ = self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+        let body = match head.framing {
+            Framing::None => Ok(Vec::new()),
+            Framing::Length(length) => self.read_exact_body(length, started),
+            Framing::Chunked => self.read_chunked_body(started),
+        };
+        match body {
+            Ok(body) => Incoming::Request(
+                Request {
+                    method: head.method,
+                    target: head.target,
+                    headers: head.headers,
+                    body,
+                },
+                head.keep_alive,
+            ),
+            Err(error) => Incoming::Refused(error),
+        }
+    }
+
+    fn read_exact_body(&mut self, length: usize, started: Instant) -> Result<Vec<u8>, HttpError> {
+        let max = self.shared.limits.body_bytes_max;
+        if length > max {
+            return Err(HttpError::BodyTooLarge { size: length, max });
+        }
+        while self.pending.len() < length {
+            if !self.fill(Some(started))? {
+                return Err(HttpError::Malformed("the body ended early".into()));
+            }
+        }
+        Ok(self.pending.drain(..length).collect())
+    }
+
+    fn read_chunked_body(&mut self, started: Instant) -> Result<Vec<u8>, HttpError> {
+        let max = self.shared.limits.body_bytes_max;
+        let mut body = Vec::new();
+        loop {
+            // The chunk size line.
+            let (line_bytes, size) = loop {
+                match httparse::parse_chunk_size(&self.pending) {
+                    Ok(httparse::Status::Complete(parsed)) => break parsed,
+                    Ok(httparse::Status::Partial) => {}
+                    Err(_) => return Err(HttpError::Malformed("bad chunk size".into())),
+                }
+                if self.pending.len() > self.shared.limits.head_bytes_max {
+                    return Err(HttpError::Malformed("chunk size line too long".into()));
+                }
+                if !self.fill(Some(started))? {
+                    return Err(HttpError::Malformed("the body ended early".into()));
+                }
+            };
+            self.pending.drain(..line_bytes);
+            let size = usize::try_from(size).unwrap_or(usize::MAX);
+            if size == 0 {
+                self.skip_trailers(started)?;
+                return Ok(body);
+            }
+            if body.len().saturating_add(size) > max {
+                let size = body.len().saturating_add(size);
+                return Err(HttpError::BodyTooLarge { size, max });
+            }
+            // The chunk's data and its CRLF.
+            while self.pending.len() < size + 2 {
+                if !self.fill(Some(started))? {
+                    return Err(HttpError::Malformed("the body ended early".into()));
+                }
+            }
+            if &self.pending[size..size + 2] != b"\r\n" {
+                return Err(HttpError::Malformed("a chunk does not end in CRLF".into()));
+            }
+            body.extend_from_slice(&self.pending[..size]);
+            self.pending.drain(..size + 2);
+        }
+    }
+
+    /// Skips the trailer section after the last chunk, up to its empty line.
+    fn skip_trailers(&mut self, started: Instant) -> Result<(), HttpError> {
+        loop {
+            if let Some(end) = find(&self.pending, b"\r\n") {
+                self.pending.drain(..end + 2);
+                if end == 0 {
+                    return Ok(());
+                }
+                continue;
+            }
+            if self.pending.len() > self.shared.limits.head_bytes_max {
+                return Err(HttpError::HeadTooLarge(self.shared.limits.head_bytes_max));
+            }
+            if !self.fill(Some(started))? {
+                return Err(HttpError::Malformed("the trailers ended early".into()));
+            }
+        }
+    }
+
+    fn write(&mut self, response: &Response, keep_alive: bool, head_only: bool) -> io::Result<()> {
+        let mut bytes = Vec::with_capacity(128 + response.body.len());
+        let reason = reason_phrase(response.status);
+        let _ = write!(bytes, "HTTP/1.1 {} {reason}\r\n", response.status);
+        for (name, value) in &response.headers {
+            let clean = |text: &str| !text.contains(['\r', '\n']);
+            if clean(name) && clean(value) {
+                let _ = write!(bytes, "{name}: {value}\r\n");
+            }
+        }
+        let _ = write!(bytes, "Content-Length: {}\r\n", response.body.len());
+        if !keep_alive {
+            bytes.extend_from_slice(b"Connection: close\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        if !head_only {
+            bytes.extend_from_slice(&response.body);
+        }
+        self.stream.write_all(&bytes)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    None,
+    Length(usize),
+    Chunked,
+}
+
+#[derive(Debug)]
+struct Head {
+    method: String,
+    target: String,
+    headers: Vec<(String, Vec<u8>)>,
+    framing: Framing,
+    keep_alive: bool,
+    expect_continue: bool,
+}
+
+/// Parses a request head from the start of `bytes`: `Ok(None)` while incomplete, else the
+/// head and how many bytes it took.
+fn parse_head(bytes: &[u8], head_bytes_max: usize) -> Result<Option<(Head, usize)>, HttpError> {
+    // Tolerate blank lines before a request (RFC 9112 §2.2).
+    let skipped = bytes
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(bytes.len());
+    let mut headers = [httparse::EMPTY_HEADER; HEADERS_MAX];
+    let mut request = httparse::Request::new(&mut headers);
+    let length = match request.parse(&bytes[skipped..]) {
+        Ok(httparse::Status::Complete(length)) => length,
+        Ok(httparse::Status::Partial) => {
+            if bytes.len() > head_bytes_max {
+                return Err(HttpError::HeadTooLarge(head_bytes_max));
+            }
+            return Ok(None);
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(HttpError::HeadTooLarge(head_bytes_max));
+        }
+        Err(error) => return Err(HttpError::Malformed(error.to_string())),
+    };
+    if skipped + length > head_bytes_max {
+        return Err(HttpError::HeadTooLarge(head_bytes_max));
+    }
+    let method = request.method.unwrap_or_default().to_owned();
+    let target = request.path.unwrap_or_default().to_owned();
+    let http_1_1 = request.version == Some(1);
+    let headers: Vec<(String, Vec<u8>)> = request
+        .headers
+        .iter()
+        .map(|h| (h.name.to_owned(), h.value.to_vec()))
+        .collect();
+    let values = |name: &'static str| {
+        headers
+            .iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| String::from_utf8_lossy(v).trim().to_ascii_lowercase())
+    };
+    let lengths: Vec<String> = values("content-length").collect();
+    let encodings: Vec<String> = values("transfer-encoding").collect();
+    let connection: Vec<String> = values("connection").collect();
+    let framing = match (lengths.as_slice(), encodings.as_slice()) {
+        ([], []) => Framing::None,
+        ([length], []) => {
+            let length = length
+                .parse::<usize>()
+                .map_err(|_| HttpError::Malformed(format!("bad Content-Length {length:?}")))?;
+            Framing::Length(length)
+        }
+        ([], [encoding]) if encoding == "chunked" => Framing::Chunked,
+        ([], [encoding]) => return Err(HttpError::UnsupportedEncoding(encoding.clone())),
+        ([_, ..], [_, ..]) => {
+            return Err(HttpError::Malformed(
+                "both Content-Length and Transfer-Encoding".into(),
+            ));
+        }
+        _ => {
+            return Err(HttpError::Malformed(
+                "repeated Content-Length or Transfer-Encoding".into(),
+            ));
+        }
+    };
+    let has = |token: &str| {
+        connection
+            .iter()
+            .any(|v| v.split(',').any(|t| t.trim() == token))
+    };
+    let keep_alive = if http_1_1 {
+        !has("close")
+    } else {
+        has("keep-alive")
+    };
+    let expect_continue = values("expect").any(|v| v == "100-continue");
+    let head = Head {
+        method,
+        target,
+        headers,
+        framing,
+        keep_alive,
+        expect_continue,
+    };
+    Ok(Some((head, skipped + length)))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+}
+
+fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        204 => "No Content",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+use super::*;
+use std::io::{BufRead, BufReader};
+
+/// Echoes what it got: `METHOD TARGET body=<bytes>`; refusals carry the error's status.
+struct Echo;
+
+impl Handler for Echo {
+    fn handle(&self, request: Request) -> Response {
+        let text = format!(
+            "{} {} body={}",
+            request.method,
+            request.target,
+            String::from_utf8_lossy(&request.body)
+        );
+        Response {
+            status: 200,
+            headers: vec![("Content-Type".into(), "text/plain".into())],
+            body: text.into_bytes(),
+        }
+    }
+
+    fn refuse(&self, error: &HttpError) -> Response {
+        Response {
+            status: error.status(),
+            headers: Vec::new(),
+            body: error.to_string().into_bytes(),
+        }
+    }
+}
+
+fn server(limits: Limits) -> HttpServer {
+    HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, Arc::new(Echo)).unwrap()
+}
+
+fn connect(server: &HttpServer) -> TcpStream {
+    let stream = TcpStream::connect(server.local_addr()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+}
+
+/// Reads one response: (status, headers lowercased, body).
+fn response(reader: &mut BufReader<TcpStream>) -> (u16, Vec<(String, String)>, String) {
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':').unwrap();
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap();
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status, headers, String::from_utf8(body).unwrap())
+}
+
+fn closed(reader: &mut BufReader<TcpStream>) -> bool {
+    let mut rest = Vec::new();
+    matches!(reader.read_to_end(&mut rest), Ok(0))
+}
+
+fn exchange(server: &HttpServer, bytes: &[u8]) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = connect(server);
+    stream.write_all(bytes).unwrap();
+    response(&mut BufReader::new(stream))
+}
+
+#[test]
+fn requests_on_one_connection_are_answered_in_turn_and_pipelined_ones_in_order() {
+    let server = server(Limits::default());
+    let mut stream = connect(&server);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    stream
+        .write_all(b"PUT /v1/kv/a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+        .unwrap();
+    let (status, headers, body) = response(&mut reader);
+    assert_eq!((status, body.as_str()), (200, "PUT /v1/kv/a body=abc"));
+    assert!(
+        !headers.iter().any(|(n, _)| n == "connection"),
+        "kept alive"
+    );
+    stream
+        .write_all(b"GET /one HTTP/1.1\r\n\r\nGET /two?x=1 HTTP/1.1\r\n\r\n")
+        .unwrap();
+    assert_eq!(response(&mut reader).2, "GET /one body=");
+    assert_eq!(response(&mut reader).2, "GET /two?x=1 body=");
+    assert_eq!(server.connections(), 1);
+}
+
+#[test]
+fn a_chunked_body_is_decoded() {
+    let server = server(Limits::default());
+    let (status, _, body) = exchange(
+        &server,
+        b"POST /t HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    );
+    assert_eq!((status, body.as_str()), (200, "POST /t body=abcde"));
+}
+
+#[test]
+fn expect_100_continue_is_answered_before_the_body_is_sent() {
+    let server = server(Limits::default());
+    let mut stream = connect(&server);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    stream
+        .write_all(b"PUT /k HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+        .unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 100 Continue\r\n");
+    reader.read_line(&mut line).unwrap();
+    stream.write_all(b"hi").unwrap();
+    assert_eq!(response(&mut reader).2, "PUT /k body=hi");
+}
+
+#[test]
+fn a_body_over_the_limit_is_refused_without_reading_it() {
+    let limits = Limits {
+        body_bytes_max: 10,
+        ..Limits::default()
+    };
+    let server = server(limits);
+    let mut stream = connect(&server);
+    stream
+        .write_all(b"PUT /k HTTP/1.1\r\nContent-Length: 11\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let (status, headers, _) = response(&mut reader);
+    assert_eq!(status, 413);
+    assert!(headers.contains(&("connection".into(), "close".into())));
+    assert!(closed(&mut reader));
+    let chunked = exchange(
+        &server,
+        b"PUT /k HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n",
+    );
+    assert_eq!(chunked.0, 413);
+}
+
+#[test]
+fn malformed_heads_are_refused_and_the_connection_closed() {
+    let server = server(Limits::default());
+    for (bytes, status) in [
+        (&b"\x16\x03\x01 not http at all\r\n\r\n"[..], 400),
+        (b"GET / HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
+        (
+            b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            400,
+        ),
+        (
+            b"PUT / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+            400,
+        ),
+        (b"PUT / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (
+            b"PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+            400,
+        ),
+    ] {
+        let mut stream = connect(&server);
+        stream.write_all(bytes).unwrap();
+        let mut reader = BufReader::new(stream);
+        assert_eq!(
+            response(&mut reader).0,
+            status,
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        assert!(closed(&mut reader));
+    }
+}
+
+#[test]
+fn a_head_over_the_limit_is_refused() {
+    let limits = Limits {
+        head_bytes_max: 1024,
+        ..Limits::default()
+    };
+    let server = server(limits);
+    let mut request = b"GET / HTTP/1.1\r\nX-Big: ".to_vec();
+    request.extend(std::iter::repeat_n(b'a', 2000));
+    request.extend_from_slice(b"\r\n\r\n");
+    assert_eq!(exchange(&server, &request).0, 431);
+    let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+    for i in 0..100 {
+        many.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    assert_eq!(exchange(&server, &many).0, 431);
+}
+
+#[test]
+fn http_1_0_closes_unless_asked_to_keep_alive() {
+    let server = server(Limits::default());
+    let mut stream = connect(&server);
+    stream.write_all(b"GET /old HTTP/1.0\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    let (_, headers, _) = response(&mut reader);
+    assert!(headers.contains(&("connection".into(), "close".into())));
+    assert!(closed(&mut reader));
+    let (_, headers, _) = exchange(&server, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert!(headers.contains(&("connection".into(), "close".into())));
+}
+
+#[test]
+fn connections_beyond_the_limit_are_turned_away() {
+    let limits = Limits {
+        connections_max: 1,
+        ..Limits::default()
+    };
+    let server = server(limits);
+    let mut first = connect(&server);
+    first.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
+    let mut first = BufReader::new(first);
+    assert_eq!(response(&mut first).0, 200);
+    let (status, _, _) = exchange(&server, b"GET /b HTTP/1.1\r\n\r\n");
+    assert_eq!(status, 503);
+}
+
+#[test]
+fn stop_closes_idle_connections_and_ends_the_server() {
+    let server = server(Limits::default());
+    let mut stream = connect(&server);
+    stream.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(stream);
+    assert_eq!(response(&mut reader).0, 200);
+    let address = server.local_addr();
+    let started = Instant::now();
+    server.stop(Duration::from_secs(5));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "stop waited for the idle connection"
+    );
+    assert!(closed(&mut reader));
+    assert!(TcpStream::connect(address).is_err(), "still listening");
+}
+
+proptest::proptest! {
+    /// Whatever arrives, parsing a head answers without panicking.
+    #[test]
+    fn arbitrary_heads_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+        let _ = parse_head(&bytes, 256);
+    }
+}
