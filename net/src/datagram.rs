@@ -10,8 +10,9 @@
 //!
 //! All integers are little endian. The CRC32C covers the header up to the checksum and the
 //! payload. The flags byte has one flag: [`FLAG_PROBE`] marks an empty datagram a node sends
-//! a silent leader to learn whether its process still listens (see `transport::Prober`). A message (a bincode-encoded [`Envelope`]) larger than one datagram's payload is
-//! split into fragments sharing a message id. Anything malformed, oversized, foreign or
+//! a silent leader to learn whether its process still listens (see `transport::Prober`). A
+//! message (a bincode-encoded [`Envelope`]) larger than one datagram's payload is split into
+//! fragments sharing a message id. Anything malformed, oversized, foreign or
 //! misaddressed is dropped with a [`DropReason`] the caller counts; nothing here panics on
 //! input.
 
