@@ -26,6 +26,11 @@ const HEADERS_MAX: usize = 64;
 const POLL_INTERVAL: Duration = Duration::from_millis(200);
 const READ_CHUNK_BYTES: usize = 16 * 1024;
 const CONNECTION_STACK_BYTES: usize = 256 * 1024;
+/// After refusing a request, what the client still sends is read and dropped for at most this
+/// long and this much before closing: closing with unread data would reset the connection,
+/// and the client could lose the answer that says why.
+const LINGER: Duration = Duration::from_secs(2);
+const LINGER_BYTES_MAX: usize = 8 * 1024 * 1024;
 
 /// A request, read whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,6 +264,7 @@ impl Connection {
                 Incoming::Closed => break,
                 Incoming::Refused(error) => {
                     self.refuse(&error);
+                    self.linger();
                     break;
                 }
             }
@@ -271,6 +277,27 @@ impl Connection {
         let response = self.shared.handler.refuse(error);
         let _ = self.write(&response, false, false);
         let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Reads and drops what the client still sends, within [`LINGER`] and
+    /// [`LINGER_BYTES_MAX`], so that the answer already written is not lost to a reset.
+    fn linger(&mut self) {
+        let until = Instant::now() + LINGER;
+        let mut drained = 0;
+        let mut buffer = [0u8; READ_CHUNK_BYTES];
+        while Instant::now() < until && drained < LINGER_BYTES_MAX {
+            match self.stream.read(&mut buffer) {
+                Ok(0) => return,
+                Ok(read) => drained += read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => return,
+            }
+        }
     }
 
     /// Reads more bytes into `pending`. `Ok(false)`: the peer closed.

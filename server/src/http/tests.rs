@@ -148,6 +148,29 @@ fn a_body_over_the_limit_is_refused_without_reading_it() {
     assert_eq!(chunked.0, 413);
 }
 
+/// A client that sends its whole body without waiting (no `Expect`) is not reset halfway: the
+/// server reads and drops the rest for a moment after its 413, so the client finishes writing
+/// and then reads why it was refused.
+#[test]
+fn a_client_still_sending_a_refused_body_is_not_reset() {
+    let limits = Limits {
+        body_bytes_max: 1024,
+        ..Limits::default()
+    };
+    let server = server(limits);
+    let mut stream = connect(&server);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let sender = std::thread::spawn(move || {
+        stream.write_all(b"PUT /k HTTP/1.1\r\nContent-Length: 2000000\r\n\r\n")?;
+        stream.write_all(&vec![b'x'; 2_000_000])
+    });
+    let sent = sender.join().unwrap();
+    assert!(sent.is_ok(), "the client was reset while sending: {sent:?}");
+    let (status, headers, _) = response(&mut reader);
+    assert_eq!(status, 413);
+    assert!(headers.contains(&("connection".into(), "close".into())));
+}
+
 #[test]
 fn malformed_heads_are_refused_and_the_connection_closed() {
     let server = server(Limits::default());
