@@ -343,11 +343,24 @@ impl Connection {
 
     fn read_request(&mut self) -> Incoming {
         let mut started = None;
+        // Bytes already parsed without finding a whole head. A head only completes with a new
+        // line ending, so one trickled a byte at a time is not parsed again for every byte;
+        // the first bytes are parsed at once, so a wrong protocol is refused at once.
+        let mut parsed: Option<usize> = None;
         let (head, head_bytes) = loop {
-            match parse_head(&self.pending, self.shared.limits.head_bytes_max) {
-                Ok(Some(parsed)) => break parsed,
-                Ok(None) => {}
-                Err(error) => return Incoming::Refused(error),
+            let head_bytes_max = self.shared.limits.head_bytes_max;
+            let worth_parsing = match parsed {
+                None => true,
+                Some(length) => {
+                    self.pending[length..].contains(&b'\n') || self.pending.len() > head_bytes_max
+                }
+            };
+            if worth_parsing {
+                match parse_head(&self.pending, head_bytes_max) {
+                    Ok(Some(parsed)) => break parsed,
+                    Ok(None) => parsed = Some(self.pending.len()),
+                    Err(error) => return Incoming::Refused(error),
+                }
             }
             if !self.pending.is_empty() && started.is_none() {
                 started = Some(Instant::now());

@@ -100,6 +100,19 @@ fn requests_on_one_connection_are_answered_in_turn_and_pipelined_ones_in_order()
 }
 
 #[test]
+fn a_request_trickled_a_byte_at_a_time_is_read_whole() {
+    let server = server(Limits::default());
+    let mut stream = connect(&server);
+    let request = b"PUT /slow HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok";
+    for byte in request {
+        stream.write_all(&[*byte]).unwrap();
+        stream.flush().unwrap();
+    }
+    let (status, _, body) = response(&mut BufReader::new(stream));
+    assert_eq!((status, body.as_str()), (200, "PUT /slow body=ok"));
+}
+
+#[test]
 fn a_chunked_body_is_decoded() {
     let server = server(Limits::default());
     let (status, _, body) = exchange(
