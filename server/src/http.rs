@@ -233,7 +233,10 @@ struct Connection {
 
 /// How reading a request ended.
 enum Incoming {
-    Request(Request, bool),
+    Request {
+        request: Request,
+        keep_alive: bool,
+    },
     /// The client closed, went idle too long, or the server is stopping between requests.
     Closed,
     Refused(HttpError),
@@ -253,7 +256,10 @@ impl Connection {
     fn serve(mut self) {
         loop {
             match self.read_request() {
-                Incoming::Request(request, keep_alive) => {
+                Incoming::Request {
+                    request,
+                    keep_alive,
+                } => {
                     let head_only = request.method == "HEAD";
                     let response = self.shared.handler.handle(request);
                     let keep_alive = keep_alive && !self.shared.stopping.load(Ordering::Relaxed);
@@ -382,15 +388,15 @@ impl Connection {
             Framing::Chunked => self.read_chunked_body(started),
         };
         match body {
-            Ok(body) => Incoming::Request(
-                Request {
+            Ok(body) => Incoming::Request {
+                request: Request {
                     method: head.method,
                     target: head.target,
                     headers: head.headers,
                     body,
                 },
-                head.keep_alive,
-            ),
+                keep_alive: head.keep_alive,
+            },
             Err(error) => Incoming::Refused(error),
         }
     }
