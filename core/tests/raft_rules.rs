@@ -259,15 +259,9 @@ fn figure_7_follower_logs_are_all_brought_in_line() {
 /// the earlier ones.
 #[test]
 fn a_leader_never_commits_an_old_term_entry_by_counting() {
-    let mut cluster = Cluster::with_config(5, |c| c.entries_per_append_max = 1);
     // S1 leads term 4 with its term-2 entry at index 2, stored on S1 and S2 (Figure 8 (c)).
-    cluster.set_log(1, &[1, 2], 3);
-    cluster.set_log(2, &[1, 2], 3);
-    cluster.set_log(3, &[1], 3);
-    cluster.set_log(4, &[1], 3);
-    cluster.set_log(5, &[1, 3], 3);
     // S5 is down; S1 wins term 4 with S2, S3, S4 and replicates one entry per append.
-    cluster.isolate(5);
+    let mut cluster = Cluster::figure_8();
     cluster.step(NodeId(1), Input::Campaign);
     let mut old_entry_on_majority_uncommitted = false;
     while cluster.deliver_one() {

@@ -81,13 +81,7 @@ fn story_leadership_transfer() {
 /// until its own no-op of term 4 is on a majority too.
 #[test]
 fn story_figure_8_old_term_entry_commits_only_with_the_current_term() {
-    let mut cluster = Cluster::with_config(5, |c| c.entries_per_append_max = 1);
-    cluster.set_log(1, &[1, 2], 3);
-    cluster.set_log(2, &[1, 2], 3);
-    cluster.set_log(3, &[1], 3);
-    cluster.set_log(4, &[1], 3);
-    cluster.set_log(5, &[1, 3], 3);
-    cluster.isolate(5);
+    let mut cluster = Cluster::figure_8();
     cluster.tracing = true;
     say(
         &mut cluster,

@@ -441,6 +441,20 @@ impl Cluster {
         let node = Node::restart(self.configs[&id].clone(), durable).unwrap();
         self.nodes.insert(id, node);
     }
+
+    /// Figure 8 (c) of the Raft paper, before S1 campaigns for term 4: S1 and S2 hold the
+    /// term-2 entry at index 2, S3 and S4 only index 1, S5 a term-3 entry at index 2; S5 is
+    /// cut off. One entry per append, so replication can be watched step by step.
+    pub fn figure_8() -> Cluster {
+        let mut cluster = Cluster::with_config(5, |c| c.entries_per_append_max = 1);
+        cluster.set_log(1, &[1, 2], 3);
+        cluster.set_log(2, &[1, 2], 3);
+        cluster.set_log(3, &[1], 3);
+        cluster.set_log(4, &[1], 3);
+        cluster.set_log(5, &[1, 3], 3);
+        cluster.isolate(5);
+        cluster
+    }
 }
 
 /// A lone node fed messages by hand, for rule-by-rule tests.
