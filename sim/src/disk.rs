@@ -111,7 +111,7 @@ impl SimulatedDisk for BatchDisk {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rafting_core::Term;
     use rafting_core::raft::{EntryPayload, HardState};
@@ -124,7 +124,9 @@ mod tests {
         }
     }
 
-    fn batch(sequence: u64, term: u64, entries: Vec<Entry>) -> PersistBatch {
+    /// A batch of `entries` in `term` with the hard state of that term (also used by the
+    /// WAL disk's tests).
+    pub(crate) fn batch(sequence: u64, term: u64, entries: Vec<Entry>) -> PersistBatch {
         let last = entries.last().map_or(LogIndex::ZERO, |entry| entry.index);
         PersistBatch {
             id: BatchId {

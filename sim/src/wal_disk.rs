@@ -174,7 +174,8 @@ impl WalDisk {
 mod tests {
     use super::*;
     use crate::disk::BatchDisk;
-    use rafting_core::raft::{Entry, EntryPayload, HardState};
+    use crate::disk::tests::batch;
+    use rafting_core::raft::{Entry, EntryPayload};
     use rafting_core::{LogIndex, Term};
 
     fn entry(index: u64, term: u64) -> Entry {
@@ -182,23 +183,6 @@ mod tests {
             term: Term(term),
             index: LogIndex(index),
             payload: EntryPayload::Command(format!("{index}@{term}").into_bytes()),
-        }
-    }
-
-    fn batch(sequence: u64, term: u64, entries: Vec<Entry>) -> PersistBatch {
-        let last = entries.last().map_or(LogIndex::ZERO, |entry| entry.index);
-        PersistBatch {
-            id: BatchId {
-                sequence,
-                last_index: last,
-                last_term: Term(term),
-            },
-            hard_state: Some(HardState {
-                term: Term(term),
-                voted_for: None,
-                commit: LogIndex(0),
-            }),
-            entries,
         }
     }
 
