@@ -5,7 +5,7 @@ use crate::datagram::{self, Receiver};
 use crate::metrics::Metrics;
 use rafting_core::NodeId;
 use rafting_core::raft::Envelope;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -96,9 +96,7 @@ impl Prober {
     /// Probes `peer` once. Returns true when its host refused this probe or an earlier one:
     /// nothing listens on the peer's port.
     pub fn probe(&mut self, peer: NodeId) -> bool {
-        let probe = datagram::encode_probe(self.cluster_id, self.me, peer);
-        let metrics = self.metrics.clone();
-        let Some(socket) = self.socket(peer) else {
+        let Some(socket) = probe_socket(&mut self.sockets, &self.peers, peer) else {
             return false;
         };
         let refused = |error: Option<std::io::Error>| {
@@ -107,30 +105,37 @@ impl Prober {
         if refused(socket.take_error().ok().flatten()) {
             return true;
         }
-        Metrics::count(&metrics.leader_probes);
+        Metrics::count(&self.metrics.leader_probes);
+        let probe = datagram::encode_probe(self.cluster_id, self.me, peer);
         if refused(socket.send(&probe).err()) {
             return true;
         }
         // On a local network the answer is often back before `send` returns.
         refused(socket.take_error().ok().flatten())
     }
+}
 
-    fn socket(&mut self, peer: NodeId) -> Option<&UdpSocket> {
-        if !self.sockets.contains_key(&peer) {
-            let address = *self.peers.get(&peer)?;
-            let any: SocketAddr = if address.is_ipv4() {
-                (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-            } else {
-                (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-            };
-            let socket = UdpSocket::bind(any)
-                .and_then(|socket| socket.connect(address).map(|()| socket))
-                .inspect_err(|error| tracing::warn!(%error, %peer, "cannot open a probe socket"))
-                .ok()?;
-            self.sockets.insert(peer, socket);
-        }
-        self.sockets.get(&peer)
-    }
+/// The socket connected to `peer` that probes it, opened on first use.
+fn probe_socket<'a>(
+    sockets: &'a mut BTreeMap<NodeId, UdpSocket>,
+    peers: &BTreeMap<NodeId, SocketAddr>,
+    peer: NodeId,
+) -> Option<&'a UdpSocket> {
+    let vacant = match sockets.entry(peer) {
+        btree_map::Entry::Occupied(open) => return Some(open.into_mut()),
+        btree_map::Entry::Vacant(vacant) => vacant,
+    };
+    let address = *peers.get(&peer)?;
+    let any: SocketAddr = if address.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(any)
+        .and_then(|socket| socket.connect(address).map(|()| socket))
+        .inspect_err(|error| tracing::warn!(%error, %peer, "cannot open a probe socket"))
+        .ok()?;
+    Some(vacant.insert(socket))
 }
 
 /// Starts the thread that receives datagrams and hands whole messages to `deliver`. It stops
