@@ -73,8 +73,7 @@ pub(super) struct Peers {
 pub(super) struct NodeLoop {
     node: Node,
     store: Store,
-    sender: Sender,
-    watch: LeaderWatch,
+    peers: Peers,
     batches: mpsc::Sender<PersistBatch>,
     metrics: Arc<Metrics>,
     status: Arc<Mutex<NodeStatus>>,
@@ -116,8 +115,7 @@ impl NodeLoop {
         NodeLoop {
             node,
             store,
-            sender: peers.sender,
-            watch: peers.watch,
+            peers,
             batches,
             metrics,
             status,
@@ -185,7 +183,7 @@ impl NodeLoop {
             wake_ms = wake_ms.min(self.next_session_tick_ms);
         }
         let mut wait = Duration::from_millis(wake_ms.saturating_sub(now));
-        if let Some(probe) = self.watch.next_due() {
+        if let Some(probe) = self.peers.watch.next_due() {
             wait = wait.min(probe.saturating_duration_since(Instant::now()));
         }
         wait.max(Duration::from_millis(1))
@@ -196,7 +194,7 @@ impl NodeLoop {
         if self.storage_failed.is_some() {
             return;
         }
-        if let Some(leader) = self.watch.poll(Instant::now()) {
+        if let Some(leader) = self.peers.watch.poll(Instant::now()) {
             Metrics::count(&self.metrics.leaders_found_down);
             tracing::warn!(%leader, "the leader's port is closed: its process is gone");
             self.step(Input::PeerUnreachable { peer: leader });
@@ -206,7 +204,7 @@ impl NodeLoop {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Message(envelope) => {
-                self.watch.heard_from(envelope.from, Instant::now());
+                self.peers.watch.heard_from(envelope.from, Instant::now());
                 if self.storage_failed.is_none() {
                     self.step(Input::Message(envelope));
                 }
@@ -392,7 +390,7 @@ impl NodeLoop {
         if self.node.leader() != self.leader {
             self.leader = self.node.leader();
             let followed = self.leader.filter(|&leader| leader != self.node.id());
-            self.watch.follow(followed, Instant::now());
+            self.peers.watch.follow(followed, Instant::now());
             if self.leader.is_some() {
                 Metrics::count(&self.metrics.leader_changes);
                 tracing::info!(leader = ?self.leader, term = %self.node.term(), "leader known");
@@ -421,7 +419,7 @@ impl NodeLoop {
             }
         }
         for envelope in &output.messages {
-            self.sender.send(envelope);
+            self.peers.sender.send(envelope);
         }
         for outcome in output.proposals {
             self.on_proposal_outcome(outcome);
