@@ -875,3 +875,132 @@ fn a_proposal_batch_is_replicated_as_one_append() {
     cluster.run_for(100);
     assert_eq!(cluster.applied_commands(2).len(), 10);
 }
+
+/// A candidate asks for votes only once its new term and its vote for itself are durable:
+/// otherwise the others' votes alone can make it leader of a term its own disk does not hold.
+#[test]
+fn a_candidate_asks_for_votes_only_once_its_term_and_vote_are_durable() {
+    let mut node = Solo::new(1, 3);
+    let mut output = node.step_raw(Input::Campaign);
+    // PreVote changes no state and may go at once; answer it so the node campaigns.
+    if output.persist.is_none() {
+        for from in [2, 3] {
+            let response = Message::PreVoteResponse(rafting_core::raft::PreVoteResponse {
+                term: Term(1),
+                granted: true,
+            });
+            output = node.step_raw(Input::Message(rafting_core::raft::Envelope {
+                from: NodeId(from),
+                to: NodeId(1),
+                message: response,
+            }));
+            if output.persist.is_some() {
+                break;
+            }
+        }
+    }
+    let batch = output
+        .persist
+        .expect("the new term and vote must be persisted");
+    assert_eq!(batch.hard_state.unwrap().voted_for, Some(NodeId(1)));
+    let asks = |messages: &[rafting_core::raft::Envelope]| {
+        messages
+            .iter()
+            .filter(|e| matches!(e.message, Message::RequestVote(_)))
+            .count()
+    };
+    assert_eq!(
+        asks(&output.messages),
+        0,
+        "no RequestVote before the term is durable"
+    );
+    let output = node.step_raw(Input::Persisted(batch.id));
+    assert_eq!(
+        asks(&output.messages),
+        2,
+        "both peers are asked once it is durable"
+    );
+}
+
+/// Issue 19's history: a candidate whose term and self-vote are not yet durable wins on the
+/// others' votes, appends an entry that reaches only n2, and crashes before its disk catches
+/// up; it restarts in the old term, campaigns again, is re-granted by n3 (which voted for it
+/// already) and must not lead that term a second time with a different entry at the same
+/// index — n2 would keep the first entry while the others commit the second.
+#[test]
+fn a_node_never_leads_the_same_term_twice_across_a_crash() {
+    let mut cluster = Cluster::new(3);
+    cluster.manual_persist.insert(NodeId(1));
+    cluster.step(NodeId(1), Input::Campaign);
+    // Once n3 has voted for n1, n1's appends stop reaching n3.
+    while cluster.node(3).voted_for() != Some(NodeId(1)) && cluster.deliver_one() {}
+    cluster.cut.insert((NodeId(1), NodeId(3)));
+    while !cluster.node(1).is_leader() && cluster.deliver_one() {}
+    let first_reign = cluster.node(1).is_leader().then(|| term(&cluster, 1));
+    if first_reign.is_some() {
+        cluster.propose(1, "first");
+        cluster.deliver_all();
+    }
+    cluster.crash_and_restart(1);
+    cluster.manual_persist.clear();
+    // n2's refusal (its log is longer) is lost on the way, so n1 does not learn of term 1.
+    cluster.cut.clear();
+    cluster.cut.insert((NodeId(2), NodeId(1)));
+    cluster.campaign(1);
+    let second_reign = cluster.node(1).is_leader().then(|| term(&cluster, 1));
+    assert!(
+        first_reign.is_none() || first_reign != second_reign,
+        "n1 led {first_reign:?} twice"
+    );
+    if cluster.node(1).is_leader() {
+        cluster.propose(1, "second");
+        cluster.run_for(300);
+    }
+    // Whatever happened, no two nodes hold different entries at one (index, term).
+    let mut seen = std::collections::BTreeMap::new();
+    for id in 1..=3 {
+        for entry in cluster
+            .node(id)
+            .log()
+            .entries_from(LogIndex(1), usize::MAX, usize::MAX)
+        {
+            let described = describe_entry(&entry);
+            let previous = seen.insert((entry.index, entry.term), described.clone());
+            assert!(
+                previous
+                    .as_ref()
+                    .is_none_or(|previous| *previous == described),
+                "n{id} holds {described} where another node holds {previous:?}"
+            );
+        }
+    }
+}
+
+/// A rejected probe that leaves the leader's guess where it was is not re-sent at once: that
+/// was a hot loop between a leader and a follower that had lost entries (issue 19). It waits
+/// for the next heartbeat interval; a rejection that moves the guess is answered at once.
+#[test]
+fn a_rejection_that_moves_nothing_waits_for_the_next_heartbeat_interval() {
+    use rafting_core::raft::progress::Progress;
+    let mut progress = Progress::new(LogIndex(11));
+    progress.on_sent(LogIndex(10), 0, 0);
+    assert!(
+        !progress.can_send(8, 1 << 20),
+        "a probe waits for its answer"
+    );
+    // The follower's hint moves the guess back: the next probe may go at once.
+    assert!(progress.on_rejected(LogIndex(10), LogIndex(6)));
+    assert_eq!(progress.next_index, LogIndex(6));
+    assert!(progress.can_send(8, 1 << 20));
+    progress.on_sent(LogIndex(5), 0, 0);
+    // A rejection that cannot move the guess below the match point keeps the probe paused.
+    progress.match_index = LogIndex(5);
+    assert!(progress.on_rejected(LogIndex(5), LogIndex(2)));
+    assert_eq!(progress.next_index, LogIndex(6));
+    assert!(
+        !progress.can_send(8, 1 << 20),
+        "the same probe would only be rejected again"
+    );
+    progress.on_heartbeat_interval();
+    assert!(progress.can_send(8, 1 << 20));
+}

@@ -34,6 +34,8 @@ struct JsonSummary<'a> {
     ops_checked: u64,
     /// Seeds whose linearizability check ran out of budget (never counted as passing).
     linearizability_unknown: u64,
+    /// Seeds that reached each protocol situation (state coverage).
+    coverage: &'a std::collections::BTreeMap<&'static str, u64>,
     failures: Vec<Failure<'a>>,
 }
 
@@ -96,6 +98,12 @@ pub fn run(command: &SimRun) -> Result<bool> {
             summary.ops_checked, summary.linearizability_unknown
         )?;
     }
+    let reached: Vec<String> = summary
+        .coverage
+        .iter()
+        .map(|(state, seeds)| format!("{state} {seeds}"))
+        .collect();
+    writeln!(out, "coverage (seeds): {}", reached.join(", "))?;
     let mut failures = Vec::new();
     for report in summary.failures() {
         let violation = report
@@ -128,6 +136,7 @@ pub fn run(command: &SimRun) -> Result<bool> {
             events_per_second,
             ops_checked: summary.ops_checked,
             linearizability_unknown: summary.linearizability_unknown,
+            coverage: &summary.coverage,
             failures,
         };
         writeln!(out, "{}", serde_json::to_string(&json)?)?;

@@ -7,7 +7,9 @@
 //!
 //! The names in [`check`] are what a failure reports and what `rafting sim run` prints.
 
-use rafting_core::raft::{Entry, EntryPayload, RaftLog};
+use rafting_core::raft::{
+    AppendOutcome, DurableState, Entry, EntryPayload, Envelope, Message, RaftLog,
+};
 use rafting_core::{LogIndex, NodeId, Term};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -31,6 +33,13 @@ pub mod check {
     pub const ACKNOWLEDGED_WRITE_KEPT: &str = "acknowledged_write_kept";
     /// After faults stop, a leader is elected and every pending request finishes in time.
     pub const LIVENESS: &str = "liveness";
+    /// A node leads, asks for votes, grants a vote, or acknowledges entries only in a term
+    /// (and with a vote, and entries) that its own disk already holds: what a node says to
+    /// others must survive its crash.
+    pub const ACTS_ON_DURABLE_STATE: &str = "acts_on_durable_state";
+    /// The seed exceeded its event or queue budget: nodes chatter without end (a livelock or
+    /// a message storm). Reported, with its replay command, instead of running forever.
+    pub const HANG: &str = "hang";
 }
 
 /// One broken property, with the nodes and indexes involved.
@@ -109,8 +118,8 @@ pub type Slot = (Term, u64);
 /// Cluster-wide records the checks compare each step against.
 #[derive(Clone, Debug, Default)]
 pub struct Record {
-    /// The leader of each term seen so far.
-    pub leaders: BTreeMap<Term, NodeId>,
+    /// The leader of each term seen so far, and the incarnation (crash count) it led in.
+    pub leaders: BTreeMap<Term, (NodeId, u64)>,
     /// Every (index, term) any node ever wrote, with its payload and predecessor.
     pub written: BTreeMap<(LogIndex, Term), Fingerprint>,
     /// Entries known committed, by index - 1.
@@ -126,23 +135,97 @@ fn slot_at(slots: &[Slot], index: LogIndex) -> Option<Slot> {
     slots.get(position).copied()
 }
 
-/// Election Safety: `node` leads `term`; nobody else may have led it.
+/// Election Safety: `node`, in its `incarnation`-th life, becomes leader of `term`; nobody
+/// else may have led it, and neither may the same node in an earlier life (a node that lost
+/// its term in a crash and won it again would lead one term twice).
 pub fn election_safety(
-    leaders: &mut BTreeMap<Term, NodeId>,
+    leaders: &mut BTreeMap<Term, (NodeId, u64)>,
     node: NodeId,
+    incarnation: u64,
     term: Term,
 ) -> Result<(), Violation> {
     match leaders.get(&term) {
-        Some(&other) if other != node => Err(Violation::new(
+        Some(&(other, _)) if other != node => Err(Violation::new(
             check::ELECTION_SAFETY,
             &[other, node],
             format!("two leaders in term {term}: {other} and {node}"),
         )),
+        Some(&(_, earlier)) if earlier != incarnation => Err(Violation::new(
+            check::ELECTION_SAFETY,
+            &[node],
+            format!("{node} led term {term} twice: before and after a restart"),
+        )),
         Some(_) => Ok(()),
         None => {
-            leaders.insert(term, node);
+            leaders.insert(term, (node, incarnation));
             Ok(())
         }
+    }
+}
+
+/// What `node` tells others rests on what its disk holds. Checked for every message it sends
+/// and when it leads, against the durable state at that moment:
+/// - a leader leads, and a candidate asks for votes, only in a durable term with a durable
+///   vote for itself;
+/// - a granted vote is durable (the term, and the vote for that candidate);
+/// - an accepted append is durable (the term, and the entry at the acknowledged index).
+///
+/// A message of an older term than the disk's is stale and harmless (a later term superseded
+/// it), so only the message's own term is compared for equality.
+pub fn acts_on_durable_state(
+    node: NodeId,
+    durable: &DurableState,
+    envelope: &Envelope,
+) -> Result<(), Violation> {
+    let hard_state = &durable.hard_state;
+    let term = envelope.message.term();
+    let fail = |what: String| {
+        let detail = format!(
+            "{node} {what} (durable: term {}, vote {:?})",
+            hard_state.term, hard_state.voted_for
+        );
+        let mut violation = Violation::new(check::ACTS_ON_DURABLE_STATE, &[node], detail);
+        violation.term = Some(term.get());
+        Err(violation)
+    };
+    if hard_state.term > term {
+        return Ok(());
+    }
+    let own_vote_durable = hard_state.term == term && hard_state.voted_for == Some(node);
+    match &envelope.message {
+        Message::RequestVote(_) if !own_vote_durable => fail(format!(
+            "asks for votes in term {term} before its vote for itself is durable"
+        )),
+        Message::AppendEntries(_) | Message::Heartbeat(_) if !own_vote_durable => fail(format!(
+            "leads term {term} before that term and its own vote are durable"
+        )),
+        Message::RequestVoteResponse(response)
+            if response.granted
+                && (hard_state.term != term || hard_state.voted_for != Some(envelope.to)) =>
+        {
+            fail(format!(
+                "grants its vote in term {term} to {} before it is durable",
+                envelope.to
+            ))
+        }
+        Message::AppendEntriesResponse(response) => match response.outcome {
+            AppendOutcome::Accepted { match_index } if hard_state.term < term => fail(format!(
+                "acknowledges entries up to {match_index} in term {term}, a term its disk lacks"
+            )),
+            AppendOutcome::Accepted { match_index }
+                if durable
+                    .entries
+                    .last()
+                    .map_or(LogIndex::ZERO, |entry| entry.index)
+                    < match_index =>
+            {
+                fail(format!(
+                    "acknowledges entries up to {match_index} that are not durable"
+                ))
+            }
+            _ => Ok(()),
+        },
+        _ => Ok(()),
     }
 }
 

@@ -15,15 +15,136 @@ fn log_of(entries: Vec<Entry>) -> RaftLog {
     RaftLog::recovered(entries, LogIndex::ZERO)
 }
 
-// Two nodes claiming term 3 is reported; the same node again is not.
+// Two nodes claiming term 3 is reported; the same node again in the same life is not.
 #[test]
 fn election_safety_catches_two_leaders_in_one_term() {
     let mut leaders = BTreeMap::new();
-    assert!(election_safety(&mut leaders, NodeId(1), Term(3)).is_ok());
-    assert!(election_safety(&mut leaders, NodeId(1), Term(3)).is_ok());
-    let violation = election_safety(&mut leaders, NodeId(2), Term(3)).unwrap_err();
+    assert!(election_safety(&mut leaders, NodeId(1), 0, Term(3)).is_ok());
+    assert!(election_safety(&mut leaders, NodeId(1), 0, Term(3)).is_ok());
+    let violation = election_safety(&mut leaders, NodeId(2), 0, Term(3)).unwrap_err();
     assert_eq!(violation.check, check::ELECTION_SAFETY);
     assert_eq!(violation.nodes, vec![1, 2]);
+}
+
+// Issue 19: the same node leading term 3 again after a restart is two reigns in one term.
+#[test]
+fn election_safety_catches_one_node_leading_a_term_twice_across_a_restart() {
+    let mut leaders = BTreeMap::new();
+    assert!(election_safety(&mut leaders, NodeId(1), 0, Term(3)).is_ok());
+    let violation = election_safety(&mut leaders, NodeId(1), 1, Term(3)).unwrap_err();
+    assert_eq!(violation.check, check::ELECTION_SAFETY);
+    assert!(violation.detail.contains("twice"), "{}", violation.detail);
+    assert!(election_safety(&mut leaders, NodeId(1), 1, Term(4)).is_ok());
+}
+
+fn envelope(from: u64, to: u64, message: Message) -> Envelope {
+    Envelope {
+        from: NodeId(from),
+        to: NodeId(to),
+        message,
+    }
+}
+
+fn durable(term: u64, voted_for: Option<u64>, last_index: u64) -> DurableState {
+    DurableState {
+        hard_state: rafting_core::raft::HardState {
+            term: Term(term),
+            voted_for: voted_for.map(NodeId),
+            commit: LogIndex::ZERO,
+        },
+        entries: (1..=last_index)
+            .map(|index| command(index, 1, b"x"))
+            .collect(),
+    }
+}
+
+// A node that asks for votes, leads, grants a vote or acknowledges entries ahead of its own
+// disk is reported; the same messages backed by the disk, or stale ones, are not.
+#[test]
+fn acts_on_durable_state_catches_promises_the_disk_does_not_hold() {
+    use rafting_core::raft::{AppendEntriesResponse, Heartbeat, RequestVote, RequestVoteResponse};
+    let ask = envelope(
+        1,
+        2,
+        Message::RequestVote(RequestVote {
+            term: Term(5),
+            last_log_index: LogIndex(0),
+            last_log_term: Term(0),
+            transfer: false,
+        }),
+    );
+    let node = NodeId(1);
+    let caught = |state: &DurableState, message: &Envelope| {
+        acts_on_durable_state(node, state, message)
+            .expect_err("must be caught")
+            .check
+    };
+    assert_eq!(
+        caught(&durable(4, None, 0), &ask),
+        check::ACTS_ON_DURABLE_STATE
+    );
+    assert_eq!(
+        caught(&durable(5, None, 0), &ask),
+        check::ACTS_ON_DURABLE_STATE
+    );
+    assert!(acts_on_durable_state(node, &durable(5, Some(1), 0), &ask).is_ok());
+    assert!(
+        acts_on_durable_state(node, &durable(6, None, 0), &ask).is_ok(),
+        "stale: harmless"
+    );
+
+    let heartbeat = envelope(
+        1,
+        2,
+        Message::Heartbeat(Heartbeat {
+            term: Term(5),
+            commit: LogIndex(0),
+            round: 1,
+        }),
+    );
+    assert_eq!(
+        caught(&durable(4, Some(1), 0), &heartbeat),
+        check::ACTS_ON_DURABLE_STATE
+    );
+    assert!(acts_on_durable_state(node, &durable(5, Some(1), 0), &heartbeat).is_ok());
+
+    let grant = envelope(
+        1,
+        3,
+        Message::RequestVoteResponse(RequestVoteResponse {
+            term: Term(5),
+            granted: true,
+        }),
+    );
+    assert_eq!(
+        caught(&durable(5, None, 0), &grant),
+        check::ACTS_ON_DURABLE_STATE
+    );
+    assert_eq!(
+        caught(&durable(5, Some(2), 0), &grant),
+        check::ACTS_ON_DURABLE_STATE
+    );
+    assert!(acts_on_durable_state(node, &durable(5, Some(3), 0), &grant).is_ok());
+
+    let ack = envelope(
+        1,
+        2,
+        Message::AppendEntriesResponse(AppendEntriesResponse {
+            term: Term(5),
+            outcome: AppendOutcome::Accepted {
+                match_index: LogIndex(3),
+            },
+        }),
+    );
+    assert_eq!(
+        caught(&durable(4, None, 3), &ack),
+        check::ACTS_ON_DURABLE_STATE
+    );
+    assert_eq!(
+        caught(&durable(5, None, 2), &ack),
+        check::ACTS_ON_DURABLE_STATE
+    );
+    assert!(acts_on_durable_state(node, &durable(5, None, 3), &ack).is_ok());
 }
 
 // Same (index, term) with a different payload, or a different predecessor, is reported.

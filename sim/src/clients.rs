@@ -33,6 +33,22 @@ impl Simulator<'_, '_> {
         }
     }
 
+    /// Coverage: a request reaching a node that leads a term older than the latest leader's.
+    pub(crate) fn note_request_at(&mut self, target: usize) {
+        let Some(node) = self.hosts[target]
+            .node
+            .as_ref()
+            .filter(|node| node.is_leader())
+        else {
+            return;
+        };
+        let latest = self.record.leaders.keys().next_back().copied();
+        if latest.is_some_and(|latest| latest > node.term()) {
+            self.coverage
+                .reach(crate::coverage::REQUEST_AT_DEPOSED_LEADER, self.now_us);
+        }
+    }
+
     pub(crate) fn retry_soon(&mut self, client: usize, pick_random_node: bool) {
         if pick_random_node {
             self.clients[client].target = self.streams.workload.random_range(0..self.hosts.len());
@@ -54,6 +70,7 @@ impl Simulator<'_, '_> {
         }
         self.events += 1;
         let target = self.clients[client].target;
+        self.note_request_at(target);
         let client_id = self.clients[client].id;
         let operation = self
             .history

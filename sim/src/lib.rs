@@ -15,6 +15,7 @@
 
 pub mod checkers;
 mod clients;
+pub mod coverage;
 pub mod disk;
 mod faults;
 pub mod kv;

@@ -5,7 +5,7 @@
 //! generator per concern (parameters, network, faults, workload, each node) from it, so that
 //! adding a draw in one concern does not shift every other.
 
-use crate::scenario::{PartitionKind, Scenario, Span};
+use crate::scenario::{PartitionKind, Scenario, Span, Toggle};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -55,8 +55,20 @@ pub struct Params {
     /// Each node's timer rate in parts per million of real time (1,000,000 = exact).
     pub clock_rate_ppm: Vec<u64>,
     pub request_interval_ms: [u64; 2],
+    /// The protocol options this seed runs with (drawn when the scenario says `"either"`).
+    pub pre_vote: bool,
+    pub check_quorum: bool,
     #[serde(skip)]
     pub kinds: Vec<PartitionKind>,
+}
+
+/// A toggle's value for this seed. Drawn only when asked, so that scenarios with fixed
+/// options keep every other draw, and so every recorded seed, as it was.
+fn draw_toggle(rng: &mut ChaCha8Rng, toggle: Toggle) -> bool {
+    match toggle {
+        Toggle::Fixed(value) => value,
+        Toggle::Drawn(_) => rng.random_bool(0.5),
+    }
 }
 
 fn draw_f64(rng: &mut ChaCha8Rng, span: Span<f64>) -> f64 {
@@ -93,6 +105,8 @@ impl Params {
         let interval = scenario.workload.request_interval_ms;
         let first = draw_u64(rng, interval.low(), interval.high());
         let second = draw_u64(rng, interval.low(), interval.high());
+        let pre_vote = draw_toggle(rng, scenario.timing.pre_vote);
+        let check_quorum = draw_toggle(rng, scenario.timing.check_quorum);
         Params {
             loss_probability,
             duplicate_probability,
@@ -104,6 +118,8 @@ impl Params {
             torn_write_probability,
             clock_rate_ppm,
             request_interval_ms: [first.min(second), first.max(second)],
+            pre_vote,
+            check_quorum,
             kinds,
         }
     }

@@ -5,6 +5,7 @@
 use crate::scenario::Scenario;
 use crate::simulator::{SeedReport, SimError, run_seed};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -19,6 +20,8 @@ pub struct RunSummary {
     pub ops_checked: u64,
     /// Seeds whose linearizability check ran out of budget: neither passed nor failed.
     pub linearizability_unknown: u64,
+    /// How many seeds reached each protocol situation of [`crate::coverage::STATES`].
+    pub coverage: BTreeMap<&'static str, u64>,
     pub reports: Vec<SeedReport>,
 }
 
@@ -41,6 +44,7 @@ impl RunSummary {
                 .iter()
                 .filter(|report| report.kv.linearizability_unknown)
                 .count() as u64,
+            coverage: crate::coverage::tally(reports.iter().map(|report| &report.coverage)),
             reports,
         }
     }

@@ -116,9 +116,27 @@ pub struct Scenario {
     #[serde(default)]
     pub liveness: Liveness,
     #[serde(default)]
+    pub limits: Limits,
+    #[serde(default)]
     pub events: Vec<ScriptedEvent>,
     #[serde(default)]
     pub expect: Vec<Expectation>,
+}
+
+/// A protocol option that is either set, or drawn per seed (`"either"`), so that one
+/// safeguard never hides a bug in another in every seed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum Toggle {
+    Fixed(bool),
+    Drawn(Either),
+}
+
+/// The one word a drawn [`Toggle`] is written with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Either {
+    Either,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -126,8 +144,8 @@ pub struct Scenario {
 pub struct Timing {
     pub heartbeat_interval_ms: u64,
     pub election_timeout_ms: [u64; 2],
-    pub pre_vote: bool,
-    pub check_quorum: bool,
+    pub pre_vote: Toggle,
+    pub check_quorum: Toggle,
 }
 
 impl Default for Timing {
@@ -135,8 +153,8 @@ impl Default for Timing {
         Timing {
             heartbeat_interval_ms: 100,
             election_timeout_ms: [1000, 2000],
-            pre_vote: true,
-            check_quorum: true,
+            pre_vote: Toggle::Fixed(true),
+            check_quorum: Toggle::Fixed(true),
         }
     }
 }
@@ -187,11 +205,23 @@ pub struct PartitionRanges {
     pub kinds: Vec<PartitionKind>,
 }
 
+/// Which node a random crash hits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CrashTarget {
+    /// Any running node.
+    #[default]
+    Any,
+    /// The running leader with the highest term (no crash when there is none).
+    Leader,
+}
+
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CrashRanges {
     pub per_minute: Span<f64>,
     pub restart_delay_ms: [u64; 2],
+    pub target: CrashTarget,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -274,6 +304,27 @@ impl Default for Workload {
     }
 }
 
+/// Bounds on one seed's work, so that a bug that makes nodes chatter without end (a livelock,
+/// a message storm) ends the seed as a reported `hang` instead of running forever.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Events one seed may process.
+    pub events_max: u64,
+    /// Events that may wait in the queue at once (messages in flight, timers, ...): the
+    /// simulator's memory.
+    pub queued_events_max: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            events_max: 20_000_000,
+            queued_events_max: 1_000_000,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Liveness {
@@ -339,6 +390,16 @@ pub enum ScriptedEvent {
         node: u64,
         duration_ms: u64,
     },
+    /// The running leader is asked to hand leadership over to `to`.
+    TransferLeader {
+        at_ms: u64,
+        to: u64,
+    },
+    /// `node` is told to start an election now (`Input::Campaign`; PreVote first if on).
+    Campaign {
+        at_ms: u64,
+        node: u64,
+    },
 }
 
 impl ScriptedEvent {
@@ -355,7 +416,9 @@ impl ScriptedEvent {
             | ScriptedEvent::OneWay { at_ms, .. }
             | ScriptedEvent::Heal { at_ms }
             | ScriptedEvent::Network { at_ms, .. }
-            | ScriptedEvent::Pause { at_ms, .. } => *at_ms,
+            | ScriptedEvent::Pause { at_ms, .. }
+            | ScriptedEvent::TransferLeader { at_ms, .. }
+            | ScriptedEvent::Campaign { at_ms, .. } => *at_ms,
         }
     }
 
@@ -366,7 +429,9 @@ impl ScriptedEvent {
             | ScriptedEvent::Restart { node, .. }
             | ScriptedEvent::Isolate { node, .. }
             | ScriptedEvent::OneWay { node, .. }
-            | ScriptedEvent::Pause { node, .. } => vec![*node],
+            | ScriptedEvent::Pause { node, .. }
+            | ScriptedEvent::Campaign { node, .. } => vec![*node],
+            ScriptedEvent::TransferLeader { to, .. } => vec![*to],
             ScriptedEvent::Partition { groups, .. } => groups.iter().flatten().copied().collect(),
             _ => Vec::new(),
         }
@@ -403,6 +468,14 @@ pub enum Expectation {
         #[serde(default)]
         among: Vec<u64>,
     },
+    /// The seed has reached the protocol situation `state` (one of
+    /// [`crate::coverage::STATES`]) by `at_ms`: the scenario's story really happened.
+    Reached {
+        at_ms: u64,
+        state: String,
+        #[serde(default)]
+        among: Vec<u64>,
+    },
 }
 
 impl Expectation {
@@ -411,7 +484,8 @@ impl Expectation {
             Expectation::SingleLeader { at_ms, .. }
             | Expectation::NoLeader { at_ms, .. }
             | Expectation::NoCommit { at_ms, .. }
-            | Expectation::CommittedAtLeast { at_ms, .. } => *at_ms,
+            | Expectation::CommittedAtLeast { at_ms, .. }
+            | Expectation::Reached { at_ms, .. } => *at_ms,
         }
     }
 
@@ -420,7 +494,8 @@ impl Expectation {
             Expectation::SingleLeader { among, .. }
             | Expectation::NoLeader { among, .. }
             | Expectation::NoCommit { among, .. }
-            | Expectation::CommittedAtLeast { among, .. } => among,
+            | Expectation::CommittedAtLeast { among, .. }
+            | Expectation::Reached { among, .. } => among,
         }
     }
 
@@ -431,6 +506,7 @@ impl Expectation {
             Expectation::NoLeader { .. } => "expect_no_leader",
             Expectation::NoCommit { .. } => "expect_no_commit",
             Expectation::CommittedAtLeast { .. } => "expect_committed_at_least",
+            Expectation::Reached { .. } => "expect_reached",
         }
     }
 }

@@ -7,6 +7,7 @@
 //! elect a leader and finish every pending request within `liveness.bound_ms`.
 
 use crate::checkers::{self, Record, Violation, check};
+use crate::coverage::Coverage;
 use crate::kv::sessions::ClockBounds;
 use crate::kv::{KvReport, KvWorld};
 use crate::network::{MICROS_PER_MS, Network};
@@ -58,6 +59,8 @@ pub struct SeedReport {
     /// The KV workload's figures (all zero for the opaque workload).
     pub kv: KvReport,
     pub params: Params,
+    /// The protocol situations the seed reached (see [`crate::coverage`]).
+    pub coverage: Coverage,
 }
 
 /// A seed's report and the client history it recorded.
@@ -143,7 +146,10 @@ pub(crate) struct Host {
     pub incarnation: u64,
     /// The real write-ahead log format, recovered by the real replay code on restart.
     pub disk: WalDisk,
-    pub disk_busy_until_us: u64,
+    /// Batches the fsync in flight will make durable (0: the disk is idle).
+    pub sync_covers: usize,
+    /// The term this node campaigned in when a leadership transfer told it to.
+    pub campaigned_on_transfer: Option<Term>,
     pub paused: bool,
     /// Events that arrived while paused, delivered on resume.
     pub backlog: Vec<EventKind>,
@@ -215,6 +221,8 @@ pub struct Simulator<'s, 'w> {
     pub(crate) snapshots: BTreeMap<usize, LogIndex>,
     /// The KV workload's clients, history and session records, when it runs.
     pub(crate) kv: Option<KvWorld>,
+    /// The protocol situations this seed reached.
+    pub(crate) coverage: Coverage,
 }
 
 /// Runs one seed of a scenario, writing its trace to `trace` if given.
@@ -246,14 +254,15 @@ impl<'s, 'w> Simulator<'s, 'w> {
         let ids: Vec<NodeId> = (1..=scenario.nodes).map(NodeId).collect();
         let mut hosts = Vec::with_capacity(nodes);
         for (position, &id) in ids.iter().enumerate() {
-            let config = node_config(scenario, id, &ids, streams.node_seeds[position]);
+            let config = node_config(scenario, &params, id, &ids, streams.node_seeds[position]);
             hosts.push(Host {
                 id,
                 node: Some(Node::new(config.clone())?),
                 config,
                 incarnation: 0,
                 disk: WalDisk::new(id),
-                disk_busy_until_us: 0,
+                sync_covers: 0,
+                campaigned_on_transfer: None,
                 paused: false,
                 backlog: Vec::new(),
                 wake_us: u64::MAX,
@@ -297,6 +306,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             liveness_ms: None,
             snapshots: BTreeMap::new(),
             kv,
+            coverage: Coverage::default(),
         })
     }
 
@@ -352,7 +362,10 @@ impl<'s, 'w> Simulator<'s, 'w> {
                     incarnation: 0,
                 },
             );
+            // Every node is stepped at time 0 (its first input tells it the time), whether or
+            // not a client ever talks to it.
             self.hosts[node].timer_at_us = 0;
+            self.hosts[node].wake_us = 0;
         }
         for client in 0..self.clients.len() {
             let delay = self.think_time_ms();
@@ -376,8 +389,15 @@ impl<'s, 'w> Simulator<'s, 'w> {
         self.start();
         let deadline_us =
             (self.scenario.duration_ms + self.scenario.liveness.bound_ms) * MICROS_PER_MS;
+        let mut processed: u64 = 0;
         while let Some(event) = self.queue.pop() {
             if self.violation.is_some() || self.phase == Phase::Done {
+                break;
+            }
+            processed += 1;
+            if let Some(violation) = self.over_budget(processed) {
+                self.now_us = event.at_us;
+                self.violate(violation);
                 break;
             }
             if event.at_us > deadline_us {
@@ -394,6 +414,35 @@ impl<'s, 'w> Simulator<'s, 'w> {
             self.now_us = self.now_us.max(deadline_us);
             self.liveness_failed();
         }
+    }
+
+    /// A `hang` violation once the seed has processed more events than its budget, or holds
+    /// more waiting events than its memory bound.
+    fn over_budget(&self, processed: u64) -> Option<Violation> {
+        let limits = &self.scenario.limits;
+        let detail = if processed > limits.events_max {
+            format!("more than {} events processed", limits.events_max)
+        } else if self.queue.len() > limits.queued_events_max {
+            format!(
+                "more than {} events waiting at once",
+                limits.queued_events_max
+            )
+        } else {
+            return None;
+        };
+        let in_flight = self
+            .queue
+            .iter()
+            .filter(|event| matches!(event.kind, EventKind::Deliver { .. }))
+            .count();
+        Some(Violation {
+            check: check::HANG,
+            at_us: 0,
+            nodes: Vec::new(),
+            index: None,
+            term: None,
+            detail: format!("{detail} ({in_flight} messages in flight)"),
+        })
     }
 
     fn dispatch(&mut self, kind: EventKind) {
@@ -543,6 +592,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             committed_operations,
             kv,
             params: self.params,
+            coverage: self.coverage,
         };
         Ok(SeedOutcome {
             report,
@@ -551,13 +601,19 @@ impl<'s, 'w> Simulator<'s, 'w> {
     }
 }
 
-fn node_config(scenario: &Scenario, id: NodeId, ids: &[NodeId], seed: u64) -> Config {
+fn node_config(
+    scenario: &Scenario,
+    params: &Params,
+    id: NodeId,
+    ids: &[NodeId],
+    seed: u64,
+) -> Config {
     let mut config = Config::new(id, ids.iter().copied(), seed);
     config.heartbeat_interval_ms = scenario.timing.heartbeat_interval_ms;
     config.election_timeout_ms_min = scenario.timing.election_timeout_ms[0];
     config.election_timeout_ms_max = scenario.timing.election_timeout_ms[1];
-    config.pre_vote = scenario.timing.pre_vote;
-    config.check_quorum = scenario.timing.check_quorum;
+    config.pre_vote = params.pre_vote;
+    config.check_quorum = params.check_quorum;
     config
 }
 

@@ -3,10 +3,11 @@
 //! every safety check on what the step changed.
 
 use crate::checkers;
+use crate::coverage;
 use crate::network::Fate;
 use crate::simulator::{EventKind, Simulator};
 use crate::trace::TraceEvent;
-use rafting_core::raft::{Entry, Envelope, Input, Output, PersistBatch, RoleName};
+use rafting_core::raft::{Entry, Envelope, Input, Message, Node, Output, PersistBatch, RoleName};
 use rafting_core::{LogIndex, Millis};
 use rand::Rng;
 
@@ -40,7 +41,12 @@ impl Simulator<'_, '_> {
                 },
             );
         }
+        let transfer = matches!(envelope.message, Message::TimeoutNow(_));
         self.step_node(to, Input::Message(envelope));
+        if transfer {
+            let host = &mut self.hosts[to];
+            host.campaigned_on_transfer = host.node.as_ref().map(Node::term);
+        }
     }
 
     fn trace_drop(&mut self, envelope: &Envelope, reason: &'static str) {
@@ -106,7 +112,17 @@ impl Simulator<'_, '_> {
             return;
         }
         use crate::disk::SimulatedDisk;
-        let Some(batch) = self.hosts[node].disk.sync_next() else {
+        // Group commit, as the runtime's storage thread does it: one fsync makes durable
+        // every batch that was written when it started; the node hears of the last one.
+        let covered = std::mem::take(&mut self.hosts[node].sync_covers);
+        let mut synced = None;
+        for _ in 0..covered {
+            synced = self.hosts[node].disk.sync_next().or(synced);
+        }
+        if self.hosts[node].disk.pending() > 0 {
+            self.start_sync(node);
+        }
+        let Some(batch) = synced else {
             return;
         };
         self.events += 1;
@@ -144,6 +160,14 @@ impl Simulator<'_, '_> {
             self.persist(node, batch);
         }
         self.check_node_state(node);
+        let host = &self.hosts[node];
+        for envelope in &output.messages {
+            let durable = host.disk.durable();
+            if let Err(violation) = checkers::acts_on_durable_state(host.id, durable, envelope) {
+                self.violate(violation);
+                break;
+            }
+        }
         for envelope in output.messages {
             self.send(envelope);
         }
@@ -187,15 +211,34 @@ impl Simulator<'_, '_> {
         if let Some(violation) = violation {
             self.violate(violation);
         }
+        if let (Some(first), Some(durable_last)) = (
+            batch.entries.first(),
+            self.hosts[node].disk.durable().entries.last(),
+        ) && first.index <= durable_last.index
+        {
+            self.coverage
+                .reach(coverage::FOLLOWER_TRUNCATED_SUFFIX, self.now_us);
+        }
+        use crate::disk::SimulatedDisk;
+        self.hosts[node].disk.write(batch);
+        if self.hosts[node].sync_covers == 0 {
+            self.start_sync(node);
+        }
+    }
+
+    /// Starts an fsync of every batch written so far; batches written while it runs wait
+    /// for the next one.
+    fn start_sync(&mut self, node: usize) {
+        use crate::disk::SimulatedDisk;
         let [low, high] = self.scenario.disk.fsync_latency_ms;
         let latency_us = self.streams.disk.random_range(low * 1000..=high * 1000);
         let host = &mut self.hosts[node];
-        let done_us = host.disk_busy_until_us.max(self.now_us) + latency_us;
-        host.disk_busy_until_us = done_us;
-        use crate::disk::SimulatedDisk;
-        host.disk.write(batch);
+        host.sync_covers = host.disk.pending();
         let incarnation = host.incarnation;
-        self.schedule(done_us, EventKind::Fsync { node, incarnation });
+        self.schedule(
+            self.now_us + latency_us,
+            EventKind::Fsync { node, incarnation },
+        );
     }
 
     /// Role, term and commit checks on the node just stepped.
@@ -209,8 +252,11 @@ impl Simulator<'_, '_> {
         let previous_commit = host.last_commit;
         if role_changed {
             if role == RoleName::Leader {
-                let result = checkers::election_safety(&mut self.record.leaders, id, term);
+                let incarnation = self.hosts[node].incarnation;
+                let leaders = &mut self.record.leaders;
+                let result = checkers::election_safety(leaders, id, incarnation, term);
                 self.check(result);
+                self.note_new_leader(node);
                 let raft = self.hosts[node]
                     .node
                     .as_ref()
@@ -269,6 +315,36 @@ impl Simulator<'_, '_> {
                     index: to.get(),
                 },
             );
+        }
+    }
+
+    /// Coverage of a node that has just become leader.
+    fn note_new_leader(&mut self, node: usize) {
+        let Some(raft) = self.hosts[node].node.as_ref() else {
+            return;
+        };
+        let (id, term) = (raft.id(), raft.term());
+        let log = raft.log();
+        // Entries no node has known committed: the leader may not count them as committed.
+        let known_committed = LogIndex(self.record.committed.len() as u64);
+        let mut index = log.commit().max(known_committed).next();
+        while index <= log.last_index() {
+            if log
+                .term_at(index)
+                .is_some_and(|entry_term| entry_term < term)
+            {
+                self.coverage
+                    .reach(coverage::OLD_TERM_ENTRY_AT_NEW_LEADER, self.now_us);
+                break;
+            }
+            index = index.next();
+        }
+        if self.record.leaders.values().any(|&(other, _)| other != id) {
+            self.coverage.reach(coverage::LEADER_CHANGE, self.now_us);
+        }
+        if self.hosts[node].campaigned_on_transfer == Some(term) {
+            self.coverage
+                .reach(coverage::ELECTED_BY_TRANSFER, self.now_us);
         }
     }
 

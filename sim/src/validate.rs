@@ -217,6 +217,23 @@ fn validate_script(scenario: &Scenario) -> Result<(), Invalid> {
                 "must not exceed at_ms",
             );
         }
+        if let crate::scenario::Expectation::Reached { state, .. } = expectation
+            && !crate::coverage::STATES.contains(&state.as_str())
+        {
+            return fail(
+                &format!("expect[{position}].state"),
+                format!(
+                    "unknown state; one of {}",
+                    crate::coverage::STATES.join(", ")
+                ),
+            );
+        }
+    }
+    if scenario.limits.events_max == 0 || scenario.limits.queued_events_max == 0 {
+        return fail(
+            "limits",
+            "events_max and queued_events_max must be positive",
+        );
     }
     Ok(())
 }

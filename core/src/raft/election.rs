@@ -70,8 +70,12 @@ impl Node {
         }
     }
 
-    /// Starts an election in a new term and votes for itself. The own vote counts once the
-    /// batch holding it is durable (see [`Node::on_persisted`]).
+    /// Starts an election in a new term and votes for itself. The requests for votes leave,
+    /// and the own vote counts, only once the batch holding the new term and vote is durable
+    /// (see [`Node::on_persisted`]). Were the requests sent at once, the others' votes alone
+    /// could make this node leader of a term its own disk does not hold: a crash would bring
+    /// it back in the old term, its voters would grant the same term again (they voted for
+    /// it), and it would lead one term twice with different entries at one index.
     pub(super) fn become_candidate(&mut self, transfer: bool) {
         let term = self.term.next();
         self.become_follower(term, None);
@@ -89,7 +93,7 @@ impl Node {
             transfer,
         };
         for peer in self.peers() {
-            self.send(peer, Message::RequestVote(request.clone()));
+            self.send_when_durable(peer, Message::RequestVote(request.clone()));
         }
     }
 

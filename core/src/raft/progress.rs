@@ -147,8 +147,14 @@ impl Progress {
                     return false;
                 }
                 let floor = self.match_index.next();
-                self.next_index = next_guess.min(rejected_prev_index).max(floor);
-                self.state = ProgressState::Probe { paused: false };
+                let next_index = next_guess.min(rejected_prev_index).max(floor);
+                // A rejection that leaves the probe where it was would only bring the same
+                // probe and the same rejection back at once: a hot loop, multiplied by any
+                // duplication on the way. The probe stays paused until the next heartbeat
+                // interval instead.
+                let moved = next_index != self.next_index;
+                self.next_index = next_index;
+                self.state = ProgressState::Probe { paused: !moved };
                 true
             }
         }

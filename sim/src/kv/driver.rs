@@ -132,6 +132,7 @@ impl Simulator<'_, '_> {
     /// Sends one attempt of the client's pending request to the node it targets.
     fn kv_attempt(&mut self, client: usize) {
         let target = self.clients[client].target;
+        self.note_request_at(target);
         if !self.hosts[target].running() {
             self.retry_soon(client, true);
             return;

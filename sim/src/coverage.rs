@@ -1,0 +1,63 @@
+//! State coverage: which protocol situations a seed actually reached.
+//!
+//! A checker can only catch a bug in a situation the run creates. Each seed records the first
+//! time it reached each of the [`STATES`] below; `rafting sim run` prints how many seeds reached
+//! each, and a scenario can demand one with an `expect_reached` expectation, so that a scenario
+//! whose story never happens fails instead of passing vacuously.
+
+use std::collections::BTreeMap;
+
+/// A new leader holds entries of an earlier term that no node has known committed (Figure 8's
+/// setup: old-term entries that must not be committed by counting).
+pub const OLD_TERM_ENTRY_AT_NEW_LEADER: &str = "old_term_entry_at_new_leader";
+/// A node crashed with a write handed to its disk but not yet durable.
+pub const CRASH_WITH_UNSYNCED_WRITE: &str = "crash_with_unsynced_write";
+/// A follower replaced a conflicting suffix of its durable log.
+pub const FOLLOWER_TRUNCATED_SUFFIX: &str = "follower_truncated_suffix";
+/// A client request reached a node that still believed it led while a later term had a
+/// leader (a deposed leader).
+pub const REQUEST_AT_DEPOSED_LEADER: &str = "request_at_deposed_leader";
+/// A node campaigned on a leadership transfer (TimeoutNow) and won.
+pub const ELECTED_BY_TRANSFER: &str = "elected_by_transfer";
+/// A second, different node became leader during the seed.
+pub const LEADER_CHANGE: &str = "leader_change";
+
+/// Every state the simulator tracks, in the order summaries print them.
+pub const STATES: &[&str] = &[
+    OLD_TERM_ENTRY_AT_NEW_LEADER,
+    CRASH_WITH_UNSYNCED_WRITE,
+    FOLLOWER_TRUNCATED_SUFFIX,
+    REQUEST_AT_DEPOSED_LEADER,
+    ELECTED_BY_TRANSFER,
+    LEADER_CHANGE,
+];
+
+/// The states one seed reached, with the simulated time (µs) it first reached each.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Coverage {
+    pub reached: BTreeMap<&'static str, u64>,
+}
+
+impl Coverage {
+    /// Notes that `state` holds at `now_us` (only the first time counts).
+    pub fn reach(&mut self, state: &'static str, now_us: u64) {
+        debug_assert!(STATES.contains(&state), "unknown coverage state {state}");
+        self.reached.entry(state).or_insert(now_us);
+    }
+
+    /// Whether `state` was reached at or before `at_us`.
+    pub fn reached_by(&self, state: &str, at_us: u64) -> bool {
+        self.reached.get(state).is_some_and(|&first| first <= at_us)
+    }
+}
+
+/// How many seeds of a run reached each state.
+pub fn tally<'a>(seeds: impl Iterator<Item = &'a Coverage>) -> BTreeMap<&'static str, u64> {
+    let mut counts: BTreeMap<&'static str, u64> = STATES.iter().map(|&state| (state, 0)).collect();
+    for coverage in seeds {
+        for state in coverage.reached.keys() {
+            *counts.entry(state).or_default() += 1;
+        }
+    }
+    counts
+}
