@@ -2,6 +2,7 @@
 //! log) and the REST API — until SIGTERM or Ctrl-C, then stops cleanly: the HTTP workers
 //! finish, the batch in flight is made durable, and the process exits 0.
 
+use crate::fail_stop;
 use crate::node_config::NodeConfig;
 use crate::rest::http_metrics::HttpMetrics;
 use crate::rest::{Api, RestServer};
@@ -22,6 +23,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// The node's log file inside its data directory.
 pub const LOG_FILE_NAME: &str = "node.log";
+/// Set to `1` to serve `POST /v1/debug/panic`, which kills the node loop: for the tests of
+/// fail-stop only, never in production.
+pub const DEBUG_PANIC_ROUTE_VARIABLE: &str = "RAFTING_TEST_PANIC_ROUTE";
 const SESSION_TICK_INTERVAL_MS: u64 = 250;
 const REQUEST_QUEUE_MAX: usize = 4096;
 /// Largest HTTP body: the store's largest value plus room for a transaction's keys.
@@ -84,6 +88,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         )
     })?;
     init_logging(config)?;
+    fail_stop::install_panic_hook();
     signals::install();
     let own = config.own_addresses();
     let runtime = Runtime::start(runtime_config(config)).context("starting the node")?;
@@ -94,6 +99,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         body_bytes_max: StoreConfig::default().value_bytes_max + BODY_BYTES_EXTRA,
         http_metrics: HttpMetrics::default(),
         stopping: AtomicBool::new(false),
+        debug_panic_route: std::env::var(DEBUG_PANIC_ROUTE_VARIABLE).as_deref() == Ok("1"),
     });
     let server = match RestServer::start(own.http, config.http_connections_max, api.clone()) {
         Ok(server) => server,
@@ -111,6 +117,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         "node started"
     );
     while !signals::stop_requested() {
+        fail_stop::exit_if_a_thread_died(&runtime);
         std::thread::sleep(Duration::from_millis(50));
     }
     tracing::info!("stop requested: finishing requests and making the last batch durable");

@@ -52,6 +52,8 @@ pub enum Route {
         to: u64,
     },
     Metrics,
+    /// Kills the node loop; served only when the node was started for a fail-stop test.
+    DebugPanic,
 }
 
 impl Route {
@@ -72,6 +74,7 @@ impl Route {
             Route::Health => "health",
             Route::TransferLeader { .. } => "transfer_leader",
             Route::Metrics => "metrics",
+            Route::DebugPanic => "debug_panic",
         }
     }
 
@@ -104,6 +107,7 @@ pub fn parse(method: &str, url: &str) -> Result<Route, ApiError> {
         "/v1/cluster" => expect_method(method, "GET", path, Route::Cluster)?,
         "/v1/health" => expect_method(method, "GET", path, Route::Health)?,
         "/metrics" => expect_method(method, "GET", path, Route::Metrics)?,
+        "/v1/debug/panic" => expect_method(method, "POST", path, Route::DebugPanic)?,
         "/v1/cluster/transfer-leader" => {
             let to = required_number(&query, "to")?;
             expect_method(method, "POST", path, Route::TransferLeader { to })?
