@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use rafting_core::NodeId;
 use rafting_core::raft::Config;
 use rafting_core::store::StoreConfig;
+use rafting_net::data_lock::DataDirectoryLock;
 use rafting_net::runtime::{Runtime, RuntimeConfig};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -87,6 +88,8 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
             config.data_directory.display()
         )
     })?;
+    // Before anything writes into the directory, node.log included.
+    let _lock = DataDirectoryLock::acquire(&config.data_directory)?;
     init_logging(config)?;
     fail_stop::install_panic_hook();
     signals::install();
