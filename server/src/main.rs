@@ -7,6 +7,7 @@ mod client_command;
 mod dev_command;
 mod fail_stop;
 mod http;
+mod membership_record;
 mod node_command;
 mod node_config;
 mod rest;

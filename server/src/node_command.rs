@@ -3,6 +3,7 @@
 //! finish, the batch in flight is made durable, and the process exits 0.
 
 use crate::fail_stop;
+use crate::membership_record::MembershipCheck;
 use crate::node_config::NodeConfig;
 use crate::rest::http_metrics::HttpMetrics;
 use crate::rest::{Api, RestServer};
@@ -94,7 +95,16 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
     fail_stop::install_panic_hook();
     signals::install();
     let own = config.own_addresses();
+    let membership = MembershipCheck::before_start(
+        &config.data_directory,
+        &config.members,
+        config.force_new_membership,
+    )?;
     let runtime = Runtime::start(runtime_config(config)).context("starting the node")?;
+    if let Err(error) = membership.record() {
+        runtime.shutdown();
+        return Err(error.context("recording the cluster's members"));
+    }
     let api = Arc::new(Api {
         handle: runtime.handle.clone(),
         members: config.members.clone(),

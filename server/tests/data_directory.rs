@@ -83,3 +83,37 @@ fn a_second_process_on_a_data_directory_in_use_fails_at_once_naming_the_holder()
     assert!(stderr.contains("in use"), "{stderr}");
     assert!(stderr.contains(&format!("pid {holder_pid}")), "{stderr}");
 }
+
+/// Proves the membership record: the data directory of a member of a three-node cluster,
+/// started with no `--peer` (which used to make it a one-node cluster that elected itself on
+/// that data and took writes: a split brain), is refused at once with an error naming the
+/// recorded members and the given ones; with `--force-new-membership` the operator's explicit
+/// choice wins and the node runs.
+#[test]
+fn a_member_of_a_three_node_cluster_started_without_its_peers_is_refused() {
+    let mut cluster = TestCluster::start(3);
+    cluster.wait_for_leader(ELECTION_WAIT);
+    let node = cluster.node_mut(3);
+    node.terminate(Duration::from_secs(10));
+    let directory = node.directory.clone();
+
+    let alone = node_arguments(3, &directory, &[]);
+    let output = run_briefly(&alone, Duration::from_secs(10))
+        .expect("the member started without its peers kept running");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("members.toml"), "{stderr}");
+    for member in ["1 (udp", "2 (udp", "3 (udp"] {
+        assert!(stderr.contains(member), "{member} missing: {stderr}");
+    }
+    assert!(stderr.contains("--force-new-membership"), "{stderr}");
+
+    let mut forced = alone.clone();
+    forced.push("--force-new-membership".to_owned());
+    let output = run_briefly(&forced, Duration::from_secs(3));
+    assert!(
+        output.is_none(),
+        "the forced start exited: {:?}",
+        output.map(|output| String::from_utf8_lossy(&output.stderr).into_owned())
+    );
+}
