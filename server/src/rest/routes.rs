@@ -33,7 +33,8 @@ pub enum Route {
     },
     KvWatch {
         prefix: String,
-        since: u64,
+        /// The first revision to report; `None`: the changes after the current revision.
+        since: Option<u64>,
         timeout_ms: u64,
         limit: u32,
     },
@@ -144,7 +145,7 @@ fn parse_kv(
                 .min(WATCH_TIMEOUT_MS_MAX);
             Ok(Route::KvWatch {
                 prefix: prefix(),
-                since: optional_number(query, "since")?.unwrap_or(1),
+                since: optional_number(query, "since")?,
                 timeout_ms,
                 limit: limit(query)?,
             })
@@ -273,7 +274,7 @@ mod tests {
         assert!(matches!(
             watch,
             Route::KvWatch {
-                since: 7,
+                since: Some(7),
                 timeout_ms: WATCH_TIMEOUT_MS_MAX,
                 ..
             }

@@ -25,6 +25,10 @@ struct InProcessNode {
 
 impl InProcessNode {
     fn start() -> InProcessNode {
+        InProcessNode::start_with(StoreConfig::default())
+    }
+
+    fn start_with(store: StoreConfig) -> InProcessNode {
         let data = tempfile::tempdir().unwrap();
         let mut raft = Config::new(NodeId(1), [NodeId(1)], 1);
         raft.heartbeat_interval_ms = 50;
@@ -32,7 +36,7 @@ impl InProcessNode {
         raft.election_timeout_ms_max = 400;
         let runtime = Runtime::start(RuntimeConfig {
             raft,
-            store: StoreConfig::default(),
+            store,
             cluster_id: 9,
             udp_listen: "127.0.0.1:0".parse().unwrap(),
             peers: BTreeMap::new(),
@@ -120,6 +124,56 @@ fn listings_with_a_cursor_past_the_prefix_answer_an_empty_page() {
     }
     assert_eq!(node.runtime.ended_thread(), None);
     assert_eq!(node.call("GET", "/v1/health", b"").0, 200);
+}
+
+/// Proves the watch default (issue 10, item 7): `?watch` without `since` reports only the
+/// changes after the current revision, so it works however far the history has rolled over
+/// (it used to start at revision 1 and answer 410 for ever once the history rolled over);
+/// and a 410 carries `compact_revision` (the oldest revision still kept) and
+/// `current_revision` to restart from.
+#[test]
+fn a_watch_without_since_starts_now_and_a_compacted_one_says_where_to_restart() {
+    let node = InProcessNode::start_with(StoreConfig {
+        watch_history_events_max: 4,
+        ..StoreConfig::default()
+    });
+    for index in 1..=10 {
+        assert_eq!(node.call("PUT", &format!("/v1/kv/w/{index}"), b"v").0, 200);
+    }
+    let (status, listing) = node.call("GET", "/v1/kv/w?list&keys_only&limit=1", b"");
+    assert_eq!(status, 200);
+    let current = listing["revision"].as_u64().unwrap();
+
+    let (status, batch) = node.call("GET", "/v1/kv/w?watch&timeout_ms=0", b"");
+    assert_eq!(status, 200, "{batch}");
+    assert_eq!(batch["events"], Value::Array(Vec::new()), "{batch}");
+    assert_eq!(batch["next_since"].as_u64(), Some(current + 1), "{batch}");
+
+    assert_eq!(node.call("PUT", "/v1/kv/w/new", b"n").0, 200);
+    let since = batch["next_since"].as_u64().unwrap();
+    let (status, batch) = node.call("GET", &format!("/v1/kv/w?watch&since={since}"), b"");
+    assert_eq!(status, 200, "{batch}");
+    let keys: Vec<&str> = batch["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|event| event["key"].as_str())
+        .collect();
+    assert_eq!(keys, ["/w/new"]);
+
+    let (status, error) = node.call("GET", "/v1/kv/w?watch&since=1&timeout_ms=0", b"");
+    assert_eq!(status, 410, "{error}");
+    assert_eq!(error["code"], "compacted");
+    assert_eq!(
+        error["compact_revision"].as_u64(),
+        Some(current + 1 - 3),
+        "{error}"
+    );
+    assert_eq!(
+        error["current_revision"].as_u64(),
+        Some(current + 1),
+        "{error}"
+    );
 }
 
 /// A path the API serves (or nearly), so that most generated requests reach a handler.
