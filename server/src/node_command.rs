@@ -1,6 +1,10 @@
 //! `rafting node`: runs one cluster member — the runtime (Raft over UDP, the write-ahead
 //! log) and the REST API — until SIGTERM or Ctrl-C, then stops cleanly: the HTTP workers
 //! finish, the batch in flight is made durable, and the process exits 0.
+//!
+//! Before it starts anything it locks its data directory (one process per directory) and
+//! checks the members recorded there ([`crate::membership_record`]); while it runs, the death
+//! of a thread it cannot live without ends the process ([`crate::fail_stop`]).
 
 use crate::fail_stop;
 use crate::membership_record::MembershipCheck;
@@ -129,6 +133,9 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         data = %config.data_directory.display(),
         "node started"
     );
+    if api.debug_panic_route {
+        tracing::warn!("{DEBUG_PANIC_ROUTE_VARIABLE}=1: POST /v1/debug/panic kills this node");
+    }
     while !signals::stop_requested() {
         fail_stop::exit_if_a_thread_died(&runtime);
         std::thread::sleep(Duration::from_millis(50));
