@@ -175,6 +175,43 @@ fn list_is_hierarchical_ordered_limited_and_continues() {
 }
 
 #[test]
+fn list_after_a_position_outside_the_prefix_is_an_empty_page_or_the_whole_prefix() {
+    // Proves `after` is a cursor that may name any position, not only a key under the prefix:
+    // a position past the prefix's subtree (`0`, `~`, `zzz`, a later sibling) answers an empty
+    // page, one before it answers the whole subtree, and none of them panics (issue 10, item
+    // 1: `GET /v1/kv/?list&after=0` panicked the node loop inside `BTreeMap::range`).
+    let mut harness = Harness::new();
+    for key in ["/a/x", "/b/x", "/c/x"] {
+        harness.put(key, b"v").unwrap();
+    }
+    let keys_after = |prefix: &str, after: &str| -> Vec<String> {
+        let query = ListQuery {
+            after: Some(after.to_owned()),
+            ..ListQuery::new(prefix)
+        };
+        let listing = harness
+            .store
+            .list(&query)
+            .expect("a cursor is never an error");
+        listing.entries.into_iter().map(|entry| entry.key).collect()
+    };
+    for past in ["0", "~", "zzz", "/d", "\u{10ffff}"] {
+        assert!(keys_after("/", past).is_empty(), "after={past:?} under /");
+    }
+    for past in ["/b", "/b/x", "/a0", "/a~", "~", "0", "zzz"] {
+        assert!(keys_after("/a", past).is_empty(), "after={past:?} under /a");
+    }
+    for before in ["", "!", "/", "/a", "/0"] {
+        assert_eq!(
+            keys_after("/b", before),
+            ["/b/x"],
+            "after={before:?} under /b"
+        );
+    }
+    assert_eq!(keys_after("/", "/a/x"), ["/b/x", "/c/x"]);
+}
+
+#[test]
 fn tenants_have_separate_key_spaces() {
     // Proves isolation: the same key in two tenants holds two values, and listings and gets
     // only see their own tenant.

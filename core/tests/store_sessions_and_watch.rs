@@ -128,7 +128,8 @@ fn a_watcher_too_far_behind_gets_compacted_with_a_restart_revision() {
         watch(&harness, "/", 1),
         Err(StoreError::Compacted {
             requested: Revision::new(1),
-            restart_from: Revision::new(3)
+            restart_from: Revision::new(3),
+            current_revision: Revision::new(5),
         })
     );
     assert_eq!(watch(&harness, "/", 2).unwrap_err().code(), "compacted");

@@ -2,6 +2,7 @@
 //! and the node loop that drives `rafting-core` with real time. It makes no Raft or store
 //! decisions; those live in core.
 
+pub mod data_lock;
 pub mod datagram;
 pub mod metrics;
 pub mod runtime;

@@ -182,9 +182,14 @@ fn load(path: &std::path::Path) -> Result<Scenario> {
     Scenario::load(path).context("loading the scenario")
 }
 
+/// Checks `--endpoint`: one http:// URL, or several separated by commas.
 fn check_endpoint(endpoint: String) -> Result<String> {
-    if !endpoint.starts_with("http://") {
-        bail!("--endpoint must be an http:// URL, like http://127.0.0.1:8001");
+    let endpoints = crate::client_command::endpoints(&endpoint);
+    if endpoints.is_empty() || !endpoints.iter().all(|base| base.starts_with("http://")) {
+        bail!(
+            "--endpoint must be an http:// URL, like http://127.0.0.1:8001, or several \
+             separated by commas"
+        );
     }
     Ok(endpoint)
 }

@@ -13,9 +13,19 @@ const REDIRECTS_MAX: usize = 5;
 
 #[derive(Debug, Args)]
 pub struct Endpoint {
-    /// Base URL of any node's REST API
+    /// Base URL of any node's REST API. Several, comma-separated, let `kv watch` resume on the
+    /// next one when a node fails; the other commands use the first
     #[arg(long, default_value = ENDPOINT_DEFAULT, global = true)]
     pub endpoint: String,
+}
+
+/// The base URLs of a comma-separated `--endpoint`, without trailing slashes.
+pub fn endpoints(endpoint: &str) -> Vec<&str> {
+    endpoint
+        .split(',')
+        .map(|base| base.trim().trim_end_matches('/'))
+        .filter(|base| !base.is_empty())
+        .collect()
 }
 
 /// `rafting kv ...`.
@@ -54,7 +64,8 @@ pub enum KvCommand {
         #[arg(long)]
         stale: bool,
     },
-    /// Print every change under a prefix as it happens, until Ctrl-C.
+    /// Print every change under a prefix as it happens, until Ctrl-C. With several
+    /// endpoints, a failed node is replaced by the next, resuming where the watch stopped.
     Watch {
         #[arg(default_value = "/")]
         prefix: String,
@@ -125,7 +136,8 @@ fn json(response: ureq::Response) -> Result<Value> {
 
 /// Runs one `rafting kv` command.
 pub fn run_kv(endpoint: &str, command: &KvCommand) -> Result<bool> {
-    let base = endpoint.trim_end_matches('/');
+    let endpoints = endpoints(endpoint);
+    let base = endpoints.first().copied().unwrap_or(ENDPOINT_DEFAULT);
     let mut out = std::io::stdout().lock();
     match command {
         KvCommand::Put {
@@ -178,7 +190,7 @@ pub fn run_kv(endpoint: &str, command: &KvCommand) -> Result<bool> {
             limit,
             stale,
         } => list(base, prefix, *limit, *stale, &mut out)?,
-        KvCommand::Watch { prefix, since } => watch(base, prefix, *since, &mut out)?,
+        KvCommand::Watch { prefix, since } => watch(&endpoints, prefix, *since, &mut out)?,
     }
     Ok(true)
 }
@@ -209,20 +221,68 @@ fn list(base: &str, prefix: &str, limit: u32, stale: bool, out: &mut impl Write)
     Ok(())
 }
 
-fn watch(base: &str, prefix: &str, since: Option<u64>, out: &mut impl Write) -> Result<()> {
-    let path = encode_key(prefix);
-    let mut since = match since {
-        Some(since) => since,
-        None => {
-            let url = format!("{base}/v1/kv/{path}?list&keys_only&limit=1");
-            let answer = json(send("GET", &url, &[])?)?;
-            answer["revision"].as_u64().unwrap_or(0) + 1
+/// Polls that fail in a row, on every endpoint, before `kv watch` gives up.
+const WATCH_FAILED_ROUNDS_MAX: usize = 5;
+/// The pause after a failed poll before the next endpoint is tried.
+const WATCH_RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+/// Why one watch poll failed.
+enum PollFailure {
+    /// The node could not serve it (unreachable, stopping, failing): another node can.
+    NodeUnavailable(anyhow::Error),
+    /// The request itself was refused (a bad prefix, a compacted revision): no node will
+    /// serve it.
+    Refused(anyhow::Error),
+}
+
+/// One long poll. Any node serves watches, so no redirect is followed.
+fn poll_watch(url: &str) -> Result<Value, PollFailure> {
+    match agent().get(url).call() {
+        Ok(response) => json(response).map_err(PollFailure::NodeUnavailable),
+        Err(ureq::Error::Status(status, response)) if status >= 500 => {
+            Err(PollFailure::NodeUnavailable(api_error(status, response)))
         }
-    };
+        Err(ureq::Error::Status(status, response)) => {
+            Err(PollFailure::Refused(api_error(status, response)))
+        }
+        Err(error) => Err(PollFailure::NodeUnavailable(
+            anyhow::Error::new(error).context(format!("GET {url}")),
+        )),
+    }
+}
+
+/// Prints the changes under `prefix` until Ctrl-C, polling the endpoints in turn: when one
+/// fails, the next continues from the revision where the watch stopped, so no change is
+/// missed or printed twice. Without `since`, the first poll starts from the node's current
+/// revision.
+fn watch(endpoints: &[&str], prefix: &str, since: Option<u64>, out: &mut impl Write) -> Result<()> {
+    let path = encode_key(prefix);
+    let mut since = since;
+    let mut endpoint_index = 0;
+    let mut failures_in_a_row = 0;
     crate::signals::install();
     while !crate::signals::stop_requested() {
-        let url = format!("{base}/v1/kv/{path}?watch&since={since}&timeout_ms=1000");
-        let answer = json(send("GET", &url, &[])?)?;
+        let base = endpoints[endpoint_index % endpoints.len()];
+        let mut url = format!("{base}/v1/kv/{path}?watch&timeout_ms=1000");
+        if let Some(since) = since {
+            url.push_str(&format!("&since={since}"));
+        }
+        let answer = match poll_watch(&url) {
+            Ok(answer) => answer,
+            Err(PollFailure::Refused(error)) => return Err(error),
+            Err(PollFailure::NodeUnavailable(error)) => {
+                failures_in_a_row += 1;
+                if failures_in_a_row >= endpoints.len() * WATCH_FAILED_ROUNDS_MAX {
+                    return Err(error.context("no endpoint answers the watch"));
+                }
+                endpoint_index += 1;
+                let next = endpoints[endpoint_index % endpoints.len()];
+                eprintln!("watch: {base} failed ({error:#}); going on with {next}");
+                std::thread::sleep(WATCH_RETRY_PAUSE);
+                continue;
+            }
+        };
+        failures_in_a_row = 0;
         for event in answer["events"].as_array().into_iter().flatten() {
             let kind = event["type"].as_str().unwrap_or("?");
             let key = event["key"].as_str().unwrap_or("");
@@ -234,14 +294,18 @@ fn watch(base: &str, prefix: &str, since: Option<u64>, out: &mut impl Write) -> 
             )?;
         }
         out.flush()?;
-        since = answer["next_since"].as_u64().unwrap_or(since);
+        since = answer["next_since"].as_u64().or(since);
     }
     Ok(())
 }
 
 /// `rafting cluster status`: a table of the members as the endpoint's node gathers them.
 pub fn cluster_status(endpoint: &str) -> Result<bool> {
-    let url = format!("{}/v1/cluster", endpoint.trim_end_matches('/'));
+    let base = endpoints(endpoint)
+        .first()
+        .copied()
+        .unwrap_or(ENDPOINT_DEFAULT);
+    let url = format!("{base}/v1/cluster");
     let answer = json(send("GET", &url, &[])?)?;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -304,5 +368,15 @@ mod tests {
     fn keys_are_percent_encoded_but_keep_their_slashes() {
         assert_eq!(encode_key("/services/web/n1"), "services/web/n1");
         assert_eq!(encode_key("/a b/ü?"), "a%20b/%C3%BC%3F");
+    }
+
+    #[test]
+    fn several_endpoints_are_separated_by_commas() {
+        // Proves the `--endpoint` list: commas separate, blanks and trailing slashes go.
+        assert_eq!(
+            endpoints("http://a:1/, http://b:2,,"),
+            ["http://a:1", "http://b:2"]
+        );
+        assert_eq!(endpoints("http://a:1"), ["http://a:1"]);
     }
 }

@@ -5,7 +5,9 @@
 mod cli;
 mod client_command;
 mod dev_command;
+mod fail_stop;
 mod http;
+mod membership_record;
 mod node_command;
 mod node_config;
 mod rest;
@@ -16,7 +18,8 @@ use clap::Parser;
 use std::process::ExitCode;
 
 /// Exit codes: 0 all good, 1 a check was violated (or a node did not stop cleanly), 2 the
-/// command could not run.
+/// command could not run, 70 a node stopped because a thread it cannot live without died
+/// ([`fail_stop`]).
 fn main() -> ExitCode {
     let raw = cli::RawCli::parse();
     let result = raw.validate().and_then(|command| match command {

@@ -1,7 +1,13 @@
 //! `rafting node`: runs one cluster member — the runtime (Raft over UDP, the write-ahead
 //! log) and the REST API — until SIGTERM or Ctrl-C, then stops cleanly: the HTTP workers
 //! finish, the batch in flight is made durable, and the process exits 0.
+//!
+//! Before it starts anything it locks its data directory (one process per directory) and
+//! checks the members recorded there ([`crate::membership_record`]); while it runs, the death
+//! of a thread it cannot live without ends the process ([`crate::fail_stop`]).
 
+use crate::fail_stop;
+use crate::membership_record::MembershipCheck;
 use crate::node_config::NodeConfig;
 use crate::rest::http_metrics::HttpMetrics;
 use crate::rest::{Api, RestServer};
@@ -10,6 +16,7 @@ use anyhow::{Context, Result};
 use rafting_core::NodeId;
 use rafting_core::raft::Config;
 use rafting_core::store::StoreConfig;
+use rafting_net::data_lock::DataDirectoryLock;
 use rafting_net::runtime::{Runtime, RuntimeConfig};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -22,6 +29,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// The node's log file inside its data directory.
 pub const LOG_FILE_NAME: &str = "node.log";
+/// Set to `1` to serve `POST /v1/debug/panic`, which kills the node loop: for the tests of
+/// fail-stop only, never in production.
+pub const DEBUG_PANIC_ROUTE_VARIABLE: &str = "RAFTING_TEST_PANIC_ROUTE";
 const SESSION_TICK_INTERVAL_MS: u64 = 250;
 const REQUEST_QUEUE_MAX: usize = 4096;
 /// Largest HTTP body: the store's largest value plus room for a transaction's keys.
@@ -83,10 +93,22 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
             config.data_directory.display()
         )
     })?;
+    // Before anything writes into the directory, node.log included.
+    let _lock = DataDirectoryLock::acquire(&config.data_directory)?;
     init_logging(config)?;
+    fail_stop::install_panic_hook();
     signals::install();
     let own = config.own_addresses();
+    let membership = MembershipCheck::before_start(
+        &config.data_directory,
+        &config.members,
+        config.force_new_membership,
+    )?;
     let runtime = Runtime::start(runtime_config(config)).context("starting the node")?;
+    if let Err(error) = membership.record() {
+        runtime.shutdown();
+        return Err(error.context("recording the cluster's members"));
+    }
     let api = Arc::new(Api {
         handle: runtime.handle.clone(),
         members: config.members.clone(),
@@ -94,6 +116,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         body_bytes_max: StoreConfig::default().value_bytes_max + BODY_BYTES_EXTRA,
         http_metrics: HttpMetrics::default(),
         stopping: AtomicBool::new(false),
+        debug_panic_route: std::env::var(DEBUG_PANIC_ROUTE_VARIABLE).as_deref() == Ok("1"),
     });
     let server = match RestServer::start(own.http, config.http_connections_max, api.clone()) {
         Ok(server) => server,
@@ -110,7 +133,11 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         data = %config.data_directory.display(),
         "node started"
     );
+    if api.debug_panic_route {
+        tracing::warn!("{DEBUG_PANIC_ROUTE_VARIABLE}=1: POST /v1/debug/panic kills this node");
+    }
     while !signals::stop_requested() {
+        fail_stop::exit_if_a_thread_died(&runtime);
         std::thread::sleep(Duration::from_millis(50));
     }
     tracing::info!("stop requested: finishing requests and making the last batch durable");

@@ -69,6 +69,11 @@ pub struct RawNode {
     /// instead of after the election timeout [default: true]
     #[arg(long, value_name = "true|false")]
     pub leader_probes: Option<bool>,
+    /// Recovery only: start even though the members given (--id and --peer) differ from
+    /// those recorded in DATA/members.toml, and record the given ones. Without it such a
+    /// start is refused, since it would run this data as another cluster. Command line only
+    #[arg(long)]
+    pub force_new_membership: bool,
 }
 
 /// The TOML file of `rafting node --config`.
@@ -112,6 +117,8 @@ pub struct NodeConfig {
     pub request_timeout_ms: u64,
     pub http_connections_max: usize,
     pub leader_probes: bool,
+    /// Start even with members other than those recorded with the data (recovery).
+    pub force_new_membership: bool,
 }
 
 impl NodeConfig {
@@ -214,6 +221,7 @@ impl RawNode {
                 .or(file.http_connections_max)
                 .unwrap_or(HTTP_CONNECTIONS_DEFAULT),
             leader_probes: (self.leader_probes.or(file.leader_probes)).unwrap_or(true),
+            force_new_membership: self.force_new_membership,
         };
         check_timing(&config)?;
         Ok(config)

@@ -57,10 +57,15 @@ pub enum StoreError {
     /// A watch asked for history that has been dropped. Re-list the prefix (a listing
     /// carries the store revision) and watch again from that revision + 1, or, if missing
     /// events is acceptable, resume from `restart_from`, the oldest revision still kept.
-    #[error("revision {requested} is compacted; the oldest kept revision is {restart_from}")]
+    #[error(
+        "revision {requested} is compacted; the oldest kept revision is {restart_from}, the \
+         current one {current_revision}"
+    )]
     Compacted {
         requested: Revision,
         restart_from: Revision,
+        /// The store's revision when the watch was refused.
+        current_revision: Revision,
     },
 
     /// A store-wide bound was reached (sessions, clients); the request is refused whole.

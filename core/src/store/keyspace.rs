@@ -113,13 +113,10 @@ impl KeySpace {
                 .filter(|(key, _)| is_after(key))
         };
         let (low, high) = prefix.descendant_bounds();
-        let start = match after {
-            Some(after) if after >= low.as_str() => Bound::Excluded(after),
-            _ => Bound::Included(low.as_str()),
-        };
-        let descendants = self
-            .records
-            .range::<str, _>((start, Bound::Excluded(high.as_str())));
+        let descendants = descendant_range(&low, &high, after)
+            .map(|bounds| self.records.range::<str, _>(bounds))
+            .into_iter()
+            .flatten();
         let mut entries = Vec::new();
         for (key, record) in exact.into_iter().chain(descendants) {
             if entries.len() == limit {
@@ -130,6 +127,22 @@ impl KeySpace {
         }
         (entries, None)
     }
+}
+
+/// The map range of the keys in `[low, high)` strictly after `after`, or `None` when the
+/// cursor is at or past `high`: `after` comes from a client and may name any position, and
+/// `BTreeMap::range` panics on a start past its end, so the bounds are ordered here.
+fn descendant_range<'a>(
+    low: &'a str,
+    high: &'a str,
+    after: Option<&'a str>,
+) -> Option<(Bound<&'a str>, Bound<&'a str>)> {
+    let start = match after {
+        Some(after) if after >= high => return None,
+        Some(after) if after >= low => Bound::Excluded(after),
+        _ => Bound::Included(low),
+    };
+    Some((start, Bound::Excluded(high)))
 }
 
 /// The public view of a record.

@@ -82,6 +82,7 @@ impl WatchHistory {
             return Err(StoreError::Compacted {
                 requested: poll.since,
                 restart_from: self.oldest_complete,
+                current_revision: poll.current_revision,
             });
         }
         let start = self.events.partition_point(|event| event.revision < since);

@@ -13,6 +13,7 @@
 //! out core's outputs.
 
 mod leader_watch;
+pub mod liveness;
 mod node_loop;
 
 use crate::datagram::Receiver as DatagramReceiver;
@@ -21,6 +22,7 @@ use crate::storage::{StorageReport, spawn_storage};
 use crate::transport::{Prober, Sender, spawn_receiver};
 use crate::wal::{Wal, WalConfig};
 use leader_watch::LeaderWatch;
+use liveness::Heartbeat;
 use node_loop::{NodeLoop, Peers};
 use rafting_core::NodeId;
 use rafting_core::raft::{Config, DurableState, Envelope, Node, ProposeError, Status};
@@ -138,6 +140,8 @@ pub(crate) enum Event {
         reply: Reply<()>,
     },
     Shutdown,
+    /// Kills the node loop with a panic, for the tests of what follows a dead loop.
+    InjectedPanic,
 }
 
 /// A plain copy of the node's state, refreshed by the node loop after every step.
@@ -169,6 +173,7 @@ pub enum StartError {
 pub struct NodeHandle {
     events: SyncSender<Event>,
     status: Arc<Mutex<NodeStatus>>,
+    heartbeat: Arc<Heartbeat>,
     metrics: Arc<Metrics>,
     id: NodeId,
 }
@@ -176,6 +181,7 @@ pub struct NodeHandle {
 /// The running node's threads, joined by [`Runtime::wait`].
 pub struct Runtime {
     pub handle: NodeHandle,
+    /// The threads the node cannot live without: storage, UDP receiver, node loop (last).
     threads: Vec<JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
@@ -264,6 +270,7 @@ impl Runtime {
             status.clone(),
             config.session_tick_interval_ms,
         );
+        let heartbeat = node_loop.heartbeat();
         threads.push(
             std::thread::Builder::new()
                 .name("node".into())
@@ -273,6 +280,7 @@ impl Runtime {
         let handle = NodeHandle {
             events,
             status,
+            heartbeat,
             metrics,
             id,
         };
@@ -288,6 +296,20 @@ impl Runtime {
     pub fn shutdown(self) {
         let _ = self.handle.events.send(Event::Shutdown);
         self.wait();
+    }
+
+    /// The name of a thread the node cannot live without (`node`, `storage`, `udp-receive`)
+    /// that has ended. None of them ends before a shutdown, so one that has ended died: it
+    /// panicked, or returned because a thread it depends on is gone. The node is then
+    /// half-alive (its HTTP workers still answer), and the caller should stop the process.
+    /// The node loop is named first: the storage thread ends when the loop that feeds it is
+    /// gone, so the loop is the likelier cause when both have ended.
+    pub fn ended_thread(&self) -> Option<String> {
+        self.threads
+            .iter()
+            .rev()
+            .find(|thread| thread.is_finished())
+            .map(|thread| thread.thread().name().unwrap_or("unnamed").to_owned())
     }
 
     /// Waits for the node's threads to end (after a shutdown).
@@ -316,6 +338,20 @@ impl NodeHandle {
             .lock()
             .map(|status| status.clone())
             .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// How long since the node loop last went round. A live loop goes round at least every
+    /// [`liveness::LOOP_ROUND_INTERVAL_MAX`], idle or not; a longer silence means it is dead
+    /// or wedged, whatever the last published status says.
+    pub fn loop_silence(&self) -> Duration {
+        self.heartbeat.silence()
+    }
+
+    /// Makes the node loop panic, to test what a dead loop leads to. Nothing in production
+    /// calls it: the server offers it only as a route that an environment variable enables.
+    #[doc(hidden)]
+    pub fn inject_node_loop_panic(&self) {
+        let _ = self.events.send(Event::InjectedPanic);
     }
 
     /// Replicates one write and waits for its answer from the state machine.

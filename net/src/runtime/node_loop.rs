@@ -5,6 +5,7 @@
 //! persist, send, apply, answer.
 
 use super::leader_watch::LeaderWatch;
+use super::liveness::{Heartbeat, LOOP_ROUND_INTERVAL_MAX};
 use super::{ClientError, Consistency, Event, NodeStatus, Reply};
 use crate::metrics::Metrics;
 use crate::storage::StorageReport;
@@ -78,6 +79,8 @@ pub(super) struct NodeLoop {
     metrics: Arc<Metrics>,
     status: Arc<Mutex<NodeStatus>>,
     session_tick_interval_ms: u64,
+    /// Beaten every round, so that the server can tell a live loop from a dead one.
+    heartbeat: Arc<Heartbeat>,
     origin: Instant,
     next_id: u64,
     waiters: BTreeMap<ProposalId, Waiter>,
@@ -120,6 +123,7 @@ impl NodeLoop {
             metrics,
             status,
             session_tick_interval_ms: session_tick_interval_ms.max(1),
+            heartbeat: Arc::new(Heartbeat::new()),
             origin: Instant::now(),
             next_id: 1,
             waiters: BTreeMap::new(),
@@ -140,11 +144,17 @@ impl NodeLoop {
         }
     }
 
+    /// The heartbeat this loop beats every round, for the threads that watch it.
+    pub(super) fn heartbeat(&self) -> Arc<Heartbeat> {
+        self.heartbeat.clone()
+    }
+
     fn now(&self) -> Millis {
         Millis(self.origin.elapsed().as_millis() as u64)
     }
 
     pub(super) fn run(mut self, events: Receiver<Event>) {
+        self.heartbeat.beat();
         self.step(Input::Tick);
         loop {
             match events.recv_timeout(self.wait_duration()) {
@@ -160,6 +170,7 @@ impl NodeLoop {
                 Err(RecvTimeoutError::Timeout) => self.step(Input::Tick),
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            self.heartbeat.beat();
             self.flush_proposals();
             self.watch_leader();
             self.housekeeping();
@@ -175,7 +186,7 @@ impl NodeLoop {
 
     fn wait_duration(&self) -> Duration {
         let now = self.now().get();
-        let mut wake_ms = now + 100;
+        let mut wake_ms = now + LOOP_ROUND_INTERVAL_MAX.as_millis() as u64;
         if self.storage_failed.is_none() {
             wake_ms = wake_ms.min(self.wake_at.get());
         }
@@ -244,6 +255,7 @@ impl NodeLoop {
                 tracing::info!("shutting down: finishing the batch in flight");
                 self.shutting_down = true;
             }
+            Event::InjectedPanic => panic!("injected panic: a test asked the node loop to die"),
         }
     }
 

@@ -9,6 +9,9 @@ use std::time::Duration;
 
 /// How long `/v1/cluster` waits for each other member's status.
 const PEER_STATUS_TIMEOUT: Duration = Duration::from_millis(500);
+/// The node loop goes round at least every 100 ms; silent longer than this, it is dead or
+/// wedged and the node is unhealthy whatever its last published status says.
+const LOOP_SILENCE_MAX: Duration = Duration::from_secs(1);
 
 /// `GET /v1/status`: this node's own view.
 pub fn status_json(api: &Api) -> Value {
@@ -112,12 +115,19 @@ pub fn cluster(api: &Api) -> Reply {
     }))
 }
 
-/// `GET /v1/health`: 200 when this node sees a leader and has applied everything it knows
-/// to be committed; 503 (with Retry-After) otherwise.
+/// `GET /v1/health`: 200 when this node's loop went round within the last second, it sees a
+/// leader and has applied everything it knows to be committed; 503 (with Retry-After)
+/// otherwise.
 pub fn health(api: &Api) -> Reply {
     let status = api.handle.status();
     let raft = &status.raft;
-    let problem = if let Some(failure) = &status.storage_failed {
+    let loop_silence = api.handle.loop_silence();
+    let problem = if loop_silence > LOOP_SILENCE_MAX {
+        Some(format!(
+            "the node loop has not answered for {} ms",
+            loop_silence.as_millis()
+        ))
+    } else if let Some(failure) = &status.storage_failed {
         Some(format!("storage failed: {failure}"))
     } else if raft.leader.is_none() {
         Some("no leader is known".to_owned())
@@ -166,4 +176,15 @@ pub fn metrics(api: &Api) -> Reply {
     api.handle.metrics().render(&mut out);
     api.http_metrics.render(&mut out);
     Reply::text(out)
+}
+
+/// `POST /v1/debug/panic`: kills the node loop, to test fail-stop. Unless the node was started
+/// with the test variable, the route does not exist (404), so no client can reach it.
+pub fn debug_panic(api: &Api) -> Result<Reply, ApiError> {
+    if !api.debug_panic_route {
+        return Err(ApiError::not_found_route("POST", "/v1/debug/panic"));
+    }
+    tracing::warn!("a test asked for the node loop to panic");
+    api.handle.inject_node_loop_panic();
+    Ok(Reply::json(&json!({"panicking": "node loop"})))
 }

@@ -69,6 +69,9 @@ pub struct ApiError {
     pub retry_after_seconds: Option<u32>,
     /// Where to send the request instead (307 to the leader).
     pub location: Option<String>,
+    /// Machine-readable fields added to the body beside `code` and `message` (a 410 says
+    /// from which revisions a watch can restart).
+    pub details: Vec<(&'static str, serde_json::Value)>,
 }
 
 impl ApiError {
@@ -79,6 +82,7 @@ impl ApiError {
             message: message.into(),
             retry_after_seconds: None,
             location: None,
+            details: Vec::new(),
         }
     }
 
@@ -119,9 +123,17 @@ impl ApiError {
         self
     }
 
+    pub fn with_detail(mut self, name: &'static str, value: serde_json::Value) -> ApiError {
+        self.details.push((name, value));
+        self
+    }
+
     /// The error as an HTTP answer.
     pub fn into_reply(self) -> Reply {
-        let body = serde_json::json!({"code": self.code, "message": self.message});
+        let mut body = serde_json::json!({"code": self.code, "message": self.message});
+        for (name, value) in self.details {
+            body[name] = value;
+        }
         let mut reply = Reply::json_with_status(self.status, &body);
         if let Some(seconds) = self.retry_after_seconds {
             reply = reply.with_header("Retry-After", seconds);
@@ -170,10 +182,16 @@ pub fn from_client_error(
         ClientError::Store(store_error) => {
             let status = store_status(&store_error);
             let error = ApiError::new(status, code, message);
-            if status == 429 {
-                error.retry_after(1)
-            } else {
-                error
+            match store_error {
+                StoreError::LimitReached { .. } => error.retry_after(1),
+                StoreError::Compacted {
+                    restart_from,
+                    current_revision,
+                    ..
+                } => error
+                    .with_detail("compact_revision", restart_from.get().into())
+                    .with_detail("current_revision", current_revision.get().into()),
+                _ => error,
             }
         }
         ClientError::Timeout => ApiError::new(504, code, message),

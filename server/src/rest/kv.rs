@@ -124,11 +124,12 @@ pub fn list(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
     Ok(Reply::json(&json::listing(&listing)))
 }
 
-/// `GET /v1/kv/<prefix>?watch&since=<revision>[&timeout_ms=][&limit=]`: a long poll.
+/// `GET /v1/kv/<prefix>?watch[&since=<revision>][&timeout_ms=][&limit=]`: a long poll.
 ///
 /// Served from this node's applied state, so any node serves watches (a follower may lag
 /// the leader by a few milliseconds). Answers as soon as there is at least one event, or
 /// with no events when the timeout passes; either way `next_since` is where to poll next.
+/// Without `since`, only the changes after this node's current revision are reported.
 pub fn watch(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
     let Route::KvWatch {
         prefix,
@@ -140,11 +141,15 @@ pub fn watch(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
         return Err(unexpected_answer("watch route"));
     };
     let deadline = Instant::now() + Duration::from_millis(*timeout_ms);
+    let since = match since {
+        Some(since) => Revision(*since),
+        None => current_revision(api, url, prefix)?.next(),
+    };
     loop {
         let query = Query::Watch(WatchQuery {
             tenant: TenantId::DEFAULT,
             prefix: prefix.clone(),
-            since: Revision((*since).max(1)),
+            since: since.max(Revision(1)),
             limit: *limit,
         });
         let answer = api
@@ -159,5 +164,25 @@ pub fn watch(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
             return Ok(Reply::json(&json::watch_batch(&batch)));
         }
         std::thread::sleep(WATCH_POLL_INTERVAL.min(deadline - Instant::now()));
+    }
+}
+
+/// This node's current store revision, read through the node loop (a one-key listing of
+/// `prefix`, which also checks the prefix) so that it is exact, not the last status copy.
+fn current_revision(api: &Api, url: &str, prefix: &str) -> Result<Revision, ApiError> {
+    let query = Query::List(ListQuery {
+        tenant: TenantId::DEFAULT,
+        prefix: prefix.to_owned(),
+        keys_only: true,
+        limit: 1,
+        after: None,
+    });
+    let answer = api
+        .handle
+        .read(query, Consistency::Stale, api.request_timeout)
+        .map_err(|error| api.client_error(error, url))?;
+    match answer {
+        ReadAnswer::List(listing) => Ok(listing.revision),
+        _ => Err(unexpected_answer("list")),
     }
 }

@@ -13,6 +13,8 @@ pub mod http_metrics;
 pub mod json;
 pub mod kv;
 pub mod routes;
+#[cfg(test)]
+mod tests;
 pub mod transaction;
 
 use crate::http::{Handler, HttpError, HttpServer, Limits, Request, Response};
@@ -46,6 +48,8 @@ pub struct Api {
     pub http_metrics: HttpMetrics,
     /// Set when the node is stopping: long polls end early.
     pub stopping: AtomicBool,
+    /// Whether `POST /v1/debug/panic` (kill the node loop) is served; only tests set it.
+    pub debug_panic_route: bool,
 }
 
 impl Api {
@@ -173,5 +177,6 @@ fn dispatch(api: &Api, route: &Route, url: &str, body: Vec<u8>) -> Result<Reply,
         Route::Health => Ok(cluster::health(api)),
         Route::TransferLeader { to } => cluster::transfer_leader(api, url, *to),
         Route::Metrics => Ok(cluster::metrics(api)),
+        Route::DebugPanic => cluster::debug_panic(api),
     }
 }

@@ -33,7 +33,8 @@ pub enum Route {
     },
     KvWatch {
         prefix: String,
-        since: u64,
+        /// The first revision to report; `None`: the changes after the current revision.
+        since: Option<u64>,
         timeout_ms: u64,
         limit: u32,
     },
@@ -52,6 +53,8 @@ pub enum Route {
         to: u64,
     },
     Metrics,
+    /// Kills the node loop; served only when the node was started for a fail-stop test.
+    DebugPanic,
 }
 
 impl Route {
@@ -72,6 +75,7 @@ impl Route {
             Route::Health => "health",
             Route::TransferLeader { .. } => "transfer_leader",
             Route::Metrics => "metrics",
+            Route::DebugPanic => "debug_panic",
         }
     }
 
@@ -104,6 +108,7 @@ pub fn parse(method: &str, url: &str) -> Result<Route, ApiError> {
         "/v1/cluster" => expect_method(method, "GET", path, Route::Cluster)?,
         "/v1/health" => expect_method(method, "GET", path, Route::Health)?,
         "/metrics" => expect_method(method, "GET", path, Route::Metrics)?,
+        "/v1/debug/panic" => expect_method(method, "POST", path, Route::DebugPanic)?,
         "/v1/cluster/transfer-leader" => {
             let to = required_number(&query, "to")?;
             expect_method(method, "POST", path, Route::TransferLeader { to })?
@@ -140,7 +145,7 @@ fn parse_kv(
                 .min(WATCH_TIMEOUT_MS_MAX);
             Ok(Route::KvWatch {
                 prefix: prefix(),
-                since: optional_number(query, "since")?.unwrap_or(1),
+                since: optional_number(query, "since")?,
                 timeout_ms,
                 limit: limit(query)?,
             })
@@ -269,7 +274,7 @@ mod tests {
         assert!(matches!(
             watch,
             Route::KvWatch {
-                since: 7,
+                since: Some(7),
                 timeout_ms: WATCH_TIMEOUT_MS_MAX,
                 ..
             }

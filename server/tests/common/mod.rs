@@ -135,6 +135,11 @@ fn node_arguments(id: u64, addresses: &[(SocketAddr, SocketAddr)], data: &Path) 
 
 impl TestNode {
     pub fn spawn(&mut self) {
+        self.spawn_with_environment(&[]);
+    }
+
+    /// Starts the process with extra environment variables.
+    pub fn spawn_with_environment(&mut self, environment: &[(&str, &str)]) {
         std::fs::create_dir_all(&self.directory).unwrap();
         let console = std::fs::OpenOptions::new()
             .create(true)
@@ -144,6 +149,7 @@ impl TestNode {
         let child = Command::new(env!("CARGO_BIN_EXE_rafting"))
             .args(&self.arguments)
             .env("RUST_LOG", "info")
+            .envs(environment.iter().copied())
             .stdin(Stdio::null())
             .stdout(console.try_clone().unwrap())
             .stderr(console)
@@ -186,6 +192,25 @@ impl TestNode {
     pub fn status(&self) -> Option<Value> {
         let (status, body) = request("GET", &format!("{}/v1/status", self.url()), b"");
         (status == 200).then(|| serde_json::from_slice(&body).ok())?
+    }
+
+    /// Waits up to `timeout` for the process to end on its own; `None` if it is still running.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            let child = self.child.as_mut().expect("the node was started");
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The node's own log, `node.log` in its data directory.
+    pub fn node_log(&self) -> String {
+        std::fs::read_to_string(self.directory.join("node.log")).unwrap_or_default()
     }
 
     pub fn console(&self) -> String {
