@@ -1004,3 +1004,101 @@ fn a_rejection_that_moves_nothing_waits_for_the_next_heartbeat_interval() {
     progress.on_heartbeat_interval();
     assert!(progress.can_send(8, 1 << 20));
 }
+
+/// Issue 10, item 9: a voter that lost its disk must not help elect a stale node. C is down
+/// while A and B acknowledge 20 writes; A goes away and B comes back on a wiped disk. B, still
+/// catching up, refuses C its vote, so no leader emerges without A; when A returns, it leads
+/// and every acknowledged write survives on every node.
+#[test]
+fn a_node_restarted_on_an_empty_disk_does_not_elect_a_stale_node() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(1);
+    cluster.isolate(3);
+    for n in 0..20 {
+        cluster.propose(1, &format!("w{n}"));
+    }
+    cluster.run_for(300);
+    assert_eq!(cluster.applied_commands(1).len(), 20);
+    cluster.heal();
+    cluster.isolate(1);
+    cluster.wipe_and_restart(2);
+    cluster.run_for(6_000);
+    assert!(cluster.leaders().is_empty(), "B must not elect stale C");
+    assert!(cluster.node(2).is_catching_up());
+    cluster.heal();
+    cluster.run_for(6_000);
+    assert_eq!(cluster.leaders().len(), 1);
+    for id in 1..=3 {
+        let applied = cluster.applied_commands(id);
+        assert!(applied.len() >= 20, "n{id} applied only {applied:?}");
+        assert_eq!(
+            applied[..20].to_vec(),
+            (0..20).map(|n| format!("w{n}")).collect::<Vec<_>>()
+        );
+    }
+    assert!(
+        !cluster.node(2).is_catching_up(),
+        "B caught up and may vote again"
+    );
+}
+
+/// A catching-up node neither campaigns nor grants (pre-)votes, and once caught up it still
+/// refuses a vote in the term it caught up in (it may have voted in it before losing its disk).
+#[test]
+fn a_catching_up_node_neither_votes_nor_campaigns() {
+    let mut cluster = Cluster::new(3);
+    cluster.wipe_and_restart(2);
+    cluster.isolate(2);
+    cluster.run_for(5_000);
+    assert_eq!(role(&cluster, 2), RoleName::Follower, "it never campaigns");
+    assert_eq!(term(&cluster, 2), Term(0));
+    cluster.step(NodeId(2), Input::Campaign);
+    assert_eq!(
+        role(&cluster, 2),
+        RoleName::Follower,
+        "not even when told to"
+    );
+    cluster.heal();
+    cluster.queue.clear();
+    let vote = request_vote(1, 0, 0);
+    cluster.step(
+        NodeId(2),
+        Input::Message(rafting_core::raft::Envelope {
+            from: NodeId(3),
+            to: NodeId(2),
+            message: vote,
+        }),
+    );
+    let granted = cluster.queue.iter().any(|e| {
+        matches!(&e.message, Message::RequestVoteResponse(r) if r.granted) && e.to == NodeId(3)
+    });
+    assert!(!granted, "a catching-up node grants no vote");
+    // n1 and n3 elected a leader meanwhile; once n2 holds its committed log, it takes part.
+    let leader = cluster.leaders()[0];
+    cluster.propose(leader.get(), "a");
+    cluster.run_for(500);
+    assert!(!cluster.node(2).is_catching_up());
+    assert_eq!(cluster.applied_commands(2), vec!["a"]);
+}
+
+/// Issue 10, item 9 (the milder form): a follower whose disk was wiped under the same leader
+/// rejects probes at its old match point; the leader notices that its log ends below what it
+/// acknowledged, counts a disk loss, and brings it up to date instead of probing forever.
+#[test]
+fn a_leader_resets_a_follower_whose_disk_lost_what_it_acknowledged() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(1);
+    for n in 0..10 {
+        cluster.propose(1, &format!("w{n}"));
+    }
+    cluster.run_for(300);
+    cluster.wipe_and_restart(2);
+    cluster.propose(1, "after");
+    cluster.run_for(1_000);
+    let status = cluster.node(1).status();
+    let peer = status.peers.iter().find(|p| p.id == NodeId(2)).unwrap();
+    assert_eq!(peer.disk_losses, 1, "{status:?}");
+    assert_eq!(cluster.node(2).last_index(), cluster.node(1).last_index());
+    assert_eq!(cluster.applied_commands(2).len(), 11);
+    assert!(!cluster.node(2).is_catching_up());
+}

@@ -21,6 +21,8 @@ pub const REQUEST_AT_DEPOSED_LEADER: &str = "request_at_deposed_leader";
 pub const ELECTED_BY_TRANSFER: &str = "elected_by_transfer";
 /// A second, different node became leader during the seed.
 pub const LEADER_CHANGE: &str = "leader_change";
+/// A node lost its whole disk in a crash and came back with nothing.
+pub const WIPED_DISK_REJOINED: &str = "wiped_disk_rejoined";
 
 /// Every state the simulator tracks, in the order summaries print them.
 pub const STATES: &[&str] = &[
@@ -30,6 +32,7 @@ pub const STATES: &[&str] = &[
     REQUEST_AT_DEPOSED_LEADER,
     ELECTED_BY_TRANSFER,
     LEADER_CHANGE,
+    WIPED_DISK_REJOINED,
 ];
 
 /// The states one seed reached, with the simulated time (µs) it first reached each.

@@ -136,6 +136,7 @@ impl Simulator<'_, '_> {
             self.coverage
                 .reach(crate::coverage::CRASH_WITH_UNSYNCED_WRITE, self.now_us);
         }
+        let wipe = self.draw_wipe(node);
         let host = &mut self.hosts[node];
         host.node = None;
         host.incarnation += 1;
@@ -145,11 +146,33 @@ impl Simulator<'_, '_> {
         host.backlog.clear();
         host.timer_at_us = u64::MAX;
         host.wake_us = u64::MAX;
-        let torn_note = torn.map_or(String::new(), |kept| {
+        let mut torn_note = torn.map_or(String::new(), |kept| {
             format!(" (torn write kept {kept} records)")
         });
+        if wipe {
+            host.disk = crate::wal_disk::WalDisk::new(host.id);
+            host.catching_up = !self.scenario.crashes.planted_wiped_node_votes;
+            torn_note.push_str(" (disk wiped)");
+            self.coverage
+                .reach(crate::coverage::WIPED_DISK_REJOINED, self.now_us);
+        }
         self.fault(format!("crash n{}{torn_note}", node + 1));
         self.schedule_crash_hints(node);
+    }
+
+    /// Whether this crash also wipes the disk: at the seed's probability, in the relaxed
+    /// profile, and only while no other node is wiped and still catching up.
+    fn draw_wipe(&mut self, node: usize) -> bool {
+        let probability = self.params.wipe_probability;
+        if self.scenario.profile != Profile::Relaxed || probability <= 0.0 {
+            return false;
+        }
+        let another_catching_up = self
+            .hosts
+            .iter()
+            .enumerate()
+            .any(|(position, host)| position != node && host.catching_up);
+        !another_catching_up && self.streams.disk.random_bool(probability)
     }
 
     /// Models the runtime's crash detection: a node that stops hearing a peer probes it after
@@ -190,6 +213,7 @@ impl Simulator<'_, '_> {
         let durable = host.disk.recover();
         let mut config = host.config.clone();
         config.seed ^= host.incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        config.catch_up_before_voting = host.catching_up;
         let raft = match Node::restart(config, durable) {
             Ok(raft) => raft,
             Err(error) => panic!("a configuration accepted once is accepted again: {error}"),

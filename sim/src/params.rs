@@ -58,6 +58,7 @@ pub struct Params {
     /// The protocol options this seed runs with (drawn when the scenario says `"either"`).
     pub pre_vote: bool,
     pub check_quorum: bool,
+    pub wipe_probability: f64,
     #[serde(skip)]
     pub kinds: Vec<PartitionKind>,
 }
@@ -107,6 +108,9 @@ impl Params {
         let second = draw_u64(rng, interval.low(), interval.high());
         let pre_vote = draw_toggle(rng, scenario.timing.pre_vote);
         let check_quorum = draw_toggle(rng, scenario.timing.check_quorum);
+        // Drawn last, and only consuming the generator when the range is not empty, so that
+        // scenarios without wipes keep every recorded seed as it was.
+        let wipe_probability = draw_f64(rng, scenario.crashes.wipe_probability);
         Params {
             loss_probability,
             duplicate_probability,
@@ -120,6 +124,7 @@ impl Params {
             request_interval_ms: [first.min(second), first.max(second)],
             pre_vote,
             check_quorum,
+            wipe_probability,
             kinds,
         }
     }

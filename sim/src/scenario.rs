@@ -222,6 +222,15 @@ pub struct CrashRanges {
     pub per_minute: Span<f64>,
     pub restart_delay_ms: [u64; 2],
     pub target: CrashTarget,
+    /// Probability that a crash also wipes the node's disk (relaxed only): it restarts with
+    /// nothing, as after a replaced or re-imaged disk, and must catch up before it may vote.
+    /// Only one node at a time is wiped and not yet caught up (more would lose data that no
+    /// protocol could keep).
+    pub wipe_probability: Span<f64>,
+    /// Test-only planted bug: a wiped node restarts as a voter at once, as RAFTiNG did before
+    /// issue 10. Never read from a file.
+    #[serde(skip)]
+    pub planted_wiped_node_votes: bool,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -150,6 +150,9 @@ pub(crate) struct Host {
     pub sync_covers: usize,
     /// The term this node campaigned in when a leadership transfer told it to.
     pub campaigned_on_transfer: Option<Term>,
+    /// Its disk was wiped and it has not caught up yet (the runtime's `catching-up` marker
+    /// file): a restart now starts it catching up again.
+    pub catching_up: bool,
     pub paused: bool,
     /// Events that arrived while paused, delivered on resume.
     pub backlog: Vec<EventKind>,
@@ -263,6 +266,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 disk: WalDisk::new(id),
                 sync_covers: 0,
                 campaigned_on_transfer: None,
+                catching_up: false,
                 paused: false,
                 backlog: Vec::new(),
                 wake_us: u64::MAX,

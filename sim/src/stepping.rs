@@ -148,6 +148,9 @@ impl Simulator<'_, '_> {
             return;
         };
         let output = raft.step(local, input);
+        if host.catching_up && !raft.is_catching_up() {
+            host.catching_up = false;
+        }
         self.carry_out(node, output);
         if self.kv.is_some() {
             self.kv_maybe_tick(node);

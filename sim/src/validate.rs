@@ -127,6 +127,10 @@ fn validate_ranges(scenario: &Scenario) -> Result<(), Invalid> {
         "crashes.restart_delay_ms",
         scenario.crashes.restart_delay_ms,
     )?;
+    probability(
+        "crashes.wipe_probability",
+        scenario.crashes.wipe_probability,
+    )?;
     non_negative("pauses.per_minute", scenario.pauses.per_minute, 600.0)?;
     ordered("pauses.duration_ms", scenario.pauses.duration_ms)?;
     ordered("disk.fsync_latency_ms", scenario.disk.fsync_latency_ms)?;
@@ -160,6 +164,9 @@ fn validate_profile(scenario: &Scenario) -> Result<(), Invalid> {
     }
     if scenario.disk.torn_write_probability.high() > 0.0 {
         return fail("disk.torn_write_probability", why);
+    }
+    if scenario.crashes.wipe_probability.high() > 0.0 {
+        return fail("crashes.wipe_probability", why);
     }
     if scenario.pauses.per_minute.high() > 0.0 {
         return fail("pauses.per_minute", why);

@@ -139,3 +139,34 @@ fn a_story_that_does_not_happen_fails_its_expectation() {
     let violation = report.violation.expect("nothing transfers leadership here");
     assert_eq!(violation.check, "expect_reached");
 }
+
+// Issue 10, item 9: the checkers catch a wiped node that votes at once (the behaviour before
+// catch-up-before-voting): having forgotten its vote it votes twice in a term (two leaders),
+// or elects a stale node that lacks committed entries. The same seeds pass when the node
+// catches up first.
+#[test]
+fn a_wiped_node_that_votes_at_once_is_caught() {
+    let mut scenario = load("disk_wipe.toml");
+    scenario.expect.clear();
+    scenario.crashes.planted_wiped_node_votes = true;
+    let mut caught = Vec::new();
+    for seed in 1..=20 {
+        let report = run_seed(&scenario, seed, None).expect("runs").report;
+        if let Some(violation) = report.violation {
+            caught.push((seed, violation.check));
+        }
+    }
+    assert!(
+        !caught.is_empty(),
+        "no seed caught the planted forgetful voter"
+    );
+    scenario.crashes.planted_wiped_node_votes = false;
+    for &(seed, _) in caught.iter().take(3) {
+        let report = run_seed(&scenario, seed, None).expect("runs").report;
+        assert!(
+            report.violation.is_none(),
+            "seed {seed}: {:?}",
+            report.violation
+        );
+    }
+}

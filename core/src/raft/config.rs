@@ -40,6 +40,13 @@ pub struct Config {
     pub proposal_bytes_max: usize,
     /// Pending ReadIndex requests a leader holds at once.
     pub pending_reads_max: usize,
+    /// This node starts on an empty disk in a cluster that already exists: its data was lost
+    /// (a wiped or replaced disk) or it never had any. Raft assumes a voter never forgets
+    /// what it acknowledged, so such a node must not vote or campaign until a leader has
+    /// brought its log up to that leader's commit index; otherwise it could elect a stale node
+    /// and every write it had helped commit could be lost. A brand-new cluster is bootstrapped
+    /// with this off (the runtime's `--initial-cluster-state new`).
+    pub catch_up_before_voting: bool,
 }
 
 impl Config {
@@ -62,6 +69,7 @@ impl Config {
             uncommitted_bytes_max: 32 * 1024 * 1024,
             proposal_bytes_max: 1024 * 1024,
             pending_reads_max: 10_000,
+            catch_up_before_voting: false,
         }
     }
 

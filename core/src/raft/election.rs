@@ -5,7 +5,7 @@ use super::message::{Message, PreVote, PreVoteResponse, RequestVote, RequestVote
 use super::node::Node;
 use super::progress::Progress;
 use super::role::{LeaderState, ReadQueue, Role};
-use crate::types::NodeId;
+use crate::types::{NodeId, Term};
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +19,11 @@ enum Tally {
 
 impl Node {
     pub(super) fn on_election_timeout(&mut self) {
+        if !self.may_vote() {
+            // Catching up after an empty-disk start: wait for a leader, never campaign.
+            self.reset_election_deadline();
+            return;
+        }
         if self.config.pre_vote {
             self.become_pre_candidate();
         } else {
@@ -98,7 +103,10 @@ impl Node {
     }
 
     /// Whether we could vote for `candidate` in `term` (the vote itself aside from the log).
-    fn can_vote_for(&self, candidate: NodeId, pre_vote_term_ahead: bool) -> bool {
+    fn can_vote_for(&self, candidate: NodeId, term: Term, pre_vote_term_ahead: bool) -> bool {
+        if !self.may_vote() || term <= self.vote_floor {
+            return false;
+        }
         self.voted_for == Some(candidate)
             || (self.voted_for.is_none() && self.leader.is_none())
             || pre_vote_term_ahead
@@ -106,7 +114,7 @@ impl Node {
 
     pub(super) fn on_pre_vote(&mut self, from: NodeId, request: PreVote) {
         let term_ahead = request.term > self.term;
-        let granted = self.can_vote_for(from, term_ahead)
+        let granted = self.can_vote_for(from, request.term, term_ahead)
             && self
                 .log
                 .is_up_to_date(request.last_log_index, request.last_log_term);
@@ -138,7 +146,7 @@ impl Node {
     }
 
     pub(super) fn on_request_vote(&mut self, from: NodeId, request: RequestVote) {
-        let granted = self.can_vote_for(from, false)
+        let granted = self.can_vote_for(from, request.term, false)
             && self
                 .log
                 .is_up_to_date(request.last_log_index, request.last_log_term);
@@ -224,7 +232,7 @@ impl Node {
 
     /// Leadership transfer: the old leader asks us to campaign at once, skipping PreVote.
     pub(super) fn on_timeout_now(&mut self, from: NodeId) {
-        if matches!(self.role, Role::Leader(_)) || self.leader != Some(from) {
+        if matches!(self.role, Role::Leader(_)) || self.leader != Some(from) || !self.may_vote() {
             return;
         }
         self.become_candidate(true);

@@ -100,6 +100,20 @@ pub struct Node {
     pub(super) output: Output,
     /// Whether the node has been stepped yet: the first step tells it what time it is.
     pub(super) started: bool,
+    /// Set while a node that started on an empty disk catches up (see
+    /// [`Config::catch_up_before_voting`]): it neither votes nor campaigns meanwhile.
+    pub(super) catch_up: Option<CatchUp>,
+    /// Votes are refused for this term and earlier: a node that caught up after losing its
+    /// disk may already have voted in them before the loss.
+    pub(super) vote_floor: Term,
+}
+
+/// A node catching up after starting on an empty disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct CatchUp {
+    /// The commit index of the first leader it heard from: once its own log holds and has
+    /// made durable that much, it may vote again. `None` until a leader is heard.
+    pub target: Option<LogIndex>,
 }
 
 impl Node {
@@ -133,6 +147,10 @@ impl Node {
             held: Vec::new(),
             output: Output::default(),
             started: false,
+            catch_up: config
+                .catch_up_before_voting
+                .then_some(CatchUp { target: None }),
+            vote_floor: Term::ZERO,
             config,
         };
         node.reset_election_deadline();
@@ -202,6 +220,7 @@ impl Node {
             }
         }
         self.output.committed = committed;
+        self.maybe_finish_catch_up();
         self.release_ready_reads();
         self.output.wake_at = self.wake_at();
         std::mem::take(&mut self.output)
@@ -318,6 +337,27 @@ impl Node {
             let id = self.config.id;
             self.on_vote(id, true);
         }
+    }
+
+    /// A node catching up may vote again once its log holds, durably, everything the leader it
+    /// first heard from had committed. From then on it refuses votes in the terms it may have
+    /// voted in before its disk was lost.
+    fn maybe_finish_catch_up(&mut self) {
+        let Some(CatchUp {
+            target: Some(target),
+        }) = self.catch_up
+        else {
+            return;
+        };
+        if self.log.commit() >= target && self.log.durable() >= target {
+            self.catch_up = None;
+            self.vote_floor = self.term;
+        }
+    }
+
+    /// Whether this node may take part in elections (vote, campaign) now.
+    pub(super) fn may_vote(&self) -> bool {
+        self.catch_up.is_none()
     }
 
     /// Appends a new entry at the end of the log (leader only), marking it unsaved.
@@ -447,6 +487,11 @@ impl Node {
         self.log.durable()
     }
 
+    /// Whether this node started on an empty disk and is still catching up before it may vote.
+    pub fn is_catching_up(&self) -> bool {
+        self.catch_up.is_some()
+    }
+
     /// The in-memory log (for checkers and tests).
     pub fn log(&self) -> &RaftLog {
         &self.log
@@ -464,6 +509,7 @@ impl Node {
                     next_index: progress.next_index,
                     state: progress.state_name(),
                     recent_active: progress.recent_active,
+                    disk_losses: progress.disk_losses,
                 })
                 .collect(),
             _ => Vec::new(),
@@ -477,6 +523,7 @@ impl Node {
             applied_index: self.log.applied(),
             last_index: self.log.last_index(),
             durable_index: self.log.durable(),
+            catching_up: self.catch_up.is_some(),
             peers,
         }
     }

@@ -79,6 +79,8 @@ pub struct Progress {
     pub round_acknowledged: u64,
     /// `match_index` at the previous heartbeat, to notice appends that were lost.
     pub match_index_at_last_heartbeat: LogIndex,
+    /// Times the follower's log was seen ending below what it had acknowledged.
+    pub disk_losses: u64,
 }
 
 impl Progress {
@@ -90,7 +92,29 @@ impl Progress {
             recent_active: false,
             round_acknowledged: 0,
             match_index_at_last_heartbeat: LogIndex::ZERO,
+            disk_losses: 0,
         }
+    }
+
+    /// A probe was rejected because the follower's log ends at `hint_index - 1`, below the
+    /// match point it acknowledged: its disk lost what it had promised to keep. The leader
+    /// believes the follower now, so that it catches up from where its log really ends
+    /// (otherwise it would be probed at the old match point forever). Returns whether that
+    /// was the case. The commit index never moves back; only the view of this follower does.
+    pub fn on_disk_lost(&mut self, rejected_prev_index: LogIndex, hint_index: LogIndex) -> bool {
+        let probing_at_match = matches!(self.state, ProgressState::Probe { .. })
+            && rejected_prev_index == self.match_index
+            && rejected_prev_index == self.next_index.prev();
+        if !probing_at_match || hint_index > self.match_index || self.match_index == LogIndex::ZERO
+        {
+            return false;
+        }
+        self.disk_losses += 1;
+        self.match_index = hint_index.prev();
+        self.match_index_at_last_heartbeat = self.match_index;
+        self.next_index = hint_index;
+        self.state = ProgressState::Probe { paused: false };
+        true
     }
 
     /// Whether the leader may send another append now.

@@ -25,6 +25,9 @@ impl Node {
         if !well_formed(&request) {
             return;
         }
+        if let Some(catch_up) = &mut self.catch_up {
+            catch_up.target.get_or_insert(request.leader_commit);
+        }
         if !self
             .log
             .matches(request.prev_log_index, request.prev_log_term)
@@ -170,10 +173,13 @@ impl Node {
             }
             AppendOutcome::Rejected {
                 rejected_prev_index,
+                hint_index,
                 ..
             } => {
                 let guess = hint.unwrap_or(rejected_prev_index);
-                progress.on_rejected(rejected_prev_index, guess);
+                if !progress.on_disk_lost(rejected_prev_index, hint_index) {
+                    progress.on_rejected(rejected_prev_index, guess);
+                }
             }
         }
         self.maybe_send_timeout_now(from);

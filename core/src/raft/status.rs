@@ -13,6 +13,8 @@ pub struct Status {
     pub applied_index: LogIndex,
     pub last_index: LogIndex,
     pub durable_index: LogIndex,
+    /// Started on an empty disk and not yet caught up: it neither votes nor campaigns.
+    pub catching_up: bool,
     /// The leader's view of each follower; empty on other roles.
     pub peers: Vec<PeerStatus>,
 }
@@ -24,4 +26,7 @@ pub struct PeerStatus {
     pub next_index: LogIndex,
     pub state: &'static str,
     pub recent_active: bool,
+    /// Times this leader saw the follower's log end below what it had acknowledged: its disk
+    /// lost data (wiped, replaced, or a lying fsync).
+    pub disk_losses: u64,
 }

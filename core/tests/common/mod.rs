@@ -281,6 +281,20 @@ impl Cluster {
         self.applied.insert(id, Vec::new());
     }
 
+    /// Crashes `id` and restarts it on an empty disk, as a node whose data directory was
+    /// wiped: it catches up before it may vote, as the runtime starts such a node.
+    pub fn wipe_and_restart(&mut self, id: u64) {
+        let id = NodeId(id);
+        self.unpersisted.remove(&id);
+        self.queue
+            .retain(|envelope| envelope.to != id && envelope.from != id);
+        self.disks.insert(id, Disk::default());
+        let mut config = self.configs[&id].clone();
+        config.catch_up_before_voting = true;
+        self.nodes.insert(id, Node::new(config).unwrap());
+        self.applied.insert(id, Vec::new());
+    }
+
     pub fn leaders(&self) -> Vec<NodeId> {
         self.nodes
             .values()
