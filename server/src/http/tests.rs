@@ -249,19 +249,82 @@ fn http_1_0_closes_unless_asked_to_keep_alive() {
     assert!(headers.contains(&("connection".into(), "close".into())));
 }
 
+/// With every slot busy (a request head in progress, so nothing is idle), a new connection
+/// is answered 503 and closed.
 #[test]
-fn connections_beyond_the_limit_are_turned_away() {
+fn connections_beyond_the_limit_are_turned_away_when_none_is_idle() {
     let limits = Limits {
         connections_max: 1,
         ..Limits::default()
     };
     let server = server(limits);
-    let mut first = connect(&server);
-    first.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
-    let mut first = BufReader::new(first);
-    assert_eq!(response(&mut first).0, 200);
+    let mut busy = connect(&server);
+    busy.write_all(b"GET /a HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     let (status, _, _) = exchange(&server, b"GET /b HTTP/1.1\r\n\r\n");
     assert_eq!(status, 503);
+    busy.write_all(b"\r\n").unwrap();
+    assert_eq!(response(&mut BufReader::new(busy)).0, 200);
+}
+
+/// At the cap, a newcomer evicts the connection idle longest instead of being refused: first
+/// one that connected and never sent a byte, then a keep-alive connection waiting after its
+/// answer. Each evicted client sees its connection closed; every newcomer is served.
+#[test]
+fn an_idle_connection_is_evicted_when_a_new_one_arrives_at_the_cap() {
+    let limits = Limits {
+        connections_max: 2,
+        ..Limits::default()
+    };
+    let server = server(limits);
+    let silent = connect(&server);
+    std::thread::sleep(Duration::from_millis(100));
+    let mut kept_alive = connect(&server);
+    kept_alive.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
+    let mut kept_alive = BufReader::new(kept_alive);
+    assert_eq!(response(&mut kept_alive).0, 200);
+    std::thread::sleep(Duration::from_millis(100));
+
+    let mut newcomer = connect(&server);
+    newcomer.write_all(b"GET /b HTTP/1.1\r\n\r\n").unwrap();
+    let mut newcomer = BufReader::new(newcomer);
+    assert_eq!(response(&mut newcomer).0, 200);
+    assert!(closed(&mut BufReader::new(silent)), "the silent one stays");
+    std::thread::sleep(Duration::from_millis(100));
+
+    let (status, _, _) = exchange(&server, b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(closed(&mut kept_alive), "the older keep-alive one stays");
+}
+
+/// A slowloris client that trickles its head a byte every 100 ms never completes it within
+/// the head timeout (300 ms here): it is answered 408 and closed well before the request
+/// timeout, which alone would have held the connection for 30 s.
+#[test]
+fn a_head_trickled_slower_than_the_head_timeout_is_closed_with_408() {
+    let limits = Limits {
+        head_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = server(limits);
+    let mut stream = connect(&server);
+    let started = Instant::now();
+    stream.write_all(b"GET / HTTP/1.1\r\nX-Slow: ").unwrap();
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(100));
+        // The server may already have closed; the answer is read below either way.
+        let _ = stream.write_all(b"a");
+    }
+    let mut reader = BufReader::new(stream);
+    let (status, headers, _) = response(&mut reader);
+    assert_eq!(status, 408);
+    assert!(headers.contains(&("connection".into(), "close".into())));
+    assert!(closed(&mut reader));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
