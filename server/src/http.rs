@@ -14,9 +14,9 @@
 //!
 //! A connection cannot hold its slot for long without sending a request: a request head must
 //! arrive whole within [`Limits::head_timeout`] of its first byte (else `408`), and when every
-//! slot is taken a new connection evicts the connection that has been idle longest (between
-//! requests, or connected without sending a byte) instead of being turned away. Only when no
-//! connection is idle is the newcomer answered `503`.
+//! slot is taken a new connection evicts an idle one instead of being turned away: the
+//! oldest of those that never sent a request, else the one idle longest between keep-alive
+//! requests. Only when no connection is idle is the newcomer answered `503`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -125,11 +125,52 @@ impl Default for Limits {
 }
 
 /// The connections waiting for a request, oldest first, so that a newcomer at the cap can
-/// evict the one idle longest.
+/// evict the one idle longest. Connections that have not yet sent a single request go first:
+/// a client between two requests of a keep-alive connection has shown it is one, while a
+/// connection that never sends a byte is what an attacker holding slots opens.
 #[derive(Default)]
 struct IdleConnections {
     next_ticket: u64,
-    streams: BTreeMap<u64, Arc<TcpStream>>,
+    never_used: BTreeMap<u64, Arc<TcpStream>>,
+    between_requests: BTreeMap<u64, Arc<TcpStream>>,
+}
+
+impl IdleConnections {
+    fn insert(&mut self, stream: Arc<TcpStream>, used: bool) -> IdleTicket {
+        let ticket = IdleTicket {
+            number: self.next_ticket,
+            used,
+        };
+        self.next_ticket += 1;
+        self.map(used).insert(ticket.number, stream);
+        ticket
+    }
+
+    fn remove(&mut self, ticket: IdleTicket) {
+        self.map(ticket.used).remove(&ticket.number);
+    }
+
+    /// The connection to evict: the oldest never used, else the oldest between requests.
+    fn pop_oldest(&mut self) -> Option<Arc<TcpStream>> {
+        let (_, stream) =
+            (self.never_used.pop_first()).or_else(|| self.between_requests.pop_first())?;
+        Some(stream)
+    }
+
+    fn map(&mut self, used: bool) -> &mut BTreeMap<u64, Arc<TcpStream>> {
+        if used {
+            &mut self.between_requests
+        } else {
+            &mut self.never_used
+        }
+    }
+}
+
+/// A connection's place in [`IdleConnections`].
+#[derive(Debug, Clone, Copy)]
+struct IdleTicket {
+    number: u64,
+    used: bool,
 }
 
 struct Shared {
@@ -151,7 +192,7 @@ impl Shared {
 
     /// Closes the connection idle longest; false when none is idle.
     fn evict_oldest_idle(&self) -> bool {
-        let Some((_, stream)) = self.idle().streams.pop_first() else {
+        let Some(stream) = self.idle().pop_oldest() else {
             return false;
         };
         // Its thread sees the end of the stream at once and ends, freeing its slot.
@@ -267,13 +308,16 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
             drop(guard);
             continue;
         }
-        let connection_shared = shared.clone();
+        let mut connection = Connection::new(stream, shared.clone());
+        // Evictable from now on, not only once its thread runs: under a flood of newcomers,
+        // the ones not yet started are the ones to evict, not a client between requests.
+        connection.mark_idle();
         let spawned = std::thread::Builder::new()
             .name("http-conn".into())
             .stack_size(CONNECTION_STACK_BYTES)
             .spawn(move || {
                 let _guard = guard;
-                Connection::new(stream, connection_shared).serve();
+                connection.serve();
             });
         if let Err(error) = spawned {
             tracing::warn!(%error, "cannot start a thread for an HTTP connection");
@@ -297,7 +341,8 @@ struct Connection {
     /// Bytes received and not yet consumed (the start of a pipelined request, say).
     pending: Vec<u8>,
     /// The connection's place in [`IdleConnections`] while it waits for a request.
-    idle_ticket: Option<u64>,
+    idle_ticket: Option<IdleTicket>,
+    requests_served: u64,
 }
 
 impl Drop for Connection {
@@ -338,6 +383,7 @@ impl Connection {
             shared,
             pending: Vec::new(),
             idle_ticket: None,
+            requests_served: 0,
         }
     }
 
@@ -350,6 +396,7 @@ impl Connection {
                 } => {
                     let head_only = request.method == "HEAD";
                     let response = self.shared.handler.handle(request);
+                    self.requests_served += 1;
                     let keep_alive = keep_alive && !self.shared.stopping.load(Ordering::Relaxed);
                     if self.write(&response, keep_alive, head_only).is_err() || !keep_alive {
                         break;
@@ -371,16 +418,14 @@ impl Connection {
         if self.idle_ticket.is_some() {
             return;
         }
-        let mut idle = self.shared.idle();
-        let ticket = idle.next_ticket;
-        idle.next_ticket += 1;
-        idle.streams.insert(ticket, self.stream.clone());
+        let used = self.requests_served > 0;
+        let ticket = self.shared.idle().insert(self.stream.clone(), used);
         self.idle_ticket = Some(ticket);
     }
 
     fn mark_busy(&mut self) {
         if let Some(ticket) = self.idle_ticket.take() {
-            self.shared.idle().streams.remove(&ticket);
+            self.shared.idle().remove(ticket);
         }
     }
 

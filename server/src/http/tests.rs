@@ -267,9 +267,10 @@ fn connections_beyond_the_limit_are_turned_away_when_none_is_idle() {
     assert_eq!(response(&mut BufReader::new(busy)).0, 200);
 }
 
-/// At the cap, a newcomer evicts the connection idle longest instead of being refused: first
-/// one that connected and never sent a byte, then a keep-alive connection waiting after its
-/// answer. Each evicted client sees its connection closed; every newcomer is served.
+/// At the cap, a newcomer evicts an idle connection instead of being refused: first one that
+/// connected and never sent a request (even though a keep-alive client has waited longer),
+/// then the keep-alive connection waiting longest after its answer. Each evicted client sees
+/// its connection closed; every newcomer is served.
 #[test]
 fn an_idle_connection_is_evicted_when_a_new_one_arrives_at_the_cap() {
     let limits = Limits {
@@ -277,12 +278,12 @@ fn an_idle_connection_is_evicted_when_a_new_one_arrives_at_the_cap() {
         ..Limits::default()
     };
     let server = server(limits);
-    let silent = connect(&server);
-    std::thread::sleep(Duration::from_millis(100));
     let mut kept_alive = connect(&server);
     kept_alive.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
     let mut kept_alive = BufReader::new(kept_alive);
     assert_eq!(response(&mut kept_alive).0, 200);
+    std::thread::sleep(Duration::from_millis(100));
+    let silent = connect(&server);
     std::thread::sleep(Duration::from_millis(100));
 
     let mut newcomer = connect(&server);
@@ -295,6 +296,15 @@ fn an_idle_connection_is_evicted_when_a_new_one_arrives_at_the_cap() {
     let (status, _, _) = exchange(&server, b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n");
     assert_eq!(status, 200);
     assert!(closed(&mut kept_alive), "the older keep-alive one stays");
+    newcomer
+        .get_mut()
+        .write_all(b"GET /d HTTP/1.1\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        response(&mut newcomer).0,
+        200,
+        "the younger one was evicted"
+    );
 }
 
 /// A slowloris client that trickles its head a byte every 100 ms never completes it within
