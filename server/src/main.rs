@@ -8,6 +8,7 @@ mod dev_command;
 mod http;
 mod node_command;
 mod node_config;
+mod port_holder;
 mod rest;
 mod signals;
 mod sim_command;
