@@ -251,7 +251,9 @@ fn killing_dev_with_sigkill_takes_its_nodes_down() {
     wait_until_ended(&nodes, Duration::from_secs(5));
 }
 
-/// SIGHUP (the terminal closed) stops dev like Ctrl-C: every node stops cleanly, exit 0.
+/// SIGHUP (the terminal closed) stops dev like Ctrl-C: every node stops cleanly, exit 0. (The
+/// banner's hints name the binary by its real path, since `rafting` may not be on the PATH,
+/// and the nodes' console.log has no colour codes.)
 #[test]
 fn sighup_stops_dev_and_its_nodes_cleanly() {
     let data = tempfile::tempdir().unwrap();
