@@ -253,7 +253,7 @@ fn killing_dev_with_sigkill_takes_its_nodes_down() {
 
 /// SIGHUP (the terminal closed) stops dev like Ctrl-C: every node stops cleanly, exit 0. (The
 /// banner's hints name the binary by its real path, since `rafting` may not be on the PATH,
-/// and the nodes' console.log has no colour codes.)
+/// and the nodes' console.log has neither colour codes nor Debug formatting.)
 #[test]
 fn sighup_stops_dev_and_its_nodes_cleanly() {
     let data = tempfile::tempdir().unwrap();

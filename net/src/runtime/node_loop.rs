@@ -391,9 +391,9 @@ impl NodeLoop {
             self.leader = self.node.leader();
             let followed = self.leader.filter(|&leader| leader != self.node.id());
             self.peers.watch.follow(followed, Instant::now());
-            if self.leader.is_some() {
+            if let Some(leader) = self.leader {
                 Metrics::count(&self.metrics.leader_changes);
-                tracing::info!(leader = ?self.leader, term = %self.node.term(), "leader known");
+                tracing::info!(%leader, term = %self.node.term(), "leader known");
             }
         }
         if self.node.is_leader() && !was_leader {
