@@ -64,6 +64,8 @@ pub enum HttpError {
     Malformed(String),
     #[error("request head larger than {0} bytes")]
     HeadTooLarge(usize),
+    #[error("request has more than {0} headers")]
+    TooManyHeaders(usize),
     #[error("request body of {size} bytes exceeds the limit of {max}")]
     BodyTooLarge { size: usize, max: usize },
     #[error("transfer encoding {0:?} is not supported")]
@@ -79,7 +81,7 @@ impl HttpError {
     pub fn status(&self) -> u16 {
         match self {
             HttpError::Malformed(_) => 400,
-            HttpError::HeadTooLarge(_) => 431,
+            HttpError::HeadTooLarge(_) | HttpError::TooManyHeaders(_) => 431,
             HttpError::BodyTooLarge { .. } => 413,
             HttpError::UnsupportedEncoding(_) => 501,
             HttpError::Timeout(_) => 408,
@@ -693,9 +695,7 @@ fn parse_head(bytes: &[u8], head_bytes_max: usize) -> Result<Option<(Head, usize
             }
             return Ok(None);
         }
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(HttpError::HeadTooLarge(head_bytes_max));
-        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders(HEADERS_MAX)),
         Err(error) => return Err(HttpError::Malformed(error.to_string())),
     };
     if skipped + length > head_bytes_max {

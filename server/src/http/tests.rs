@@ -236,6 +236,21 @@ fn a_head_over_the_limit_is_refused() {
     assert_eq!(exchange(&server, &many).0, 431);
 }
 
+/// 65 small headers are refused for their number, and the answer says so (not that the head
+/// is too many bytes, which it is not).
+#[test]
+fn too_many_headers_are_refused_for_their_count() {
+    let server = server(Limits::default());
+    let mut request = b"GET / HTTP/1.1\r\n".to_vec();
+    for i in 0..65 {
+        request.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    let (status, _, body) = exchange(&server, &request);
+    assert_eq!(status, 431);
+    assert!(body.contains("more than 64 headers"), "{body}");
+}
+
 #[test]
 fn http_1_0_closes_unless_asked_to_keep_alive() {
     let server = server(Limits::default());

@@ -137,6 +137,7 @@ impl Handler for Api {
         let code = match error {
             HttpError::Malformed(_) => "bad_request",
             HttpError::HeadTooLarge(_) => "head_too_large",
+            HttpError::TooManyHeaders(_) => "too_many_headers",
             HttpError::BodyTooLarge { .. } => "too_large",
             HttpError::UnsupportedEncoding(_) => "unsupported_encoding",
             HttpError::Timeout(_) => "request_timeout",
