@@ -1,6 +1,6 @@
 //! `rafting`: the RAFTiNG binary. It runs a cluster member (`rafting node`), a local
 //! cluster of node processes (`rafting dev`), the client commands (`rafting kv ...`,
-//! `rafting cluster status`) and the deterministic simulator (`rafting sim run|replay`).
+//! `rafting session ...`, `rafting cluster status`) and the deterministic simulator (`rafting sim run|replay`).
 
 mod cli;
 mod client_command;
@@ -10,6 +10,7 @@ mod node_command;
 mod node_config;
 mod port_holder;
 mod rest;
+mod session_command;
 mod signals;
 mod sim_command;
 
@@ -24,6 +25,7 @@ fn main() -> ExitCode {
         cli::Command::Node(config) => node_command::run(&config),
         cli::Command::Dev(config) => dev_command::run(&config),
         cli::Command::Kv { endpoint, command } => client_command::run_kv(&endpoint, &command),
+        cli::Command::Session { endpoint, command } => session_command::run(&endpoint, &command),
         cli::Command::ClusterStatus { endpoint } => client_command::cluster_status(&endpoint),
         cli::Command::SimRun(run) => sim_command::run(&run),
         cli::Command::SimReplay(replay) => sim_command::replay(&replay),
