@@ -158,7 +158,7 @@ fn check_ports(config: &DevConfig) -> Result<()> {
     }
     if !taken.is_empty() {
         bail!(
-            "cannot start the dev cluster, nothing was started:\n  {}\nstop that process, or \
+            "cannot start the dev cluster, nothing was started:\n  {}\nstop what holds them, or \
              choose another --http-port",
             taken.join("\n  ")
         );

@@ -112,6 +112,34 @@ fn a_request_trickled_a_byte_at_a_time_is_read_whole() {
     assert_eq!((status, body.as_str()), (200, "PUT /slow body=ok"));
 }
 
+/// A `HEAD` answer carries the head of the `GET` answer, its `Content-Length` included, and
+/// no body: the next answer on the connection starts right after the head.
+#[test]
+fn a_head_request_gets_the_head_without_the_body() {
+    let server = server(Limits::default());
+    let mut stream = connect(&server);
+    stream
+        .write_all(b"HEAD /h HTTP/1.1\r\n\r\nGET /g HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 200 OK\r\n");
+    let mut length = None;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("Content-Length: ") {
+            length = value.trim().parse::<usize>().ok();
+        }
+    }
+    assert_eq!(length, Some("HEAD /h body=".len()));
+    assert_eq!(response(&mut reader).2, "GET /g body=");
+}
+
 #[test]
 fn a_chunked_body_is_decoded() {
     let server = server(Limits::default());
