@@ -18,7 +18,6 @@
 //! oldest of those that never sent a request, else the one idle longest between keep-alive
 //! requests. Only when no connection is idle is the newcomer answered `503`.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -26,6 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thiserror::Error;
+
+mod idle;
+use idle::{IdleConnections, IdleTicket};
 
 /// Headers a request may carry at most.
 const HEADERS_MAX: usize = 64;
@@ -124,55 +126,6 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(30),
         }
     }
-}
-
-/// The connections waiting for a request, oldest first, so that a newcomer at the cap can
-/// evict the one idle longest. Connections that have not yet sent a single request go first:
-/// a client between two requests of a keep-alive connection has shown it is one, while a
-/// connection that never sends a byte is what an attacker holding slots opens.
-#[derive(Default)]
-struct IdleConnections {
-    next_ticket: u64,
-    never_used: BTreeMap<u64, Arc<TcpStream>>,
-    between_requests: BTreeMap<u64, Arc<TcpStream>>,
-}
-
-impl IdleConnections {
-    fn insert(&mut self, stream: Arc<TcpStream>, used: bool) -> IdleTicket {
-        let ticket = IdleTicket {
-            number: self.next_ticket,
-            used,
-        };
-        self.next_ticket += 1;
-        self.map(used).insert(ticket.number, stream);
-        ticket
-    }
-
-    fn remove(&mut self, ticket: IdleTicket) {
-        self.map(ticket.used).remove(&ticket.number);
-    }
-
-    /// The connection to evict: the oldest never used, else the oldest between requests.
-    fn pop_oldest(&mut self) -> Option<Arc<TcpStream>> {
-        let (_, stream) =
-            (self.never_used.pop_first()).or_else(|| self.between_requests.pop_first())?;
-        Some(stream)
-    }
-
-    fn map(&mut self, used: bool) -> &mut BTreeMap<u64, Arc<TcpStream>> {
-        if used {
-            &mut self.between_requests
-        } else {
-            &mut self.never_used
-        }
-    }
-}
-
-/// A connection's place in [`IdleConnections`].
-#[derive(Debug, Clone, Copy)]
-struct IdleTicket {
-    number: u64,
-    used: bool,
 }
 
 struct Shared {
