@@ -101,8 +101,8 @@ pub trait Handler: Send + Sync + 'static {
 
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections served at once. A connection beyond it evicts the longest idle one, or is
-    /// answered 503 and closed when none is idle.
+    /// Connections served at once. A connection beyond it evicts an idle one (see
+    /// [`IdleConnections`]), or is answered 503 and closed when none is idle.
     pub connections_max: usize,
     pub head_bytes_max: usize,
     pub body_bytes_max: usize,
@@ -145,7 +145,8 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Closes the connection idle longest; false when none is idle.
+    /// Closes an idle connection, the first in [`IdleConnections`]' order of eviction; false
+    /// when none is idle.
     fn evict_oldest_idle(&self) -> bool {
         let Some(stream) = self.idle().pop_oldest() else {
             return false;
