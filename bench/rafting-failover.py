@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""rafting-failover.py - the RAFTiNG twin of ../shared/bench/etcd-failover.py.
+"""rafting-failover.py - the RAFTiNG twin of etcd-failover.py.
 
 Starts 3 `rafting node` processes on loopback (heartbeat 100 ms, election 1000-2000 ms unless
 overridden: the same settings as etcd's --heartbeat-interval 100 --election-timeout 1000, whose

@@ -1,6 +1,6 @@
 -- rafting-put.lua - wrk script: each request PUTs a DISTINCT key with a VALUE_SIZE-byte value.
 --   wrk -t2 -c64 -d15s --latency -s bench/rafting-put.lua http://127.0.0.1:8001
--- Keys: /<KEY_PREFIX>/<thread>/<counter 10 digits>; the same workload as ../shared/bench/etcd-put.lua.
+-- Keys: /<KEY_PREFIX>/<thread>/<counter 10 digits>; the same workload as etcd-put.lua.
 local threads = {}
 local thread_count = 0
 function setup(thread)

@@ -4,7 +4,9 @@
 # 1. a 3-node `rafting dev` cluster (release build, fsync on, heartbeat 100 ms, election
 #    1000-2000 ms): wrk PUTs of distinct keys with 100-byte values at CONNS connections against
 #    the leader, then linearizable GETs at READ_CONNS connections;
-# 2. the same with etcd, through ../shared/bench/run-etcd-anchor.sh (ETCD_BENCH to override).
+# 2. the same with a 3-node etcd cluster (bench/etcd-cluster.sh: heartbeat 100 ms, election
+#    1000 ms): wrk puts through etcd's v3 JSON gateway (etcd-put.lua) against its leader, then
+#    linearizable ranges (etcd-range.lua). Everything it needs is in this folder.
 #
 # Needs: wrk, and for the etcd half etcd-server + etcd-client (Debian). Data under /tmp only.
 # Env: DUR (15) seconds per run, CONNS ("1 16 64"), READ_CONNS (64), OUT (/tmp/rafting-vs-etcd).
@@ -15,7 +17,6 @@ DUR="${DUR:-15}"; CONNS="${CONNS:-1 16 64}"; READ_CONNS="${READ_CONNS:-64}"
 OUT="${OUT:-/tmp/rafting-vs-etcd}"; rm -rf "$OUT"; mkdir -p "$OUT"
 PORT=18001
 DATA="$OUT/rafting-data"
-ETCD_BENCH="${ETCD_BENCH:-$ROOT/../shared/bench}"
 
 cargo build --release -p rafting-server --manifest-path "$ROOT/Cargo.toml" >&2
 BIN="$ROOT/target/release/rafting"
@@ -66,9 +67,28 @@ printf "%-22s %7s %9s %9s %9s %7s %7s %9s\n" "get(linearizable)" "$READ_CONNS" "
 kill -INT $DEV; wait $DEV 2>/dev/null || true
 trap - EXIT
 
-if [ -x "$ETCD_BENCH/run-etcd-anchor.sh" ] && command -v etcd >/dev/null; then
-  echo
-  DUR="$DUR" CONNS="$CONNS" READ_CONNS="$READ_CONNS" OUT="$OUT/etcd" "$ETCD_BENCH/run-etcd-anchor.sh" | tee "$OUT/etcd-summary.txt"
-else
-  echo "etcd half skipped: need $ETCD_BENCH/run-etcd-anchor.sh and etcd installed"
+if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
+  echo "etcd half skipped: install etcd-server and etcd-client"
+  exit 0
 fi
+ETCD="$HERE/etcd-cluster.sh"
+export BASE="$OUT/etcd-data"
+"$ETCD" wipe >/dev/null
+"$ETCD" start all >/dev/null
+trap '"$ETCD" stop all >/dev/null 2>&1 || true' EXIT
+read -r _ ETCD_LEADER _ < <("$ETCD" leader)
+echo
+{
+echo "etcd $(etcd --version | head -1 | awk '{print $3}') 3 nodes on 127.0.0.1 (heartbeat 100 ms, election 1000 ms), leader $ETCD_LEADER; ${DUR}s per run; value 100B; distinct keys"
+printf "%-22s %7s %9s %9s %9s %7s %7s %9s\n" test conns req/s p50_ms p99_ms non2xx sockerr completed
+} | tee -a "$SUMMARY"
+for c in $CONNS; do
+  t=$(( c < 2 ? 1 : 2 ))
+  KEY_PREFIX="put-c$c" wrk -t$t -c"$c" -d"${DUR}s" --latency -s "$HERE/etcd-put.lua" "$ETCD_LEADER" >"$OUT/etcd-put-c$c.wrk" 2>&1
+  read -r rps p50 p99 n2 se done < <(parse "$OUT/etcd-put-c$c.wrk")
+  printf "%-22s %7s %9s %9s %9s %7s %7s %9s\n" "put(distinct keys)" "$c" "$rps" "$p50" "$p99" "$n2" "$se" "$done" | tee -a "$SUMMARY"
+done
+RANGE_KEY="put-c${CONNS%% *}/1/0000000002" wrk -t2 -c"$READ_CONNS" -d"${DUR}s" --latency -s "$HERE/etcd-range.lua" "$ETCD_LEADER" >"$OUT/etcd-range-linearizable.wrk" 2>&1
+read -r rps p50 p99 n2 se done < <(parse "$OUT/etcd-range-linearizable.wrk")
+printf "%-22s %7s %9s %9s %9s %7s %7s %9s\n" "range(linearizable)" "$READ_CONNS" "$rps" "$p50" "$p99" "$n2" "$se" "$done" | tee -a "$SUMMARY"
+echo "summary in $SUMMARY, raw wrk outputs in $OUT"

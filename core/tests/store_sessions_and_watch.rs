@@ -162,6 +162,7 @@ fn sessions_expire_on_the_replicated_clock_and_take_their_keys() {
     let session = open_session(&mut harness, 1_000);
     put_ephemeral(&mut harness, "/members/n1", session).unwrap();
     harness.put("/durable", b"1").unwrap();
+    harness.tick(1, 10_000).unwrap(); // the first tick after an idle table only records
 
     harness.tick(1, 10_600).unwrap();
     assert_eq!(harness.value("/members/n1"), Some(b"up".to_vec()));
@@ -194,6 +195,7 @@ fn keep_alive_pushes_the_deadline_back() {
     let mut harness = Harness::new();
     harness.tick(1, 0).unwrap();
     let session = open_session(&mut harness, 1_000);
+    harness.tick(1, 0).unwrap();
     harness.tick(1, 800).unwrap();
     assert_eq!(
         harness.request(Operation::KeepAlive { session }),
@@ -216,6 +218,7 @@ fn a_leader_change_pauses_the_clock_without_resetting_ttls() {
     let mut harness = Harness::new();
     harness.tick(1, 5_000).unwrap();
     let session = open_session(&mut harness, 3_000);
+    harness.tick(1, 5_000).unwrap();
     harness.tick(1, 7_000).unwrap();
     assert_eq!(harness.store.now(), Millis::new(2_000));
 
@@ -253,6 +256,8 @@ fn ticks_are_capped_and_stale_terms_ignored() {
     };
     let mut harness = Harness::with_config(config);
     harness.tick(3, 0).unwrap();
+    open_session(&mut harness, 60_000);
+    harness.tick(3, 0).unwrap();
     harness.tick(3, 60_000).unwrap();
     assert_eq!(harness.store.now(), Millis::new(500));
     harness.tick(3, 59_000).unwrap();
@@ -261,6 +266,38 @@ fn ticks_are_capped_and_stale_terms_ignored() {
     assert_eq!(harness.store.now(), Millis::new(600));
     harness.tick(2, 99_000).unwrap();
     assert_eq!(harness.store.now(), Millis::new(600));
+}
+
+#[test]
+fn an_idle_store_needs_no_ticks_and_idle_time_never_counts_against_a_new_session() {
+    // Proves the clock's rule 4 (issue 10, item 8: the log grew ~4 entries a second while
+    // idle): with no session open the leader need not tick; a tick then only records the
+    // reading; and after an idle hour, a new session still gets its whole TTL — the first
+    // tick after it opens only records, so the hour is never counted.
+    let mut harness = Harness::new();
+    assert!(!harness.store.session_clock_needed());
+    harness.tick(1, 1_000).unwrap();
+    harness.tick(1, 3_000).unwrap();
+    assert_eq!(
+        harness.store.now(),
+        Millis::new(0),
+        "nothing to expire, nothing counted"
+    );
+    let session = open_session(&mut harness, 3_000);
+    assert!(harness.store.session_clock_needed());
+    harness.tick(1, 3_603_000).unwrap();
+    assert_eq!(
+        harness.store.now(),
+        Millis::new(0),
+        "the idle hour is not counted"
+    );
+    harness.tick(1, 3_604_500).unwrap();
+    harness.tick(1, 3_605_500).unwrap();
+    assert_eq!(harness.store.session_count(), 1, "2.5 s of a 3 s TTL used");
+    harness.tick(1, 3_606_000).unwrap();
+    assert_eq!(harness.store.session_count(), 0);
+    assert!(!harness.store.session_clock_needed());
+    let _ = session;
 }
 
 #[test]

@@ -24,6 +24,7 @@ fn one_node(data: &std::path::Path) -> RuntimeConfig {
         session_tick_interval_ms: 200,
         request_queue_max: 64,
         leader_probes: false,
+        bootstrap: true,
     }
 }
 

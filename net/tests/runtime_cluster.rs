@@ -42,6 +42,7 @@ fn config(id: u64, addresses: &[SocketAddr], data: &Path) -> RuntimeConfig {
         session_tick_interval_ms: 200,
         request_queue_max: 1024,
         leader_probes: true,
+        bootstrap: true,
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::client_command::{Endpoint, KvCommand};
 use crate::dev_command::{DevConfig, RawDev};
 use crate::node_config::{NodeConfig, RawNode};
+use crate::session_command::SessionCommand;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use rafting_sim::Scenario;
@@ -33,6 +34,13 @@ pub enum RawCommand {
         endpoint: Endpoint,
         #[command(subcommand)]
         command: KvCommand,
+    },
+    /// Open, renew and close sessions through any node's REST API.
+    Session {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(subcommand)]
+        command: SessionCommand,
     },
     /// Look at the cluster through any node's REST API.
     Cluster {
@@ -119,6 +127,10 @@ pub enum Command {
         endpoint: String,
         command: KvCommand,
     },
+    Session {
+        endpoint: String,
+        command: SessionCommand,
+    },
     ClusterStatus {
         endpoint: String,
     },
@@ -135,6 +147,10 @@ impl RawCli {
             RawCommand::Node(raw) => Ok(Command::Node(raw.validate()?)),
             RawCommand::Dev(raw) => Ok(Command::Dev(raw.validate()?)),
             RawCommand::Kv { endpoint, command } => Ok(Command::Kv {
+                endpoint: check_endpoint(endpoint.endpoint)?,
+                command,
+            }),
+            RawCommand::Session { endpoint, command } => Ok(Command::Session {
                 endpoint: check_endpoint(endpoint.endpoint)?,
                 command,
             }),

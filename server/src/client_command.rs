@@ -1,4 +1,4 @@
-//! The client commands, `rafting kv put|get|del|list|watch` and `rafting cluster status`:
+//! The client commands, `rafting kv put|get|del|list|txn|watch` and `rafting cluster status`:
 //! small HTTP calls against any node's REST API. A 307 from a follower is followed to the
 //! leader (with the body re-sent), so any node's address works as the endpoint.
 
@@ -31,10 +31,11 @@ pub fn endpoints(endpoint: &str) -> Vec<&str> {
 /// `rafting kv ...`.
 #[derive(Debug, Subcommand)]
 pub enum KvCommand {
-    /// Write a key: VALUE is stored as its UTF-8 bytes.
+    /// Write a key: VALUE is stored as its UTF-8 bytes; without VALUE, or with `-`, the value
+    /// is standard input, byte for byte.
     Put {
         key: String,
-        value: String,
+        value: Option<String>,
         /// Compare-and-set: write only if the key's version is this (0: only if absent)
         #[arg(long)]
         cas: Option<u64>,
@@ -63,6 +64,12 @@ pub enum KvCommand {
         limit: u32,
         #[arg(long)]
         stale: bool,
+    },
+    /// Run a transaction: compares, then the success or the failure operations (the JSON of
+    /// POST /v1/txn). Prints the answer; exits 1 when the comparison failed.
+    Txn {
+        /// The transaction as JSON; without it, or with `-`, standard input
+        json: Option<String>,
     },
     /// Print every change under a prefix as it happens, until Ctrl-C. With several
     /// endpoints, a failed node is replaced by the next, resuming where the watch stopped.
@@ -153,7 +160,8 @@ pub fn run_kv(endpoint: &str, command: &KvCommand) -> Result<bool> {
             if let Some(session) = session {
                 url.push_str(&format!("session={session}&"));
             }
-            let answer = json(send("PUT", &url, value.as_bytes())?)?;
+            let value = argument_or_stdin(value.as_deref())?;
+            let answer = json(send("PUT", &url, &value)?)?;
             writeln!(out, "{answer}")?;
         }
         KvCommand::Get {
@@ -190,9 +198,30 @@ pub fn run_kv(endpoint: &str, command: &KvCommand) -> Result<bool> {
             limit,
             stale,
         } => list(base, prefix, *limit, *stale, &mut out)?,
+        KvCommand::Txn { json: body } => {
+            let body = argument_or_stdin(body.as_deref())?;
+            let answer = json(send("POST", &format!("{base}/v1/txn"), &body)?)?;
+            writeln!(out, "{answer}")?;
+            return Ok(answer["succeeded"] == Value::Bool(true));
+        }
         KvCommand::Watch { prefix, since } => watch(&endpoints, prefix, *since, &mut out)?,
     }
     Ok(true)
+}
+
+/// The bytes of an argument, or all of standard input when it is absent or `-`.
+pub fn argument_or_stdin(argument: Option<&str>) -> Result<Vec<u8>> {
+    match argument {
+        Some(text) if text != "-" => Ok(text.as_bytes().to_vec()),
+        _ => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .lock()
+                .read_to_end(&mut bytes)
+                .context("reading standard input")?;
+            Ok(bytes)
+        }
+    }
 }
 
 fn value_text(entry: &Value) -> String {

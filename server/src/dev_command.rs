@@ -4,13 +4,39 @@
 //! its exact command line and a few curl examples, then supervises: a node that exits is
 //! reported with the last lines of its log while the others keep running; Ctrl-C stops
 //! them all cleanly. Running it again on the same DIR restarts the same cluster.
+//!
+//! Before it starts anything it checks that every port it needs is free (naming the process
+//! that holds one) and takes a lock on DIR, so a second `dev` is refused at once; a node that
+//! fails to start stops the cluster with a non-zero exit. The nodes never outlive it: each is
+//! started with a parent-death signal (SIGTERM, so it still stops cleanly), and SIGHUP,
+//! SIGTERM and Ctrl-C stop them in order. A closed standard output (`rafting dev | head -3`)
+//! silences it but stops nothing.
 
+use crate::port_holder::{self, Protocol};
 use crate::signals;
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use std::fs::File;
+use std::io::Write;
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Writes a line to standard output. A closed output (`rafting dev | head -3`) is ignored: the
+/// cluster keeps running and Ctrl-C still stops it.
+macro_rules! say {
+    ($($argument:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($argument)*);
+    }};
+}
+
+/// Writes a line to standard error, ignoring a closed one.
+macro_rules! warn {
+    ($($argument:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($argument)*);
+    }};
+}
 
 /// Distance between a node's HTTP port and its UDP port.
 const UDP_PORT_OFFSET: u16 = 100;
@@ -20,6 +46,8 @@ const STOP_WAIT: Duration = Duration::from_secs(10);
 const CLUSTER_FILE: &str = "cluster.toml";
 const CONSOLE_FILE: &str = "console.log";
 const LOG_LINES_SHOWN: usize = 12;
+/// Held (with `flock`) by the running `dev`; it contains that process's id.
+const LOCK_FILE: &str = "dev.lock";
 
 #[derive(Debug, Args)]
 pub struct RawDev {
@@ -73,7 +101,15 @@ struct DevNode {
     child: Option<Child>,
 }
 
-fn node_arguments(config: &DevConfig, id: u16) -> Vec<String> {
+/// Whether this run creates the cluster: no node has a log yet, so there is nothing to lose
+/// and the nodes bootstrap it (`--initial-cluster-state new`). A later run, or a node whose
+/// data directory was wiped while the others kept theirs, starts without it, and such a node
+/// catches up before it votes.
+fn creates_the_cluster(config: &DevConfig) -> bool {
+    (1..=config.nodes).all(|id| !config.data.join(format!("node-{id}")).join("wal").exists())
+}
+
+fn node_arguments(config: &DevConfig, id: u16, bootstrap: bool) -> Vec<String> {
     let http = |i: u16| format!("127.0.0.1:{}", config.http_port + i - 1);
     let udp = |i: u16| format!("127.0.0.1:{}", config.http_port + UDP_PORT_OFFSET + i - 1);
     let mut arguments = vec![
@@ -90,6 +126,10 @@ fn node_arguments(config: &DevConfig, id: u16) -> Vec<String> {
     for peer in (1..=config.nodes).filter(|&peer| peer != id) {
         arguments.push("--peer".to_owned());
         arguments.push(format!("{peer}={},{}", udp(peer), http(peer)));
+    }
+    if bootstrap {
+        arguments.push("--initial-cluster-state".to_owned());
+        arguments.push("new".to_owned());
     }
     arguments
 }
@@ -115,8 +155,74 @@ fn check_cluster_file(config: &DevConfig) -> Result<()> {
     }
 }
 
+/// Refuses to start when any node's HTTP or UDP port is taken, naming the holder when it can.
+fn check_ports(config: &DevConfig) -> Result<()> {
+    let mut taken = Vec::new();
+    for id in 1..=config.nodes {
+        let http = config.http_port + id - 1;
+        let udp = config.http_port + UDP_PORT_OFFSET + id - 1;
+        if let Err(error) = TcpListener::bind((Ipv4Addr::LOCALHOST, http)) {
+            taken.push(port_taken(Protocol::Tcp, http, id, &error));
+        }
+        if let Err(error) = UdpSocket::bind((Ipv4Addr::LOCALHOST, udp)) {
+            taken.push(port_taken(Protocol::Udp, udp, id, &error));
+        }
+    }
+    if !taken.is_empty() {
+        bail!(
+            "cannot start the dev cluster, nothing was started:\n  {}\nstop what holds them, or \
+             choose another --http-port",
+            taken.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+fn port_taken(protocol: Protocol, port: u16, id: u16, error: &std::io::Error) -> String {
+    let role = match protocol {
+        Protocol::Tcp => "HTTP",
+        Protocol::Udp => "UDP",
+    };
+    let holder = match port_holder::find(protocol, port) {
+        Some(holder) => format!("held by {holder}"),
+        None => error.to_string(),
+    };
+    format!("{protocol} port {port} (node {id}'s {role}): {holder}")
+}
+
+/// Takes an exclusive lock on DIR for as long as the returned file is open, so that a second
+/// `dev` on the same DIR is refused while this one runs. The lock ends with the process, even
+/// on SIGKILL.
+fn lock_data_directory(directory: &Path) -> Result<File> {
+    use std::os::fd::AsRawFd;
+    let path = directory.join(LOCK_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening the lock file {}", path.display()))?;
+    // SAFETY: flock(2) on a descriptor we own; no memory is involved.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    if !locked {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        bail!(
+            "{} is in use by another `rafting dev` (pid {}); stop it first, or choose another \
+             --data",
+            directory.display(),
+            holder.trim()
+        );
+    }
+    file.set_len(0)
+        .and_then(|()| writeln!(file, "{}", std::process::id()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(file)
+}
+
 fn spawn(node: &mut DevNode, executable: &Path) -> Result<()> {
-    std::fs::create_dir_all(&node.directory)?;
+    std::fs::create_dir_all(&node.directory)
+        .with_context(|| format!("creating {}", node.directory.display()))?;
     let console_path = node.directory.join(CONSOLE_FILE);
     let console = std::fs::OpenOptions::new()
         .create(true)
@@ -131,12 +237,40 @@ fn spawn(node: &mut DevNode, executable: &Path) -> Result<()> {
         .stderr(console);
     // Its own process group: Ctrl-C reaches only `rafting dev`, which stops the nodes in order.
     std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    die_with_parent(&mut command);
     let child = command
         .spawn()
-        .with_context(|| format!("starting node {}", node.id))?;
+        .with_context(|| format!("running {}", executable.display()))?;
     node.child = Some(child);
     Ok(())
 }
+
+/// Has the node receive SIGTERM when `dev` dies, whatever kills it (SIGKILL included), so no
+/// node outlives its supervisor. The signal is sent when the thread that spawned the child
+/// ends: `dev` spawns its nodes from its main thread.
+#[cfg(target_os = "linux")]
+fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    let hook = move || {
+        // SAFETY: prctl(2) and getppid(2) are async-signal-safe and touch no memory of ours.
+        unsafe {
+            let signal = libc::c_ulong::try_from(libc::SIGTERM).unwrap_or(15);
+            if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then nothing would signal us.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and calls only async-signal-safe functions.
+    unsafe { std::os::unix::process::CommandExt::pre_exec(command, hook) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_parent(_command: &mut Command) {}
 
 fn last_lines(path: &Path, count: usize) -> Vec<String> {
     let text = std::fs::read(path).unwrap_or_default();
@@ -154,17 +288,32 @@ fn health_of(http: &str) -> Option<serde_json::Value> {
     response.into_json().ok()
 }
 
-/// Polls the nodes' health until one reports a leader; returns (leader id, term).
-fn wait_for_leader(nodes: &mut [DevNode]) -> Option<(u64, u64)> {
+/// How the start of the cluster ended.
+enum Startup {
+    /// A node reports a leader: (leader id, term).
+    Leader(u64, u64),
+    /// This node's process ended before a leader was known.
+    NodeExited(u16),
+    TimedOut,
+    StopRequested,
+}
+
+/// Polls the nodes' health until one reports a leader, a node exits, or time runs out.
+fn wait_for_leader(nodes: &mut [DevNode]) -> Startup {
     let deadline = Instant::now() + LEADER_WAIT;
-    while Instant::now() < deadline && !signals::stop_requested() {
-        reap_exited(nodes);
-        if let Some(found) = current_leader(nodes) {
-            return Some(found);
+    while Instant::now() < deadline {
+        if signals::stop_requested() {
+            return Startup::StopRequested;
+        }
+        if let Some(&id) = reap_exited(nodes).first() {
+            return Startup::NodeExited(id);
+        }
+        if let Some((leader, term)) = current_leader(nodes) {
+            return Startup::Leader(leader, term);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    None
+    Startup::TimedOut
 }
 
 fn current_leader(nodes: &[DevNode]) -> Option<(u64, u64)> {
@@ -176,26 +325,28 @@ fn current_leader(nodes: &[DevNode]) -> Option<(u64, u64)> {
         .max_by_key(|&(_, term)| term)
 }
 
-/// Reports nodes whose process ended, with the end of their console output.
-fn reap_exited(nodes: &mut [DevNode]) {
+/// Reports nodes whose process ended, with the end of their console output; returns their ids.
+fn reap_exited(nodes: &mut [DevNode]) -> Vec<u16> {
+    let mut exited = Vec::new();
     for node in nodes.iter_mut() {
         let Some(child) = node.child.as_mut() else {
             continue;
         };
         if let Ok(Some(status)) = child.try_wait() {
             node.child = None;
+            exited.push(node.id);
             let console = node.directory.join(CONSOLE_FILE);
-            eprintln!(
+            warn!(
                 "node {} exited ({status}); last lines of {}:",
                 node.id,
                 console.display()
             );
             for line in last_lines(&console, LOG_LINES_SHOWN) {
-                eprintln!("  | {line}");
+                warn!("  | {line}");
             }
-            eprintln!("the other nodes keep running; Ctrl-C stops them");
         }
     }
+    exited
 }
 
 fn shell_line(executable: &Path, arguments: &[String]) -> String {
@@ -208,7 +359,7 @@ fn shell_line(executable: &Path, arguments: &[String]) -> String {
 }
 
 fn print_banner(config: &DevConfig, nodes: &[DevNode], executable: &Path, leader: (u64, u64)) {
-    println!(
+    say!(
         "RAFTiNG dev cluster: {} nodes, data in {}, leader is node {} (term {})",
         config.nodes,
         config.data.display(),
@@ -216,17 +367,32 @@ fn print_banner(config: &DevConfig, nodes: &[DevNode], executable: &Path, leader
         leader.1
     );
     for node in nodes {
-        println!("  node {}  http://{}", node.id, node.http);
-        println!("    {}", shell_line(executable, &node.arguments));
+        say!("  node {}  http://{}", node.id, node.http);
+        say!("    {}", shell_line(executable, &node.arguments));
     }
     let first = &nodes[0].http;
     let last = &nodes[nodes.len() - 1].http;
-    println!("Try:");
-    println!("  curl -L -X PUT --data-binary hello http://{first}/v1/kv/greeting");
-    println!("  curl -L http://{last}/v1/kv/greeting");
-    println!("  curl http://{first}/v1/cluster");
-    println!("  rafting cluster status --endpoint http://{first}");
-    println!("Kill a node's process to watch the failover; Ctrl-C stops the cluster.");
+    say!("Try:");
+    say!("  curl -L -X PUT --data-binary hello http://{first}/v1/kv/greeting");
+    say!("  curl -L http://{last}/v1/kv/greeting");
+    say!("  curl http://{first}/v1/cluster");
+    say!(
+        "  {} cluster status --endpoint http://{first}",
+        executable.display()
+    );
+    say!("Kill a node's process to watch the failover; Ctrl-C stops the cluster.");
+}
+
+/// The running nodes; dropping it stops them, so no exit path of `dev` (an error, a panic)
+/// leaves one behind.
+struct Cluster {
+    nodes: Vec<DevNode>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        stop_all(&mut self.nodes);
+    }
 }
 
 /// Sends SIGTERM to every running node and waits for each to stop.
@@ -241,90 +407,108 @@ fn stop_all(nodes: &mut [DevNode]) -> bool {
     }
     let mut all_clean = true;
     for node in nodes.iter_mut() {
-        let Some(mut child) = node.child.take() else {
+        let Some(child) = node.child.take() else {
             continue;
         };
-        let deadline = Instant::now() + STOP_WAIT;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break Some(status),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break None;
-                }
-            }
-        };
-        match status {
-            Some(status) if status.success() => println!("node {} stopped cleanly", node.id),
-            Some(status) => {
-                all_clean = false;
-                println!("node {} stopped with {status}", node.id);
-            }
-            None => {
-                all_clean = false;
-                println!("node {} did not stop within {STOP_WAIT:?}; killed", node.id);
-            }
-        }
+        all_clean &= wait_for_stop(node.id, child);
     }
     all_clean
 }
 
-/// Runs the dev cluster until Ctrl-C (or until every node has exited).
-pub fn run(config: &DevConfig) -> Result<bool> {
-    std::fs::create_dir_all(&config.data)
-        .with_context(|| format!("creating {}", config.data.display()))?;
-    check_cluster_file(config)?;
-    let executable = std::env::current_exe().context("finding the rafting executable")?;
-    signals::install();
-    let mut nodes: Vec<DevNode> = (1..=config.nodes)
-        .map(|id| DevNode {
-            id,
-            http: format!("127.0.0.1:{}", config.http_port + id - 1),
-            arguments: node_arguments(config, id),
-            directory: config.data.join(format!("node-{id}")),
-            child: None,
-        })
-        .collect();
-    for node in nodes.iter_mut() {
-        if let Err(error) = spawn(node, &executable) {
-            eprintln!("node {}: {error:#}", node.id);
+/// Waits up to [`STOP_WAIT`] for a node sent SIGTERM, then kills it; true if it stopped
+/// cleanly.
+fn wait_for_stop(id: u16, mut child: Child) -> bool {
+    let deadline = Instant::now() + STOP_WAIT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    match status {
+        Some(status) if status.success() => {
+            say!("node {id} stopped cleanly");
+            true
+        }
+        Some(status) => {
+            say!("node {id} stopped with {status}");
+            false
+        }
+        None => {
+            say!("node {id} did not stop within {STOP_WAIT:?}; killed");
+            false
         }
     }
-    let Some(leader) = wait_for_leader(&mut nodes) else {
-        eprintln!("no leader within {LEADER_WAIT:?} (or stop requested); stopping the nodes");
-        stop_all(&mut nodes);
-        return Ok(false);
-    };
-    print_banner(config, &nodes, &executable, leader);
-    supervise(&mut nodes, leader);
-    Ok(stop_all(&mut nodes))
 }
 
-/// Watches the nodes until Ctrl-C: reports exits and changes of leader.
-fn supervise(nodes: &mut [DevNode], mut leader: (u64, u64)) {
+/// Runs the dev cluster until a stop signal (or until every node has exited). Refuses to
+/// start on a port in use or a DIR in use; fails when a node does not start.
+pub fn run(config: &DevConfig) -> Result<bool> {
+    check_ports(config)?;
+    std::fs::create_dir_all(&config.data)
+        .with_context(|| format!("creating {}", config.data.display()))?;
+    let _lock = lock_data_directory(&config.data)?;
+    check_cluster_file(config)?;
+    let executable = std::env::current_exe().context("finding the rafting executable")?;
+    let bootstrap = creates_the_cluster(config);
+    signals::install();
+    signals::install_hangup();
+    let mut cluster = Cluster {
+        nodes: (1..=config.nodes)
+            .map(|id| DevNode {
+                id,
+                http: format!("127.0.0.1:{}", config.http_port + id - 1),
+                arguments: node_arguments(config, id, bootstrap),
+                directory: config.data.join(format!("node-{id}")),
+                child: None,
+            })
+            .collect(),
+    };
+    for node in cluster.nodes.iter_mut() {
+        spawn(node, &executable).with_context(|| format!("starting node {}", node.id))?;
+    }
+    let leader = match wait_for_leader(&mut cluster.nodes) {
+        Startup::Leader(leader, term) => (leader, term),
+        Startup::NodeExited(id) => bail!("node {id} failed to start; the cluster is stopped"),
+        Startup::TimedOut => bail!("no leader within {LEADER_WAIT:?}; the cluster is stopped"),
+        Startup::StopRequested => return Ok(stop_all(&mut cluster.nodes)),
+    };
+    print_banner(config, &cluster.nodes, &executable, leader);
+    let all_exited = supervise(&mut cluster.nodes, leader);
+    let all_clean = stop_all(&mut cluster.nodes);
+    Ok(all_clean && !all_exited)
+}
+
+/// Watches the nodes until a stop signal: reports exits and changes of leader. Returns true
+/// when it ended because every node had exited.
+fn supervise(nodes: &mut [DevNode], mut leader: (u64, u64)) -> bool {
     let mut last_check = Instant::now();
     while !signals::stop_requested() {
         std::thread::sleep(Duration::from_millis(100));
-        reap_exited(nodes);
-        if nodes.iter().all(|node| node.child.is_none()) {
-            eprintln!("every node has exited");
-            return;
+        if !reap_exited(nodes).is_empty() {
+            if nodes.iter().all(|node| node.child.is_none()) {
+                warn!("every node has exited");
+                return true;
+            }
+            warn!("the other nodes keep running; Ctrl-C stops them");
         }
         if last_check.elapsed() >= Duration::from_secs(1) {
             last_check = Instant::now();
             if let Some(now) = current_leader(nodes)
                 && now != leader
             {
-                println!("leader is now node {} (term {})", now.0, now.1);
+                say!("leader is now node {} (term {})", now.0, now.1);
                 leader = now;
             }
         }
     }
-    println!("stopping the cluster");
+    say!("stopping the cluster");
+    false
 }
 
 #[cfg(test)]
@@ -338,11 +522,13 @@ mod tests {
             http_port: 9001,
             data: PathBuf::from("d"),
         };
-        let line = node_arguments(&config, 2).join(" ");
+        let line = node_arguments(&config, 2, false).join(" ");
         assert_eq!(
             line,
             "node --id 2 --data d/node-2 --udp 127.0.0.1:9102 --http 127.0.0.1:9002 \
              --peer 1=127.0.0.1:9101,127.0.0.1:9001 --peer 3=127.0.0.1:9103,127.0.0.1:9003"
         );
+        let line = node_arguments(&config, 2, true).join(" ");
+        assert!(line.ends_with(" --initial-cluster-state new"), "{line}");
     }
 }

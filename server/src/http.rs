@@ -11,14 +11,23 @@
 //! `Transfer-Encoding: chunked` are both understood (never together), `Expect: 100-continue`
 //! is answered, and anything malformed is refused with a status from the [`Handler`] and the
 //! connection closed. Nothing here panics on input.
+//!
+//! A connection cannot hold its slot for long without sending a request: a request head must
+//! arrive whole within [`Limits::head_timeout`] of its first byte (else `408`), and when every
+//! slot is taken a new connection evicts an idle one instead of being turned away: the
+//! oldest of those that never sent a request, else the one idle longest between keep-alive
+//! requests. Only when no connection is idle is the newcomer answered `503`.
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thiserror::Error;
+
+mod idle;
+use idle::{IdleConnections, IdleTicket};
 
 /// Headers a request may carry at most.
 const HEADERS_MAX: usize = 64;
@@ -57,12 +66,14 @@ pub enum HttpError {
     Malformed(String),
     #[error("request head larger than {0} bytes")]
     HeadTooLarge(usize),
+    #[error("request has more than {0} headers")]
+    TooManyHeaders(usize),
     #[error("request body of {size} bytes exceeds the limit of {max}")]
     BodyTooLarge { size: usize, max: usize },
     #[error("transfer encoding {0:?} is not supported")]
     UnsupportedEncoding(String),
-    #[error("the request was not received in time")]
-    Timeout,
+    #[error("the request was not received whole within {0:?}")]
+    Timeout(Duration),
     #[error("too many connections (at most {0})")]
     TooManyConnections(usize),
 }
@@ -72,10 +83,10 @@ impl HttpError {
     pub fn status(&self) -> u16 {
         match self {
             HttpError::Malformed(_) => 400,
-            HttpError::HeadTooLarge(_) => 431,
+            HttpError::HeadTooLarge(_) | HttpError::TooManyHeaders(_) => 431,
             HttpError::BodyTooLarge { .. } => 413,
             HttpError::UnsupportedEncoding(_) => 501,
-            HttpError::Timeout => 408,
+            HttpError::Timeout(_) => 408,
             HttpError::TooManyConnections(_) => 503,
         }
     }
@@ -90,13 +101,17 @@ pub trait Handler: Send + Sync + 'static {
 
 #[derive(Debug, Clone)]
 pub struct Limits {
-    /// Connections served at once; more are answered 503 and closed.
+    /// Connections served at once. A connection beyond it evicts an idle one (see
+    /// [`IdleConnections`]), or is answered 503 and closed when none is idle.
     pub connections_max: usize,
     pub head_bytes_max: usize,
     pub body_bytes_max: usize,
-    /// A keep-alive connection with no request for this long is closed.
+    /// A connection with no request for this long is closed (it may be evicted sooner when
+    /// the server is at its cap).
     pub idle_timeout: Duration,
-    /// A request must arrive whole within this time once it has started.
+    /// A request head must arrive whole within this time of its first byte.
+    pub head_timeout: Duration,
+    /// A request, head and body, must arrive whole within this time of its first byte.
     pub request_timeout: Duration,
 }
 
@@ -107,6 +122,7 @@ impl Default for Limits {
             head_bytes_max: 16 * 1024,
             body_bytes_max: 1024 * 1024,
             idle_timeout: Duration::from_secs(120),
+            head_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
         }
     }
@@ -117,6 +133,28 @@ struct Shared {
     limits: Limits,
     stopping: AtomicBool,
     connections: AtomicUsize,
+    idle: Mutex<IdleConnections>,
+}
+
+impl Shared {
+    fn idle(&self) -> MutexGuard<'_, IdleConnections> {
+        // A connection thread that panicked cannot leave the map half-updated: every update
+        // is one insert or one remove.
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Closes an idle connection, the first in [`IdleConnections`]' order of eviction; false
+    /// when none is idle.
+    fn evict_oldest_idle(&self) -> bool {
+        let Some(stream) = self.idle().pop_oldest() else {
+            return false;
+        };
+        // Its thread sees the end of the stream at once and ends, freeing its slot.
+        let _ = stream.shutdown(Shutdown::Both);
+        true
+    }
 }
 
 /// A running server; [`HttpServer::stop`] ends it.
@@ -139,6 +177,7 @@ impl HttpServer {
             limits,
             stopping: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
+            idle: Mutex::new(IdleConnections::default()),
         });
         let acceptor = {
             let shared = shared.clone();
@@ -178,6 +217,28 @@ impl HttpServer {
     }
 }
 
+/// Raises this process's soft limit of open files to its hard limit, so that the connection
+/// cap, not the descriptor limit, decides how many clients are served (each connection is
+/// one descriptor; the default soft limit is often 1,024). Returns the limit now in force.
+pub fn raise_open_files_limit() -> io::Result<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit(2) writes only into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit(2) reads only the struct we pass.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(limit.rlim_cur)
+}
+
 fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
     for stream in listener.incoming() {
         if shared.stopping.load(Ordering::Relaxed) {
@@ -194,20 +255,25 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
         };
         let open = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
         let guard = ConnectionCount(shared.clone());
-        if open > shared.limits.connections_max {
+        // The evicted connection's slot frees when its thread ends, a moment later: until
+        // then the count runs over the cap by the evictions in flight.
+        if open > shared.limits.connections_max && !shared.evict_oldest_idle() {
             let error = HttpError::TooManyConnections(shared.limits.connections_max);
             let mut connection = Connection::new(stream, shared.clone());
             connection.refuse(&error);
             drop(guard);
             continue;
         }
-        let connection_shared = shared.clone();
+        let mut connection = Connection::new(stream, shared.clone());
+        // Evictable from now on, not only once its thread runs: under a flood of newcomers,
+        // the ones not yet started are the ones to evict, not a client between requests.
+        connection.mark_idle();
         let spawned = std::thread::Builder::new()
             .name("http-conn".into())
             .stack_size(CONNECTION_STACK_BYTES)
             .spawn(move || {
                 let _guard = guard;
-                Connection::new(stream, connection_shared).serve();
+                connection.serve();
             });
         if let Err(error) = spawned {
             tracing::warn!(%error, "cannot start a thread for an HTTP connection");
@@ -225,10 +291,20 @@ impl Drop for ConnectionCount {
 }
 
 struct Connection {
-    stream: TcpStream,
+    /// Shared with [`IdleConnections`] while the connection waits for a request.
+    stream: Arc<TcpStream>,
     shared: Arc<Shared>,
     /// Bytes received and not yet consumed (the start of a pipelined request, say).
     pending: Vec<u8>,
+    /// The connection's place in [`IdleConnections`] while it waits for a request.
+    idle_ticket: Option<IdleTicket>,
+    requests_served: u64,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.mark_busy();
+    }
 }
 
 /// How reading a request ended.
@@ -237,9 +313,21 @@ enum Incoming {
         request: Request,
         keep_alive: bool,
     },
-    /// The client closed, went idle too long, or the server is stopping between requests.
+    /// The client closed, went idle too long, was evicted, or the server is stopping between
+    /// requests.
     Closed,
     Refused(HttpError),
+}
+
+/// What a connection is waiting for, which decides how long it may wait.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    /// The first byte of a request: up to the idle timeout, or until evicted or stopping.
+    Idle,
+    /// The rest of a request head that started at this instant.
+    Head(Instant),
+    /// The body of a request that started at this instant.
+    Body(Instant),
 }
 
 impl Connection {
@@ -247,9 +335,11 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let _ = stream.set_read_timeout(Some(POLL_INTERVAL));
         Connection {
-            stream,
+            stream: Arc::new(stream),
             shared,
             pending: Vec::new(),
+            idle_ticket: None,
+            requests_served: 0,
         }
     }
 
@@ -262,6 +352,7 @@ impl Connection {
                 } => {
                     let head_only = request.method == "HEAD";
                     let response = self.shared.handler.handle(request);
+                    self.requests_served += 1;
                     let keep_alive = keep_alive && !self.shared.stopping.load(Ordering::Relaxed);
                     if self.write(&response, keep_alive, head_only).is_err() || !keep_alive {
                         break;
@@ -278,6 +369,22 @@ impl Connection {
         let _ = self.stream.shutdown(Shutdown::Both);
     }
 
+    /// Lets a newcomer at the cap evict this connection while it waits for a request.
+    fn mark_idle(&mut self) {
+        if self.idle_ticket.is_some() {
+            return;
+        }
+        let used = self.requests_served > 0;
+        let ticket = self.shared.idle().insert(self.stream.clone(), used);
+        self.idle_ticket = Some(ticket);
+    }
+
+    fn mark_busy(&mut self) {
+        if let Some(ticket) = self.idle_ticket.take() {
+            self.shared.idle().remove(ticket);
+        }
+    }
+
     fn refuse(&mut self, error: &HttpError) {
         tracing::debug!(%error, "HTTP request refused");
         let response = self.shared.handler.refuse(error);
@@ -292,7 +399,7 @@ impl Connection {
         let mut drained = 0;
         let mut buffer = [0u8; READ_CHUNK_BYTES];
         while Instant::now() < until && drained < LINGER_BYTES_MAX {
-            match self.stream.read(&mut buffer) {
+            match (&*self.stream).read(&mut buffer) {
                 Ok(0) => return,
                 Ok(read) => drained += read,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -306,12 +413,13 @@ impl Connection {
         }
     }
 
-    /// Reads more bytes into `pending`. `Ok(false)`: the peer closed.
-    fn fill(&mut self, started: Option<Instant>) -> Result<bool, HttpError> {
+    /// Reads more bytes into `pending`. `Ok(false)`: the peer closed, or the connection was
+    /// idle too long, evicted, or the server is stopping.
+    fn fill(&mut self, wait: Wait) -> Result<bool, HttpError> {
         let waiting_since = Instant::now();
         let mut buffer = [0u8; READ_CHUNK_BYTES];
         loop {
-            match self.stream.read(&mut buffer) {
+            match (&*self.stream).read(&mut buffer) {
                 Ok(0) => return Ok(false),
                 Ok(read) => {
                     self.pending.extend_from_slice(&buffer[..read]);
@@ -323,22 +431,8 @@ impl Connection {
                         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                     ) =>
                 {
-                    let limits = &self.shared.limits;
-                    match started {
-                        // Between requests: close when idle too long or stopping.
-                        None if self.pending.is_empty() => {
-                            if self.shared.stopping.load(Ordering::Relaxed)
-                                || waiting_since.elapsed() >= limits.idle_timeout
-                            {
-                                return Ok(false);
-                            }
-                        }
-                        _ => {
-                            let since = started.unwrap_or(waiting_since);
-                            if since.elapsed() >= limits.request_timeout {
-                                return Err(HttpError::Timeout);
-                            }
-                        }
+                    if self.waited_enough(wait, waiting_since)? {
+                        return Ok(false);
                     }
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -347,8 +441,29 @@ impl Connection {
         }
     }
 
+    /// Whether a connection waiting for a request should close: idle too long, or the server
+    /// is stopping. A head or a body slower than its timeout is refused with 408.
+    fn waited_enough(&self, wait: Wait, waiting_since: Instant) -> Result<bool, HttpError> {
+        let limits = &self.shared.limits;
+        let (started, timeout) = match wait {
+            Wait::Idle => {
+                return Ok(self.shared.stopping.load(Ordering::Relaxed)
+                    || waiting_since.elapsed() >= limits.idle_timeout);
+            }
+            Wait::Head(started) => (started, limits.head_timeout),
+            Wait::Body(started) => (started, limits.request_timeout),
+        };
+        if started.elapsed() >= timeout {
+            return Err(HttpError::Timeout(timeout));
+        }
+        Ok(false)
+    }
+
     fn read_request(&mut self) -> Incoming {
-        let mut started = None;
+        let mut started = (!self.pending.is_empty()).then(Instant::now);
+        if started.is_none() {
+            self.mark_idle();
+        }
         // Bytes already parsed without finding a whole head. A head only completes with a new
         // line ending, so one trickled a byte at a time is not parsed again for every byte;
         // the first bytes are parsed at once, so a wrong protocol is refused at once.
@@ -368,11 +483,13 @@ impl Connection {
                     Err(error) => return Incoming::Refused(error),
                 }
             }
-            if !self.pending.is_empty() && started.is_none() {
-                started = Some(Instant::now());
-            }
-            match self.fill(started) {
-                Ok(true) => started = started.or(Some(Instant::now())),
+            let wait = started.map_or(Wait::Idle, Wait::Head);
+            match self.fill(wait) {
+                Ok(true) if started.is_none() => {
+                    self.mark_busy();
+                    started = Some(Instant::now());
+                }
+                Ok(true) => {}
                 Ok(false) => return Incoming::Closed,
                 Err(error) => return Incoming::Refused(error),
             }
@@ -380,7 +497,7 @@ impl Connection {
         self.pending.drain(..head_bytes);
         let started = started.unwrap_or_else(Instant::now);
         if head.expect_continue && head.framing != Framing::None {
-            let _ = self.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
+            let _ = (&*self.stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
         let body = match head.framing {
             Framing::None => Ok(Vec::new()),
@@ -407,7 +524,7 @@ impl Connection {
             return Err(HttpError::BodyTooLarge { size: length, max });
         }
         while self.pending.len() < length {
-            if !self.fill(Some(started))? {
+            if !self.fill(Wait::Body(started))? {
                 return Err(HttpError::Malformed("the body ended early".into()));
             }
         }
@@ -428,7 +545,7 @@ impl Connection {
                 if self.pending.len() > self.shared.limits.head_bytes_max {
                     return Err(HttpError::Malformed("chunk size line too long".into()));
                 }
-                if !self.fill(Some(started))? {
+                if !self.fill(Wait::Body(started))? {
                     return Err(HttpError::Malformed("the body ended early".into()));
                 }
             };
@@ -444,7 +561,7 @@ impl Connection {
             }
             // The chunk's data and its CRLF.
             while self.pending.len() < size + 2 {
-                if !self.fill(Some(started))? {
+                if !self.fill(Wait::Body(started))? {
                     return Err(HttpError::Malformed("the body ended early".into()));
                 }
             }
@@ -469,7 +586,7 @@ impl Connection {
             if self.pending.len() > self.shared.limits.head_bytes_max {
                 return Err(HttpError::HeadTooLarge(self.shared.limits.head_bytes_max));
             }
-            if !self.fill(Some(started))? {
+            if !self.fill(Wait::Body(started))? {
                 return Err(HttpError::Malformed("the trailers ended early".into()));
             }
         }
@@ -493,7 +610,7 @@ impl Connection {
         if !head_only {
             bytes.extend_from_slice(&response.body);
         }
-        self.stream.write_all(&bytes)
+        (&*self.stream).write_all(&bytes)
     }
 }
 
@@ -532,9 +649,7 @@ fn parse_head(bytes: &[u8], head_bytes_max: usize) -> Result<Option<(Head, usize
             }
             return Ok(None);
         }
-        Err(httparse::Error::TooManyHeaders) => {
-            return Err(HttpError::HeadTooLarge(head_bytes_max));
-        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HttpError::TooManyHeaders(HEADERS_MAX)),
         Err(error) => return Err(HttpError::Malformed(error.to_string())),
     };
     if skipped + length > head_bytes_max {

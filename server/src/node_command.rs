@@ -37,7 +37,8 @@ const REQUEST_QUEUE_MAX: usize = 4096;
 /// Largest HTTP body: the store's largest value plus room for a transaction's keys.
 const BODY_BYTES_EXTRA: usize = 64 * 1024;
 
-/// Logs go to stderr and, without colours, to `node.log` in the data directory. The level
+/// Logs go to stderr (in colour only on a terminal) and, without colours, to `node.log` in the
+/// data directory. The level
 /// comes from `RUST_LOG` (default `info`).
 fn init_logging(config: &NodeConfig) -> Result<()> {
     let path = config.data_directory.join(LOG_FILE_NAME);
@@ -47,7 +48,11 @@ fn init_logging(config: &NodeConfig) -> Result<()> {
         .open(&path)
         .with_context(|| format!("opening the log file {}", path.display()))?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colours only for a terminal: `dev` sends stderr to `console.log`.
+    let stderr_is_terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(stderr_is_terminal)
+        .with_writer(std::io::stderr);
     let file = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(std::sync::Mutex::new(file));
@@ -82,6 +87,7 @@ fn runtime_config(config: &NodeConfig) -> RuntimeConfig {
         session_tick_interval_ms: SESSION_TICK_INTERVAL_MS,
         request_queue_max: REQUEST_QUEUE_MAX,
         leader_probes: config.leader_probes,
+        bootstrap: config.bootstrap,
     }
 }
 

@@ -7,8 +7,8 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use rafting_core::NodeId;
 use serde::Deserialize;
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 pub const HTTP_LISTEN_DEFAULT: &str = "127.0.0.1:8001";
@@ -29,15 +29,15 @@ pub struct RawNode {
     /// [default: ./rafting-data/node-<ID>]
     #[arg(long)]
     pub data: Option<PathBuf>,
-    /// UDP address the node receives Raft messages on [default: 127.0.0.1:8101]
+    /// UDP address (HOST:PORT) the node receives Raft messages on [default: 127.0.0.1:8101]
     #[arg(long)]
-    pub udp: Option<SocketAddr>,
-    /// HTTP address of the REST API [default: 127.0.0.1:8001]
+    pub udp: Option<String>,
+    /// HTTP address (HOST:PORT) of the REST API [default: 127.0.0.1:8001]
     #[arg(long)]
-    pub http: Option<SocketAddr>,
+    pub http: Option<String>,
     /// Another member of the cluster as ID=UDP_ADDRESS,HTTP_ADDRESS, e.g.
-    /// 2=127.0.0.1:8102,127.0.0.1:8002; repeat once per member. With none, the node is a
-    /// one-node cluster
+    /// 2=127.0.0.1:8102,127.0.0.1:8002 or 2=host2:8102,host2:8002; repeat once per member,
+    /// never for this node itself. With none, the node is a one-node cluster
     #[arg(long = "peer", value_name = "ID=UDP,HTTP")]
     pub peers: Vec<String>,
     /// Cluster id carried in every datagram; datagrams of another cluster are dropped
@@ -60,8 +60,8 @@ pub struct RawNode {
     /// How long a write or read may wait for the cluster before answering 504 [default: 5000]
     #[arg(long)]
     pub request_timeout_ms: Option<u64>,
-    /// HTTP connections served at once, each by its own thread; more are answered 503
-    /// [default: 1024]
+    /// HTTP connections served at once, each by its own thread; a connection beyond it
+    /// evicts an idle one, or is answered 503 when none is idle [default: 1024]
     #[arg(long)]
     pub http_connections_max: Option<usize>,
     /// Probe a leader that falls silent for 1.5 heartbeat intervals: when its host answers
@@ -69,6 +69,13 @@ pub struct RawNode {
     /// instead of after the election timeout [default: true]
     #[arg(long, value_name = "true|false")]
     pub leader_probes: Option<bool>,
+    /// `new` bootstraps a brand-new cluster: a node that finds no log in its data directory
+    /// votes at once. `existing` (the default) is for joining or re-joining a running
+    /// cluster: such a node catches up from a leader before it votes or campaigns, since its
+    /// data may have been lost and a voter that forgot what it acknowledged could elect a
+    /// stale node. Ignored when the data directory holds a log
+    #[arg(long, value_name = "new|existing")]
+    pub initial_cluster_state: Option<InitialClusterState>,
     /// Recovery only: start even though the members given (--id and --peer) differ from
     /// those recorded in DATA/members.toml, and record the given ones. Without it such a
     /// start is refused, since it would run this data as another cluster. Command line only
@@ -82,8 +89,8 @@ pub struct RawNode {
 pub struct FileNode {
     pub id: Option<u64>,
     pub data: Option<PathBuf>,
-    pub udp: Option<SocketAddr>,
-    pub http: Option<SocketAddr>,
+    pub udp: Option<String>,
+    pub http: Option<String>,
     #[serde(default)]
     pub peers: Vec<FilePeer>,
     pub cluster_id: Option<u64>,
@@ -93,14 +100,26 @@ pub struct FileNode {
     pub request_timeout_ms: Option<u64>,
     pub http_connections_max: Option<usize>,
     pub leader_probes: Option<bool>,
+    pub initial_cluster_state: Option<InitialClusterState>,
+}
+
+/// How a node on an empty data directory starts (`--initial-cluster-state`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum InitialClusterState {
+    /// Bootstrap a new cluster: vote at once.
+    New,
+    /// Join or re-join a running cluster: catch up from a leader before voting.
+    #[default]
+    Existing,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilePeer {
     pub id: u64,
-    pub udp: SocketAddr,
-    pub http: SocketAddr,
+    pub udp: String,
+    pub http: String,
 }
 
 /// A validated node configuration.
@@ -117,6 +136,8 @@ pub struct NodeConfig {
     pub request_timeout_ms: u64,
     pub http_connections_max: usize,
     pub leader_probes: bool,
+    /// An empty data directory bootstraps a new cluster (`--initial-cluster-state new`).
+    pub bootstrap: bool,
     /// Start even with members other than those recorded with the data (recovery).
     pub force_new_membership: bool,
 }
@@ -127,15 +148,31 @@ impl NodeConfig {
     }
 }
 
-/// Parses `ID=UDP_ADDRESS,HTTP_ADDRESS`.
+/// Parses `ID=UDP_ADDRESS,HTTP_ADDRESS`; the addresses may name hosts.
 pub fn parse_peer(text: &str) -> Result<(NodeId, NodeAddresses)> {
     let shape = || format!("--peer {text:?} must read ID=UDP_ADDRESS,HTTP_ADDRESS");
     let (id, addresses) = text.split_once('=').with_context(shape)?;
     let (udp, http) = addresses.split_once(',').with_context(shape)?;
     let id: u64 = id.trim().parse().with_context(shape)?;
-    let udp: SocketAddr = udp.trim().parse().with_context(shape)?;
-    let http: SocketAddr = http.trim().parse().with_context(shape)?;
+    let setting = format!("--peer {text:?}");
+    let udp = resolve(udp.trim(), &setting)?;
+    let http = resolve(http.trim(), &setting)?;
     Ok((NodeId(id), NodeAddresses { udp, http }))
+}
+
+/// Resolves `HOST:PORT` (an IP address or a host name) to one address, IPv4 first: a node
+/// binds it and its peers send to it, so every node must pick the same one.
+pub fn resolve(text: &str, setting: &str) -> Result<SocketAddr> {
+    let addresses: Vec<SocketAddr> = text
+        .to_socket_addrs()
+        .with_context(|| format!("{setting}: cannot resolve {text:?} as HOST:PORT"))?
+        .collect();
+    addresses
+        .iter()
+        .find(|address| address.is_ipv4())
+        .or(addresses.first())
+        .copied()
+        .with_context(|| format!("{setting}: {text:?} resolves to no address"))
 }
 
 fn load_file(path: &Path) -> Result<FileNode> {
@@ -144,9 +181,115 @@ fn load_file(path: &Path) -> Result<FileNode> {
     toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
 }
 
-fn default_address(text: &str) -> SocketAddr {
-    text.parse()
-        .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+/// How an error names a setting: by its flag when it was typed (or defaulted), by its key and
+/// the file when it came from the config file, so a mistake in the file is not reported as a
+/// flag the user never typed.
+struct SettingNames {
+    from_file: BTreeSet<&'static str>,
+    file: Option<PathBuf>,
+}
+
+impl SettingNames {
+    fn new(raw: &RawNode, file: &FileNode) -> SettingNames {
+        let settings = [
+            ("id", raw.id.is_some(), file.id.is_some()),
+            ("udp", raw.udp.is_some(), file.udp.is_some()),
+            ("http", raw.http.is_some(), file.http.is_some()),
+            ("peers", !raw.peers.is_empty(), !file.peers.is_empty()),
+            (
+                "heartbeat_interval_ms",
+                raw.heartbeat_interval_ms.is_some(),
+                file.heartbeat_interval_ms.is_some(),
+            ),
+            (
+                "election_timeout_ms_min",
+                raw.election_timeout_ms_min.is_some(),
+                file.election_timeout_ms_min.is_some(),
+            ),
+            (
+                "election_timeout_ms_max",
+                raw.election_timeout_ms_max.is_some(),
+                file.election_timeout_ms_max.is_some(),
+            ),
+            (
+                "request_timeout_ms",
+                raw.request_timeout_ms.is_some(),
+                file.request_timeout_ms.is_some(),
+            ),
+            (
+                "http_connections_max",
+                raw.http_connections_max.is_some(),
+                file.http_connections_max.is_some(),
+            ),
+        ];
+        let from_file = settings
+            .into_iter()
+            .filter(|&(_, in_flags, in_file)| in_file && !in_flags)
+            .map(|(key, _, _)| key)
+            .collect();
+        SettingNames {
+            from_file,
+            file: raw.config.clone(),
+        }
+    }
+
+    fn of(&self, key: &'static str) -> String {
+        match &self.file {
+            Some(path) if self.from_file.contains(key) => {
+                format!("`{key}` in the config file {}", path.display())
+            }
+            _ if key == "peers" => "--peer".to_owned(),
+            _ => format!("--{}", key.replace('_', "-")),
+        }
+    }
+}
+
+/// This node and its peers, refusing a peer that is this node (by id or address) or a
+/// member named twice.
+fn members_of(
+    id: NodeId,
+    own: NodeAddresses,
+    peers: Vec<(NodeId, NodeAddresses)>,
+    setting: &str,
+) -> Result<BTreeMap<NodeId, NodeAddresses>> {
+    let mut members = BTreeMap::from([(id, own)]);
+    for (peer, addresses) in peers {
+        if peer == NodeId::ZERO {
+            bail!("{setting}: peer ids must be at least 1");
+        }
+        if peer == id {
+            bail!(
+                "{setting}: node {} is this node (its --id); list only the other members",
+                peer.get()
+            );
+        }
+        if addresses.udp == own.udp || addresses.http == own.http {
+            bail!(
+                "{setting}: node {} has this node's own address (UDP {}, HTTP {}); list only \
+                 the other members",
+                peer.get(),
+                own.udp,
+                own.http
+            );
+        }
+        if members.insert(peer, addresses).is_some() {
+            bail!("{setting}: node {} is named twice", peer.get());
+        }
+    }
+    Ok(members)
+}
+
+fn file_peers(file: &FileNode, setting: &str) -> Result<Vec<(NodeId, NodeAddresses)>> {
+    file.peers
+        .iter()
+        .map(|peer| {
+            let addresses = NodeAddresses {
+                udp: resolve(&peer.udp, setting)?,
+                http: resolve(&peer.http, setting)?,
+            };
+            Ok((NodeId(peer.id), addresses))
+        })
+        .collect()
 }
 
 impl RawNode {
@@ -156,46 +299,27 @@ impl RawNode {
             Some(path) => load_file(path)?,
             None => FileNode::default(),
         };
+        let names = SettingNames::new(&self, &file);
         let id = self.id.or(file.id).unwrap_or(1);
         if id == 0 {
-            bail!("--id must be at least 1");
+            bail!("{} must be at least 1", names.of("id"));
         }
         let id = NodeId(id);
+        let udp = (self.udp.as_deref().or(file.udp.as_deref())).unwrap_or(UDP_LISTEN_DEFAULT);
+        let http = (self.http.as_deref().or(file.http.as_deref())).unwrap_or(HTTP_LISTEN_DEFAULT);
         let own = NodeAddresses {
-            udp: self
-                .udp
-                .or(file.udp)
-                .unwrap_or(default_address(UDP_LISTEN_DEFAULT)),
-            http: (self.http.or(file.http)).unwrap_or(default_address(HTTP_LISTEN_DEFAULT)),
+            udp: resolve(udp, &names.of("udp"))?,
+            http: resolve(http, &names.of("http"))?,
         };
-        let mut members = BTreeMap::from([(id, own)]);
-        let peers: Vec<(NodeId, NodeAddresses)> = if self.peers.is_empty() {
-            let peers = file.peers.iter();
-            peers
-                .map(|p| {
-                    (
-                        NodeId(p.id),
-                        NodeAddresses {
-                            udp: p.udp,
-                            http: p.http,
-                        },
-                    )
-                })
-                .collect()
+        let peers = if self.peers.is_empty() {
+            file_peers(&file, &names.of("peers"))?
         } else {
             self.peers
                 .iter()
                 .map(|text| parse_peer(text))
                 .collect::<Result<_>>()?
         };
-        for (peer, addresses) in peers {
-            if peer == NodeId::ZERO {
-                bail!("peer ids must be at least 1");
-            }
-            if members.insert(peer, addresses).is_some() {
-                bail!("node {} is named twice (as --id or in --peer)", peer.get());
-            }
-        }
+        let members = members_of(id, own, peers, &names.of("peers"))?;
         let config = NodeConfig {
             id,
             cluster_id: self
@@ -221,28 +345,38 @@ impl RawNode {
                 .or(file.http_connections_max)
                 .unwrap_or(HTTP_CONNECTIONS_DEFAULT),
             leader_probes: (self.leader_probes.or(file.leader_probes)).unwrap_or(true),
+            bootstrap: (self.initial_cluster_state)
+                .or(file.initial_cluster_state)
+                .unwrap_or_default()
+                == InitialClusterState::New,
             force_new_membership: self.force_new_membership,
         };
-        check_timing(&config)?;
+        check_timing(&config, &names)?;
         Ok(config)
     }
 }
 
-fn check_timing(config: &NodeConfig) -> Result<()> {
+fn check_timing(config: &NodeConfig, names: &SettingNames) -> Result<()> {
+    let heartbeat = names.of("heartbeat_interval_ms");
+    let election_min = names.of("election_timeout_ms_min");
+    let election_max = names.of("election_timeout_ms_max");
     if config.heartbeat_interval_ms == 0 {
-        bail!("--heartbeat-interval-ms must be at least 1");
+        bail!("{heartbeat} must be at least 1");
     }
     if config.election_timeout_ms_min <= config.heartbeat_interval_ms {
-        bail!("--election-timeout-ms-min must exceed --heartbeat-interval-ms");
+        bail!("{election_min} must exceed {heartbeat}");
     }
     if config.election_timeout_ms_max <= config.election_timeout_ms_min {
-        bail!("--election-timeout-ms-max must exceed --election-timeout-ms-min");
+        bail!("{election_max} must exceed {election_min}");
     }
     if config.request_timeout_ms == 0 {
-        bail!("--request-timeout-ms must be at least 1");
+        bail!("{} must be at least 1", names.of("request_timeout_ms"));
     }
     if !(1..=65_536).contains(&config.http_connections_max) {
-        bail!("--http-connections-max must be between 1 and 65536");
+        bail!(
+            "{} must be between 1 and 65536",
+            names.of("http_connections_max")
+        );
     }
     Ok(())
 }
@@ -277,6 +411,75 @@ mod tests {
             config.members[&NodeId(1)].http,
             "127.0.0.1:9001".parse().unwrap()
         );
+    }
+
+    /// Host names work wherever an address does (`localhost:9101`), resolved once at start
+    /// (IPv4 first); a name that does not resolve is refused naming the flag and the name.
+    #[test]
+    fn host_names_are_resolved_in_every_address() {
+        let raw = RawNode {
+            udp: Some("localhost:9101".into()),
+            http: Some("localhost:9001".into()),
+            peers: vec!["2=localhost:9102,localhost:9002".into()],
+            ..RawNode::default()
+        };
+        let config = raw.validate().unwrap();
+        let own = config.own_addresses();
+        assert_eq!(own.udp, "127.0.0.1:9101".parse().unwrap());
+        assert_eq!(own.http, "127.0.0.1:9001".parse().unwrap());
+        assert_eq!(
+            config.members[&NodeId(2)].http,
+            "127.0.0.1:9002".parse().unwrap()
+        );
+        let raw = RawNode {
+            udp: Some("no-such-host.invalid:9101".into()),
+            ..RawNode::default()
+        };
+        let error = format!("{:#}", raw.validate().unwrap_err());
+        assert!(error.contains("--udp"), "{error}");
+        assert!(error.contains("no-such-host.invalid:9101"), "{error}");
+    }
+
+    /// A `--peer` that is this node itself, by id or by either address, is refused: it would
+    /// count this node twice in every quorum.
+    #[test]
+    fn a_peer_with_this_nodes_own_id_or_address_is_refused() {
+        for peer in [
+            "1=127.0.0.1:9102,127.0.0.1:9002",
+            "2=127.0.0.1:8101,127.0.0.1:9002",
+            "2=127.0.0.1:9102,127.0.0.1:8001",
+            "2=localhost:8101,127.0.0.1:9002",
+        ] {
+            let raw = RawNode {
+                peers: vec![peer.into()],
+                ..RawNode::default()
+            };
+            let error = format!("{:#}", raw.validate().unwrap_err());
+            assert!(error.contains("this node"), "{peer}: {error}");
+        }
+    }
+
+    /// A bad value in the config file is reported as the file's: its path and its key, not a
+    /// flag the user never typed. The same value given as a flag names the flag.
+    #[test]
+    fn a_bad_value_in_the_config_file_names_the_file_and_the_key() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("node.toml");
+        std::fs::write(&path, "heartbeat_interval_ms = 0\n").unwrap();
+        let raw = RawNode {
+            config: Some(path.clone()),
+            ..RawNode::default()
+        };
+        let error = format!("{:#}", raw.validate().unwrap_err());
+        assert!(!error.contains("--heartbeat"), "{error}");
+        assert!(error.contains("heartbeat_interval_ms"), "{error}");
+        assert!(error.contains(&path.display().to_string()), "{error}");
+        let raw = RawNode {
+            heartbeat_interval_ms: Some(0),
+            ..RawNode::default()
+        };
+        let error = format!("{:#}", raw.validate().unwrap_err());
+        assert!(error.contains("--heartbeat-interval-ms"), "{error}");
     }
 
     #[test]

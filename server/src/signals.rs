@@ -24,3 +24,13 @@ pub fn install() {
 pub fn stop_requested() -> bool {
     STOP_REQUESTED.load(Ordering::SeqCst)
 }
+
+/// Routes SIGHUP (the terminal closed) to the stop flag as well, for a supervisor that must
+/// stop its children rather than die and leave them running.
+pub fn install_hangup() {
+    let handler = on_stop_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: as in `install`.
+    unsafe {
+        libc::signal(libc::SIGHUP, handler);
+    }
+}

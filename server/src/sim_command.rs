@@ -39,9 +39,14 @@ struct JsonSummary<'a> {
     failures: Vec<Failure<'a>>,
 }
 
+/// The command that replays a seed, with this binary's real path: after `cargo run`,
+/// `rafting` is not on the PATH.
 fn replay_command(scenario: &Path, seed: u64) -> String {
+    let executable = std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "rafting".to_owned());
     format!(
-        "rafting sim replay {} --seed {seed} --trace trace-{seed}.jsonl",
+        "{executable} sim replay {} --seed {seed} --trace trace-{seed}.jsonl",
         scenario.display()
     )
 }
@@ -182,4 +187,23 @@ pub fn replay(command: &SimReplay) -> Result<bool> {
         None => writeln!(err, "ok")?,
     }
     Ok(report.violation.is_none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The replay hint names this very binary, which works after `cargo run` too.
+    #[test]
+    fn the_replay_hint_names_the_running_binary() {
+        let executable = std::env::current_exe().unwrap();
+        let hint = replay_command(Path::new("scenarios/a.toml"), 7);
+        assert_eq!(
+            hint,
+            format!(
+                "{} sim replay scenarios/a.toml --seed 7 --trace trace-7.jsonl",
+                executable.display()
+            )
+        );
+    }
 }

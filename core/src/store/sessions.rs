@@ -16,6 +16,13 @@
 //!    ticks were delayed by a stall, cannot expire every session in one step). A reading
 //!    older than the previous one advances nothing.
 //!
+//! 4. While no session is open the clock has nothing to expire, so the leader does not tick
+//!    at all (see [`crate::store::Store::session_clock_needed`]): an idle cluster writes no
+//!    log entries. A tick that finds no session open only records the leader's reading, and
+//!    so does the first tick after a session opens in an empty table: the idle time before it
+//!    is never counted against the new session (it runs slow by at most one tick interval,
+//!    the safe side).
+//!
 //! So a leader change pauses session time for at most the election gap (plus one tick
 //! interval): a healthy session is never expired because its owner could not reach anyone
 //! during an election, and no TTL is reset to full either — each session keeps the time it
@@ -43,6 +50,9 @@ pub(crate) struct SessionClock {
     now: Millis,
     leader_term: Term,
     leader_last_reading: Millis,
+    /// The next tick only records the leader's reading (rule 4): no session was open
+    /// since the last one, so the leader may not have ticked for a long time.
+    resync: bool,
 }
 
 impl SessionClock {
@@ -55,9 +65,11 @@ impl SessionClock {
         if tick.term < self.leader_term {
             return 0;
         }
-        if tick.term > self.leader_term {
+        if tick.term > self.leader_term || self.resync {
+            // Rule 2 (a new leader) and rule 4 (after a time with no session): only record.
             self.leader_term = tick.term;
             self.leader_last_reading = tick.now;
+            self.resync = false;
             return 0;
         }
         let elapsed_ms = tick.now.since(self.leader_last_reading);
@@ -99,6 +111,9 @@ impl SessionTable {
     /// Advances the clock and returns the sessions now expired, in deadline order (ties by
     /// id). They stay open until the caller closes them with [`SessionTable::remove`].
     pub fn on_tick(&mut self, tick: Tick, advance_ms_max: u64) -> Vec<SessionId> {
+        if self.sessions.is_empty() {
+            self.clock.resync = true;
+        }
         self.clock.on_tick(tick, advance_ms_max);
         let now = self.clock.now();
         self.deadlines
@@ -110,6 +125,9 @@ impl SessionTable {
 
     /// Opens `session`; the caller has checked the TTL bounds and the session cap.
     pub fn open(&mut self, session: SessionId, tenant: TenantId, ttl_ms: u64) -> Millis {
+        if self.sessions.is_empty() {
+            self.clock.resync = true;
+        }
         let expires_at = self.clock.now().plus(ttl_ms);
         let previous = self.sessions.insert(
             session,

@@ -202,6 +202,13 @@ impl Store {
         self.sessions.len()
     }
 
+    /// Whether the leader should keep proposing ticks of the replicated session clock: only
+    /// while some session is open, since the clock exists to expire sessions. An idle
+    /// cluster then writes nothing to its log (see the clock's rule 4 in `sessions`).
+    pub fn session_clock_needed(&self) -> bool {
+        self.sessions.len() > 0
+    }
+
     /// Exactly-once client records held.
     pub fn client_count(&self) -> usize {
         self.clients.len()

@@ -58,6 +58,33 @@ pub struct RuntimeConfig {
     /// Probe a leader that falls silent, so that its crash is noticed within a few heartbeat
     /// intervals when its host reports the port closed (see `transport::Prober`).
     pub leader_probes: bool,
+    /// This node may bootstrap a new cluster from an empty data directory, voting at once
+    /// (`--initial-cluster-state new`). Otherwise a member of a multi-node cluster that finds
+    /// no log catches up from a leader before it votes or campaigns: its data may have been
+    /// lost, and a voter that forgot what it acknowledged could elect a stale node.
+    pub bootstrap: bool,
+}
+
+/// The file that records, across restarts, that a node started on an empty disk and has not
+/// caught up yet.
+pub const CATCHING_UP_MARKER: &str = "catching-up";
+
+/// Whether this start must catch up before voting, creating the marker that says so when
+/// the data directory has no log yet. A restart in the middle of a catch-up finds the marker
+/// and goes on catching up.
+fn must_catch_up(config: &RuntimeConfig) -> std::io::Result<bool> {
+    let marker = config.data_directory.join(CATCHING_UP_MARKER);
+    if marker.exists() {
+        return Ok(true);
+    }
+    let fresh = !config.data_directory.join("wal").exists();
+    if !fresh || config.bootstrap || config.peers.is_empty() {
+        return Ok(false);
+    }
+    let file = std::fs::File::create(&marker)?;
+    file.sync_all()?;
+    std::fs::File::open(&config.data_directory)?.sync_all()?;
+    Ok(true)
 }
 
 /// Why a client request failed. `code()` is stable and is what the REST API reports.
@@ -165,6 +192,8 @@ pub enum StartError {
     },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    #[error("cannot record the catch-up marker in the data directory: {0}")]
+    Marker(std::io::Error),
 }
 
 /// The server's door into a running node. Cheap to clone; every method may be called from
@@ -191,6 +220,15 @@ impl Runtime {
     pub fn start(config: RuntimeConfig) -> Result<Runtime, StartError> {
         config.raft.validate()?;
         let id = config.raft.id;
+        let catch_up = must_catch_up(&config).map_err(StartError::Marker)?;
+        if catch_up {
+            tracing::warn!(
+                "the data directory holds no log: this node will not vote or campaign until a \
+                 leader of the cluster has brought it up to date (its data may have been lost). \
+                 To bootstrap a brand-new cluster, start every member once with \
+                 --initial-cluster-state new"
+            );
+        }
         let wal_config = WalConfig::new(
             config.data_directory.join("wal"),
             ClusterId(config.cluster_id),
@@ -211,7 +249,9 @@ impl Runtime {
             hard_state: recovered.hard_state.unwrap_or_default(),
             entries: recovered.entries,
         };
-        let node = Node::restart(config.raft.clone(), durable)?;
+        let mut raft_config = config.raft.clone();
+        raft_config.catch_up_before_voting = catch_up;
+        let node = Node::restart(raft_config, durable)?;
         let socket = UdpSocket::bind(config.udp_listen).map_err(|source| StartError::Bind {
             address: config.udp_listen,
             source,
@@ -270,6 +310,11 @@ impl Runtime {
             status.clone(),
             config.session_tick_interval_ms,
         );
+        let node_loop = if catch_up {
+            node_loop.catching_up(config.data_directory.join(CATCHING_UP_MARKER))
+        } else {
+            node_loop
+        };
         let heartbeat = node_loop.heartbeat();
         threads.push(
             std::thread::Builder::new()

@@ -20,6 +20,7 @@ use rafting_core::store::{
 };
 use rafting_core::{LogIndex, Millis, NodeId, Term};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -103,6 +104,11 @@ pub(super) struct NodeLoop {
     wake_at: Millis,
     /// Proposals of this round of events, handed to core together.
     unsent_proposals: Vec<(ProposalId, Vec<u8>)>,
+    /// The marker file that says this node started on an empty disk and is catching up;
+    /// removed once core says it has (see `Config::catch_up_before_voting`).
+    catching_up_marker: Option<PathBuf>,
+    /// Disk losses of each follower already logged (the leader's view).
+    disk_losses_logged: BTreeMap<NodeId, u64>,
 }
 
 impl NodeLoop {
@@ -141,6 +147,31 @@ impl NodeLoop {
             leader: None,
             wake_at: Millis::ZERO,
             unsent_proposals: Vec::new(),
+            catching_up_marker: None,
+            disk_losses_logged: BTreeMap::new(),
+        }
+    }
+
+    /// This node is catching up after starting on an empty disk; `marker` records it on disk
+    /// until it has.
+    pub(super) fn catching_up(mut self, marker: PathBuf) -> NodeLoop {
+        self.catching_up_marker = Some(marker);
+        self
+    }
+
+    /// Once core says the catch-up is done, the marker goes, so a restart votes at once.
+    fn forget_catch_up_once_done(&mut self) {
+        if self.node.is_catching_up() {
+            return;
+        }
+        if let Some(marker) = self.catching_up_marker.take() {
+            if let Err(error) = std::fs::remove_file(&marker) {
+                tracing::warn!(marker = %marker.display(), %error, "could not remove the catch-up marker");
+            }
+            tracing::info!(
+                commit = self.node.commit_index().get(),
+                "caught up after starting on an empty disk: this node votes again"
+            );
         }
     }
 
@@ -190,7 +221,7 @@ impl NodeLoop {
         if self.storage_failed.is_none() {
             wake_ms = wake_ms.min(self.wake_at.get());
         }
-        if self.node.is_leader() {
+        if self.node.is_leader() && self.store.session_clock_needed() {
             wake_ms = wake_ms.min(self.next_session_tick_ms);
         }
         let mut wait = Duration::from_millis(wake_ms.saturating_sub(now));
@@ -396,6 +427,7 @@ impl NodeLoop {
         let now = self.now();
         let output = self.node.step(now, input);
         self.carry_out(output);
+        self.forget_catch_up_once_done();
         if self.node.role() == RoleName::Candidate && role_before != RoleName::Candidate {
             Metrics::count(&self.metrics.elections_started);
         }
@@ -403,9 +435,9 @@ impl NodeLoop {
             self.leader = self.node.leader();
             let followed = self.leader.filter(|&leader| leader != self.node.id());
             self.peers.watch.follow(followed, Instant::now());
-            if self.leader.is_some() {
+            if let Some(leader) = self.leader {
                 Metrics::count(&self.metrics.leader_changes);
-                tracing::info!(leader = ?self.leader, term = %self.node.term(), "leader known");
+                tracing::info!(%leader, term = %self.node.term(), "leader known");
             }
         }
         if self.node.is_leader() && !was_leader {
@@ -557,6 +589,7 @@ impl NodeLoop {
     fn housekeeping(&mut self) {
         let now = self.now();
         if self.node.is_leader()
+            && self.store.session_clock_needed()
             && now.get() >= self.next_session_tick_ms
             && self.storage_failed.is_none()
             && !self.shutting_down
@@ -623,8 +656,21 @@ impl NodeLoop {
         }
     }
 
-    fn publish_status(&self) {
+    fn publish_status(&mut self) {
         let raft = self.node.status();
+        for peer in &raft.peers {
+            let logged = self.disk_losses_logged.entry(peer.id).or_insert(0);
+            if peer.disk_losses > *logged {
+                *logged = peer.disk_losses;
+                tracing::error!(
+                    follower = %peer.id,
+                    now_ends_at = peer.match_index.get(),
+                    losses = peer.disk_losses,
+                    "a follower's log ends below what it acknowledged: its disk lost data \
+                     (wiped, replaced, or an fsync that lied); bringing it up to date"
+                );
+            }
+        }
         Metrics::set(&self.metrics.term, raft.term.get());
         Metrics::set(&self.metrics.commit_index, raft.commit_index.get());
         Metrics::set(&self.metrics.applied_index, raft.applied_index.get());

@@ -112,6 +112,34 @@ fn a_request_trickled_a_byte_at_a_time_is_read_whole() {
     assert_eq!((status, body.as_str()), (200, "PUT /slow body=ok"));
 }
 
+/// A `HEAD` answer carries the head of the `GET` answer, its `Content-Length` included, and
+/// no body: the next answer on the connection starts right after the head.
+#[test]
+fn a_head_request_gets_the_head_without_the_body() {
+    let server = server(Limits::default());
+    let mut stream = connect(&server);
+    stream
+        .write_all(b"HEAD /h HTTP/1.1\r\n\r\nGET /g HTTP/1.1\r\n\r\n")
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(line, "HTTP/1.1 200 OK\r\n");
+    let mut length = None;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(value) = line.strip_prefix("Content-Length: ") {
+            length = value.trim().parse::<usize>().ok();
+        }
+    }
+    assert_eq!(length, Some("HEAD /h body=".len()));
+    assert_eq!(response(&mut reader).2, "GET /g body=");
+}
+
 #[test]
 fn a_chunked_body_is_decoded() {
     let server = server(Limits::default());
@@ -236,6 +264,21 @@ fn a_head_over_the_limit_is_refused() {
     assert_eq!(exchange(&server, &many).0, 431);
 }
 
+/// 65 small headers are refused for their number, and the answer says so (not that the head
+/// is too many bytes, which it is not).
+#[test]
+fn too_many_headers_are_refused_for_their_count() {
+    let server = server(Limits::default());
+    let mut request = b"GET / HTTP/1.1\r\n".to_vec();
+    for i in 0..65 {
+        request.extend_from_slice(format!("X-{i}: 1\r\n").as_bytes());
+    }
+    request.extend_from_slice(b"\r\n");
+    let (status, _, body) = exchange(&server, &request);
+    assert_eq!(status, 431);
+    assert!(body.contains("more than 64 headers"), "{body}");
+}
+
 #[test]
 fn http_1_0_closes_unless_asked_to_keep_alive() {
     let server = server(Limits::default());
@@ -249,19 +292,92 @@ fn http_1_0_closes_unless_asked_to_keep_alive() {
     assert!(headers.contains(&("connection".into(), "close".into())));
 }
 
+/// With every slot busy (a request head in progress, so nothing is idle), a new connection
+/// is answered 503 and closed.
 #[test]
-fn connections_beyond_the_limit_are_turned_away() {
+fn connections_beyond_the_limit_are_turned_away_when_none_is_idle() {
     let limits = Limits {
         connections_max: 1,
         ..Limits::default()
     };
     let server = server(limits);
-    let mut first = connect(&server);
-    first.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
-    let mut first = BufReader::new(first);
-    assert_eq!(response(&mut first).0, 200);
+    let mut busy = connect(&server);
+    busy.write_all(b"GET /a HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
     let (status, _, _) = exchange(&server, b"GET /b HTTP/1.1\r\n\r\n");
     assert_eq!(status, 503);
+    busy.write_all(b"\r\n").unwrap();
+    assert_eq!(response(&mut BufReader::new(busy)).0, 200);
+}
+
+/// At the cap, a newcomer evicts an idle connection instead of being refused: first one that
+/// connected and never sent a request (even though a keep-alive client has waited longer),
+/// then the keep-alive connection waiting longest after its answer. Each evicted client sees
+/// its connection closed; every newcomer is served.
+#[test]
+fn an_idle_connection_is_evicted_when_a_new_one_arrives_at_the_cap() {
+    let limits = Limits {
+        connections_max: 2,
+        ..Limits::default()
+    };
+    let server = server(limits);
+    let mut kept_alive = connect(&server);
+    kept_alive.write_all(b"GET /a HTTP/1.1\r\n\r\n").unwrap();
+    let mut kept_alive = BufReader::new(kept_alive);
+    assert_eq!(response(&mut kept_alive).0, 200);
+    std::thread::sleep(Duration::from_millis(100));
+    let silent = connect(&server);
+    std::thread::sleep(Duration::from_millis(100));
+
+    let mut newcomer = connect(&server);
+    newcomer.write_all(b"GET /b HTTP/1.1\r\n\r\n").unwrap();
+    let mut newcomer = BufReader::new(newcomer);
+    assert_eq!(response(&mut newcomer).0, 200);
+    assert!(closed(&mut BufReader::new(silent)), "the silent one stays");
+    std::thread::sleep(Duration::from_millis(100));
+
+    let (status, _, _) = exchange(&server, b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+    assert!(closed(&mut kept_alive), "the older keep-alive one stays");
+    newcomer
+        .get_mut()
+        .write_all(b"GET /d HTTP/1.1\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        response(&mut newcomer).0,
+        200,
+        "the younger one was evicted"
+    );
+}
+
+/// A slowloris client that trickles its head a byte every 100 ms never completes it within
+/// the head timeout (300 ms here): it is answered 408 and closed well before the request
+/// timeout, which alone would have held the connection for 30 s.
+#[test]
+fn a_head_trickled_slower_than_the_head_timeout_is_closed_with_408() {
+    let limits = Limits {
+        head_timeout: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let server = server(limits);
+    let mut stream = connect(&server);
+    let started = Instant::now();
+    stream.write_all(b"GET / HTTP/1.1\r\nX-Slow: ").unwrap();
+    for _ in 0..8 {
+        std::thread::sleep(Duration::from_millis(100));
+        // The server may already have closed; the answer is read below either way.
+        let _ = stream.write_all(b"a");
+    }
+    let mut reader = BufReader::new(stream);
+    let (status, headers, _) = response(&mut reader);
+    assert_eq!(status, 408);
+    assert!(headers.contains(&("connection".into(), "close".into())));
+    assert!(closed(&mut reader));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]

@@ -28,6 +28,8 @@ pub fn status_json(api: &Api) -> Value {
                 "next_index": peer.next_index.get(),
                 "state": peer.state,
                 "recent_active": peer.recent_active,
+                "disk_lost": peer.disk_losses > 0,
+                "disk_losses": peer.disk_losses,
             })
         })
         .collect();
@@ -43,6 +45,7 @@ pub fn status_json(api: &Api) -> Value {
         "applied_index": raft.applied_index.get(),
         "last_index": raft.last_index.get(),
         "durable_index": raft.durable_index.get(),
+        "catching_up": raft.catching_up,
         "store_revision": status.store_revision,
         "storage_failed": status.storage_failed,
         "progress": progress,
@@ -129,6 +132,11 @@ pub fn health(api: &Api) -> Reply {
         ))
     } else if let Some(failure) = &status.storage_failed {
         Some(format!("storage failed: {failure}"))
+    } else if raft.catching_up {
+        Some(
+            "started on an empty data directory: catching up from a leader before it may vote"
+                .to_owned(),
+        )
     } else if raft.leader.is_none() {
         Some("no leader is known".to_owned())
     } else if raft.applied_index < raft.commit_index {

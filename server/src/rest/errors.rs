@@ -72,6 +72,8 @@ pub struct ApiError {
     /// Machine-readable fields added to the body beside `code` and `message` (a 410 says
     /// from which revisions a watch can restart).
     pub details: Vec<(&'static str, serde_json::Value)>,
+    /// The methods the path serves (405).
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -83,6 +85,7 @@ impl ApiError {
             retry_after_seconds: None,
             location: None,
             details: Vec::new(),
+            allow: None,
         }
     }
 
@@ -94,12 +97,20 @@ impl ApiError {
         ApiError::new(404, "no_route", format!("no route for {method} {path}"))
     }
 
-    pub fn method_not_allowed(method: &str, path: &str) -> ApiError {
-        ApiError::new(
+    /// A 405; `allow` lists the methods the path serves, as the `Allow` header does.
+    pub fn method_not_allowed(method: &str, path: &str, allow: &'static str) -> ApiError {
+        let mut error = ApiError::new(
             405,
             "method_not_allowed",
-            format!("{method} is not served on {path}"),
-        )
+            format!("{method} is not served on {path} (allowed: {allow})"),
+        );
+        error.allow = Some(allow);
+        error
+    }
+
+    /// A query parameter that cannot be used as given.
+    pub fn bad_parameter(message: impl Into<String>) -> ApiError {
+        ApiError::new(400, "bad_parameter", message)
     }
 
     /// No leader is known: the client should retry shortly.
@@ -140,6 +151,9 @@ impl ApiError {
         }
         if let Some(location) = self.location {
             reply = reply.with_header("Location", location);
+        }
+        if let Some(allow) = self.allow {
+            reply = reply.with_header("Allow", allow);
         }
         reply
     }

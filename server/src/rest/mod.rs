@@ -69,6 +69,9 @@ impl Api {
 /// Concurrent HTTP connections served when not configured; each holds one thread.
 pub const HTTP_CONNECTIONS_DEFAULT: usize = 1024;
 
+/// Descriptors kept for everything but HTTP connections: the WAL, sockets, logs.
+const FILES_RESERVED: u64 = 64;
+
 /// The running HTTP server; [`RestServer::stop`] ends it.
 pub struct RestServer {
     server: HttpServer,
@@ -81,6 +84,15 @@ impl RestServer {
         connections_max: usize,
         api: Arc<Api>,
     ) -> anyhow::Result<RestServer> {
+        match crate::http::raise_open_files_limit() {
+            Ok(files) if files < connections_max as u64 + FILES_RESERVED => tracing::warn!(
+                files,
+                connections_max,
+                "the open-files limit is below the HTTP connection cap; raise `ulimit -n`"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot raise the open-files limit"),
+        }
         let limits = Limits {
             connections_max,
             body_bytes_max: api.body_bytes_max,
@@ -129,9 +141,10 @@ impl Handler for Api {
         let code = match error {
             HttpError::Malformed(_) => "bad_request",
             HttpError::HeadTooLarge(_) => "head_too_large",
+            HttpError::TooManyHeaders(_) => "too_many_headers",
             HttpError::BodyTooLarge { .. } => "too_large",
             HttpError::UnsupportedEncoding(_) => "unsupported_encoding",
-            HttpError::Timeout => "request_timeout",
+            HttpError::Timeout(_) => "request_timeout",
             HttpError::TooManyConnections(_) => "too_many_connections",
         };
         let mut api_error = ApiError::new(error.status(), code, error.to_string());

@@ -88,8 +88,14 @@ impl Route {
     }
 }
 
-/// Parses a method and a URL (`/v1/kv/a/b?cas=3`) into a route.
+/// The `Allow` header of a path served by `GET` alone (`HEAD` comes with it).
+const ALLOW_GET: &str = "GET, HEAD";
+const ALLOW_KV: &str = "GET, HEAD, PUT, DELETE";
+
+/// Parses a method and a URL (`/v1/kv/a/b?cas=3`) into a route. `HEAD` is parsed as `GET`:
+/// the server sends the same head without the body.
 pub fn parse(method: &str, url: &str) -> Result<Route, ApiError> {
+    let method = if method == "HEAD" { "GET" } else { method };
     let (path, query_string) = url.split_once('?').unwrap_or((url, ""));
     let query = parse_query(query_string)?;
     if let Some(rest) = path.strip_prefix("/v1/kv") {
@@ -120,10 +126,15 @@ pub fn parse(method: &str, url: &str) -> Result<Route, ApiError> {
 
 fn expect_method(method: &str, wanted: &str, path: &str, route: Route) -> Result<Route, ApiError> {
     if method == wanted {
-        Ok(route)
-    } else {
-        Err(ApiError::method_not_allowed(method, path))
+        return Ok(route);
     }
+    let allow = match wanted {
+        "GET" => ALLOW_GET,
+        "POST" => "POST",
+        "PUT" => "PUT",
+        _ => "DELETE",
+    };
+    Err(ApiError::method_not_allowed(method, path, allow))
 }
 
 fn parse_kv(
@@ -167,7 +178,7 @@ fn parse_kv(
             session: optional_number(query, "session")?,
         }),
         "DELETE" => Ok(Route::KvDelete { key }),
-        _ => Err(ApiError::method_not_allowed(method, path)),
+        _ => Err(ApiError::method_not_allowed(method, path, ALLOW_KV)),
     }
 }
 
@@ -185,7 +196,9 @@ fn parse_sessions(method: &str, path: &str, rest: &str) -> Result<Route, ApiErro
         ("DELETE", [id]) => Ok(Route::SessionClose {
             session: session(id)?,
         }),
-        (_, [] | [_, "keepalive"] | [_]) => Err(ApiError::method_not_allowed(method, path)),
+        (_, []) => Err(ApiError::method_not_allowed(method, path, "POST")),
+        (_, [_, "keepalive"]) => Err(ApiError::method_not_allowed(method, path, "PUT")),
+        (_, [_]) => Err(ApiError::method_not_allowed(method, path, "DELETE")),
         _ => Err(ApiError::not_found_route(method, path)),
     }
 }
@@ -209,12 +222,19 @@ fn required_number(query: &BTreeMap<String, String>, name: &str) -> Result<u64, 
         .ok_or_else(|| ApiError::bad_request(format!("query parameter {name} is required")))
 }
 
-/// `a=1&b&c=x%2Fy` into a map; a flag without `=` maps to the empty string.
+/// `a=1&b&c=x%2Fy` into a map; a flag without `=` maps to the empty string. A parameter given
+/// twice is refused: taking either value silently could do what the client did not mean.
 pub fn parse_query(query: &str) -> Result<BTreeMap<String, String>, ApiError> {
     let mut parameters = BTreeMap::new();
     for pair in query.split('&').filter(|pair| !pair.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        parameters.insert(percent_decode(name)?, percent_decode(value)?);
+        let name = percent_decode(name)?;
+        if parameters.contains_key(&name) {
+            return Err(ApiError::bad_parameter(format!(
+                "query parameter {name} is given more than once"
+            )));
+        }
+        parameters.insert(name, percent_decode(value)?);
     }
     Ok(parameters)
 }
@@ -299,6 +319,54 @@ mod tests {
             parse("PUT", "/v1/sessions/abc/keepalive")
                 .unwrap_err()
                 .status,
+            400
+        );
+    }
+
+    /// `HEAD` is served wherever `GET` is (the server drops the body), and every 405 says in
+    /// `Allow` which methods the path does serve.
+    #[test]
+    fn head_is_served_like_get_and_every_405_names_the_allowed_methods() {
+        assert_eq!(
+            parse("HEAD", "/v1/kv/a").unwrap(),
+            Route::KvGet {
+                key: "/a".into(),
+                stale: false
+            }
+        );
+        assert_eq!(parse("HEAD", "/v1/health").unwrap(), Route::Health);
+        assert_eq!(parse("HEAD", "/metrics").unwrap(), Route::Metrics);
+        for (method, url, allowed) in [
+            ("PATCH", "/v1/kv/a", "GET, HEAD, PUT, DELETE"),
+            ("GET", "/v1/txn", "POST"),
+            ("POST", "/v1/health", "GET, HEAD"),
+            ("PUT", "/v1/cluster", "GET, HEAD"),
+            ("GET", "/v1/cluster/transfer-leader?to=2", "POST"),
+            ("GET", "/v1/sessions", "POST"),
+            ("GET", "/v1/sessions/4/keepalive", "PUT"),
+            ("GET", "/v1/sessions/4", "DELETE"),
+        ] {
+            let error = parse(method, url).unwrap_err();
+            assert_eq!(error.status, 405, "{method} {url}");
+            let reply = error.into_reply();
+            let allow = reply.headers.iter().find(|(name, _)| *name == "Allow");
+            assert_eq!(
+                allow.map(|(_, value)| value.as_str()),
+                Some(allowed),
+                "{method} {url}"
+            );
+        }
+    }
+
+    /// A query parameter given twice is refused, not silently resolved to one of its values:
+    /// `?cas=0&cas=5` could otherwise write when the client meant create-only.
+    #[test]
+    fn a_repeated_query_parameter_is_refused() {
+        let error = parse("PUT", "/v1/kv/a?cas=0&cas=5").unwrap_err();
+        assert_eq!((error.status, error.code), (400, "bad_parameter"));
+        assert!(error.message.contains("cas"), "{}", error.message);
+        assert_eq!(
+            parse("GET", "/v1/kv/a?stale&stale").unwrap_err().status,
             400
         );
     }

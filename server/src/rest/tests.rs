@@ -44,6 +44,7 @@ impl InProcessNode {
             session_tick_interval_ms: 250,
             request_queue_max: 256,
             leader_probes: false,
+            bootstrap: true,
         })
         .unwrap();
         let addresses = NodeAddresses {

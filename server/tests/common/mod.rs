@@ -119,6 +119,8 @@ fn node_arguments(id: u64, addresses: &[(SocketAddr, SocketAddr)], data: &Path) 
         "600",
         "--request-timeout-ms",
         "3000",
+        "--initial-cluster-state",
+        "new",
     ]
     .iter()
     .map(|s| s.to_string())

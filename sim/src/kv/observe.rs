@@ -72,7 +72,11 @@ impl Simulator<'_, '_> {
             return;
         };
         let local = host.local_ms(now_us);
-        if host.paused || !raft.is_leader() || local < host.next_tick_ms {
+        if host.paused
+            || !raft.is_leader()
+            || local < host.next_tick_ms
+            || !host.store.session_clock_needed()
+        {
             return;
         }
         host.next_tick_ms = local + interval;
