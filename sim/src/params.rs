@@ -59,6 +59,7 @@ pub struct Params {
     pub pre_vote: bool,
     pub check_quorum: bool,
     pub wipe_probability: f64,
+    pub wander_probability: f64,
     #[serde(skip)]
     pub kinds: Vec<PartitionKind>,
 }
@@ -111,6 +112,7 @@ impl Params {
         // Drawn last, and only consuming the generator when the range is not empty, so that
         // scenarios without wipes keep every recorded seed as it was.
         let wipe_probability = draw_f64(rng, scenario.crashes.wipe_probability);
+        let wander_probability = draw_f64(rng, scenario.workload.wander_probability);
         Params {
             loss_probability,
             duplicate_probability,
@@ -125,6 +127,7 @@ impl Params {
             pre_vote,
             check_quorum,
             wipe_probability,
+            wander_probability,
             kinds,
         }
     }

@@ -292,6 +292,11 @@ pub struct Workload {
     pub session_ttl_ms: u64,
     /// KV only: how often the leader proposes a `Tick` of the replicated session clock.
     pub session_tick_interval_ms: u64,
+    /// KV only: probability that a client sends its next request to a random node instead of
+    /// the one it last knew as leader. Clients otherwise all follow the leader's hints and move
+    /// together, so a deposed leader that still serves would be asked only by clients that
+    /// nobody else contradicts; wandering clients find the new leader and write through it.
+    pub wander_probability: Span<f64>,
     /// Test-only planted anomaly: KV reads skip ReadIndex and are served from the store of
     /// the running node that has applied least (stale reads). Never read from a file.
     #[serde(skip)]
@@ -308,6 +313,7 @@ impl Default for Workload {
             keys_per_directory: 3,
             session_ttl_ms: 5000,
             session_tick_interval_ms: 200,
+            wander_probability: Span::zero(),
             planted_stale_reads: false,
         }
     }

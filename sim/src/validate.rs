@@ -131,6 +131,10 @@ fn validate_ranges(scenario: &Scenario) -> Result<(), Invalid> {
         "crashes.wipe_probability",
         scenario.crashes.wipe_probability,
     )?;
+    probability(
+        "workload.wander_probability",
+        scenario.workload.wander_probability,
+    )?;
     non_negative("pauses.per_minute", scenario.pauses.per_minute, 600.0)?;
     ordered("pauses.duration_ms", scenario.pauses.duration_ms)?;
     ordered("disk.fsync_latency_ms", scenario.disk.fsync_latency_ms)?;

@@ -39,8 +39,18 @@ impl Simulator<'_, '_> {
                 invoked_us: now,
             });
             self.clients[client].unfinished = true;
+            self.maybe_wander(client);
         }
         self.kv_attempt(client);
+    }
+
+    /// At the seed's wander probability, a new request goes to a random node (the generator is
+    /// drawn only when wandering is on, so other scenarios keep their seeds).
+    fn maybe_wander(&mut self, client: usize) {
+        let probability = self.params.wander_probability;
+        if probability > 0.0 && self.streams.workload.random_bool(probability) {
+            self.clients[client].target = self.streams.workload.random_range(0..self.hosts.len());
+        }
     }
 
     /// Registration first, then a due session request, then a random KV request.
