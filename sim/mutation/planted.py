@@ -129,6 +129,8 @@ def main():
     parser.add_argument("--only")
     arguments = parser.parse_args()
     target_dir = pathlib.Path("/tmp/rafting-planted-target")
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
     names = [arguments.only] if arguments.only else list(PLANTED)
     rows = []
     for name in names:
@@ -138,8 +140,6 @@ def main():
         row = (name, PLANTED[name][3], verdict, scenario or "-", detail, elapsed)
         rows.append(row)
         print(f"{name}: {verdict} by {scenario or '-'} ({detail}) in {elapsed:.0f} s", flush=True)
-    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
     lines = [
         "# Planted bugs against the simulator alone",
         "",
