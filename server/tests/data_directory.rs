@@ -4,7 +4,6 @@
 mod common;
 
 use common::TestCluster;
-use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -35,14 +34,7 @@ fn run_briefly(arguments: &[String], timeout: Duration) -> Option<Output> {
 
 /// `rafting node` arguments for node `id` on `data` with fresh loopback ports.
 fn node_arguments(id: u64, data: &Path, peers: &[String]) -> Vec<String> {
-    let http = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let udp = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (http, udp) = common::free_address_pair();
     let mut arguments: Vec<String> = [
         "node",
         "--id",

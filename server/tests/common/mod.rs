@@ -26,10 +26,33 @@ pub struct TestCluster {
     _data: tempfile::TempDir,
 }
 
-fn free_address_pair() -> (SocketAddr, SocketAddr) {
-    let http = TcpListener::bind("127.0.0.1:0").unwrap();
-    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-    (http.local_addr().unwrap(), udp.local_addr().unwrap())
+/// A loopback HTTP (TCP) and UDP address pair, both free now, on one port number below the
+/// kernel's ephemeral range (32768–60999 by default).
+///
+/// Ports from `bind(0)` come from that range, so a port a killed node let go of could be
+/// handed to another test's socket before the node restarts on it ("Address already in use").
+/// Ports here are taken from a counter shared by this test process, starting at an offset
+/// derived from the process id, so two tests never pick the same one and no `bind(0)` does.
+pub fn free_address_pair() -> (SocketAddr, SocketAddr) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 10_000;
+    const SPAN: u32 = 22_000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id() * 97) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN {
+        let port = FIRST + NEXT.fetch_add(1, Ordering::SeqCst) % SPAN;
+        let address: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let (Ok(_http), Ok(_udp)) = (TcpListener::bind(address), UdpSocket::bind(address)) else {
+            continue;
+        };
+        return (address, address);
+    }
+    panic!("no free loopback port pair below the ephemeral range");
 }
 
 impl TestCluster {
