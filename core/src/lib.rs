@@ -7,13 +7,17 @@
 //! what lets the simulator (`rafting-sim`) and the real runtime (`rafting-net`) run exactly
 //! the same code.
 //!
-//! Two halves:
+//! Three parts:
 //! - [`raft`]: consensus — roles, elections, replication, commit, reads, leadership transfer;
-//! - [`store`]: the replicated state machine applied to committed entries.
+//! - [`store`]: the replicated state machine applied to committed entries;
+//! - [`replica`]: a node and its store with the request path between them and clients —
+//!   what the runtime and the simulator both drive.
 //!
-//! Start with [`raft::Node`]: its documentation is the driver's manual.
+//! Start with [`replica::Replica`] to drive a replica, and with [`raft::Node`] for Raft itself:
+//! its documentation is the protocol's manual.
 
 pub mod raft;
+pub mod replica;
 pub mod store;
 pub mod types;
 

@@ -117,13 +117,13 @@ fn the_response_cache_per_client_is_bounded() {
 }
 
 #[test]
-fn unknown_clients_get_session_expired() {
+fn unknown_clients_get_unknown_client() {
     // Proves that a request from a client the store does not know is refused, not applied.
     let mut harness = Harness::new();
     let stranger = ClientId::new(999);
     let answer = harness.apply(&request(stranger, 1, Operation::put("/k", b"v")));
-    assert_eq!(answer, Err(StoreError::SessionExpired { client: stranger }));
-    assert_eq!(answer.unwrap_err().code(), "session_expired");
+    assert_eq!(answer, Err(StoreError::UnknownClient { client: stranger }));
+    assert_eq!(answer.unwrap_err().code(), "unknown_client");
     assert_eq!(harness.value("/k"), None);
 }
 
@@ -154,7 +154,7 @@ fn eviction_removes_the_least_recently_active_client_on_every_node() {
         assert!(harness.store.has_client(second));
         assert!(harness.store.has_client(third));
         let retry = harness.apply(&request(first, 1, Operation::put("/a", b"1")));
-        assert_eq!(retry.unwrap_err().code(), "session_expired");
+        assert_eq!(retry.unwrap_err().code(), "unknown_client");
     }
     assert_eq!(stores[0].store, stores[1].store);
 }

@@ -8,7 +8,7 @@
 //!
 //! # Admission of a request `(client, sequence, acknowledged_below)`
 //!
-//! 1. Unknown client (never registered, or evicted) → `session_expired`. The store cannot
+//! 1. Unknown client (never registered, or evicted) → `unknown_client`. The store cannot
 //!    tell whether the request was applied, so it refuses rather than risk a double apply.
 //! 2. `acknowledged_below` (clamped to `sequence`) raises the client's `sequence_min`: cached
 //!    answers below it are dropped. It never lowers `sequence_min`.
@@ -128,7 +128,7 @@ impl ClientTable {
         acknowledged_below: u64,
     ) -> Admission {
         let Some(record) = self.records.get_mut(&client) else {
-            return Admission::Refuse(StoreError::SessionExpired { client });
+            return Admission::Refuse(StoreError::UnknownClient { client });
         };
         let acknowledged_below = acknowledged_below.min(sequence);
         if acknowledged_below > record.sequence_min {

@@ -38,8 +38,8 @@ pub enum StoreError {
     /// The exactly-once record of this client is gone (never registered, or evicted): the
     /// store can no longer tell whether a request was applied, so it refuses it. The client
     /// must register again and treat its outstanding requests as "maybe applied".
-    #[error("client session expired: {client} is not registered (evicted or never registered)")]
-    SessionExpired { client: ClientId },
+    #[error("unknown client {client}: never registered, or evicted; register again")]
+    UnknownClient { client: ClientId },
 
     /// The request's sequence number is below what the store still remembers for this
     /// client (acknowledged or evicted from its response cache); it is never applied twice.
@@ -95,7 +95,7 @@ impl StoreError {
             StoreError::VersionMismatch { .. } => "version_mismatch",
             StoreError::InvalidKey { .. } => "invalid_key",
             StoreError::TooLarge { .. } => "too_large",
-            StoreError::SessionExpired { .. } => "session_expired",
+            StoreError::UnknownClient { .. } => "unknown_client",
             StoreError::StaleRequest { .. } => "stale_request",
             StoreError::SessionNotFound { .. } => "session_not_found",
             StoreError::Compacted { .. } => "compacted",

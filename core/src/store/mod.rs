@@ -31,7 +31,7 @@
 //!   most `clients_max` records; registering one more evicts the client with the lowest
 //!   last-active log index (ties by lowest id); per client at most
 //!   `responses_per_client_max` unacknowledged answers, dropping the lowest sequence first.
-//!   An evicted client gets `session_expired`, a forgotten sequence `stale_request` — never
+//!   An evicted client gets `unknown_client`, a forgotten sequence `stale_request` — never
 //!   a second apply.
 //!
 //! Every bound lives in [`StoreConfig`]; every error is a [`StoreError`] with a stable

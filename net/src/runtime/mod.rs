@@ -25,9 +25,11 @@ use leader_watch::LeaderWatch;
 use liveness::Heartbeat;
 use node_loop::{NodeLoop, Peers};
 use rafting_core::NodeId;
-use rafting_core::raft::{Config, DurableState, Envelope, Node, ProposeError, Status};
+use rafting_core::raft::{Config, DurableState, Envelope, Node, Status};
+pub use rafting_core::replica::Consistency;
+use rafting_core::replica::{Numbered, Replica, ReplicaConfig, ReplicaError};
 use rafting_core::store::{
-    Operation, Outcome, Query, ReadAnswer, Store, StoreConfig, StoreError, TenantId,
+    ClientId, Operation, Outcome, Query, ReadAnswer, Store, StoreConfig, StoreError, TenantId,
 };
 use rafting_wal::ClusterId;
 use std::collections::BTreeMap;
@@ -121,28 +123,19 @@ impl ClientError {
             ClientError::StorageFailed(_) => "storage_failed",
         }
     }
-
-    fn from_propose(error: ProposeError) -> ClientError {
-        match error {
-            ProposeError::NotLeader { leader_hint } => ClientError::NotLeader {
-                leader: leader_hint,
-            },
-            ProposeError::TransferInProgress => ClientError::NotLeader { leader: None },
-            ProposeError::UncommittedLimit => {
-                ClientError::Overloaded("too many uncommitted entries".into())
-            }
-            ProposeError::TooLarge { size, max } => ClientError::TooLarge { size, max },
-        }
-    }
 }
 
-/// How fresh a read must be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Consistency {
-    /// ReadIndex through the leader: sees every write acknowledged before the read began.
-    Linearizable,
-    /// This node's applied state, possibly behind. Never the default.
-    Stale,
+impl From<ReplicaError> for ClientError {
+    fn from(error: ReplicaError) -> ClientError {
+        match error {
+            ReplicaError::NotLeader { leader } => ClientError::NotLeader { leader },
+            ReplicaError::OutcomeUnknown { leader } => ClientError::OutcomeUnknown { leader },
+            ReplicaError::Timeout => ClientError::Timeout,
+            ReplicaError::Overloaded(reason) => ClientError::Overloaded(reason.into()),
+            ReplicaError::TooLarge { size, max } => ClientError::TooLarge { size, max },
+            ReplicaError::Store(error) => ClientError::Store(error),
+        }
+    }
 }
 
 pub(crate) type Reply<T> = mpsc::Sender<Result<T, ClientError>>;
@@ -153,6 +146,11 @@ pub(crate) enum Event {
     Write {
         tenant: TenantId,
         operation: Operation,
+        numbered: Option<Numbered>,
+        reply: Reply<Outcome>,
+        deadline: Instant,
+    },
+    RegisterClient {
         reply: Reply<Outcome>,
         deadline: Instant,
     },
@@ -301,14 +299,17 @@ impl Runtime {
             .then(|| Prober::new(config.cluster_id, id, config.peers.clone(), metrics.clone()));
         let watch = LeaderWatch::new(prober, config.raft.heartbeat_interval_ms);
         let store = Store::new(config.store.clone());
+        let replica_config = ReplicaConfig {
+            session_tick_interval_ms: config.session_tick_interval_ms,
+            ..ReplicaConfig::default()
+        };
+        let replica = Replica::new(node, store, replica_config);
         let node_loop = NodeLoop::new(
-            node,
-            store,
+            replica,
             Peers { sender, watch },
             batches,
             metrics.clone(),
             status.clone(),
-            config.session_tick_interval_ms,
         );
         let node_loop = if catch_up {
             node_loop.catching_up(config.data_directory.join(CATCHING_UP_MARKER))
@@ -399,20 +400,48 @@ impl NodeHandle {
         let _ = self.events.send(Event::InjectedPanic);
     }
 
-    /// Replicates one write and waits for its answer from the state machine.
+    /// Replicates one write and waits for its answer from the state machine. It is numbered
+    /// on the leader's own client record: a retry after an unknown outcome may apply twice
+    /// (use [`NodeHandle::write_numbered`] for exactly-once).
     pub fn write(
         &self,
         tenant: TenantId,
         operation: Operation,
         timeout: Duration,
     ) -> Result<Outcome, ClientError> {
+        self.write_numbered(tenant, operation, None, timeout)
+    }
+
+    /// Replicates one write numbered by an external client (see
+    /// [`NodeHandle::register_client`]): a retry with the same numbering is answered with
+    /// the first attempt's answer and never applied twice.
+    pub fn write_numbered(
+        &self,
+        tenant: TenantId,
+        operation: Operation,
+        numbered: Option<Numbered>,
+        timeout: Duration,
+    ) -> Result<Outcome, ClientError> {
         let deadline = Instant::now() + timeout;
         self.call(timeout, |reply| Event::Write {
             tenant,
             operation,
+            numbered,
             reply,
             deadline,
         })
+    }
+
+    /// Registers an exactly-once client record and returns its id.
+    pub fn register_client(&self, timeout: Duration) -> Result<ClientId, ClientError> {
+        let deadline = Instant::now() + timeout;
+        match self.call(timeout, |reply| Event::RegisterClient { reply, deadline })? {
+            Outcome::ClientRegistered { client } => Ok(client),
+            other => {
+                tracing::error!(?other, "a registration answered with another outcome");
+                Err(ClientError::Timeout)
+            }
+        }
     }
 
     /// Serves a read at the requested consistency.

@@ -178,6 +178,17 @@ pub fn transfer_leader(api: &Api, url: &str, to: u64) -> Result<Reply, ApiError>
     Ok(Reply::json(&json!({"transferring_to": to})))
 }
 
+/// `POST /v1/clients`: registers an exactly-once client record and answers `{"client": id}`.
+/// Writes that carry `X-Rafting-Client: id` and `X-Rafting-Sequence: n` are then applied at
+/// most once per `(id, n)`: a retry gets the first answer. Redirected to the leader.
+pub fn register_client(api: &Api, url: &str) -> Result<Reply, ApiError> {
+    let client = api
+        .handle
+        .register_client(api.request_timeout)
+        .map_err(|error| api.client_error(error, url))?;
+    Ok(Reply::json(&json!({"client": client.get()})))
+}
+
 /// `GET /metrics`: the node's metrics and the HTTP counters, in Prometheus text format.
 pub fn metrics(api: &Api) -> Reply {
     let mut out = String::new();

@@ -164,7 +164,7 @@ fn store_status(error: &StoreError) -> u16 {
     match error {
         StoreError::NotFound { .. } | StoreError::SessionNotFound { .. } => 404,
         StoreError::VersionMismatch { .. }
-        | StoreError::SessionExpired { .. }
+        | StoreError::UnknownClient { .. }
         | StoreError::StaleRequest { .. } => 409,
         StoreError::InvalidKey { .. }
         | StoreError::InvalidRequest { .. }

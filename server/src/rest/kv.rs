@@ -5,6 +5,7 @@ use super::Api;
 use super::errors::{ApiError, Reply};
 use super::json;
 use super::routes::Route;
+use rafting_core::replica::Numbered;
 use rafting_core::store::{
     ListQuery, Operation, Query, ReadAnswer, Revision, SessionId, TenantId, WatchQuery,
 };
@@ -54,11 +55,17 @@ pub fn get(api: &Api, url: &str, key: &str, stale: bool) -> Result<Reply, ApiErr
     Ok(reply)
 }
 
-/// Replicates one write and answers its outcome as JSON.
-pub fn write(api: &Api, url: &str, operation: Operation) -> Result<Reply, ApiError> {
+/// Replicates one write and answers its outcome as JSON. With the client's numbering
+/// (`X-Rafting-Client`, `X-Rafting-Sequence`), a retry is answered with the first answer.
+pub fn write(
+    api: &Api,
+    url: &str,
+    numbered: Option<Numbered>,
+    operation: Operation,
+) -> Result<Reply, ApiError> {
     let outcome = api
         .handle
-        .write(TenantId::DEFAULT, operation, api.request_timeout)
+        .write_numbered(TenantId::DEFAULT, operation, numbered, api.request_timeout)
         .map_err(|error| api.client_error(error, url))?;
     Ok(Reply::json(&json::outcome(&outcome)))
 }
@@ -67,6 +74,7 @@ pub fn write(api: &Api, url: &str, operation: Operation) -> Result<Reply, ApiErr
 pub fn put(
     api: &Api,
     url: &str,
+    numbered: Option<Numbered>,
     key: &str,
     value: Vec<u8>,
     compare_version: Option<u64>,
@@ -87,12 +95,17 @@ pub fn put(
             session,
         },
     };
-    write(api, url, operation)
+    write(api, url, numbered, operation)
 }
 
 /// `DELETE /v1/kv/<key>`.
-pub fn delete(api: &Api, url: &str, key: &str) -> Result<Reply, ApiError> {
-    write(api, url, Operation::delete(key))
+pub fn delete(
+    api: &Api,
+    url: &str,
+    numbered: Option<Numbered>,
+    key: &str,
+) -> Result<Reply, ApiError> {
+    write(api, url, numbered, Operation::delete(key))
 }
 
 /// `GET /v1/kv/<prefix>?list[&limit=][&after=][&keys_only][&stale]`.

@@ -21,6 +21,8 @@ use crate::http::{Handler, HttpError, HttpServer, Limits, Request, Response};
 use errors::{ApiError, Reply};
 use http_metrics::HttpMetrics;
 use rafting_core::NodeId;
+use rafting_core::replica::Numbered;
+use rafting_core::store::ClientId;
 use rafting_net::runtime::{ClientError, NodeHandle};
 use routes::Route;
 use std::collections::BTreeMap;
@@ -128,7 +130,8 @@ impl Handler for Api {
                 } else {
                     Vec::new()
                 };
-                let reply = dispatch(self, &route, &request.target, body);
+                let reply = numbering(&request.headers)
+                    .and_then(|numbered| dispatch(self, &route, &request.target, numbered, body));
                 (name, reply.unwrap_or_else(ApiError::into_reply))
             }
             Err(error) => ("unknown", error.into_reply()),
@@ -170,21 +173,71 @@ fn into_response(reply: Reply) -> Response {
     }
 }
 
-fn dispatch(api: &Api, route: &Route, url: &str, body: Vec<u8>) -> Result<Reply, ApiError> {
+/// The exactly-once numbering of a write: `X-Rafting-Client` and `X-Rafting-Sequence`
+/// together (or neither), and optionally `X-Rafting-Acknowledged-Below` (the client holds the
+/// answers below it; by default its `sequence`, right for a client with one write at a time).
+fn numbering(headers: &[(String, Vec<u8>)]) -> Result<Option<Numbered>, ApiError> {
+    let number = |name: &str| -> Result<Option<u64>, ApiError> {
+        let Some((_, value)) = headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+        else {
+            return Ok(None);
+        };
+        std::str::from_utf8(value)
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::new(
+                    400,
+                    "bad_request",
+                    format!("header {name} must be a non-negative integer"),
+                )
+            })
+    };
+    let client = number("X-Rafting-Client")?;
+    let sequence = number("X-Rafting-Sequence")?;
+    let acknowledged_below = number("X-Rafting-Acknowledged-Below")?;
+    match (client, sequence) {
+        (None, None) => Ok(None),
+        (Some(client), Some(sequence)) => Ok(Some(Numbered {
+            client: ClientId(client),
+            sequence,
+            acknowledged_below: acknowledged_below.unwrap_or(sequence),
+        })),
+        _ => Err(ApiError::new(
+            400,
+            "bad_request",
+            "X-Rafting-Client and X-Rafting-Sequence go together",
+        )),
+    }
+}
+
+fn dispatch(
+    api: &Api,
+    route: &Route,
+    url: &str,
+    numbered: Option<Numbered>,
+    body: Vec<u8>,
+) -> Result<Reply, ApiError> {
     match route {
         Route::KvGet { key, stale } => kv::get(api, url, key, *stale),
         Route::KvPut {
             key,
             compare_version,
             session,
-        } => kv::put(api, url, key, body, *compare_version, *session),
-        Route::KvDelete { key } => kv::delete(api, url, key),
+        } => kv::put(api, url, numbered, key, body, *compare_version, *session),
+        Route::KvDelete { key } => kv::delete(api, url, numbered, key),
         Route::KvList { .. } => kv::list(api, url, route),
         Route::KvWatch { .. } => kv::watch(api, url, route),
-        Route::Transaction => transaction::run(api, url, &body),
-        Route::SessionOpen => transaction::open_session(api, url, &body),
-        Route::SessionKeepAlive { session } => transaction::keep_alive(api, url, *session),
-        Route::SessionClose { session } => transaction::close_session(api, url, *session),
+        Route::Transaction => transaction::run(api, url, numbered, &body),
+        Route::RegisterClient => cluster::register_client(api, url),
+        Route::SessionOpen => transaction::open_session(api, url, numbered, &body),
+        Route::SessionKeepAlive { session } => {
+            transaction::keep_alive(api, url, numbered, *session)
+        }
+        Route::SessionClose { session } => transaction::close_session(api, url, numbered, *session),
         Route::Status => Ok(Reply::json(&cluster::status_json(api))),
         Route::Cluster => Ok(cluster::cluster(api)),
         Route::Health => Ok(cluster::health(api)),

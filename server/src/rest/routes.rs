@@ -39,6 +39,7 @@ pub enum Route {
         limit: u32,
     },
     Transaction,
+    RegisterClient,
     SessionOpen,
     SessionKeepAlive {
         session: u64,
@@ -67,6 +68,7 @@ impl Route {
             Route::KvList { .. } => "kv_list",
             Route::KvWatch { .. } => "kv_watch",
             Route::Transaction => "txn",
+            Route::RegisterClient => "client_register",
             Route::SessionOpen => "session_open",
             Route::SessionKeepAlive { .. } => "session_keepalive",
             Route::SessionClose { .. } => "session_close",
@@ -110,6 +112,7 @@ pub fn parse(method: &str, url: &str) -> Result<Route, ApiError> {
     }
     let route = match path {
         "/v1/txn" => expect_method(method, "POST", path, Route::Transaction)?,
+        "/v1/clients" => expect_method(method, "POST", path, Route::RegisterClient)?,
         "/v1/status" => expect_method(method, "GET", path, Route::Status)?,
         "/v1/cluster" => expect_method(method, "GET", path, Route::Cluster)?,
         "/v1/health" => expect_method(method, "GET", path, Route::Health)?,

@@ -15,6 +15,7 @@
 use super::Api;
 use super::errors::{ApiError, Reply};
 use super::kv::write;
+use rafting_core::replica::Numbered;
 use rafting_core::store::{
     Compare, CompareTarget, Operation, Relation, Revision, SessionId, Transaction,
     TransactionOperation,
@@ -142,16 +143,32 @@ fn transaction(body: &[u8]) -> Result<Transaction, ApiError> {
 }
 
 /// `POST /v1/txn`.
-pub fn run(api: &Api, url: &str, body: &[u8]) -> Result<Reply, ApiError> {
-    write(api, url, Operation::Transaction(transaction(body)?))
+pub fn run(
+    api: &Api,
+    url: &str,
+    numbered: Option<Numbered>,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    write(
+        api,
+        url,
+        numbered,
+        Operation::Transaction(transaction(body)?),
+    )
 }
 
 /// `POST /v1/sessions` with `{"ttl_ms": N}`: answers `{"session", "ttl_ms", "expires_at_ms"}`.
-pub fn open_session(api: &Api, url: &str, body: &[u8]) -> Result<Reply, ApiError> {
+pub fn open_session(
+    api: &Api,
+    url: &str,
+    numbered: Option<Numbered>,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
     let body: OpenSessionBody = decode(body, "session")?;
     write(
         api,
         url,
+        numbered,
         Operation::OpenSession {
             ttl_ms: body.ttl_ms,
         },
@@ -159,15 +176,25 @@ pub fn open_session(api: &Api, url: &str, body: &[u8]) -> Result<Reply, ApiError
 }
 
 /// `PUT /v1/sessions/<id>/keepalive`.
-pub fn keep_alive(api: &Api, url: &str, session: u64) -> Result<Reply, ApiError> {
+pub fn keep_alive(
+    api: &Api,
+    url: &str,
+    numbered: Option<Numbered>,
+    session: u64,
+) -> Result<Reply, ApiError> {
     let session = SessionId(session);
-    write(api, url, Operation::KeepAlive { session })
+    write(api, url, numbered, Operation::KeepAlive { session })
 }
 
 /// `DELETE /v1/sessions/<id>`: closes the session and deletes its ephemeral keys.
-pub fn close_session(api: &Api, url: &str, session: u64) -> Result<Reply, ApiError> {
+pub fn close_session(
+    api: &Api,
+    url: &str,
+    numbered: Option<Numbered>,
+    session: u64,
+) -> Result<Reply, ApiError> {
     let session = SessionId(session);
-    write(api, url, Operation::CloseSession { session })
+    write(api, url, numbered, Operation::CloseSession { session })
 }
 
 #[cfg(test)]

@@ -245,7 +245,7 @@ pub enum Untranslatable {
 pub fn write_output(input: &KvInput, response: &Response) -> Result<KvOutput, Untranslatable> {
     let mismatch = || Untranslatable::Mismatch(format!("{input:?} answered {response:?}"));
     match (input, response) {
-        (_, Err(error @ (StoreError::SessionExpired { .. } | StoreError::StaleRequest { .. }))) => {
+        (_, Err(error @ (StoreError::UnknownClient { .. } | StoreError::StaleRequest { .. }))) => {
             Err(Untranslatable::Undecided(error.clone()))
         }
         (KvInput::CompareAndSet { .. }, Ok(Outcome::Written { .. })) => {

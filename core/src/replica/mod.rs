@@ -1,0 +1,33 @@
+//! The replica: one Raft [`Node`](crate::raft::Node) and its [`Store`](crate::store::Store),
+//! with the request path between them and their clients.
+//!
+//! Raft decides what is committed; the store decides what a committed command means. The
+//! [`Replica`] is everything in between, in one pure place:
+//!
+//! - **admission**: a write is refused at once when this node is not the leader or its queue
+//!   is full (`overloaded`), never left to time out;
+//! - **batching**: writes queue until the driver's [`Input::Flush`] (the end of its round of
+//!   events) and are proposed together, in the order the [queue](queue) picks — the seam for
+//!   fair queuing across tenants;
+//! - **the proposal table**: each committed entry is matched, by index and term, to the
+//!   request it answers; an entry of another leader at that index makes the answer
+//!   `outcome_unknown`;
+//! - **exactly-once numbering**: a write carries an external client's
+//!   `(client, sequence)` ([`Numbered`]), or is numbered on this node's own client record;
+//! - **the session clock**: the leader proposes a [`Tick`](crate::store::Tick) every
+//!   `session_tick_interval_ms` while sessions exist;
+//! - **deadlines**: a request unanswered by its deadline is answered `timeout`.
+//!
+//! The runtime's node loop and every simulated host drive this same type, so the request
+//! path that production runs is the one the simulator's faults and checkers exercise. The
+//! contract a driver follows is in [`Output`] and in `docs/replica.md`.
+
+mod io;
+mod queue;
+#[allow(clippy::module_inception)]
+mod replica;
+
+pub use io::{
+    Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, ReplicaError, RequestId,
+};
+pub use replica::{Replica, ReplicaConfig};

@@ -1,0 +1,603 @@
+//! The [`Replica`]: a Raft node, its store, and the request path between them and clients.
+
+use super::io::{
+    Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, ReplicaError, RequestId,
+};
+use super::queue::{Queued, WriteQueue};
+use crate::raft::{
+    self, Entry, EntryPayload, Node, ProposalId, ProposalOutcome, ReadError, ReadId, ReadOutcome,
+};
+use crate::store::{ClientId, Command, Outcome, Query, Request, Store, StoreError, Tick};
+use crate::types::{LogIndex, Millis, NodeId, Term};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The replica's own bounds and cadences. Raft's are in [`raft::Config`], the store's in
+/// [`crate::store::StoreConfig`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// How often the leader advances the replicated session clock while sessions exist.
+    pub session_tick_interval_ms: u64,
+    /// Writes waiting to be proposed (for the next flush, or for this node's own client
+    /// record to be registered), at most; more are refused with `overloaded`.
+    pub queued_writes_max: usize,
+    /// How often unanswered requests are checked against their deadlines.
+    pub sweep_interval_ms: u64,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            session_tick_interval_ms: 500,
+            queued_writes_max: 10_000,
+            sweep_interval_ms: 50,
+        }
+    }
+}
+
+/// What a proposal in the log answers.
+#[derive(Debug)]
+enum Waiter {
+    /// A client's write, numbered on this node's record (`own_sequence`) or the client's.
+    Write {
+        id: RequestId,
+        deadline: Millis,
+        own_sequence: Option<u64>,
+    },
+    /// A client's registration of its own record.
+    Register { id: RequestId, deadline: Millis },
+    /// The registration of this node's own record.
+    RegisterOwn,
+    /// A tick of the session clock.
+    Tick,
+}
+
+/// A linearizable read waiting for Raft's read index.
+#[derive(Debug)]
+struct PendingRead {
+    request: RequestId,
+    query: Query,
+    deadline: Millis,
+}
+
+/// This node's exactly-once client record, used for the writes that carry no numbering of
+/// their own. It is replicated, so it stays valid across terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OwnRecord {
+    Unregistered,
+    Registering,
+    Registered {
+        client: ClientId,
+        next_sequence: u64,
+    },
+}
+
+/// A Raft [`Node`] and its [`Store`], with the request path between them and their clients:
+/// admission, batching, the proposal table that matches each committed entry to the request
+/// it answers, exactly-once numbering, the session clock's ticks, deadlines.
+///
+/// Pure and deterministic like the node: time arrives with every [`Input`], every effect
+/// leaves in an [`Output`]. The runtime (`rafting node`) and every simulated host drive this
+/// same type; `docs/replica.md` is the driver's manual.
+#[derive(Debug)]
+pub struct Replica {
+    node: Node,
+    store: Store,
+    config: ReplicaConfig,
+    now: Millis,
+    /// Proposal ids are the replica's own, never the driver's request ids.
+    next_proposal: u64,
+    next_read: u64,
+    /// Every proposal handed to the node and not yet answered.
+    waiters: BTreeMap<ProposalId, Waiter>,
+    /// Proposals in the log, by index: answered when that index is applied.
+    accepted: BTreeMap<LogIndex, (Term, ProposalId)>,
+    reads: BTreeMap<ReadId, PendingRead>,
+    own: OwnRecord,
+    /// Sequences of this node's record in flight, for `acknowledged_below`.
+    own_outstanding: BTreeSet<u64>,
+    queue: WriteQueue,
+    /// Proposals for the next flush.
+    unsent: Vec<(ProposalId, Vec<u8>)>,
+    next_session_tick: Millis,
+    next_sweep: Millis,
+    was_leader: bool,
+    /// Queued writes became proposable inside a step (this node's record was registered).
+    flush_due: bool,
+    /// The output being assembled by the current step.
+    output: Output,
+    node_wake_at: Millis,
+}
+
+impl Replica {
+    /// A replica around `node` (new or restarted from its log) and an empty `store`. The node
+    /// replays every committed entry it recovered into the store on its first steps.
+    pub fn new(node: Node, store: Store, config: ReplicaConfig) -> Replica {
+        Replica {
+            node,
+            store,
+            config: ReplicaConfig {
+                session_tick_interval_ms: config.session_tick_interval_ms.max(1),
+                sweep_interval_ms: config.sweep_interval_ms.max(1),
+                ..config
+            },
+            now: Millis::ZERO,
+            next_proposal: 1,
+            next_read: 1,
+            waiters: BTreeMap::new(),
+            accepted: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            own: OwnRecord::Unregistered,
+            own_outstanding: BTreeSet::new(),
+            queue: WriteQueue::default(),
+            unsent: Vec::new(),
+            next_session_tick: Millis::ZERO,
+            next_sweep: Millis::ZERO,
+            was_leader: false,
+            flush_due: false,
+            output: Output::default(),
+            node_wake_at: Millis::ZERO,
+        }
+    }
+
+    pub fn node(&self) -> &Node {
+        &self.node
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.node.id()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.node.is_leader()
+    }
+
+    /// Requests waiting for an answer: proposals in flight, queued writes, pending reads.
+    pub fn requests_in_flight(&self) -> usize {
+        self.waiters
+            .values()
+            .filter(|waiter| matches!(waiter, Waiter::Write { .. } | Waiter::Register { .. }))
+            .count()
+            + self.queue.len()
+            + self.reads.len()
+    }
+
+    /// Feeds one input at time `now` (the same clock the node is stepped with) and returns
+    /// what the driver must do.
+    pub fn step(&mut self, now: Millis, input: Input) -> Output {
+        self.now = self.now.max(now);
+        match input {
+            Input::Tick => self.step_node(raft::Input::Tick),
+            Input::Message(envelope) => self.step_node(raft::Input::Message(envelope)),
+            Input::Persisted(batch) => self.step_node(raft::Input::Persisted(batch)),
+            Input::Campaign => self.step_node(raft::Input::Campaign),
+            Input::PeerUnreachable { peer } => {
+                self.step_node(raft::Input::PeerUnreachable { peer })
+            }
+            Input::TransferLeadership { id, to } => {
+                let result = if self.node.is_leader() {
+                    self.step_node(raft::Input::TransferLeadership { to });
+                    Ok(())
+                } else {
+                    Err(self.not_leader())
+                };
+                self.output.answers.push(Answer::Transfer { id, result });
+            }
+            Input::Write {
+                id,
+                tenant,
+                operation,
+                numbered,
+                deadline,
+            } => self.on_write(Queued {
+                id,
+                tenant,
+                operation,
+                numbered,
+                deadline,
+            }),
+            Input::RegisterClient { id, deadline } => self.on_register(id, deadline),
+            Input::Read {
+                id,
+                query,
+                consistency,
+                deadline,
+            } => self.on_read(id, query, consistency, deadline),
+            Input::Flush => self.flush(),
+        }
+        self.housekeeping();
+        self.finish()
+    }
+
+    fn not_leader(&self) -> ReplicaError {
+        ReplicaError::NotLeader {
+            leader: self.node.leader(),
+        }
+    }
+
+    fn answer_write(&mut self, id: RequestId, result: Result<Applied, ReplicaError>) {
+        self.output.answers.push(Answer::Write { id, result });
+    }
+
+    // --- Requests -----------------------------------------------------------------------
+
+    fn on_write(&mut self, write: Queued) {
+        if !self.node.is_leader() {
+            let error = self.not_leader();
+            self.answer_write(write.id, Err(error));
+            return;
+        }
+        if self.queue.len() >= self.config.queued_writes_max {
+            self.answer_write(write.id, Err(ReplicaError::Overloaded("write queue full")));
+            return;
+        }
+        self.queue.push(write);
+        if write_needs_own_record(&self.queue) {
+            self.register_own();
+        }
+    }
+
+    fn on_register(&mut self, id: RequestId, deadline: Millis) {
+        if !self.node.is_leader() {
+            let error = self.not_leader();
+            self.answer_write(id, Err(error));
+            return;
+        }
+        self.propose(Command::RegisterClient, Waiter::Register { id, deadline });
+    }
+
+    fn on_read(&mut self, id: RequestId, query: Query, consistency: Consistency, deadline: Millis) {
+        if consistency == Consistency::Stale {
+            let result = self.store.read(&query).map_err(ReplicaError::Store);
+            self.output.answers.push(Answer::Read { id, result });
+            return;
+        }
+        if !self.node.is_leader() {
+            let result = Err(self.not_leader());
+            self.output.answers.push(Answer::Read { id, result });
+            return;
+        }
+        let read = ReadId(self.next_read);
+        self.next_read += 1;
+        self.reads.insert(
+            read,
+            PendingRead {
+                request: id,
+                query,
+                deadline,
+            },
+        );
+        self.step_node(raft::Input::Read { id: read });
+    }
+
+    /// Registers this node's own client record, once per leadership.
+    fn register_own(&mut self) {
+        if self.own != OwnRecord::Unregistered || !self.node.is_leader() {
+            return;
+        }
+        self.own = OwnRecord::Registering;
+        self.propose(Command::RegisterClient, Waiter::RegisterOwn);
+    }
+
+    /// Proposes what is queued, then hands the batch to the node.
+    fn flush(&mut self) {
+        // Answers to one batch may queue more (writes waiting for this node's record), so
+        // go on until nothing is left; each pass proposes only what the last one queued.
+        for _ in 0..8 {
+            self.propose_queued();
+            if self.unsent.is_empty() {
+                return;
+            }
+            let proposals = std::mem::take(&mut self.unsent);
+            self.step_node(raft::Input::ProposeBatch { proposals });
+        }
+    }
+
+    /// Moves queued writes to the batch, in the queue's order (the seam for fair queuing
+    /// across tenants). Writes numbered on this node's record wait until it is registered.
+    fn propose_queued(&mut self) {
+        let own = match self.own {
+            OwnRecord::Registered { client, .. } => Some(client),
+            _ => None,
+        };
+        while let Some(write) = self.queue.pop(own.is_some()) {
+            let (numbered, own_sequence) = match write.numbered {
+                Some(numbered) => (numbered, None),
+                None => {
+                    let sequence = self.next_own_sequence();
+                    let acknowledged_below =
+                        self.own_outstanding.first().copied().unwrap_or(sequence);
+                    self.own_outstanding.insert(sequence);
+                    let numbered = Numbered {
+                        client: own.expect("popped only once registered"),
+                        sequence,
+                        acknowledged_below,
+                    };
+                    (numbered, Some(sequence))
+                }
+            };
+            let request = Request::new(numbered.client, numbered.sequence, write.operation)
+                .in_tenant(write.tenant)
+                .acknowledging_below(numbered.acknowledged_below);
+            let waiter = Waiter::Write {
+                id: write.id,
+                deadline: write.deadline,
+                own_sequence,
+            };
+            self.propose(Command::Request(request), waiter);
+        }
+    }
+
+    fn next_own_sequence(&mut self) -> u64 {
+        let OwnRecord::Registered { next_sequence, .. } = &mut self.own else {
+            unreachable!("numbered on this node's record only once it is registered");
+        };
+        let sequence = *next_sequence;
+        *next_sequence += 1;
+        sequence
+    }
+
+    fn propose(&mut self, command: Command, waiter: Waiter) {
+        let id = ProposalId(self.next_proposal);
+        self.next_proposal += 1;
+        self.waiters.insert(id, waiter);
+        self.unsent.push((id, command.encode()));
+    }
+
+    // --- The node's output --------------------------------------------------------------
+
+    fn step_node(&mut self, input: raft::Input) {
+        let output = self.node.step(self.now, input);
+        self.node_wake_at = output.wake_at;
+        if let Some(batch) = output.persist {
+            self.output.persist.push(batch);
+        }
+        self.output.messages.extend(output.messages);
+        // Accepted first: an entry may be accepted and committed in one output.
+        for outcome in output.proposals {
+            self.on_proposal_outcome(outcome);
+        }
+        for entry in output.committed {
+            self.apply(entry);
+        }
+        for outcome in output.reads {
+            self.on_read_outcome(outcome);
+        }
+        self.on_role();
+    }
+
+    fn on_role(&mut self) {
+        let leader = self.node.is_leader();
+        if leader && !self.was_leader {
+            self.next_session_tick = self.now;
+        } else if self.was_leader && !leader {
+            let error = self.not_leader();
+            for write in self.queue.drain() {
+                self.answer_write(write.id, Err(error.clone()));
+            }
+            self.own = match self.own {
+                OwnRecord::Registering => OwnRecord::Unregistered,
+                other => other,
+            };
+        }
+        self.was_leader = leader;
+    }
+
+    fn on_proposal_outcome(&mut self, outcome: ProposalOutcome) {
+        match outcome {
+            ProposalOutcome::Accepted { id, index, term } => {
+                self.accepted.insert(index, (term, id));
+            }
+            ProposalOutcome::Committed { .. } => {} // Answered when the entry is applied.
+            ProposalOutcome::Rejected { id, error } => {
+                self.settle(id, Err(ReplicaError::from_propose(error)));
+            }
+            ProposalOutcome::Unknown { id, leader_hint } => {
+                self.accepted.retain(|_, (_, accepted)| *accepted != id);
+                let error = ReplicaError::OutcomeUnknown {
+                    leader: leader_hint,
+                };
+                self.settle(id, Err(error));
+            }
+        }
+    }
+
+    fn apply(&mut self, entry: Entry) {
+        let response = match &entry.payload {
+            EntryPayload::Command(bytes) => Some(self.store.apply(entry.index, bytes)),
+            EntryPayload::Noop => None,
+        };
+        if let Some((term, id)) = self.accepted.remove(&entry.index) {
+            let result = match &response {
+                Some(response) if term == entry.term => Ok(Applied {
+                    response: response.clone(),
+                    index: entry.index,
+                    term,
+                }),
+                // Another leader's entry took the index: ours was discarded.
+                _ => Err(ReplicaError::OutcomeUnknown {
+                    leader: self.node.leader(),
+                }),
+            };
+            self.settle(id, result);
+        }
+        self.output.applied.push(AppliedEntry { entry, response });
+    }
+
+    /// Answers the request behind proposal `id`.
+    fn settle(&mut self, id: ProposalId, result: Result<Applied, ReplicaError>) {
+        let Some(waiter) = self.waiters.remove(&id) else {
+            return;
+        };
+        match waiter {
+            Waiter::Write {
+                id, own_sequence, ..
+            } => {
+                if let Some(sequence) = own_sequence {
+                    self.own_outstanding.remove(&sequence);
+                    if matches!(
+                        &result,
+                        Ok(Applied {
+                            response: Err(StoreError::UnknownClient { .. }),
+                            ..
+                        })
+                    ) {
+                        // This node's record was evicted: register again for later writes.
+                        self.own = OwnRecord::Unregistered;
+                    }
+                }
+                self.answer_write(id, result);
+            }
+            Waiter::Register { id, .. } => self.answer_write(id, result),
+            Waiter::RegisterOwn => match result {
+                Ok(Applied {
+                    response: Ok(Outcome::ClientRegistered { client }),
+                    ..
+                }) => {
+                    self.own = OwnRecord::Registered {
+                        client,
+                        next_sequence: 1,
+                    };
+                    // The writes that waited for the record go without waiting for a flush.
+                    self.flush_due = self.queue.has_unnumbered();
+                }
+                _ => self.own = OwnRecord::Unregistered,
+            },
+            Waiter::Tick => {}
+        }
+    }
+
+    fn on_read_outcome(&mut self, outcome: ReadOutcome) {
+        match outcome {
+            ReadOutcome::Ready { id, .. } => {
+                if let Some(read) = self.reads.remove(&id) {
+                    let result = self.store.read(&read.query).map_err(ReplicaError::Store);
+                    let id = read.request;
+                    self.output.answers.push(Answer::Read { id, result });
+                }
+            }
+            ReadOutcome::Failed { id, error } => {
+                if let Some(read) = self.reads.remove(&id) {
+                    let error = match error {
+                        ReadError::NotLeader { leader_hint } => ReplicaError::NotLeader {
+                            leader: leader_hint,
+                        },
+                        ReadError::PendingLimit => {
+                            ReplicaError::Overloaded("too many pending reads")
+                        }
+                    };
+                    let id = read.request;
+                    self.output.answers.push(Answer::Read {
+                        id,
+                        result: Err(error),
+                    });
+                }
+            }
+        }
+    }
+
+    // --- Timers -------------------------------------------------------------------------
+
+    /// The leader's session clock, this node's own record, and request deadlines.
+    fn housekeeping(&mut self) {
+        if std::mem::take(&mut self.flush_due) {
+            self.flush();
+        }
+        if self.node.is_leader() {
+            if write_needs_own_record(&self.queue) {
+                self.register_own();
+            }
+            if self.store.session_clock_needed() && self.now >= self.next_session_tick {
+                self.next_session_tick = self.now.plus(self.config.session_tick_interval_ms);
+                let tick = Tick {
+                    term: self.node.term(),
+                    now: self.now,
+                };
+                self.propose(Command::Tick(tick), Waiter::Tick);
+            }
+            // Registrations and ticks go at once; writes wait for the driver's flush.
+            if !self.unsent.is_empty() {
+                let proposals = std::mem::take(&mut self.unsent);
+                self.step_node(raft::Input::ProposeBatch { proposals });
+            }
+        }
+        if self.now >= self.next_sweep {
+            self.next_sweep = self.now.plus(self.config.sweep_interval_ms);
+            self.sweep_expired();
+        }
+    }
+
+    fn sweep_expired(&mut self) {
+        let now = self.now;
+        let expired: Vec<ProposalId> = self
+            .waiters
+            .iter()
+            .filter(|(_, waiter)| match waiter {
+                Waiter::Write { deadline, .. } | Waiter::Register { deadline, .. } => {
+                    *deadline <= now
+                }
+                Waiter::RegisterOwn | Waiter::Tick => false,
+            })
+            .map(|(&id, _)| id)
+            .collect();
+        for id in expired {
+            self.settle(id, Err(ReplicaError::Timeout));
+        }
+        let expired: Vec<ReadId> = self
+            .reads
+            .iter()
+            .filter(|(_, read)| read.deadline <= now)
+            .map(|(&id, _)| id)
+            .collect();
+        for read in expired {
+            if let Some(read) = self.reads.remove(&read) {
+                self.output.answers.push(Answer::Read {
+                    id: read.request,
+                    result: Err(ReplicaError::Timeout),
+                });
+            }
+        }
+        for write in self.queue.take_expired(now) {
+            self.answer_write(write.id, Err(ReplicaError::Timeout));
+        }
+    }
+
+    /// Answers every request in flight with `error` (the driver is stopping, or its storage
+    /// failed). The entries stay in the log: writes among them may still commit.
+    pub fn fail_all(&mut self, error: &ReplicaError) -> Vec<Answer> {
+        let ids: Vec<ProposalId> = self.waiters.keys().copied().collect();
+        for id in ids {
+            self.settle(id, Err(error.clone()));
+        }
+        for (_, read) in std::mem::take(&mut self.reads) {
+            self.output.answers.push(Answer::Read {
+                id: read.request,
+                result: Err(error.clone()),
+            });
+        }
+        for write in self.queue.drain() {
+            self.answer_write(write.id, Err(error.clone()));
+        }
+        std::mem::take(&mut self.output.answers)
+    }
+
+    fn finish(&mut self) -> Output {
+        let mut wake_at = self.node_wake_at;
+        if self.node.is_leader() && self.store.session_clock_needed() {
+            wake_at = wake_at.min(self.next_session_tick);
+        }
+        if self.requests_in_flight() > 0 {
+            wake_at = wake_at.min(self.next_sweep);
+        }
+        self.output.wake_at = wake_at.max(self.now);
+        std::mem::take(&mut self.output)
+    }
+}
+
+/// Whether a queued write waits for this node's own client record.
+fn write_needs_own_record(queue: &WriteQueue) -> bool {
+    queue.has_unnumbered()
+}
