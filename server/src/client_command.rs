@@ -2,7 +2,7 @@
 //! small HTTP calls against any node's REST API. A 307 from a follower is followed to the
 //! leader (with the body re-sent), so any node's address works as the endpoint.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -32,7 +32,9 @@ pub fn endpoints(endpoint: &str) -> Vec<&str> {
 #[derive(Debug, Subcommand)]
 pub enum KvCommand {
     /// Write a key: VALUE is stored as its UTF-8 bytes; without VALUE, or with `-`, the value
-    /// is standard input, byte for byte.
+    /// is standard input, byte for byte. Exactly once: the write is numbered on a client record
+    /// of its own and retried (on each endpoint in turn, for up to 30 s) while its outcome is
+    /// unknown, and a retry is never applied twice.
     Put {
         key: String,
         value: Option<String>,
@@ -104,10 +106,40 @@ pub fn encode_key(key: &str) -> String {
 
 /// Sends a request, following 307/308 redirects with the same method and body.
 pub fn send(method: &str, url: &str, body: &[u8]) -> Result<ureq::Response> {
+    send_with_headers(method, url, &[], body).map_err(Failure::into_error)
+}
+
+/// Why a request failed, and whether sending it again may succeed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The node could not be reached, or answered that it cannot decide now (no leader,
+    /// timeout, outcome unknown, overloaded, shutting down).
+    Retryable(anyhow::Error),
+    Final(anyhow::Error),
+}
+
+impl Failure {
+    pub fn into_error(self) -> anyhow::Error {
+        match self {
+            Failure::Retryable(error) | Failure::Final(error) => error,
+        }
+    }
+}
+
+/// [`send`] with extra headers, sent again on every redirect.
+pub fn send_with_headers(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> Result<ureq::Response, Failure> {
     let agent = agent();
     let mut url = url.to_owned();
     for _ in 0..=REDIRECTS_MAX {
-        let request = agent.request(method, &url);
+        let mut request = agent.request(method, &url);
+        for (name, value) in headers {
+            request = request.set(name, value);
+        }
         let result = if body.is_empty() && method != "POST" && method != "PUT" {
             request.call()
         } else {
@@ -115,15 +147,89 @@ pub fn send(method: &str, url: &str, body: &[u8]) -> Result<ureq::Response> {
         };
         let response = match result {
             Ok(response) => response,
-            Err(ureq::Error::Status(status, response)) => return Err(api_error(status, response)),
-            Err(error) => return Err(error).with_context(|| format!("{method} {url}")),
+            Err(ureq::Error::Status(status, response)) => {
+                let error = api_error(status, response);
+                return Err(if matches!(status, 503 | 504) {
+                    Failure::Retryable(error)
+                } else {
+                    Failure::Final(error)
+                });
+            }
+            Err(error) => {
+                let error = anyhow::Error::from(error).context(format!("{method} {url}"));
+                return Err(Failure::Retryable(error));
+            }
         };
         match (response.status(), response.header("Location")) {
             (307 | 308, Some(location)) => url = location.to_owned(),
             _ => return Ok(response),
         }
     }
-    bail!("too many redirects for {method} {url}")
+    Err(Failure::Final(anyhow::anyhow!(
+        "too many redirects for {method} {url}"
+    )))
+}
+
+/// How long `kv put` goes on retrying a write whose outcome it does not know.
+const PUT_RETRY_WINDOW: Duration = Duration::from_secs(30);
+
+/// Sends a write exactly once: registers a client record, numbers the write, and retries it
+/// with the same numbering (on each endpoint in turn) while its outcome is unknown, so it is
+/// applied at most once however many attempts it takes.
+fn write_exactly_once(endpoints: &[&str], path: &str, body: &[u8]) -> Result<Value> {
+    let endpoints = if endpoints.is_empty() {
+        &[ENDPOINT_DEFAULT][..]
+    } else {
+        endpoints
+    };
+    let started = std::time::Instant::now();
+    let mut last_error = None;
+    let mut client = None;
+    for attempt in 0usize.. {
+        if started.elapsed() > PUT_RETRY_WINDOW {
+            break;
+        }
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let base = endpoints[attempt % endpoints.len()];
+        let id = match client {
+            Some(id) => id,
+            None => match send_with_headers("POST", &format!("{base}/v1/clients"), &[], b"") {
+                Ok(response) => {
+                    let answer = json(response)?;
+                    let id = answer["client"]
+                        .as_u64()
+                        .context("the node answered a registration without a client id")?;
+                    client = Some(id);
+                    id
+                }
+                Err(Failure::Retryable(error)) => {
+                    last_error = Some(error);
+                    continue;
+                }
+                Err(Failure::Final(error)) => return Err(error),
+            },
+        };
+        let headers = [
+            ("X-Rafting-Client", id.to_string()),
+            ("X-Rafting-Sequence", "1".to_string()),
+        ];
+        match send_with_headers("PUT", &format!("{base}{path}"), &headers, body) {
+            Ok(response) => return json(response),
+            Err(Failure::Retryable(error)) => {
+                tracing::debug!(%error, "the write's outcome is unknown: retrying it");
+                last_error = Some(error);
+            }
+            Err(Failure::Final(error)) => return Err(error),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
+        .context(format!(
+            "gave up after {} s; the write may or may not have been applied",
+            PUT_RETRY_WINDOW.as_secs()
+        )))
 }
 
 fn api_error(status: u16, response: ureq::Response) -> anyhow::Error {
@@ -153,15 +259,15 @@ pub fn run_kv(endpoint: &str, command: &KvCommand) -> Result<bool> {
             cas,
             session,
         } => {
-            let mut url = format!("{base}/v1/kv/{}?", encode_key(key));
+            let mut path = format!("/v1/kv/{}?", encode_key(key));
             if let Some(version) = cas {
-                url.push_str(&format!("cas={version}&"));
+                path.push_str(&format!("cas={version}&"));
             }
             if let Some(session) = session {
-                url.push_str(&format!("session={session}&"));
+                path.push_str(&format!("session={session}&"));
             }
             let value = argument_or_stdin(value.as_deref())?;
-            let answer = json(send("PUT", &url, &value)?)?;
+            let answer = write_exactly_once(&endpoints, &path, &value)?;
             writeln!(out, "{answer}")?;
         }
         KvCommand::Get {

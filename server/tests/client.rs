@@ -123,3 +123,22 @@ fn session_commands_create_keep_alive_and_close_a_session() {
         404
     );
 }
+
+/// `kv put` retries on the next endpoint when one cannot be reached, numbering the write on a
+/// client record of its own so that no attempt applies twice.
+#[test]
+fn kv_put_goes_on_to_the_next_endpoint_and_applies_once() {
+    let cluster = TestCluster::start(1);
+    cluster.wait_for_leader(Duration::from_secs(15));
+    let live = cluster.url(0);
+    // Nothing listens on a port we just closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let endpoints = format!("http://{closed},{live}");
+    let written = answer(&rafting(&endpoints, &["kv", "put", "/once", "v"], b""));
+    assert_eq!(written["version"], 1, "{written}");
+    let (status, _) = request("GET", &format!("{live}/v1/kv/once"), b"");
+    assert_eq!(status, 200);
+}

@@ -246,16 +246,30 @@ impl TestNode {
 /// One HTTP request, following 307s with the same method and body. Status 0 means the
 /// connection failed.
 pub fn request(method: &str, url: &str, body: &[u8]) -> (u16, Vec<u8>) {
+    request_with_headers(method, url, &[], body)
+}
+
+/// [`request`] with extra headers (sent again on every redirect).
+pub fn request_with_headers(
+    method: &str,
+    url: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(10))
         .redirects(0)
         .build();
     let mut url = url.to_owned();
     for _ in 0..5 {
+        let mut call = agent.request(method, &url);
+        for (name, value) in headers {
+            call = call.set(name, value);
+        }
         let result = if method == "GET" || method == "DELETE" {
-            agent.request(method, &url).call()
+            call.call()
         } else {
-            agent.request(method, &url).send_bytes(body)
+            call.send_bytes(body)
         };
         let response = match result {
             Ok(response) => response,
