@@ -95,7 +95,8 @@ fn bad_numbering_headers_and_unknown_clients_get_clear_errors_and_apply_nothing(
     let leader = cluster.wait_for_leader(ELECTION_WAIT);
     let base = cluster.node(leader).url();
     let url = format!("{base}/v1/kv/guarded");
-    let cases: [(Vec<(&str, String)>, u16, &str); 3] = [
+    type Case = (Vec<(&'static str, String)>, u16, &'static str);
+    let cases: [Case; 3] = [
         (vec![("X-Rafting-Client", "7".into())], 400, "bad_request"),
         (
             numbered(7, 1)
