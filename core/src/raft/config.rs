@@ -116,11 +116,6 @@ impl Config {
         }
         Ok(())
     }
-
-    /// Votes needed for a majority of the voters.
-    pub fn quorum(&self) -> usize {
-        self.voters.len() / 2 + 1
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]

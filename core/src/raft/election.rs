@@ -4,18 +4,11 @@ use super::entry::EntryPayload;
 use super::message::{Message, PreVote, PreVoteResponse, RequestVote, RequestVoteResponse};
 use super::node::Node;
 use super::progress::Progress;
+use super::quorum::{Majority, VoteResult};
 use super::role::{LeaderState, ReadQueue, Role};
 use crate::types::{NodeId, Term};
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Tally of a (pre-)election.
-#[derive(Debug, PartialEq, Eq)]
-enum Tally {
-    Won,
-    Lost,
-    Pending,
-}
 
 impl Node {
     pub(super) fn on_election_timeout(&mut self) {
@@ -70,7 +63,7 @@ impl Node {
         for peer in self.peers() {
             self.send(peer, Message::PreVote(request.clone()));
         }
-        if self.tally() == Tally::Won {
+        if self.tally() == VoteResult::Won {
             self.become_candidate(false);
         }
     }
@@ -139,9 +132,9 @@ impl Node {
             rejected.insert(from);
         }
         match self.tally() {
-            Tally::Won => self.become_candidate(false),
-            Tally::Lost => self.become_follower(self.term, None),
-            Tally::Pending => {}
+            VoteResult::Won => self.become_candidate(false),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
         }
     }
 
@@ -178,33 +171,21 @@ impl Node {
             no.insert(from);
         }
         match self.tally() {
-            Tally::Won => self.become_leader(),
-            Tally::Lost => self.become_follower(self.term, None),
-            Tally::Pending => {}
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => self.become_follower(self.term, None),
+            VoteResult::Pending => {}
         }
     }
 
-    fn tally(&self) -> Tally {
+    fn tally(&self) -> VoteResult {
         let (granted, rejected) = match &self.role {
             Role::PreCandidate { granted, rejected } => (granted, rejected),
             Role::Candidate {
                 granted, rejected, ..
             } => (granted, rejected),
-            _ => return Tally::Pending,
+            _ => return VoteResult::Pending,
         };
-        let quorum = self.config.quorum();
-        let count = |set: &BTreeSet<NodeId>| {
-            set.iter()
-                .filter(|id| self.config.voters.contains(id))
-                .count()
-        };
-        if count(granted) >= quorum {
-            Tally::Won
-        } else if count(rejected) > self.config.voters.len() - quorum {
-            Tally::Lost
-        } else {
-            Tally::Pending
-        }
+        Majority::new(&self.config.voters).vote_result(granted, rejected)
     }
 
     fn become_leader(&mut self) {

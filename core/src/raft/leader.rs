@@ -5,6 +5,7 @@ use super::entry::EntryPayload;
 use super::message::{Message, TimeoutNow};
 use super::node::Node;
 use super::output::{ProposalId, ProposalOutcome, ProposeError};
+use super::quorum::Majority;
 use super::role::{Role, Transfer};
 use crate::types::NodeId;
 
@@ -23,11 +24,18 @@ impl Node {
         }
         if now >= leader.check_quorum_deadline {
             leader.check_quorum_deadline = now.plus(self.config.election_timeout_ms_min);
-            let active = 1 + leader.progress.values().filter(|p| p.recent_active).count();
+            let own = self.config.id;
+            let heard = Majority::new(&self.config.voters).reached(|voter| {
+                voter == own
+                    || leader
+                        .progress
+                        .get(&voter)
+                        .is_some_and(|progress| progress.recent_active)
+            });
             for progress in leader.progress.values_mut() {
                 progress.recent_active = false;
             }
-            if self.config.check_quorum && active < self.config.quorum() {
+            if self.config.check_quorum && !heard {
                 // We cannot hear a majority: step down rather than keep a lease we cannot
                 // renew, so clients go find the real leader (thesis §6.2).
                 self.become_follower(self.term, None);

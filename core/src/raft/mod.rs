@@ -14,6 +14,7 @@ pub mod message;
 pub mod node;
 pub mod output;
 pub mod progress;
+pub mod quorum;
 pub mod read;
 pub mod replication;
 pub mod role;

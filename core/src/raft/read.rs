@@ -7,6 +7,7 @@
 
 use super::node::Node;
 use super::output::{ReadError, ReadId, ReadOutcome};
+use super::quorum::Majority;
 use super::role::Role;
 
 impl Node {
@@ -61,19 +62,22 @@ impl Node {
     /// queue. Under load, reads that arrive while a round is out share the next one, so the
     /// leader sends one round per round trip rather than one per read.
     fn confirm_reads(&mut self) {
-        let quorum = self.config.quorum();
+        let majority = Majority::new(&self.config.voters);
+        let own = self.config.id;
         let Role::Leader(leader) = &mut self.role else {
             return;
         };
         let quorum_round = |leader: &super::role::LeaderState| {
-            let mut rounds: Vec<u64> = leader
-                .progress
-                .values()
-                .map(|progress| progress.round_acknowledged)
-                .collect();
-            rounds.push(leader.reads.round); // The leader confirms its own rounds.
-            rounds.sort_unstable_by(|a, b| b.cmp(a));
-            rounds.get(quorum - 1).copied().unwrap_or(0)
+            majority.agreed(|voter| {
+                if voter == own {
+                    leader.reads.round // The leader confirms its own rounds.
+                } else {
+                    leader
+                        .progress
+                        .get(&voter)
+                        .map_or(0, |progress| progress.round_acknowledged)
+                }
+            })
         };
         let outstanding = quorum_round(leader) < leader.reads.round;
         let start_round = leader.reads.round_needed && !outstanding;

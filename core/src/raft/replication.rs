@@ -6,6 +6,7 @@ use super::message::{
     AppendEntries, AppendEntriesResponse, AppendOutcome, Heartbeat, HeartbeatResponse, Message,
 };
 use super::node::Node;
+use super::quorum::Majority;
 use super::role::Role;
 use crate::types::{LogIndex, NodeId, Term};
 
@@ -297,21 +298,21 @@ impl Node {
     /// Raft §5.4.2: the leader commits the highest index a quorum has made durable, but only
     /// if that entry is of its own term; earlier entries then commit with it.
     pub(super) fn leader_maybe_commit(&mut self) {
-        let quorum = self.config.quorum();
         let own_durable = self.log.durable();
         let Role::Leader(leader) = &self.role else {
             return;
         };
-        let mut matched: Vec<LogIndex> = leader
-            .progress
-            .values()
-            .map(|progress| progress.match_index)
-            .collect();
-        matched.push(own_durable);
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let Some(&candidate) = matched.get(quorum - 1) else {
-            return;
-        };
+        let own = self.config.id;
+        let candidate = Majority::new(&self.config.voters).agreed(|voter| {
+            if voter == own {
+                own_durable
+            } else {
+                leader
+                    .progress
+                    .get(&voter)
+                    .map_or(LogIndex::ZERO, |progress| progress.match_index)
+            }
+        });
         if candidate > self.log.commit() && self.log.term_at(candidate) == Some(self.term) {
             self.log.commit_to(candidate);
             self.on_commit_advanced();
