@@ -29,6 +29,17 @@ use rand_chacha::ChaCha8Rng;
 ///    in the order they were emitted);
 /// 5. steps the node again no later than `wake_at`.
 ///
+/// **Restart replays.** A restarted node hands out every committed entry it recovered again,
+/// from index 1, in `committed` of its first steps: the driver rebuilds its state machine from
+/// them (an empty store applies them all; a driver must not skip them). Proposals do not
+/// survive a restart: their outcomes are never reported, so a client that got no answer
+/// treats its write as unknown and retries with its exactly-once numbering.
+///
+/// **Matching answers.** A [`ProposalOutcome::Accepted`] names the `(index, term)` the
+/// proposal took; the entry committed at that index answers it only if its term is the same
+/// (another leader may have put another entry there). [`crate::replica::Replica`] keeps that
+/// table; a driver of the bare node keeps its own.
+///
 /// The one ordering rule that matters — persist before acknowledging — is enforced inside the
 /// node: votes and append acknowledgements that depend on a batch are held until that batch
 /// is reported durable, so everything in `messages` may always be sent at once.
