@@ -234,7 +234,65 @@ impl Node {
         self.maybe_finish_catch_up();
         self.release_ready_reads();
         self.output.wake_at = self.wake_at();
+        #[cfg(debug_assertions)]
+        if let Err(broken) = self.check_invariants() {
+            panic!("node {} broke an invariant: {broken}", self.config.id);
+        }
         std::mem::take(&mut self.output)
+    }
+
+    /// Checks what must hold between steps, in O(peers + pending proposals): the log's indexes
+    /// are ordered (`applied ≤ commit ≤ last`, `durable ≤ last`), no entry is of a later term
+    /// than the node's, and a leader leads itself, voted for itself, and keeps each follower's
+    /// `match_index < next_index ≤ last + 1` and only uncommitted proposals pending.
+    ///
+    /// Debug builds (the tests and the simulator under `cargo test`) run it at the end of every
+    /// step; the simulator also runs it as a checker in every build.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let log = &self.log;
+        let (applied, commit, last) = (log.applied(), log.commit(), log.last_index());
+        if !(applied <= commit && commit <= last && log.durable() <= last) {
+            return Err(format!(
+                "log indexes out of order: applied {applied}, commit {commit}, durable {}, last {last}",
+                log.durable()
+            ));
+        }
+        if log.last_term() > self.term {
+            return Err(format!(
+                "the last entry's term {} is later than the node's {}",
+                log.last_term(),
+                self.term
+            ));
+        }
+        if let Role::Leader(leader) = &self.role {
+            let own = Some(self.config.id);
+            if self.leader != own || self.voted_for != own {
+                return Err(format!(
+                    "a leader that believes in {:?} and voted for {:?}",
+                    self.leader, self.voted_for
+                ));
+            }
+            for (peer, progress) in &leader.progress {
+                if progress.match_index >= progress.next_index || progress.next_index > last.next()
+                {
+                    return Err(format!(
+                        "progress of {peer}: match {} next {} with last {last}",
+                        progress.match_index, progress.next_index
+                    ));
+                }
+            }
+            if let Some((&index, _)) = leader.pending_proposals.first_key_value()
+                && index <= applied
+            {
+                return Err(format!("proposal at {index} pending after it was applied"));
+            }
+        } else if self.leader == Some(self.config.id) {
+            return Err(format!(
+                "a {} that believes it leads",
+                self.role.name().as_str()
+            ));
+        }
+        Ok(())
     }
 
     fn wake_at(&self) -> Millis {
@@ -537,5 +595,66 @@ impl Node {
             catching_up: self.catch_up.is_some(),
             peers,
         }
+    }
+}
+
+#[cfg(test)]
+mod invariant_tests {
+    use super::*;
+
+    /// A one-node cluster that has elected itself and committed its no-op.
+    fn leader() -> Node {
+        let mut node = Node::new(Config::new(NodeId(1), [NodeId(1)], 1)).unwrap();
+        let mut now = Millis(0);
+        while !node.is_leader() {
+            now = now.plus(100);
+            let output = node.step(now, Input::Tick);
+            if let Some(batch) = output.persist {
+                let _ = node.step(now, Input::Persisted(batch.id));
+            }
+        }
+        assert_eq!(node.check_invariants(), Ok(()));
+        node
+    }
+
+    #[test]
+    fn the_invariant_check_catches_hand_made_violations() {
+        let mut broken = leader();
+        broken.voted_for = None;
+        assert!(broken.check_invariants().unwrap_err().contains("voted for"));
+
+        let mut broken = leader();
+        broken.term = Term::ZERO;
+        assert!(
+            broken
+                .check_invariants()
+                .unwrap_err()
+                .contains("later than")
+        );
+
+        let mut broken = leader();
+        broken.role = Role::Follower;
+        assert!(
+            broken
+                .check_invariants()
+                .unwrap_err()
+                .contains("believes it leads")
+        );
+
+        let mut broken = leader();
+        let last = broken.log.last_index();
+        if let Role::Leader(state) = &mut broken.role {
+            state.progress.insert(
+                NodeId(2),
+                super::super::progress::Progress::new(last.next()),
+            );
+            state.progress.get_mut(&NodeId(2)).unwrap().match_index = last.next();
+        }
+        assert!(
+            broken
+                .check_invariants()
+                .unwrap_err()
+                .contains("progress of n2")
+        );
     }
 }
