@@ -584,7 +584,48 @@ impl Replica {
         std::mem::take(&mut self.output.answers)
     }
 
+    /// Checks what must hold between steps: every proposal in the log has a waiter, this
+    /// node's outstanding sequences belong to writes in flight, a follower holds no queued
+    /// writes and no pending reads, and the node's own invariants
+    /// ([`Node::check_invariants`]). Run at the end of every step in debug builds.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        self.node.check_invariants()?;
+        if let Some((index, (_, id))) = self
+            .accepted
+            .iter()
+            .find(|(_, (_, id))| !self.waiters.contains_key(id))
+        {
+            return Err(format!("the proposal {id:?} at {index} has no waiter"));
+        }
+        let own_in_flight = self
+            .waiters
+            .values()
+            .filter(|waiter| {
+                matches!(waiter, Waiter::Write { own_sequence: Some(sequence), .. }
+                    if self.own_outstanding.contains(sequence))
+            })
+            .count();
+        if own_in_flight != self.own_outstanding.len() {
+            return Err(format!(
+                "{} of this node's sequences outstanding, {own_in_flight} writes in flight",
+                self.own_outstanding.len()
+            ));
+        }
+        if !self.node.is_leader() && (self.queue.len() > 0 || !self.reads.is_empty()) {
+            return Err(format!(
+                "a follower holding {} queued writes and {} reads",
+                self.queue.len(),
+                self.reads.len()
+            ));
+        }
+        Ok(())
+    }
+
     fn finish(&mut self) -> Output {
+        #[cfg(debug_assertions)]
+        if let Err(broken) = self.check_invariants() {
+            panic!("replica {} broke an invariant: {broken}", self.node.id());
+        }
         let mut wake_at = self.node_wake_at;
         if self.node.is_leader() && self.store.session_clock_needed() {
             wake_at = wake_at.min(self.next_session_tick);
