@@ -566,7 +566,7 @@ impl Node {
         &self.log
     }
 
-    /// A snapshot of this node's state for status pages and traces.
+    /// A copy of this node's state for status pages and traces (not a Raft snapshot).
     pub fn status(&self) -> Status {
         let peers = match &self.role {
             Role::Leader(leader) => leader

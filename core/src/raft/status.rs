@@ -1,4 +1,4 @@
-//! A plain snapshot of a node's state, for status pages, metrics and traces.
+//! A plain copy of a node's state (a status view, not a Raft snapshot), for status pages, metrics and traces.
 
 use super::role::RoleName;
 use crate::types::{LogIndex, NodeId, Term};
