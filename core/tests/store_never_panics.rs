@@ -7,6 +7,7 @@
 //! here is a panic of the node loop (issue 10, item 1: `?list&after=0` was one).
 
 use proptest::prelude::*;
+use rafting_core::store::services::Registration;
 use rafting_core::store::{
     ClientId, Command, Compare, CompareTarget, ListQuery, Operation, Query, Relation, Request,
     Revision, SessionId, Store, StoreConfig, TenantId, Tick, Transaction, TransactionOperation,
@@ -105,6 +106,52 @@ fn operation() -> impl Strategy<Value = Operation> {
         number().prop_map(|session| Operation::CloseSession {
             session: SessionId::new(session)
         }),
+        service_operation(),
+    ]
+}
+
+/// Service group requests over a few groups and instances, so that they meet.
+fn service_operation() -> impl Strategy<Value = Operation> {
+    let group = || prop_oneof![4 => prop::sample::select(vec!["/g", "/g/h"]).prop_map(str::to_owned), 1 => text()];
+    let instance = || prop::sample::select(vec!["a", "b", "c", ""]).prop_map(str::to_owned);
+    let optional = |strategy: BoxedStrategy<u64>| prop::option::of(strategy);
+    prop_oneof![
+        (
+            group(),
+            instance(),
+            any::<i8>(),
+            prop_oneof![number(), 100u64..2000],
+            optional(prop_oneof![0u64..4, number()].boxed()),
+            optional(prop_oneof![0u64..500, number()].boxed()),
+            optional(prop_oneof![0u64..500, number()].boxed()),
+        )
+            .prop_map(
+                |(group, instance, priority, ttl_ms, expected, start_after, delay)| {
+                    Operation::RegisterMember(Box::new(Registration {
+                        group,
+                        instance,
+                        priority: i64::from(priority),
+                        ttl_ms,
+                        expected_members: expected.map(|n| n.min(u64::from(u32::MAX)) as u32),
+                        start_after_ms: start_after,
+                        failover_delay_ms: delay,
+                        ..Registration::default()
+                    }))
+                }
+            ),
+        (group(), instance())
+            .prop_map(|(group, instance)| Operation::MemberKeepAlive { group, instance }),
+        (group(), instance())
+            .prop_map(|(group, instance)| Operation::Deregister { group, instance }),
+        (group(), instance(), number(), prop::option::of(instance())).prop_map(
+            |(group, instance, epoch, to)| Operation::Resign {
+                group,
+                instance,
+                epoch,
+                to
+            }
+        ),
+        group().prop_map(|group| Operation::StartGroup { group }),
     ]
 }
 
@@ -173,6 +220,9 @@ fn query() -> impl Strategy<Value = Query> {
                     limit,
                 })
             }),
+        (tenant(), prop_oneof![Just("/g".to_owned()), text()])
+            .prop_map(|(tenant, group)| Query::Service { tenant, group }),
+        tenant().prop_map(|tenant| Query::Services { tenant }),
     ]
 }
 

@@ -7,6 +7,7 @@
 
 use super::error::StoreError;
 use super::key::{ClientId, Revision, SessionId, TenantId};
+use super::services::{GroupView, MemberView};
 use crate::types::Millis;
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,15 @@ pub enum Outcome {
         keys_deleted: u64,
         revision: Revision,
     },
+    /// A service group member registered: its role and the group's epoch.
+    MemberRegistered(MemberView),
+    /// A member's session was kept alive: its role now.
+    MemberKeptAlive(MemberView),
+    /// A group's master may have changed (deregister, resign, start).
+    GroupChanged {
+        epoch: u64,
+        master: Option<String>,
+    },
 }
 
 /// The result of one operation inside a transaction, in order.
@@ -79,9 +89,21 @@ pub struct KeyValue {
 /// A read, served from local state after Raft made it linearizable.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Query {
-    Get { tenant: TenantId, key: String },
+    Get {
+        tenant: TenantId,
+        key: String,
+    },
     List(ListQuery),
     Watch(WatchQuery),
+    /// One service group.
+    Service {
+        tenant: TenantId,
+        group: String,
+    },
+    /// Every service group of a tenant.
+    Services {
+        tenant: TenantId,
+    },
 }
 
 /// Keys under a prefix, in key order, at most `limit` of them (0: the store's maximum).
@@ -110,6 +132,8 @@ pub enum ReadAnswer {
     Value(KeyValue),
     List(Listing),
     Watch(WatchBatch),
+    Service(Box<GroupView>),
+    Services(Vec<GroupView>),
 }
 
 /// A page of a listing.

@@ -7,6 +7,7 @@
 
 use super::error::StoreError;
 use super::key::{ClientId, Revision, SessionId, TenantId};
+use super::services::Registration;
 use crate::types::{Millis, Term};
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +72,22 @@ pub enum Operation {
     KeepAlive { session: SessionId },
     /// Closes the session and deletes its ephemeral keys.
     CloseSession { session: SessionId },
+    /// Registers a member of a service group, opening its session; creates the group with
+    /// the member's settings if it is the first (see [`services`](super::services)).
+    RegisterMember(Box<Registration>),
+    /// Keeps a member's session alive; the answer tells it its role.
+    MemberKeepAlive { group: String, instance: String },
+    /// A member leaves gracefully (its session is closed).
+    Deregister { group: String, instance: String },
+    /// The master steps down; `epoch` must be the group's current one.
+    Resign {
+        group: String,
+        instance: String,
+        epoch: u64,
+        to: Option<String>,
+    },
+    /// Starts a forming group now, with whoever has registered.
+    StartGroup { group: String },
 }
 
 /// All `compares` are evaluated; if all hold, `success` runs, otherwise `failure`. Either

@@ -50,6 +50,26 @@ pub enum StoreError {
         sequence_min: u64,
     },
 
+    /// No service group has this name (in this tenant).
+    #[error("service group not found: {group}")]
+    GroupNotFound { group: String },
+
+    /// The group has no member with this instance id (never registered, or gone).
+    #[error("member {instance} not found in service group {group}")]
+    MemberNotFound { group: String, instance: String },
+
+    /// A resign from a member that is not the master of the group's current epoch.
+    #[error("stale epoch {epoch} for service group {group}: the current epoch is {current}")]
+    StaleEpoch {
+        group: String,
+        epoch: u64,
+        current: u64,
+    },
+
+    /// A member brought group settings that differ from the group's.
+    #[error("service group {group} exists with other settings: {differences}")]
+    SettingsConflict { group: String, differences: String },
+
     /// The session (lease) does not exist in this tenant: never opened, closed, or expired.
     #[error("session not found: {session}")]
     SessionNotFound { session: SessionId },
@@ -97,6 +117,10 @@ impl StoreError {
             StoreError::TooLarge { .. } => "too_large",
             StoreError::UnknownClient { .. } => "unknown_client",
             StoreError::StaleRequest { .. } => "stale_request",
+            StoreError::GroupNotFound { .. } => "group_not_found",
+            StoreError::MemberNotFound { .. } => "member_not_found",
+            StoreError::StaleEpoch { .. } => "stale_epoch",
+            StoreError::SettingsConflict { .. } => "settings_conflict",
             StoreError::SessionNotFound { .. } => "session_not_found",
             StoreError::Compacted { .. } => "compacted",
             StoreError::LimitReached { .. } => "limit_reached",

@@ -69,6 +69,7 @@ pub mod error;
 pub mod key;
 mod keyspace;
 mod read;
+pub mod services;
 pub mod sessions;
 #[allow(clippy::module_inception)]
 mod store;

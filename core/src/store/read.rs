@@ -19,6 +19,18 @@ impl Store {
             Query::Get { tenant, key } => self.get(*tenant, key).map(ReadAnswer::Value),
             Query::List(list) => self.list(list).map(ReadAnswer::List),
             Query::Watch(watch) => self.watch(watch).map(ReadAnswer::Watch),
+            Query::Service { tenant, group } => self
+                .group_view(*tenant, group)
+                .map(|view| ReadAnswer::Service(Box::new(view)))
+                .ok_or_else(|| StoreError::GroupNotFound {
+                    group: group.clone(),
+                }),
+            Query::Services { tenant } => Ok(ReadAnswer::Services(
+                self.services
+                    .groups(*tenant)
+                    .filter_map(|(name, _)| self.group_view(*tenant, name))
+                    .collect(),
+            )),
         }
     }
 

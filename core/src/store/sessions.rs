@@ -155,6 +155,11 @@ impl SessionTable {
     }
 
     /// Pushes the deadline back to `now + ttl`.
+    /// The deadline of an open session.
+    pub fn expires_at(&self, session: SessionId) -> Option<Millis> {
+        self.sessions.get(&session).map(|open| open.expires_at)
+    }
+
     pub fn keep_alive(
         &mut self,
         session: SessionId,

@@ -6,6 +6,7 @@ use super::command::{Command, Operation, Request, Tick};
 use super::config::StoreConfig;
 use super::key::{Revision, TenantId};
 use super::keyspace::KeySpace;
+use super::services::{Departure, ServiceTable};
 use super::sessions::SessionTable;
 use super::watch::WatchHistory;
 use crate::types::{LogIndex, Millis};
@@ -29,6 +30,7 @@ pub struct Store {
     pub(crate) history: WatchHistory,
     pub(crate) sessions: SessionTable,
     pub(crate) clients: ClientTable,
+    pub(crate) services: ServiceTable,
 }
 
 impl Default for Store {
@@ -52,6 +54,7 @@ impl Store {
             history,
             sessions: SessionTable::default(),
             clients,
+            services: ServiceTable::default(),
         }
     }
 
@@ -155,6 +158,22 @@ impl Store {
                 })
             }
             Operation::CloseSession { session } => self.close_session(tenant, session, revision),
+            Operation::RegisterMember(registration) => {
+                self.register_member(index, tenant, *registration, revision)
+            }
+            Operation::MemberKeepAlive { group, instance } => {
+                self.member_keep_alive(tenant, &group, &instance)
+            }
+            Operation::Deregister { group, instance } => {
+                self.deregister_member(tenant, &group, &instance, revision)
+            }
+            Operation::Resign {
+                group,
+                instance,
+                epoch,
+                to,
+            } => self.resign(tenant, &group, &instance, epoch, to, revision),
+            Operation::StartGroup { group } => self.start_group(tenant, &group, revision),
         }
     }
 
@@ -163,8 +182,9 @@ impl Store {
         let revision = self.revision.next();
         let expired = self.sessions.on_tick(tick, self.config.tick_advance_ms_max);
         for session in &expired {
-            self.end_session(*session, revision);
+            self.end_session(*session, revision, Departure::Expired);
         }
+        self.services_on_clock(revision);
         Outcome::Ticked {
             now: self.sessions.now(),
             expired,

@@ -60,9 +60,8 @@ impl Store {
         }
         for operation in transaction.success.iter().chain(&transaction.failure) {
             match operation {
-                TransactionOperation::Get { key } | TransactionOperation::Delete { key } => {
-                    self.check_key(key)?
-                }
+                TransactionOperation::Get { key } => self.check_key(key)?,
+                TransactionOperation::Delete { key } => self.check_writable_key(key)?,
                 TransactionOperation::Put {
                     key,
                     value,

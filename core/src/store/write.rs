@@ -8,6 +8,7 @@
 use super::answer::{Event, EventKind, Outcome, Response};
 use super::error::StoreError;
 use super::key::{Revision, SessionId, TenantId, validate_key};
+use super::services::{Departure, SERVICES_PREFIX};
 use super::store::Store;
 use crate::types::LogIndex;
 
@@ -42,7 +43,7 @@ impl Store {
 
     /// Deletes a key; `not_found` if absent.
     pub(crate) fn delete(&mut self, tenant: TenantId, key: &str, revision: Revision) -> Response {
-        self.check_key(key)?;
+        self.check_writable_key(key)?;
         if self.delete_key(tenant, key, revision) {
             Ok(Outcome::Deleted { revision })
         } else {
@@ -91,7 +92,7 @@ impl Store {
         revision: Revision,
     ) -> Response {
         self.sessions.check_open(session, tenant)?;
-        let keys_deleted = self.end_session(session, revision);
+        let keys_deleted = self.end_session(session, revision, Departure::Graceful);
         Ok(Outcome::SessionClosed {
             session,
             keys_deleted,
@@ -101,10 +102,18 @@ impl Store {
 
     /// Removes a session (closed or expired) and deletes its keys at `revision`; returns how
     /// many keys were deleted.
-    pub(crate) fn end_session(&mut self, session: SessionId, revision: Revision) -> u64 {
+    pub(crate) fn end_session(
+        &mut self,
+        session: SessionId,
+        revision: Revision,
+        departure: Departure,
+    ) -> u64 {
         let Some(ended) = self.sessions.remove(session) else {
             return 0;
         };
+        // Whoever holds state bound to the session hears of its end: service groups lose
+        // the member it held.
+        self.on_session_ended(session, revision, departure);
         let mut keys_deleted = 0;
         for key in &ended.keys {
             if self.delete_key(ended.tenant, key, revision) {
@@ -122,7 +131,7 @@ impl Store {
         value: &[u8],
         session: Option<SessionId>,
     ) -> Result<(), StoreError> {
-        self.check_key(key)?;
+        self.check_writable_key(key)?;
         if value.len() > self.config.value_bytes_max {
             return Err(StoreError::too_large(
                 "value",
@@ -138,6 +147,22 @@ impl Store {
 
     pub(crate) fn check_key(&self, key: &str) -> Result<(), StoreError> {
         validate_key(key, self.config.key_bytes_max)
+    }
+
+    /// A key a client may write: valid, and not under the prefix the store keeps for service
+    /// groups (`/_services`), which only the store writes.
+    pub(crate) fn check_writable_key(&self, key: &str) -> Result<(), StoreError> {
+        self.check_key(key)?;
+        let reserved = key
+            .strip_prefix(SERVICES_PREFIX)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if reserved {
+            return Err(StoreError::InvalidKey {
+                key: key.to_owned(),
+                reason: format!("keys under {SERVICES_PREFIX} are written by service groups only"),
+            });
+        }
+        Ok(())
     }
 
     /// Writes a validated key at `revision`, keeping session bindings and the watch history

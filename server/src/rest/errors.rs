@@ -162,10 +162,15 @@ impl ApiError {
 /// The HTTP status of a store error. `not_leader` is handled by the caller (redirect).
 fn store_status(error: &StoreError) -> u16 {
     match error {
-        StoreError::NotFound { .. } | StoreError::SessionNotFound { .. } => 404,
+        StoreError::NotFound { .. }
+        | StoreError::SessionNotFound { .. }
+        | StoreError::GroupNotFound { .. }
+        | StoreError::MemberNotFound { .. } => 404,
         StoreError::VersionMismatch { .. }
         | StoreError::UnknownClient { .. }
-        | StoreError::StaleRequest { .. } => 409,
+        | StoreError::StaleRequest { .. }
+        | StoreError::StaleEpoch { .. }
+        | StoreError::SettingsConflict { .. } => 409,
         StoreError::InvalidKey { .. }
         | StoreError::InvalidRequest { .. }
         | StoreError::BadCommand { .. } => 400,

@@ -2,6 +2,7 @@
 //! given as `"value": "<text>"`, any other as `"value_base64": "<standard base64>"`, so that
 //! no byte is ever lost or altered on the way to a client.
 
+use rafting_core::store::services::MemberView;
 use rafting_core::store::{
     Event, EventKind, KeyValue, Listing, Outcome, TransactionResult, WatchBatch,
 };
@@ -112,7 +113,21 @@ pub fn outcome(outcome: &Outcome) -> Value {
         Outcome::Ticked { now, revision, .. } => {
             json!({"now_ms": now.get(), "revision": revision.get()})
         }
+        Outcome::MemberRegistered(view) | Outcome::MemberKeptAlive(view) => member_view(view),
+        Outcome::GroupChanged { epoch, master } => json!({"epoch": epoch, "master": master}),
     }
+}
+
+/// What a service group member is told: its role, the epoch, the master.
+pub fn member_view(view: &MemberView) -> Value {
+    json!({
+        "role": view.role,
+        "epoch": view.epoch,
+        "phase": view.phase,
+        "master": view.master,
+        "session": view.session.get(),
+        "expires_at_ms": view.expires_at.get(),
+    })
 }
 
 const BASE64_ALPHABET: &[u8; 64] =
