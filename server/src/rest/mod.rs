@@ -13,6 +13,7 @@ pub mod http_metrics;
 pub mod json;
 pub mod kv;
 pub mod routes;
+pub mod services;
 #[cfg(test)]
 mod tests;
 pub mod transaction;
@@ -233,6 +234,18 @@ fn dispatch(
         Route::KvWatch { .. } => kv::watch(api, url, route),
         Route::Transaction => transaction::run(api, url, numbered, &body),
         Route::RegisterClient => cluster::register_client(api, url),
+        Route::ServiceList => services::list(api, url),
+        Route::ServiceShow { group, stale } => services::show(api, url, group, *stale),
+        Route::ServiceMaster { group, stale } => services::master(api, url, group, *stale),
+        Route::ServiceJoin { group } => services::join(api, url, numbered, group, &body),
+        Route::ServiceKeepAlive { group, instance } => {
+            services::keep_alive(api, url, numbered, group, instance)
+        }
+        Route::ServiceLeave { group, instance } => {
+            services::leave(api, url, numbered, group, instance)
+        }
+        Route::ServiceResign { group } => services::resign(api, url, numbered, group, &body),
+        Route::ServiceStart { group } => services::start(api, url, numbered, group),
         Route::SessionOpen => transaction::open_session(api, url, numbered, &body),
         Route::SessionKeepAlive { session } => {
             transaction::keep_alive(api, url, numbered, *session)

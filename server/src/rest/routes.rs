@@ -40,6 +40,40 @@ pub enum Route {
     },
     Transaction,
     RegisterClient,
+    /// `GET /v1/services`.
+    ServiceList,
+    /// `GET /v1/services/<name>`.
+    ServiceShow {
+        group: String,
+        stale: bool,
+    },
+    /// `GET /v1/services/<name>/master`.
+    ServiceMaster {
+        group: String,
+        stale: bool,
+    },
+    /// `POST /v1/services/<name>/members`.
+    ServiceJoin {
+        group: String,
+    },
+    /// `PUT /v1/services/<name>/members/<instance>/keepalive`.
+    ServiceKeepAlive {
+        group: String,
+        instance: String,
+    },
+    /// `DELETE /v1/services/<name>/members/<instance>`.
+    ServiceLeave {
+        group: String,
+        instance: String,
+    },
+    /// `POST /v1/services/<name>/resign`.
+    ServiceResign {
+        group: String,
+    },
+    /// `POST /v1/services/<name>/start`.
+    ServiceStart {
+        group: String,
+    },
     SessionOpen,
     SessionKeepAlive {
         session: u64,
@@ -69,6 +103,14 @@ impl Route {
             Route::KvWatch { .. } => "kv_watch",
             Route::Transaction => "txn",
             Route::RegisterClient => "client_register",
+            Route::ServiceList => "service_list",
+            Route::ServiceShow { .. } => "service_show",
+            Route::ServiceMaster { .. } => "service_master",
+            Route::ServiceJoin { .. } => "service_join",
+            Route::ServiceKeepAlive { .. } => "service_keepalive",
+            Route::ServiceLeave { .. } => "service_leave",
+            Route::ServiceResign { .. } => "service_resign",
+            Route::ServiceStart { .. } => "service_start",
             Route::SessionOpen => "session_open",
             Route::SessionKeepAlive { .. } => "session_keepalive",
             Route::SessionClose { .. } => "session_close",
@@ -85,7 +127,11 @@ impl Route {
     pub fn has_body(&self) -> bool {
         matches!(
             self,
-            Route::KvPut { .. } | Route::Transaction | Route::SessionOpen
+            Route::KvPut { .. }
+                | Route::Transaction
+                | Route::SessionOpen
+                | Route::ServiceJoin { .. }
+                | Route::ServiceResign { .. }
         )
     }
 }
@@ -109,6 +155,12 @@ pub fn parse(method: &str, url: &str) -> Result<Route, ApiError> {
     }
     if let Some(rest) = path.strip_prefix("/v1/sessions") {
         return parse_sessions(method, path, rest);
+    }
+    if let Some(rest) = path.strip_prefix("/v1/services") {
+        if !rest.is_empty() && !rest.starts_with('/') {
+            return Err(ApiError::not_found_route(method, path));
+        }
+        return parse_services(method, path, rest, query.contains_key("stale"));
     }
     let route = match path {
         "/v1/txn" => expect_method(method, "POST", path, Route::Transaction)?,
@@ -204,6 +256,81 @@ fn parse_sessions(method: &str, path: &str, rest: &str) -> Result<Route, ApiErro
         (_, [_]) => Err(ApiError::method_not_allowed(method, path, "DELETE")),
         _ => Err(ApiError::not_found_route(method, path)),
     }
+}
+
+/// The last segments of a service path that name an action, never part of a group's name.
+pub const SERVICE_ACTIONS: [&str; 5] = ["members", "master", "resign", "start", "keepalive"];
+
+/// `/v1/services[/<name>[/members[/<instance>[/keepalive]]|/master|/resign|/start]]`. The
+/// group's name is a path itself, so the action is read from the end.
+fn parse_services(method: &str, path: &str, rest: &str, stale: bool) -> Result<Route, ApiError> {
+    let rest = rest.trim_end_matches('/');
+    if rest.is_empty() {
+        return expect_method(method, "GET", path, Route::ServiceList);
+    }
+    let group = |name: &str| -> Result<String, ApiError> {
+        let name = percent_decode(name.trim_start_matches('/'))?;
+        Ok(format!("/{name}"))
+    };
+    if let Some(name) = rest.strip_suffix("/keepalive") {
+        let (name, instance) = name
+            .rsplit_once("/members/")
+            .ok_or_else(|| ApiError::not_found_route(method, path))?;
+        let route = Route::ServiceKeepAlive {
+            group: group(name)?,
+            instance: percent_decode(instance)?,
+        };
+        return expect_method(method, "PUT", path, route);
+    }
+    if let Some(name) = rest.strip_suffix("/members") {
+        return expect_method(
+            method,
+            "POST",
+            path,
+            Route::ServiceJoin {
+                group: group(name)?,
+            },
+        );
+    }
+    if let Some((name, instance)) = rest.rsplit_once("/members/") {
+        let route = Route::ServiceLeave {
+            group: group(name)?,
+            instance: percent_decode(instance)?,
+        };
+        return expect_method(method, "DELETE", path, route);
+    }
+    if let Some(name) = rest.strip_suffix("/resign") {
+        return expect_method(
+            method,
+            "POST",
+            path,
+            Route::ServiceResign {
+                group: group(name)?,
+            },
+        );
+    }
+    if let Some(name) = rest.strip_suffix("/start") {
+        return expect_method(
+            method,
+            "POST",
+            path,
+            Route::ServiceStart {
+                group: group(name)?,
+            },
+        );
+    }
+    if let Some(name) = rest.strip_suffix("/master") {
+        let route = Route::ServiceMaster {
+            group: group(name)?,
+            stale,
+        };
+        return expect_method(method, "GET", path, route);
+    }
+    let route = Route::ServiceShow {
+        group: group(rest)?,
+        stale,
+    };
+    expect_method(method, "GET", path, route)
 }
 
 fn limit(query: &BTreeMap<String, String>) -> Result<u32, ApiError> {
