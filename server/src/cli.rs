@@ -4,6 +4,7 @@
 use crate::client_command::{Endpoint, KvCommand};
 use crate::dev_command::{DevConfig, RawDev};
 use crate::node_config::{NodeConfig, RawNode};
+use crate::service_command::ServiceCommand;
 use crate::session_command::SessionCommand;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -41,6 +42,13 @@ pub enum RawCommand {
         endpoint: Endpoint,
         #[command(subcommand)]
         command: SessionCommand,
+    },
+    /// Service groups (one master, ordered standbys) through any node's REST API.
+    Service {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(subcommand)]
+        command: ServiceCommand,
     },
     /// Look at the cluster through any node's REST API.
     Cluster {
@@ -131,6 +139,10 @@ pub enum Command {
         endpoint: String,
         command: SessionCommand,
     },
+    Service {
+        endpoint: String,
+        command: ServiceCommand,
+    },
     ClusterStatus {
         endpoint: String,
     },
@@ -151,6 +163,10 @@ impl RawCli {
                 command,
             }),
             RawCommand::Session { endpoint, command } => Ok(Command::Session {
+                endpoint: check_endpoint(endpoint.endpoint)?,
+                command,
+            }),
+            RawCommand::Service { endpoint, command } => Ok(Command::Service {
                 endpoint: check_endpoint(endpoint.endpoint)?,
                 command,
             }),

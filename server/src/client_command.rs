@@ -84,9 +84,12 @@ pub enum KvCommand {
     },
 }
 
-fn agent() -> ureq::Agent {
+/// Requests wait this long at most (a watch long poll takes up to 60 s).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(70);
+
+fn agent(timeout: Duration) -> ureq::Agent {
     ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(70))
+        .timeout(timeout)
         .redirects(0)
         .build()
 }
@@ -106,7 +109,7 @@ pub fn encode_key(key: &str) -> String {
 
 /// Sends a request, following 307/308 redirects with the same method and body.
 pub fn send(method: &str, url: &str, body: &[u8]) -> Result<ureq::Response> {
-    send_with_headers(method, url, &[], body).map_err(Failure::into_error)
+    send_with_headers(method, url, &[], body, REQUEST_TIMEOUT).map_err(Failure::into_error)
 }
 
 /// Why a request failed, and whether sending it again may succeed.
@@ -126,14 +129,16 @@ impl Failure {
     }
 }
 
-/// [`send`] with extra headers, sent again on every redirect.
+/// [`send`] with extra headers, sent again on every redirect, and a timeout for the whole
+/// exchange.
 pub fn send_with_headers(
     method: &str,
     url: &str,
     headers: &[(&str, String)],
     body: &[u8],
+    timeout: Duration,
 ) -> Result<ureq::Response, Failure> {
-    let agent = agent();
+    let agent = agent(timeout);
     let mut url = url.to_owned();
     for _ in 0..=REDIRECTS_MAX {
         let mut request = agent.request(method, &url);
@@ -195,7 +200,13 @@ fn write_exactly_once(endpoints: &[&str], path: &str, body: &[u8]) -> Result<Val
         let base = endpoints[attempt % endpoints.len()];
         let id = match client {
             Some(id) => id,
-            None => match send_with_headers("POST", &format!("{base}/v1/clients"), &[], b"") {
+            None => match send_with_headers(
+                "POST",
+                &format!("{base}/v1/clients"),
+                &[],
+                b"",
+                REQUEST_TIMEOUT,
+            ) {
                 Ok(response) => {
                     let answer = json(response)?;
                     let id = answer["client"]
@@ -215,7 +226,13 @@ fn write_exactly_once(endpoints: &[&str], path: &str, body: &[u8]) -> Result<Val
             ("X-Rafting-Client", id.to_string()),
             ("X-Rafting-Sequence", "1".to_string()),
         ];
-        match send_with_headers("PUT", &format!("{base}{path}"), &headers, body) {
+        match send_with_headers(
+            "PUT",
+            &format!("{base}{path}"),
+            &headers,
+            body,
+            REQUEST_TIMEOUT,
+        ) {
             Ok(response) => return json(response),
             Err(Failure::Retryable(error)) => {
                 tracing::debug!(%error, "the write's outcome is unknown: retrying it");
@@ -372,7 +389,7 @@ enum PollFailure {
 
 /// One long poll. Any node serves watches, so no redirect is followed.
 fn poll_watch(url: &str) -> Result<Value, PollFailure> {
-    match agent().get(url).call() {
+    match agent(REQUEST_TIMEOUT).get(url).call() {
         Ok(response) => json(response).map_err(PollFailure::NodeUnavailable),
         Err(ureq::Error::Status(status, response)) if status >= 500 => {
             Err(PollFailure::NodeUnavailable(api_error(status, response)))

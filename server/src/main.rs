@@ -12,6 +12,7 @@ mod node_command;
 mod node_config;
 mod port_holder;
 mod rest;
+mod service_command;
 mod session_command;
 mod signals;
 mod sim_command;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Dev(config) => dev_command::run(&config),
         cli::Command::Kv { endpoint, command } => client_command::run_kv(&endpoint, &command),
         cli::Command::Session { endpoint, command } => session_command::run(&endpoint, &command),
+        cli::Command::Service { endpoint, command } => service_command::run(&endpoint, &command),
         cli::Command::ClusterStatus { endpoint } => client_command::cluster_status(&endpoint),
         cli::Command::SimRun(run) => sim_command::run(&run),
         cli::Command::SimReplay(replay) => sim_command::replay(&replay),

@@ -1,0 +1,195 @@
+//! Service groups with real processes: `rafting service join` members against a real cluster.
+//! A SIGTERM'd master hands over at once; a kill -9'd master is replaced after its TTL; the
+//! REST API answers the master with its epoch and refuses stale resigns and conflicting
+//! settings.
+
+mod common;
+
+use common::{TestCluster, request};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+const ELECTION_WAIT: Duration = Duration::from_secs(15);
+
+/// A `rafting service join` process and the lines it prints.
+struct Joined {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Joined {
+    fn start(endpoint: &str, group: &str, instance: &str, ttl_ms: u64) -> Joined {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rafting"))
+            .args(["service", "join", group, "--instance", instance])
+            .args(["--address", &format!("http=10.0.0.1:{}", instance.len())])
+            .args(["--ttl-ms", &ttl_ms.to_string(), "--endpoint", endpoint])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Joined { child, lines }
+    }
+
+    /// Waits for a line starting with `prefix`; returns it.
+    fn expect(&self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no line starting with {prefix:?} within {timeout:?}"),
+            }
+        }
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, signal) };
+    }
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn master_of(base: &str, group: &str) -> Value {
+    let (status, body) = request("GET", &format!("{base}/v1/services{group}/master"), b"");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+#[test]
+fn a_terminated_master_hands_over_at_once_and_a_killed_one_after_its_ttl() {
+    let cluster = TestCluster::start(3);
+    let leader = cluster.wait_for_leader(ELECTION_WAIT);
+    let base = cluster.node(leader).url();
+    let a = Joined::start(&base, "/web", "a", 1_000);
+    assert_eq!(
+        a.expect("master", Duration::from_secs(10)),
+        "master epoch=1 master=a"
+    );
+    let b = Joined::start(&cluster.url(1), "/web", "b", 1_000);
+    b.expect("standby epoch=1", Duration::from_secs(10));
+    let c = Joined::start(&cluster.url(2), "/web", "c", 1_000);
+    c.expect("standby epoch=1", Duration::from_secs(10));
+    assert_eq!(master_of(&base, "/web")["instance"], "a");
+
+    // Graceful: SIGTERM the master; it resigns and the next standby takes over at once.
+    let stopped = Instant::now();
+    a.signal(libc::SIGTERM);
+    b.expect("master epoch=2", Duration::from_secs(5));
+    let handover = stopped.elapsed();
+    a.expect("left", Duration::from_secs(5));
+    assert!(
+        handover < Duration::from_secs(1),
+        "graceful handover took {handover:?}"
+    );
+
+    // Brutal: kill -9 the new master; the last standby takes over once the TTL has run.
+    let killed = Instant::now();
+    b.signal(libc::SIGKILL);
+    let line = c.expect("master", Duration::from_secs(10));
+    let failover = killed.elapsed();
+    assert!(line.starts_with("master epoch=3"), "{line}");
+    assert!(
+        failover >= Duration::from_millis(700) && failover < Duration::from_secs(4),
+        "brutal failover took {failover:?} with a TTL of 1000 ms"
+    );
+    let master = master_of(&base, "/web");
+    assert_eq!(
+        (master["instance"].as_str(), master["epoch"].as_u64()),
+        (Some("c"), Some(3))
+    );
+}
+
+#[test]
+fn the_rest_api_fences_stale_resigns_refuses_conflicting_settings_and_feeds_watchers() {
+    let cluster = TestCluster::start(1);
+    cluster.wait_for_leader(ELECTION_WAIT);
+    let base = cluster.url(0);
+    let join = |instance: &str, extra: &str| {
+        let body = format!(r#"{{"instance":"{instance}","ttl_ms":5000{extra}}}"#);
+        request(
+            "POST",
+            &format!("{base}/v1/services/jobs/members"),
+            body.as_bytes(),
+        )
+    };
+    let (status, body) = join("a", r#","failover_delay_ms":100"#);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let first: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (first["role"].as_str(), first["epoch"].as_u64()),
+        (Some("master"), Some(1))
+    );
+    let (status, body) = join("b", r#","failover_delay_ms":0"#);
+    let refused: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (409, Some("settings_conflict")),
+        "{refused}"
+    );
+    assert_eq!(join("b", "").0, 200);
+
+    let resign = |epoch: u64| {
+        let body = format!(r#"{{"instance":"a","epoch":{epoch}}}"#);
+        request(
+            "POST",
+            &format!("{base}/v1/services/jobs/resign"),
+            body.as_bytes(),
+        )
+    };
+    let (status, body) = resign(1);
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let (status, body) = resign(1);
+    let stale: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, stale["code"].as_str()),
+        (409, Some("stale_epoch")),
+        "{stale}"
+    );
+
+    let (status, body) = request("GET", &format!("{base}/v1/services/jobs"), b"");
+    assert_eq!(status, 200);
+    let group: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(group["master"]["instance"], "b");
+    assert_eq!(group["standbys"], serde_json::json!(["a"]));
+    let (status, body) = request("GET", &format!("{base}/v1/services"), b"");
+    assert_eq!(status, 200);
+    let list: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(list["services"][0]["name"], "/jobs");
+
+    // Every change is in the watch stream, under /_services.
+    let (status, body) = request(
+        "GET",
+        &format!("{base}/v1/kv/_services/jobs?watch&since=1&timeout_ms=100"),
+        b"",
+    );
+    assert_eq!(status, 200);
+    let watched: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        watched["events"].as_array().map(Vec::len),
+        Some(3),
+        "{watched}"
+    );
+    let (status, _) = request("PUT", &format!("{base}/v1/kv/_services/jobs"), b"forged");
+    assert_eq!(status, 400);
+    let (status, _) = request("GET", &format!("{base}/v1/services/nope"), b"");
+    assert_eq!(status, 404);
+}
