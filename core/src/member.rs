@@ -154,6 +154,15 @@ impl Member {
         self.next_send = now;
     }
 
+    /// The group changed (a watcher saw it): keep alive now, so that a member just appointed
+    /// learns it — and starts its acting window — one round trip later, not at its next
+    /// keep-alive.
+    pub fn on_group_changed(&mut self, now: Millis) {
+        if self.registered {
+            self.next_send = self.next_send.min(now);
+        }
+    }
+
     /// The member resigned or left: it stops acting before the request is sent.
     pub fn step_down(&mut self) {
         self.role = Role::Standby;

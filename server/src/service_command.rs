@@ -133,6 +133,37 @@ fn member_view(answer: &Value) -> Result<MemberView> {
     })
 }
 
+/// Long-polls the group's changes (its mirror key under `/_services`) on a thread of its
+/// own, and sends a signal on every change: a standby appointed by a resign hears of it one
+/// commit later instead of at its next keep-alive.
+fn watch_group(base: &str, name: &str) -> std::sync::mpsc::Receiver<()> {
+    let (changed, changes) = std::sync::mpsc::channel();
+    let url = format!(
+        "{base}/v1/kv/_services/{}?watch&timeout_ms=30000",
+        encode_key(name)
+    );
+    std::thread::spawn(move || {
+        let mut since: Option<u64> = None;
+        loop {
+            let poll = match since {
+                Some(since) => format!("{url}&since={since}"),
+                None => url.clone(),
+            };
+            match send("GET", &poll, &[]).and_then(|response| Ok(response.into_json::<Value>()?)) {
+                Ok(batch) => {
+                    since = batch["next_since"].as_u64().or(since);
+                    let events = batch["events"].as_array().map_or(0, Vec::len);
+                    if events > 0 && changed.send(()).is_err() {
+                        return;
+                    }
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
+    });
+    changes
+}
+
 /// Registers, keeps alive and reports role changes until a stop signal; then resigns (if
 /// master) and leaves.
 fn join(base: &str, name: &str, instance: &str, ttl_ms: u64, registration: &Value) -> Result<bool> {
@@ -147,6 +178,7 @@ fn join(base: &str, name: &str, instance: &str, ttl_ms: u64, registration: &Valu
     let mut member = Member::new(MemberConfig::with_ttl(ttl_ms));
     let mut printed: Option<(Role, u64)> = None;
     let mut out = std::io::stdout();
+    let changes = watch_group(base, name);
     while !signals::stop_requested() {
         let action = member.next_action(now());
         let request = match action {
@@ -208,13 +240,17 @@ fn join(base: &str, name: &str, instance: &str, ttl_ms: u64, registration: &Valu
         if member.acting_role(now()) == Role::Master {
             wake = wake.min(member.acting_until());
         }
-        let pause = wake.since(now()).clamp(1, 50);
-        std::thread::sleep(Duration::from_millis(pause));
+        let pause = wake.since(now()).clamp(1, 20);
+        if changes.recv_timeout(Duration::from_millis(pause)).is_ok() {
+            member.on_group_changed(now());
+        }
     }
     // Stop acting first, then hand over, then leave.
     let was_master = member.acting_role(now()) == Role::Master;
     member.step_down();
     if was_master {
+        writeln!(out, "resigning epoch={}", member.epoch())?;
+        out.flush()?;
         let body = json!({"instance": instance, "epoch": member.epoch()}).to_string();
         let url = format!("{base}/v1/services/{group}/resign");
         if let Err(error) = send("POST", &url, body.as_bytes()) {
