@@ -67,6 +67,7 @@ fn compare() -> impl Strategy<Value = Compare> {
         number().prop_map(|revision| CompareTarget::CreateRevision(Revision::new(revision))),
         number().prop_map(|revision| CompareTarget::ModifyRevision(Revision::new(revision))),
         value().prop_map(CompareTarget::Value),
+        number().prop_map(CompareTarget::Epoch),
     ];
     (text(), relation, target).prop_map(|(key, relation, target)| Compare {
         key,

@@ -5,7 +5,8 @@ mod store_support;
 
 use rafting_core::store::services::{GroupPhase, MemberView, Registration, Role};
 use rafting_core::store::{
-    Operation, Outcome, Query, ReadAnswer, Response, StoreError, TenantId, WatchQuery,
+    Compare, CompareTarget, Operation, Outcome, Query, ReadAnswer, Relation, Response, StoreError,
+    TenantId, Transaction, TransactionOperation, WatchQuery,
 };
 use store_support::Harness;
 
@@ -403,4 +404,48 @@ fn groups_are_read_one_by_one_or_all_together_and_unknown_ones_are_errors() {
         instance: "ghost".into(),
     });
     assert_eq!(keep_alive.unwrap_err().code(), "member_not_found");
+}
+
+#[test]
+fn a_transaction_guarded_by_the_epoch_is_refused_to_a_deposed_master() {
+    let mut harness = harness();
+    joined(register(&mut harness, registration("a")));
+    joined(register(&mut harness, registration("b")));
+    let fenced_write = |epoch| {
+        Operation::Transaction(Transaction {
+            compares: vec![Compare {
+                key: GROUP.into(),
+                relation: Relation::Equal,
+                target: CompareTarget::Epoch(epoch),
+            }],
+            success: vec![TransactionOperation::Put {
+                key: "/ledger".into(),
+                value: format!("written under epoch {epoch}").into_bytes(),
+                session: None,
+            }],
+            failure: vec![],
+        })
+    };
+    let succeeded = |response: Response| match response {
+        Ok(Outcome::Transaction { succeeded, .. }) => succeeded,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        succeeded(harness.request(fenced_write(1))),
+        "the master of epoch 1 writes"
+    );
+    harness
+        .request(Operation::Resign {
+            group: GROUP.into(),
+            instance: "a".into(),
+            epoch: 1,
+            to: None,
+        })
+        .unwrap();
+    assert!(
+        !succeeded(harness.request(fenced_write(1))),
+        "a deposed master is fenced off"
+    );
+    assert!(succeeded(harness.request(fenced_write(2))));
+    assert_eq!(harness.value("/ledger").unwrap(), b"written under epoch 2");
 }

@@ -99,7 +99,8 @@ pub struct Transaction {
     pub failure: Vec<TransactionOperation>,
 }
 
-/// One guard of a transaction: `key`'s `target` stands in `relation` to the given value.
+/// One guard of a transaction: `key`'s `target` stands in `relation` to the given value
+/// (for [`CompareTarget::Epoch`], `key` names a service group).
 /// An absent key has version 0, revisions 0 and no value (every value comparison with an
 /// absent key is false, except `NotEqual`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,6 +124,9 @@ pub enum CompareTarget {
     CreateRevision(Revision),
     ModifyRevision(Revision),
     Value(Vec<u8>),
+    /// The epoch of the service group named by the compare's `key` (0 for a group that does
+    /// not exist): a master makes its writes conditional on still holding its epoch.
+    Epoch(u64),
 }
 
 /// An operation inside a transaction. Reads see the writes made before them in the same

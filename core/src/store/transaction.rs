@@ -73,6 +73,13 @@ impl Store {
     }
 
     fn holds(&self, tenant: TenantId, compare: &Compare) -> bool {
+        if let CompareTarget::Epoch(expected) = compare.target {
+            let epoch = self
+                .services
+                .group(tenant, &compare.key)
+                .map_or(0, |group| group.epoch);
+            return relation_holds(compare.relation, epoch.cmp(&expected));
+        }
         let record = self
             .tenants
             .get(&tenant)
@@ -121,8 +128,14 @@ fn compare_holds(record: Option<&Record>, compare: &Compare) -> bool {
             Some(found) => found.value.as_slice().cmp(expected.as_slice()),
             None => return compare.relation == Relation::NotEqual,
         },
+        // Answered by `Store::holds` from the service table.
+        CompareTarget::Epoch(_) => return false,
     };
-    match compare.relation {
+    relation_holds(compare.relation, ordering)
+}
+
+fn relation_holds(relation: Relation, ordering: Ordering) -> bool {
+    match relation {
         Relation::Equal => ordering == Ordering::Equal,
         Relation::NotEqual => ordering != Ordering::Equal,
         Relation::Less => ordering == Ordering::Less,

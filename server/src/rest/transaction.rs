@@ -43,6 +43,8 @@ struct CompareBody {
     create_revision: Option<u64>,
     modify_revision: Option<u64>,
     value: Option<String>,
+    /// With `key` naming a service group: its fencing epoch.
+    epoch: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,9 +96,10 @@ fn compare(body: CompareBody) -> Result<Compare, ApiError> {
             .map(|r| CompareTarget::ModifyRevision(Revision(r))),
     );
     targets.extend(body.value.map(|v| CompareTarget::Value(v.into_bytes())));
+    targets.extend(body.epoch.map(CompareTarget::Epoch));
     let [target] = <[CompareTarget; 1]>::try_from(targets).map_err(|_| {
         ApiError::bad_request(format!(
-            "compare on {:?} must name exactly one of version, create_revision, modify_revision, value",
+            "compare on {:?} must name exactly one of version, create_revision, modify_revision, value, epoch",
             body.key
         ))
     })?;
