@@ -181,14 +181,17 @@ impl Simulator<'_, '_> {
             return;
         };
         self.clients[client].current = None;
-        let error = match result {
-            Ok(applied) if self.kv.is_some() => {
-                return self.kv_write_applied(client, attempt, applied);
-            }
-            Ok(applied) => return self.opaque_write_applied(client, attempt, applied),
-            Err(error) => error,
-        };
-        // Refused before entering the log: certainly not applied. Otherwise: maybe applied.
+        match result {
+            Ok(applied) if self.kv.is_some() => self.kv_write_applied(client, attempt, applied),
+            Ok(applied) => self.opaque_write_applied(client, attempt, applied),
+            Err(error) => self.on_write_refused(client, attempt, error),
+        }
+    }
+
+    /// A write attempt got no answer from the store: refused before it entered the log
+    /// (certainly not applied), or its fate is unknown (maybe applied). Either way the client
+    /// retries: a KV client with the same numbering, an opaque one as a new request.
+    fn on_write_refused(&mut self, client: usize, attempt: u64, error: ReplicaError) {
         let (outcome, event, hint) = match error {
             ReplicaError::NotLeader { leader } => (Outcome::Failed, "rejected", leader),
             ReplicaError::OutcomeUnknown { leader } => (Outcome::Unknown, "unknown", leader),

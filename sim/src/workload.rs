@@ -1,11 +1,11 @@
 //! Simulated clients and the history they record.
 //!
 //! Each client runs one request at a time: it sends a write with a unique payload to the
-//! replica of the node it believes leads, waits for the answer, then thinks for a while. A request refused
-//! by a non-leader is retried at the hinted leader; one unanswered within the timeout, or
-//! whose leader lost leadership, is recorded as "maybe happened" (never as "failed") and
-//! retried as a new request. The history of invocations and outcomes is what the
-//! linearizability checker reads.
+//! replica of the node it believes leads, waits for the answer, then thinks for a while. A
+//! request refused by a non-leader is retried at the hinted leader; one unanswered within the
+//! timeout, or whose leader lost leadership, is recorded as "maybe happened" (never as
+//! "failed") and retried as a new request. The history of invocations and outcomes is what
+//! the end-of-seed checks read.
 
 use rafting_core::LogIndex;
 use serde::Serialize;
