@@ -1,11 +1,22 @@
-//! Driving the simulated clients: sending requests to nodes, timing them out, and turning a
-//! node's proposal outcomes into history records and client decisions.
+//! Driving the simulated clients as clients of each host's replica, through the request
+//! interface the runtime's HTTP API uses: sending writes and reads, timing them out, and
+//! turning the replica's answers into history records and client decisions.
+//!
+//! An opaque-workload request is a store write without numbering (the replica numbers it on
+//! its node's own client record, as it does a REST write without the exactly-once headers):
+//! `put /w/c<client>` with the request's unique payload as the value. Every answer that says
+//! "applied at index i" is checked against the answering node's log: the entry at `i` must be
+//! the request that was answered (the replica's proposal table matched it right), and no other
+//! entry may ever commit there (`acknowledged_write_kept`).
 
-use crate::checkers;
+use crate::checkers::{self, Violation, check};
 use crate::simulator::{EventKind, Phase, Simulator};
 use crate::trace::TraceEvent;
 use crate::workload::Outcome;
-use rafting_core::raft::{EntryPayload, Input, ProposalId, ProposalOutcome, ProposeError};
+use rafting_core::raft::EntryPayload;
+use rafting_core::replica::{Answer, Applied, Input, ReplicaError, RequestId};
+use rafting_core::store::{Command, Operation as StoreOperation, TenantId};
+use rafting_core::{LogIndex, Millis, NodeId};
 use rand::Rng;
 
 impl Simulator<'_, '_> {
@@ -35,11 +46,7 @@ impl Simulator<'_, '_> {
 
     /// Coverage: a request reaching a node that leads a term older than the latest leader's.
     pub(crate) fn note_request_at(&mut self, target: usize) {
-        let Some(node) = self.hosts[target]
-            .node
-            .as_ref()
-            .filter(|node| node.is_leader())
-        else {
+        let Some(node) = self.hosts[target].node().filter(|node| node.is_leader()) else {
             return;
         };
         let latest = self.record.leaders.keys().next_back().copied();
@@ -47,6 +54,20 @@ impl Simulator<'_, '_> {
             self.coverage
                 .reach(crate::coverage::REQUEST_AT_DEPOSED_LEADER, self.now_us);
         }
+    }
+
+    /// The deadline a request sent now to `target` carries, on that host's own clock: the
+    /// client's timeout, so that the replica gives up about when the client does.
+    pub(crate) fn request_deadline(&self, target: usize) -> Millis {
+        let local = self.hosts[target].local_ms(self.now_us);
+        Millis(local + self.scenario.workload.request_timeout_ms)
+    }
+
+    /// Sends a write to `target`'s replica and flushes it at once (the runtime flushes at the
+    /// end of each round of events; a simulated request is a round of its own).
+    pub(crate) fn send_write(&mut self, target: usize, write: Input) {
+        self.step_node(target, write);
+        self.step_node(target, Input::Flush);
     }
 
     pub(crate) fn retry_soon(&mut self, client: usize, pick_random_node: bool) {
@@ -87,16 +108,19 @@ impl Simulator<'_, '_> {
         self.clients[client].current = Some(operation);
         let timeout = self.scenario.workload.request_timeout_ms;
         self.schedule_in_ms(timeout, EventKind::ClientTimeout { client, operation });
-        let data = self
+        let value = self
             .history
             .get(operation)
             .map(|op| op.payload.clone())
             .unwrap_or_default();
-        let input = Input::Propose {
-            id: ProposalId(operation),
-            data,
+        let write = Input::Write {
+            id: RequestId(operation),
+            tenant: TenantId::DEFAULT,
+            operation: opaque_write(client_id, value),
+            numbered: None,
+            deadline: self.request_deadline(target),
         };
-        self.step_node(target, input);
+        self.send_write(target, write);
     }
 
     pub(crate) fn on_client_timeout(&mut self, client: usize, operation: u64) {
@@ -115,75 +139,151 @@ impl Simulator<'_, '_> {
         self.retry_soon(client, true);
     }
 
-    fn client_of(&self, operation: u64) -> Option<usize> {
-        let client_id = self.history.get(operation)?.client;
-        let client = usize::try_from(client_id).ok()?.checked_sub(1)?;
-        (self.clients.get(client)?.current == Some(operation)).then_some(client)
+    /// The client whose request in flight is `attempt` (a stale answer finds none).
+    pub(crate) fn client_of_attempt(&self, attempt: u64) -> Option<usize> {
+        self.clients
+            .iter()
+            .position(|client| client.current == Some(attempt))
     }
 
-    pub(crate) fn on_proposal_outcome(&mut self, node: usize, outcome: ProposalOutcome) {
-        if self.kv.is_some() {
-            self.kv_proposal_outcome(node, outcome);
+    /// Retries soon: at the hinted leader if there is one, else at a random node.
+    pub(crate) fn retry_at(&mut self, client: usize, hint: Option<NodeId>) {
+        match hint {
+            Some(leader) => {
+                self.clients[client].target = leader.get() as usize - 1;
+                self.retry_soon(client, false);
+            }
+            None => self.retry_soon(client, true),
+        }
+    }
+
+    /// Carries out one answer of `node`'s replica.
+    pub(crate) fn on_answer(&mut self, node: usize, answer: Answer) {
+        match answer {
+            Answer::Write { id, result } => self.on_write_answer(node, id.0, result),
+            Answer::Read { id, result } => self.kv_read_answer(id.0, result),
+            // Scripted transfers only watch what follows.
+            Answer::Transfer { .. } => {}
+        }
+    }
+
+    fn on_write_answer(
+        &mut self,
+        node: usize,
+        attempt: u64,
+        result: Result<Applied, ReplicaError>,
+    ) {
+        if let Ok(applied) = &result {
+            // Every "applied at i", even one its client no longer waits for.
+            self.check_answered_entry(node, attempt, applied.index);
+        }
+        let Some(client) = self.client_of_attempt(attempt) else {
+            return;
+        };
+        self.clients[client].current = None;
+        match result {
+            Ok(applied) if self.kv.is_some() => self.kv_write_applied(client, attempt, applied),
+            Ok(applied) => self.opaque_write_applied(client, attempt, applied),
+            Err(error) => self.on_write_refused(client, attempt, error),
+        }
+    }
+
+    /// A write attempt got no answer from the store: refused before it entered the log
+    /// (certainly not applied), or its fate is unknown (maybe applied). Either way the client
+    /// retries: a KV client with the same numbering, an opaque one as a new request.
+    fn on_write_refused(&mut self, client: usize, attempt: u64, error: ReplicaError) {
+        let (outcome, event, hint) = match error {
+            ReplicaError::NotLeader { leader } => (Outcome::Failed, "rejected", leader),
+            ReplicaError::OutcomeUnknown { leader } => (Outcome::Unknown, "unknown", leader),
+            ReplicaError::Timeout => (Outcome::Unknown, "replica_timeout", None),
+            ReplicaError::Overloaded(_)
+            | ReplicaError::TooLarge { .. }
+            | ReplicaError::Store(_) => (Outcome::Failed, "rejected", None),
+        };
+        self.history.complete(attempt, outcome, self.now_us);
+        self.trace_client(client, attempt, event, None);
+        self.retry_at(client, hint);
+    }
+
+    fn opaque_write_applied(&mut self, client: usize, attempt: u64, applied: Applied) {
+        let index = applied.index.get();
+        if applied.response.is_err() {
+            // The store refused it (this node's client record was evicted): not applied.
+            self.history.complete(attempt, Outcome::Failed, self.now_us);
+            self.trace_client(client, attempt, "refused", Some(index));
+            self.retry_soon(client, true);
             return;
         }
-        let operation = match &outcome {
-            ProposalOutcome::Accepted { id, .. }
-            | ProposalOutcome::Committed { id, .. }
-            | ProposalOutcome::Rejected { id, .. }
-            | ProposalOutcome::Unknown { id, .. } => id.0,
+        let outcome = Outcome::Committed { index };
+        self.history.complete(attempt, outcome, self.now_us);
+        self.clients[client].unfinished = false;
+        self.trace_client(client, attempt, "committed", Some(index));
+        let think = self.think_time_ms();
+        self.schedule_in_ms(think, EventKind::ClientSend { client });
+    }
+
+    /// A replica answered `attempt` as applied at `index`: the entry there in the answering
+    /// node's log must be the command the attempt sent, and it must stay committed there.
+    fn check_answered_entry(&mut self, node: usize, attempt: u64, index: LogIndex) {
+        let host = &self.hosts[node];
+        let id = host.id;
+        let Some(entry) = host.node().and_then(|raft| raft.log().entry(index)) else {
+            let detail = format!("operation {attempt} answered at {index}, beyond its log");
+            return self.violate(answered_elsewhere(id, index, detail));
         };
-        let Some(client) = self.client_of(operation) else {
-            return;
+        let digest = checkers::digest(&entry.payload);
+        let matches = match (&entry.payload, self.sent_by(attempt)) {
+            (EntryPayload::Command(bytes), Some(Sent::Exactly(sent))) => *bytes == sent,
+            (EntryPayload::Command(bytes), Some(Sent::Unnumbered(sent))) => matches!(
+                Command::decode(bytes),
+                Ok(Command::Request(request)) if request.operation == sent
+            ),
+            _ => false,
         };
-        match outcome {
-            ProposalOutcome::Accepted { index, term, .. } => {
-                if let Some(record) = self.history.get_mut(operation) {
-                    record.accepted_at = Some((index.get(), term.get()));
-                }
-                self.trace_client(client, operation, "accepted", Some(index.get()));
-            }
-            ProposalOutcome::Committed { index, .. } => {
-                let outcome = Outcome::Committed { index: index.get() };
-                self.history.complete(operation, outcome, self.now_us);
-                let payload = self.history.get(operation).map(|op| op.payload.clone());
-                let digest = checkers::digest(&EntryPayload::Command(payload.unwrap_or_default()));
-                let id = self.hosts[node].id;
-                let result = checkers::acknowledged_write_kept(&mut self.record, id, index, digest);
-                self.check(result);
-                self.clients[client].current = None;
-                self.clients[client].unfinished = false;
-                self.trace_client(client, operation, "committed", Some(index.get()));
-                let think = self.think_time_ms();
-                self.schedule_in_ms(think, EventKind::ClientSend { client });
-            }
-            ProposalOutcome::Rejected { error, .. } => {
-                self.history
-                    .complete(operation, Outcome::Failed, self.now_us);
-                self.clients[client].current = None;
-                self.trace_client(client, operation, "rejected", None);
-                match error {
-                    ProposeError::NotLeader {
-                        leader_hint: Some(leader),
-                    } => {
-                        self.clients[client].target = leader.get() as usize - 1;
-                        self.retry_soon(client, false);
-                    }
-                    _ => self.retry_soon(client, true),
-                }
-            }
-            ProposalOutcome::Unknown { leader_hint, .. } => {
-                self.history
-                    .complete(operation, Outcome::Unknown, self.now_us);
-                self.clients[client].current = None;
-                self.trace_client(client, operation, "unknown", None);
-                match leader_hint {
-                    Some(leader) => {
-                        self.clients[client].target = leader.get() as usize - 1;
-                        self.retry_soon(client, false);
-                    }
-                    None => self.retry_soon(client, true),
-                }
-            }
+        if !matches {
+            let detail = format!("operation {attempt} answered at {index}, where another entry is");
+            return self.violate(answered_elsewhere(id, index, detail));
         }
+        let result = checkers::acknowledged_write_kept(&mut self.record, id, index, digest);
+        self.check(result);
+    }
+
+    /// What an attempt put in the log, as far as its client knows it.
+    fn sent_by(&self, attempt: u64) -> Option<Sent> {
+        let operation = self.history.get(attempt)?;
+        Some(if self.kv.is_some() {
+            Sent::Exactly(operation.payload.clone())
+        } else {
+            Sent::Unnumbered(opaque_write(operation.client, operation.payload.clone()))
+        })
+    }
+}
+
+/// The command an attempt sent, as its client knows it.
+enum Sent {
+    /// A KV client's command, encoded by the client byte for byte (its own numbering).
+    Exactly(Vec<u8>),
+    /// An opaque request's operation: the replica numbers it on its node's own record.
+    Unnumbered(StoreOperation),
+}
+
+/// The store write an opaque request sends: its unique payload as the value of its client's
+/// key.
+fn opaque_write(client: u64, value: Vec<u8>) -> StoreOperation {
+    StoreOperation::Put {
+        key: format!("/w/c{client}"),
+        value,
+        session: None,
+    }
+}
+
+fn answered_elsewhere(node: NodeId, index: LogIndex, detail: String) -> Violation {
+    Violation {
+        check: check::ACKNOWLEDGED_WRITE_KEPT,
+        at_us: 0,
+        nodes: vec![node.get()],
+        index: Some(index.get()),
+        term: None,
+        detail,
     }
 }

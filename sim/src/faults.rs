@@ -8,7 +8,8 @@ use crate::scenario::{CrashTarget, Profile, ScriptedEvent};
 use crate::simulator::{EventKind, Phase, Simulator};
 use crate::trace::TraceEvent;
 use rafting_core::LogIndex;
-use rafting_core::raft::{Input, Node, RoleName};
+use rafting_core::raft::{Node, RoleName};
+use rafting_core::replica::{Input, RequestId};
 use rand::Rng;
 
 /// Mean gap between faults at `per_minute`, in milliseconds; `None` when they never happen.
@@ -48,7 +49,7 @@ impl Simulator<'_, '_> {
             .iter()
             .enumerate()
             .filter_map(|(position, host)| {
-                let node = host.node.as_ref().filter(|node| node.is_leader())?;
+                let node = host.node().filter(|node| node.is_leader())?;
                 Some((node.term(), position))
             })
             .max()
@@ -88,7 +89,7 @@ impl Simulator<'_, '_> {
         self.events += 1;
         let up: Vec<usize> = match self.scenario.crashes.target {
             CrashTarget::Any => (0..self.hosts.len())
-                .filter(|&position| self.hosts[position].node.is_some())
+                .filter(|&position| self.hosts[position].replica.is_some())
                 .collect(),
             CrashTarget::Leader => self.leader_position().into_iter().collect(),
         };
@@ -120,7 +121,7 @@ impl Simulator<'_, '_> {
     /// The node stops: everything not yet durable is lost (a torn write may keep a prefix of
     /// the batch being written, under profile `relaxed`).
     pub(crate) fn crash(&mut self, node: usize) {
-        if self.hosts[node].node.is_none() {
+        if self.hosts[node].replica.is_none() {
             return;
         }
         let records = self.hosts[node].disk.records_in_flight();
@@ -138,7 +139,7 @@ impl Simulator<'_, '_> {
         }
         let wipe = self.draw_wipe(node);
         let host = &mut self.hosts[node];
-        host.node = None;
+        host.replica = None;
         host.incarnation += 1;
         host.disk.crash(torn);
         host.sync_covers = 0;
@@ -183,7 +184,7 @@ impl Simulator<'_, '_> {
     fn schedule_crash_hints(&mut self, crashed: usize) {
         let heartbeat = self.scenario.timing.heartbeat_interval_ms;
         for to in 0..self.hosts.len() {
-            if to != crashed && self.hosts[to].node.is_some() {
+            if to != crashed && self.hosts[to].replica.is_some() {
                 let delay = self.draw_ms([heartbeat * 3 / 2, heartbeat * 3]);
                 self.schedule_in_ms(delay, EventKind::CrashHint { to, peer: crashed });
             }
@@ -192,7 +193,7 @@ impl Simulator<'_, '_> {
 
     pub(crate) fn on_crash_hint(&mut self, to: usize, peer: usize) {
         let probe_lost = self.network.is_blocked(to, peer) || self.network.is_blocked(peer, to);
-        if self.hosts[to].node.is_none() || self.hosts[peer].node.is_some() || probe_lost {
+        if self.hosts[to].replica.is_none() || self.hosts[peer].replica.is_some() || probe_lost {
             return;
         }
         let Some(_) = self.hold_if_paused(to, EventKind::CrashHint { to, peer }) else {
@@ -206,7 +207,7 @@ impl Simulator<'_, '_> {
 
     /// The node starts again from what its disk recovered.
     pub(crate) fn restart(&mut self, node: usize) {
-        if self.hosts[node].node.is_some() {
+        if self.hosts[node].replica.is_some() {
             return;
         }
         let host = &mut self.hosts[node];
@@ -220,13 +221,11 @@ impl Simulator<'_, '_> {
         };
         host.last_commit = LogIndex::ZERO;
         host.last_applied = LogIndex::ZERO;
-        // No snapshots yet: the node re-applies its log from the start to a fresh store.
-        host.store = rafting_core::store::Store::new(host.store.config().clone());
-        host.responses.clear();
         host.last_role = RoleName::Follower;
         host.last_term = raft.term();
         let commit = raft.commit_index();
-        host.node = Some(raft);
+        // No snapshots yet: the node re-applies its log from the start to a fresh store.
+        host.start_replica(raft);
         self.fault(format!("restart n{}", node + 1));
         // What the node recovered as committed must agree with what the cluster committed.
         self.record_commits(node, LogIndex::ZERO, commit);
@@ -334,7 +333,8 @@ impl Simulator<'_, '_> {
                 if let Some(leader) = self.leader_position() {
                     self.fault(format!("transfer leadership n{} -> n{to}", leader + 1));
                     let to = rafting_core::NodeId(to);
-                    self.step_node(leader, Input::TransferLeadership { to });
+                    let id = RequestId(0); // The answer goes nowhere: the script only watches.
+                    self.step_node(leader, Input::TransferLeadership { id, to });
                 }
             }
             ScriptedEvent::Campaign { node, .. } => {
@@ -368,7 +368,7 @@ impl Simulator<'_, '_> {
     fn max_commit(&self, positions: &[usize]) -> LogIndex {
         positions
             .iter()
-            .filter_map(|&position| self.hosts[position].node.as_ref())
+            .filter_map(|&position| self.hosts[position].node())
             .map(Node::commit_index)
             .max()
             .unwrap_or_default()
@@ -386,7 +386,7 @@ impl Simulator<'_, '_> {
         let positions = self.among(expectation.among());
         let leaders: Vec<u64> = positions
             .iter()
-            .filter(|&&node| self.hosts[node].node.as_ref().is_some_and(Node::is_leader))
+            .filter(|&&node| self.hosts[node].node().is_some_and(Node::is_leader))
             .map(|&node| node as u64 + 1)
             .collect();
         let failure = match expectation {
@@ -403,7 +403,7 @@ impl Simulator<'_, '_> {
             }
             Expectation::CommittedAtLeast { entries, .. } => positions
                 .iter()
-                .filter_map(|&node| Some((node, self.hosts[node].node.as_ref()?.commit_index())))
+                .filter_map(|&node| Some((node, self.hosts[node].node()?.commit_index())))
                 .find(|(_, commit)| commit.get() < *entries)
                 .map(|(node, commit)| format!("n{} has committed only {commit}", node + 1)),
             Expectation::Reached { state, .. } => (!self.coverage.reached_by(state, self.now_us))

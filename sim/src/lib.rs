@@ -1,5 +1,6 @@
-//! rafting-sim: a seeded discrete-event simulator that runs the real `rafting-core` nodes under
-//! a simulated network, disk and clock, injects faults, and checks safety and linearizability.
+//! rafting-sim: a seeded discrete-event simulator that runs the real `rafting-core` replicas
+//! (the Raft node, its store and the request path `rafting node` runs) under a simulated
+//! network, disk and clock, injects faults, and checks safety and linearizability.
 //!
 //! Start with [`run_seed`]: it takes a [`Scenario`] (loaded from a TOML file, see
 //! `scenarios/README.md`) and a seed, and returns a [`SeedReport`] with the first violated
@@ -9,9 +10,10 @@
 //!
 //! Modules, in the order a seed uses them: [`scenario`] and [`validate`] (the file),
 //! [`params`] (swarm draws and random streams), [`simulator`] (the event loop), `stepping`
-//! (driving one node and checking it), `faults` and `clients`, [`network`] and [`disk`] (the
-//! simulated world), [`checkers`] (the named safety checks), [`workload`] (the history),
-//! [`trace`] (JSON lines), [`runner`] (many seeds) and [`regressions`] (seeds that once failed).
+//! (driving one host's replica and checking it), `faults` and `clients`, [`network`] and
+//! [`disk`] (the simulated world), [`checkers`] (the named safety checks), [`workload`] (the
+//! history), [`trace`] (JSON lines), [`runner`] (many seeds) and [`regressions`] (seeds that
+//! once failed).
 
 pub mod checkers;
 mod clients;

@@ -6,7 +6,7 @@
 //! node restarts and resumes, links heal, the network turns reliable) and the cluster must
 //! elect a leader and finish every pending request within `liveness.bound_ms`.
 
-use crate::checkers::{self, Record, Violation, check};
+use crate::checkers::{Record, Violation, check};
 use crate::coverage::Coverage;
 use crate::kv::sessions::ClockBounds;
 use crate::kv::{KvReport, KvWorld};
@@ -17,7 +17,8 @@ use crate::trace::{TraceEvent, Tracer};
 use crate::wal_disk::WalDisk;
 use crate::workload::{Client, History};
 use rafting_core::raft::{Config, ConfigError, Envelope, Node, RoleName};
-use rafting_core::store::{Response, Store, StoreConfig};
+use rafting_core::replica::{Replica, ReplicaConfig};
+use rafting_core::store::{Store, StoreConfig};
 use rafting_core::{LogIndex, NodeId, Term};
 use rand::Rng;
 use serde::Serialize;
@@ -137,11 +138,13 @@ impl Ord for Event {
     }
 }
 
-/// One simulated machine: the node (when running), its disk, clock and checker state.
+/// One simulated machine: the replica (when running: the Raft node, its store and the request
+/// path the runtime runs), its disk, clock and checker state.
 pub(crate) struct Host {
     pub id: NodeId,
     pub config: Config,
-    pub node: Option<Node>,
+    pub replica_config: ReplicaConfig,
+    pub replica: Option<Replica>,
     /// Bumped at every crash, so events of a previous life are recognised and ignored.
     pub incarnation: u64,
     /// The real write-ahead log format, recovered by the real replay code on restart.
@@ -164,12 +167,6 @@ pub(crate) struct Host {
     pub last_applied: LogIndex,
     pub last_role: RoleName,
     pub last_term: Term,
-    /// The node's replicated store (KV workload only; rebuilt from the log on restart).
-    pub store: Store,
-    /// The store's answers to the entries applied in the current step, by index.
-    pub responses: BTreeMap<LogIndex, Response>,
-    /// When this node, as leader, proposes its next session-clock tick (its local ms).
-    pub next_tick_ms: u64,
 }
 
 impl Host {
@@ -189,8 +186,20 @@ impl Host {
             .min(u128::from(u64::MAX)) as u64
     }
 
+    /// The Raft node inside the replica, when the host runs.
+    pub fn node(&self) -> Option<&Node> {
+        self.replica.as_ref().map(Replica::node)
+    }
+
     pub fn running(&self) -> bool {
-        self.node.is_some() && !self.paused
+        self.replica.is_some() && !self.paused
+    }
+
+    /// A replica around `node` with an empty store: a started node replays its committed
+    /// entries into the store on its first steps.
+    pub fn start_replica(&mut self, node: Node) {
+        let store = Store::new(StoreConfig::default());
+        self.replica = Some(Replica::new(node, store, self.replica_config));
     }
 }
 
@@ -258,10 +267,15 @@ impl<'s, 'w> Simulator<'s, 'w> {
         let mut hosts = Vec::with_capacity(nodes);
         for (position, &id) in ids.iter().enumerate() {
             let config = node_config(scenario, &params, id, &ids, streams.node_seeds[position]);
-            hosts.push(Host {
+            let node = Node::new(config.clone())?;
+            let mut host = Host {
                 id,
-                node: Some(Node::new(config.clone())?),
                 config,
+                replica_config: ReplicaConfig {
+                    session_tick_interval_ms: scenario.workload.session_tick_interval_ms,
+                    ..ReplicaConfig::default()
+                },
+                replica: None,
                 incarnation: 0,
                 disk: WalDisk::new(id),
                 sync_covers: 0,
@@ -276,10 +290,9 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 last_applied: LogIndex::ZERO,
                 last_role: RoleName::Follower,
                 last_term: Term::ZERO,
-                store: Store::new(StoreConfig::default()),
-                responses: BTreeMap::new(),
-                next_tick_ms: 0,
-            });
+            };
+            host.start_replica(node);
+            hosts.push(host);
         }
         let clients = (0..scenario.workload.clients)
             .map(|client| Client {
@@ -493,7 +506,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
         self.network.duplicate_probability = 0.0;
         self.network.reorder_probability = 0.0;
         for node in 0..self.hosts.len() {
-            if self.hosts[node].node.is_none() {
+            if self.hosts[node].replica.is_none() {
                 self.restart(node);
             } else if self.hosts[node].paused {
                 self.resume(node);
@@ -508,7 +521,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
         let leader = self
             .hosts
             .iter()
-            .any(|host| host.node.as_ref().is_some_and(Node::is_leader));
+            .any(|host| host.node().is_some_and(Node::is_leader));
         if leader {
             self.phase = Phase::Done;
             self.liveness_ms = Some((self.now_us - started_us) / MICROS_PER_MS);
@@ -527,7 +540,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
         let leaders: Vec<u64> = self
             .hosts
             .iter()
-            .filter(|host| host.node.as_ref().is_some_and(Node::is_leader))
+            .filter(|host| host.node().is_some_and(Node::is_leader))
             .map(|host| host.id.get())
             .collect();
         let detail = format!(
@@ -546,27 +559,23 @@ impl<'s, 'w> Simulator<'s, 'w> {
 
     /// Every acknowledged write must be known committed with its payload at the end.
     fn check_acknowledged_at_end(&mut self) {
-        let mut missing = None;
-        for (index, operation) in self.history.committed() {
-            let digest = checkers::digest(&rafting_core::raft::EntryPayload::Command(
-                operation.payload.clone(),
-            ));
-            let position = index.get() as usize - 1;
-            if self.record.committed.get(position).map(|slot| slot.1) != Some(digest) {
-                missing = Some((index, operation.id));
-                break;
-            }
-        }
-        if let Some((index, operation)) = missing {
+        let missing = self
+            .record
+            .acknowledged
+            .iter()
+            .find(|&(&index, &digest)| {
+                let position = index.get() as usize - 1;
+                self.record.committed.get(position).map(|slot| slot.1) != Some(digest)
+            })
+            .map(|(&index, _)| index);
+        if let Some(index) = missing {
             self.violate(Violation {
                 check: check::ACKNOWLEDGED_WRITE_KEPT,
                 at_us: 0,
                 nodes: Vec::new(),
                 index: Some(index.get()),
                 term: None,
-                detail: format!(
-                    "operation {operation} acknowledged at {index} is not committed there"
-                ),
+                detail: format!("a write acknowledged at {index} is not committed there"),
             });
         }
     }

@@ -1,20 +1,22 @@
-//! Stepping a node and carrying out its output: persist to the simulated disk, send through
-//! the simulated network, apply committed entries, answer clients, arm the timer — and run
-//! every safety check on what the step changed.
+//! Stepping a host's replica and carrying out its output, in the order the replica's contract
+//! gives the runtime: persist to the simulated disk, send through the simulated network,
+//! answer clients, arm the timer — and run every safety check on what the step changed (the
+//! entries written, the role, term and commit, the messages sent, the entries applied).
 
 use crate::checkers;
 use crate::coverage;
 use crate::network::Fate;
 use crate::simulator::{EventKind, Simulator};
 use crate::trace::TraceEvent;
-use rafting_core::raft::{Entry, Envelope, Input, Message, Node, Output, PersistBatch, RoleName};
+use rafting_core::raft::{Envelope, Message, Node, PersistBatch, RoleName};
+use rafting_core::replica::{AppliedEntry, Input, Output};
 use rafting_core::{LogIndex, Millis};
 use rand::Rng;
 
 impl Simulator<'_, '_> {
     pub(crate) fn on_deliver(&mut self, to: usize, envelope: Envelope) {
         let from = envelope.from.get() as usize - 1;
-        if self.hosts[to].node.is_none() {
+        if self.hosts[to].replica.is_none() {
             self.trace_drop(&envelope, "node down");
             return;
         }
@@ -45,7 +47,7 @@ impl Simulator<'_, '_> {
         self.step_node(to, Input::Message(envelope));
         if transfer {
             let host = &mut self.hosts[to];
-            host.campaigned_on_transfer = host.node.as_ref().map(Node::term);
+            host.campaigned_on_transfer = host.node().map(Node::term);
         }
     }
 
@@ -67,7 +69,7 @@ impl Simulator<'_, '_> {
 
     pub(crate) fn on_timer(&mut self, node: usize, incarnation: u64) {
         let host = &mut self.hosts[node];
-        if host.incarnation != incarnation || host.node.is_none() {
+        if host.incarnation != incarnation || host.replica.is_none() {
             return;
         }
         if host.paused {
@@ -104,7 +106,7 @@ impl Simulator<'_, '_> {
     }
 
     pub(crate) fn on_fsync(&mut self, node: usize, incarnation: u64) {
-        if self.hosts[node].incarnation != incarnation || self.hosts[node].node.is_none() {
+        if self.hosts[node].incarnation != incarnation || self.hosts[node].replica.is_none() {
             return;
         }
         let kind = EventKind::Fsync { node, incarnation };
@@ -139,27 +141,24 @@ impl Simulator<'_, '_> {
         self.step_node(node, Input::Persisted(batch));
     }
 
-    /// Steps a running node with one input and carries out its output.
+    /// Steps a running host's replica with one input, at the host's own (drifting) clock, and
+    /// carries out its output.
     pub(crate) fn step_node(&mut self, node: usize, input: Input) {
         let now_us = self.now_us;
         let host = &mut self.hosts[node];
         let local = Millis(host.local_ms(now_us));
-        let Some(raft) = host.node.as_mut() else {
+        let Some(replica) = host.replica.as_mut() else {
             return;
         };
-        let output = raft.step(local, input);
-        if host.catching_up && !raft.is_catching_up() {
+        let output = replica.step(local, input);
+        if host.catching_up && !replica.node().is_catching_up() {
             host.catching_up = false;
         }
         self.carry_out(node, output);
-        if self.kv.is_some() {
-            self.kv_maybe_tick(node);
-        }
     }
 
     fn carry_out(&mut self, node: usize, output: Output) {
-        self.hosts[node].responses.clear();
-        if let Some(batch) = output.persist {
+        for batch in output.persist {
             self.persist(node, batch);
         }
         self.check_node_state(node);
@@ -174,16 +173,11 @@ impl Simulator<'_, '_> {
         for envelope in output.messages {
             self.send(envelope);
         }
-        for entry in &output.committed {
-            self.apply(node, entry);
+        for applied in &output.applied {
+            self.apply(node, applied);
         }
-        for outcome in output.proposals {
-            self.on_proposal_outcome(node, outcome);
-        }
-        if self.kv.is_some() {
-            for outcome in output.reads {
-                self.kv_read_outcome(node, outcome);
-            }
+        for answer in output.answers {
+            self.on_answer(node, answer);
         }
         let wake_us = self.hosts[node]
             .global_us(output.wake_at.get())
@@ -195,7 +189,7 @@ impl Simulator<'_, '_> {
         let host = &self.hosts[node];
         let id = host.id;
         let mut violation = None;
-        if let (Some(raft), Some(first)) = (host.node.as_ref(), batch.entries.first()) {
+        if let (Some(raft), Some(first)) = (host.node(), batch.entries.first()) {
             let mut previous_term = raft.log().term_at(first.index.prev()).unwrap_or_default();
             for entry in &batch.entries {
                 let written = &mut self.record.written;
@@ -247,7 +241,7 @@ impl Simulator<'_, '_> {
     /// Role, term and commit checks on the node just stepped.
     pub(crate) fn check_node_state(&mut self, node: usize) {
         let host = &self.hosts[node];
-        let Some(raft) = host.node.as_ref() else {
+        let Some(raft) = host.node() else {
             return;
         };
         let (id, role, term, commit) = (host.id, raft.role(), raft.term(), raft.commit_index());
@@ -260,14 +254,11 @@ impl Simulator<'_, '_> {
                 let result = checkers::election_safety(leaders, id, incarnation, term);
                 self.check(result);
                 self.note_new_leader(node);
-                let raft = self.hosts[node]
-                    .node
-                    .as_ref()
-                    .expect("checked running above");
+                let raft = self.hosts[node].node().expect("checked running above");
                 let result = checkers::leader_completeness(&self.record.committed, id, raft.log());
                 self.check(result);
                 if self.kv.is_some() {
-                    self.kv_on_new_leader(node);
+                    self.kv_on_new_leader();
                 }
             }
             self.tracer.record(
@@ -295,7 +286,7 @@ impl Simulator<'_, '_> {
     /// Records entries `(from, to]` of `node`'s log as committed, checking agreement.
     pub(crate) fn record_commits(&mut self, node: usize, from: LogIndex, to: LogIndex) {
         let host = &self.hosts[node];
-        let Some(raft) = host.node.as_ref() else {
+        let Some(raft) = host.node() else {
             return;
         };
         let mut index = from.next();
@@ -323,7 +314,7 @@ impl Simulator<'_, '_> {
 
     /// Coverage of a node that has just become leader.
     fn note_new_leader(&mut self, node: usize) {
-        let Some(raft) = self.hosts[node].node.as_ref() else {
+        let Some(raft) = self.hosts[node].node() else {
             return;
         };
         let (id, term) = (raft.id(), raft.term());
@@ -351,7 +342,9 @@ impl Simulator<'_, '_> {
         }
     }
 
-    fn apply(&mut self, node: usize, entry: &Entry) {
+    /// Checks an entry the replica applied to its store in this step.
+    fn apply(&mut self, node: usize, applied: &AppliedEntry) {
+        let entry = &applied.entry;
         let host = &mut self.hosts[node];
         let id = host.id;
         let result = checkers::applied_in_order(id, host.last_applied, entry);
@@ -360,7 +353,7 @@ impl Simulator<'_, '_> {
         let result = checkers::state_machine_safety(&mut self.record.applied, id, entry);
         self.check(result);
         if self.kv.is_some() {
-            self.kv_apply(node, entry);
+            self.kv_applied(node, applied);
         }
     }
 

@@ -1,11 +1,11 @@
 //! Simulated clients and the history they record.
 //!
-//! Each client runs one request at a time: it proposes a command with a unique payload to the
-//! node it believes leads, waits for the outcome, then thinks for a while. A request refused
-//! by a non-leader is retried at the hinted leader; one unanswered within the timeout, or
-//! whose leader lost leadership, is recorded as "maybe happened" (never as "failed") and
-//! retried as a new request. The history of invocations and outcomes is what the
-//! linearizability checker reads.
+//! Each client runs one request at a time: it sends a write with a unique payload to the
+//! replica of the node it believes leads, waits for the answer, then thinks for a while. A
+//! request refused by a non-leader is retried at the hinted leader; one unanswered within the
+//! timeout, or whose leader lost leadership, is recorded as "maybe happened" (never as
+//! "failed") and retried as a new request. The history of invocations and outcomes is what
+//! the end-of-seed checks read.
 
 use rafting_core::LogIndex;
 use serde::Serialize;
@@ -31,12 +31,11 @@ pub struct Operation {
     pub id: u64,
     pub client: u64,
     pub node: u64,
+    /// The opaque workload's unique value, or a KV client's encoded store command.
     pub payload: Vec<u8>,
     pub invoked_us: u64,
     pub completed_us: Option<u64>,
     pub outcome: Outcome,
-    /// Index and term the leader reported when it accepted the request.
-    pub accepted_at: Option<(u64, u64)>,
 }
 
 /// Every request of one seed, in invocation order (operation id = position + 1).
@@ -80,7 +79,6 @@ impl History {
             invoked_us: now_us,
             completed_us: None,
             outcome: Outcome::Pending,
-            accepted_at: None,
         });
         id
     }

@@ -1,21 +1,17 @@
-//! Driving the KV clients: choosing each client's next request, sending its attempts
-//! (proposals through the log, reads through ReadIndex), and settling it from the answer.
+//! Driving the KV clients: choosing each client's next request, sending its attempts to a
+//! replica (numbered writes, linearizable reads), and settling it from the replica's answer.
 
 use super::operations::{self, KvRequest, Untranslatable};
 use super::sessions::{SessionRecord, check};
-use super::{
-    ClientSession, KvClient, Pending, PendingKind, READ_ATTEMPT_BIT, SessionPurpose,
-    TICK_PROPOSAL_BIT,
-};
-use crate::checkers::{self, Violation};
+use super::{ClientSession, KvClient, Pending, PendingKind, READ_ATTEMPT_BIT, SessionPurpose};
+use crate::checkers::Violation;
+use crate::linearizability::kv::{KvInput, KvOutput};
 use crate::linearizability::{ClientId as CheckedClient, Completion, Operation, Timestamp};
 use crate::simulator::{EventKind, Simulator};
 use crate::workload::Outcome;
-use rafting_core::raft::{
-    EntryPayload, Input, ProposalId, ProposalOutcome, ProposeError, ReadId, ReadOutcome,
-};
+use rafting_core::replica::{Applied, Consistency, Input, Numbered, ReplicaError, RequestId};
 use rafting_core::store::{Command, Operation as StoreOperation, Outcome as StoreOutcome};
-use rafting_core::store::{Request, Response, SessionId, StoreError};
+use rafting_core::store::{Query, ReadAnswer, Request, Response, SessionId, StoreError, TenantId};
 use rand::Rng;
 
 /// Percent chance, per request chosen, that a client without a session opens one.
@@ -139,7 +135,9 @@ impl Simulator<'_, '_> {
         &mut self.kv.as_mut().expect("KV mode").sessions
     }
 
-    /// Sends one attempt of the client's pending request to the node it targets.
+    /// Sends one attempt of the client's pending request to the node it targets. Every
+    /// attempt of a write carries the same `(client, sequence)`, so the replica applies it at
+    /// most once.
     fn kv_attempt(&mut self, client: usize) {
         let target = self.clients[client].target;
         self.note_request_at(target);
@@ -150,8 +148,14 @@ impl Simulator<'_, '_> {
         let state = self.kv_client(client).clone();
         let pending = state.pending.expect("an attempt has a request");
         let record = state.record.unwrap_or_default();
-        let command = match pending.kind {
-            PendingKind::Register => Command::RegisterClient,
+        let (operation, sequence) = match pending.kind {
+            PendingKind::Register => {
+                let attempt = self.start_write_attempt(client, target, Command::RegisterClient);
+                let id = RequestId(attempt);
+                let deadline = self.request_deadline(target);
+                self.send_write(target, Input::RegisterClient { id, deadline });
+                return;
+            }
             PendingKind::Kv {
                 request: KvRequest::Read { query, input },
                 ..
@@ -167,21 +171,38 @@ impl Simulator<'_, '_> {
                 sequence,
                 operation,
                 ..
-            } => Command::Request(
-                Request::new(record, sequence, operation).acknowledging_below(sequence),
-            ),
+            } => (operation, sequence),
         };
+        // What the replica will put in the log, as the history's record of this attempt.
+        let request = Request::new(record, sequence, operation.clone())
+            .in_tenant(TenantId::DEFAULT)
+            .acknowledging_below(sequence);
+        let attempt = self.start_write_attempt(client, target, Command::Request(request));
+        let write = Input::Write {
+            id: RequestId(attempt),
+            tenant: TenantId::DEFAULT,
+            operation,
+            numbered: Some(Numbered {
+                client: record,
+                sequence,
+                acknowledged_below: sequence,
+            }),
+            deadline: self.request_deadline(target),
+        };
+        self.send_write(target, write);
+    }
+
+    /// Records a write attempt of `command` in the history and starts its client's timeout.
+    fn start_write_attempt(&mut self, client: usize, target: usize, command: Command) -> u64 {
         let client_id = self.clients[client].id;
-        let data = command.encode();
         let attempt = self.history.invoke_with_payload(
             client_id,
             target as u64 + 1,
             self.now_us,
-            data.clone(),
+            command.encode(),
         );
         self.start_attempt(client, attempt);
-        let id = ProposalId(attempt);
-        self.step_node(target, Input::Propose { id, data });
+        attempt
     }
 
     fn start_attempt(&mut self, client: usize, attempt: u64) {
@@ -197,13 +218,7 @@ impl Simulator<'_, '_> {
         );
     }
 
-    fn kv_read_attempt(
-        &mut self,
-        client: usize,
-        target: usize,
-        query: rafting_core::store::Query,
-        input: crate::linearizability::kv::KvInput,
-    ) {
+    fn kv_read_attempt(&mut self, client: usize, target: usize, query: Query, input: KvInput) {
         if self.scenario.workload.planted_stale_reads {
             // The planted anomaly: no ReadIndex, and the answer comes from the running node
             // that has applied least (a lagging or cut-off follower).
@@ -211,15 +226,24 @@ impl Simulator<'_, '_> {
                 .filter(|&node| self.hosts[node].running())
                 .min_by_key(|&node| (self.hosts[node].last_applied, node))
                 .unwrap_or(target);
-            let answer = self.hosts[stalest].store.read(&query);
-            self.kv_settle_read(client, &input, &answer);
+            let replica = self.hosts[stalest].replica.as_ref();
+            let answer = replica.map(|replica| replica.store().read(&query));
+            if let Some(answer) = answer {
+                self.kv_settle_read(client, &input, &answer);
+            }
             return;
         }
         let kv = self.kv.as_mut().expect("KV mode");
         kv.next_read += 1;
-        let read = kv.next_read;
-        self.start_attempt(client, READ_ATTEMPT_BIT | read);
-        self.step_node(target, Input::Read { id: ReadId(read) });
+        let attempt = READ_ATTEMPT_BIT | kv.next_read;
+        self.start_attempt(client, attempt);
+        let read = Input::Read {
+            id: RequestId(attempt),
+            query,
+            consistency: Consistency::Linearizable,
+            deadline: self.request_deadline(target),
+        };
+        self.step_node(target, read);
     }
 
     pub(crate) fn kv_timeout(&mut self, client: usize, attempt: u64) {
@@ -233,115 +257,56 @@ impl Simulator<'_, '_> {
         self.retry_soon(client, true);
     }
 
-    fn client_of_attempt(&self, attempt: u64) -> Option<usize> {
-        self.clients
-            .iter()
-            .position(|client| client.current == Some(attempt))
+    /// A replica answered the client's write attempt: applied, with the store's answer.
+    pub(crate) fn kv_write_applied(&mut self, client: usize, attempt: u64, applied: Applied) {
+        let index = applied.index.get();
+        let outcome = Outcome::Committed { index };
+        self.history.complete(attempt, outcome, self.now_us);
+        self.trace_client(client, attempt, "committed", Some(index));
+        self.kv_settle_write(client, &applied.response);
     }
 
-    pub(crate) fn kv_proposal_outcome(&mut self, node: usize, outcome: ProposalOutcome) {
-        let attempt = match &outcome {
-            ProposalOutcome::Accepted { id, .. }
-            | ProposalOutcome::Committed { id, .. }
-            | ProposalOutcome::Rejected { id, .. }
-            | ProposalOutcome::Unknown { id, .. } => id.0,
-        };
-        if attempt & TICK_PROPOSAL_BIT != 0 {
-            return;
-        }
+    /// A replica answered the client's read attempt. A store error (a key not found) is an
+    /// answer; a replica error is a reason to retry.
+    pub(crate) fn kv_read_answer(
+        &mut self,
+        attempt: u64,
+        result: Result<ReadAnswer, ReplicaError>,
+    ) {
         let Some(client) = self.client_of_attempt(attempt) else {
             return;
         };
-        match outcome {
-            ProposalOutcome::Accepted { index, term, .. } => {
-                if let Some(record) = self.history.get_mut(attempt) {
-                    record.accepted_at = Some((index.get(), term.get()));
-                }
-            }
-            ProposalOutcome::Committed { index, .. } => {
-                let outcome = Outcome::Committed { index: index.get() };
-                self.history.complete(attempt, outcome, self.now_us);
-                let payload = self.history.get(attempt).map(|op| op.payload.clone());
-                let digest = checkers::digest(&EntryPayload::Command(payload.unwrap_or_default()));
-                let id = self.hosts[node].id;
-                let result = checkers::acknowledged_write_kept(&mut self.record, id, index, digest);
-                self.check(result);
-                self.clients[client].current = None;
-                self.trace_client(client, attempt, "committed", Some(index.get()));
-                let response = self.hosts[node].responses.get(&index).cloned();
-                match response {
-                    Some(response) => self.kv_settle_write(client, &response),
-                    None => self.violate(missing_response(node, index.get())),
-                }
-            }
-            ProposalOutcome::Rejected { error, .. } => {
-                self.history.complete(attempt, Outcome::Failed, self.now_us);
-                self.clients[client].current = None;
-                self.trace_client(client, attempt, "rejected", None);
+        self.clients[client].current = None;
+        let answer = match result {
+            Ok(answer) => Ok(answer),
+            Err(ReplicaError::Store(error)) => Err(error),
+            Err(error) => {
+                self.trace_client(client, attempt, "read_failed", None);
                 let hint = match error {
-                    ProposeError::NotLeader { leader_hint } => leader_hint,
+                    ReplicaError::NotLeader { leader }
+                    | ReplicaError::OutcomeUnknown { leader } => leader,
                     _ => None,
                 };
-                self.kv_retry_at(client, hint);
+                self.retry_at(client, hint);
+                return;
             }
-            ProposalOutcome::Unknown { leader_hint, .. } => {
-                self.history
-                    .complete(attempt, Outcome::Unknown, self.now_us);
-                self.clients[client].current = None;
-                self.trace_client(client, attempt, "unknown", None);
-                self.kv_retry_at(client, leader_hint);
-            }
-        }
-    }
-
-    fn kv_retry_at(&mut self, client: usize, hint: Option<rafting_core::NodeId>) {
-        match hint {
-            Some(leader) => {
-                self.clients[client].target = leader.get() as usize - 1;
-                self.retry_soon(client, false);
-            }
-            None => self.retry_soon(client, true),
-        }
-    }
-
-    pub(crate) fn kv_read_outcome(&mut self, node: usize, outcome: ReadOutcome) {
-        let read = match &outcome {
-            ReadOutcome::Ready { id, .. } | ReadOutcome::Failed { id, .. } => id.0,
         };
-        let Some(client) = self.client_of_attempt(READ_ATTEMPT_BIT | read) else {
-            return;
-        };
-        self.clients[client].current = None;
-        match outcome {
-            ReadOutcome::Ready { index, .. } => {
-                self.trace_client(client, READ_ATTEMPT_BIT | read, "read", Some(index.get()));
-                let pending = self.kv_client(client).pending.clone();
-                let Some(PendingKind::Kv {
-                    request: KvRequest::Read { query, input },
-                    ..
-                }) = pending.map(|pending| pending.kind)
-                else {
-                    return;
-                };
-                let answer = self.hosts[node].store.read(&query);
-                self.kv_settle_read(client, &input, &answer);
-            }
-            ReadOutcome::Failed { error, .. } => {
-                self.trace_client(client, READ_ATTEMPT_BIT | read, "read_failed", None);
-                let hint = match error {
-                    rafting_core::raft::ReadError::NotLeader { leader_hint } => leader_hint,
-                    rafting_core::raft::ReadError::PendingLimit => None,
-                };
-                self.kv_retry_at(client, hint);
-            }
+        self.trace_client(client, attempt, "read", None);
+        let pending = self.kv_client(client).pending.clone();
+        if let Some(PendingKind::Kv {
+            request: KvRequest::Read { input, .. },
+            ..
+        }) = pending.map(|pending| pending.kind)
+        {
+            self.kv_settle_read(client, &input, &answer);
         }
     }
 
     fn kv_settle_read(
         &mut self,
         client: usize,
-        input: &crate::linearizability::kv::KvInput,
-        answer: &Result<rafting_core::store::ReadAnswer, StoreError>,
+        input: &KvInput,
+        answer: &Result<ReadAnswer, StoreError>,
     ) {
         let output = operations::read_output(input, answer);
         self.kv_record_operation(client, output);
@@ -416,19 +381,6 @@ impl Simulator<'_, '_> {
         self.clients[client].unfinished = false;
         let think = self.think_time_ms();
         self.schedule_in_ms(think, EventKind::ClientSend { client });
-    }
-}
-
-use crate::linearizability::kv::KvOutput;
-
-fn missing_response(node: usize, index: u64) -> Violation {
-    Violation {
-        check: check::LINEARIZABILITY,
-        at_us: 0,
-        nodes: vec![node as u64 + 1],
-        index: Some(index),
-        term: None,
-        detail: format!("index {index} reported committed but not applied in the same step"),
     }
 }
 

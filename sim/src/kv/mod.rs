@@ -1,16 +1,18 @@
 //! The KV workload: clients that use the replicated store the way services do, a
 //! linearizability check of what they observed, and session checks.
 //!
-//! Enabled by `[workload] kind = "kv"`. Then every simulated node applies its committed
-//! entries to its own [`Store`](rafting_core::store::Store), the leader proposes `Tick`
-//! commands of the session clock with its own (drifting) clock as the real runtime does, and
-//! each client:
+//! Enabled by `[workload] kind = "kv"`. Every host runs the production
+//! [`Replica`](rafting_core::replica::Replica) (as every scenario does): it applies committed
+//! entries to its node's store, and as leader proposes the session clock's `Tick`s with its
+//! own (drifting) clock. Each client is a client of the replica's request interface, the one
+//! the runtime's HTTP API uses:
 //!
-//! 1. registers an exactly-once client record (`Command::RegisterClient`);
-//! 2. issues one request at a time ([`operations`]): get / list through ReadIndex
-//!    (`Input::Read`, served from the node's store once Raft says it is safe), and put /
-//!    delete / cas / transaction as numbered `Request`s through the log; sometimes it opens a
-//!    session, writes an ephemeral key under it, keeps it alive, closes it or abandons it;
+//! 1. registers an exactly-once client record (`Input::RegisterClient`);
+//! 2. issues one request at a time ([`operations`]): get / list as linearizable reads
+//!    (`Input::Read`, ReadIndex inside the replica), and put / delete / cas / transaction as
+//!    writes numbered with its `(client, sequence)` (`Input::Write` with `Numbered`, then
+//!    `Input::Flush`); sometimes it opens a session, writes an ephemeral key under it, keeps it
+//!    alive, closes it or abandons it;
 //! 3. retries a request whose outcome is unknown (timeout, leader lost, refused) with the
 //!    SAME (client, sequence), so the store applies it at most once and the retry returns the
 //!    original answer.
@@ -33,10 +35,8 @@ use rafting_core::store::{ClientId, Operation};
 use sessions::{ClockBounds, SessionRecord};
 use std::collections::BTreeMap;
 
-/// Proposal ids of the leader's ticks carry this bit, so they never collide with the ids of
-/// client attempts (the workload history's operation ids).
-pub(crate) const TICK_PROPOSAL_BIT: u64 = 1 << 63;
-/// Client attempt ids of reads carry this bit (their timeouts share the event kind).
+/// Request ids of read attempts carry this bit, so they never collide with the ids of write
+/// attempts (the workload history's operation ids).
 pub(crate) const READ_ATTEMPT_BIT: u64 = 1 << 62;
 /// Search steps the linearizability check may spend per seed; past it the verdict is unknown.
 const CHECK_STEPS_MAX: u64 = 5_000_000;
@@ -97,7 +97,6 @@ pub struct KvWorld {
     pub(crate) sessions: BTreeMap<u64, SessionRecord>,
     pub(crate) bounds: ClockBounds,
     pub(crate) next_read: u64,
-    pub(crate) next_tick: u64,
     /// The highest commit index any node reached, and when it last grew.
     pub(crate) commit_max: u64,
     pub(crate) commit_max_us: u64,
@@ -127,7 +126,6 @@ impl KvWorld {
             sessions: BTreeMap::new(),
             bounds,
             next_read: 0,
-            next_tick: 0,
             commit_max: 0,
             commit_max_us: 0,
             stall_threshold_us,

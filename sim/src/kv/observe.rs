@@ -1,29 +1,25 @@
-//! The nodes' side of the KV workload: applying committed entries to each node's store, the
-//! leader's session-clock ticks, watching sessions end, and the end-of-seed checks.
+//! The nodes' side of the KV workload: watching sessions end as each replica applies the
+//! session clock's ticks (which the replica proposes, as the leader of the runtime does), and
+//! the end-of-seed checks.
 
 use super::sessions::{self, SessionRecord, check};
-use super::{CHECK_STEPS_MAX, ClientSession, KvReport, KvWorld, SessionPurpose, TICK_PROPOSAL_BIT};
+use super::{CHECK_STEPS_MAX, ClientSession, KvReport, KvWorld, SessionPurpose};
 use crate::checkers::Violation;
 use crate::linearizability::kv::KvModel;
 use crate::linearizability::{CheckOptions, Verdict};
 use crate::simulator::Simulator;
-use rafting_core::raft::{Entry, EntryPayload, Input, ProposalId};
-use rafting_core::store::{Command, Outcome, Response, SessionId, TenantId, Tick};
-use rafting_core::{LogIndex, Millis};
+use rafting_core::LogIndex;
+use rafting_core::replica::AppliedEntry;
+use rafting_core::store::{Outcome, Response, SessionId, TenantId};
 
 impl Simulator<'_, '_> {
-    /// Applies a committed entry to the node's store and keeps its answer for this step.
-    pub(crate) fn kv_apply(&mut self, node: usize, entry: &Entry) {
-        let EntryPayload::Command(bytes) = &entry.payload else {
-            return;
-        };
-        let response = self.hosts[node].store.apply(entry.index, bytes);
-        let ended = match &response {
-            Ok(Outcome::Ticked { expired, .. }) => expired.clone(),
-            Ok(Outcome::SessionClosed { session, .. }) => vec![*session],
+    /// A node's replica applied an entry: a session that ended there is checked.
+    pub(crate) fn kv_applied(&mut self, node: usize, applied: &AppliedEntry) {
+        let ended = match &applied.response {
+            Some(Ok(Outcome::Ticked { expired, .. })) => expired.clone(),
+            Some(Ok(Outcome::SessionClosed { session, .. })) => vec![*session],
             _ => Vec::new(),
         };
-        self.hosts[node].responses.insert(entry.index, response);
         if !ended.is_empty() {
             self.kv_sessions_ended(node, &ended);
         }
@@ -44,7 +40,10 @@ impl Simulator<'_, '_> {
                 results.push(sessions::ephemeral_key_kept(record, now, &bounds));
                 results.push(sessions::ephemeral_key_expires(record, now, &bounds));
             }
-            let store = &self.hosts[node].store;
+            let Some(replica) = self.hosts[node].replica.as_ref() else {
+                continue;
+            };
+            let store = replica.store();
             let surviving: Vec<String> = record
                 .keys
                 .iter()
@@ -62,39 +61,9 @@ impl Simulator<'_, '_> {
         }
     }
 
-    /// The leader proposes a tick of the session clock when one is due, with its own clock
-    /// (as the runtime's node loop does).
-    pub(crate) fn kv_maybe_tick(&mut self, node: usize) {
-        let now_us = self.now_us;
-        let interval = self.scenario.workload.session_tick_interval_ms;
-        let host = &mut self.hosts[node];
-        let Some(raft) = host.node.as_ref() else {
-            return;
-        };
-        let local = host.local_ms(now_us);
-        if host.paused
-            || !raft.is_leader()
-            || local < host.next_tick_ms
-            || !host.store.session_clock_needed()
-        {
-            return;
-        }
-        host.next_tick_ms = local + interval;
-        let tick = Tick {
-            term: raft.term(),
-            now: Millis(local),
-        };
-        let kv = self.kv.as_mut().expect("KV mode");
-        kv.next_tick += 1;
-        let id = ProposalId(TICK_PROPOSAL_BIT | kv.next_tick);
-        let data = Command::Tick(tick).encode();
-        self.step_node(node, Input::Propose { id, data });
-    }
-
-    /// A node became leader: it ticks at once, and live sessions get an allowance.
-    pub(crate) fn kv_on_new_leader(&mut self, node: usize) {
-        let local = self.hosts[node].local_ms(self.now_us);
-        self.hosts[node].next_tick_ms = local;
+    /// A node became leader: live sessions get an allowance (its replica ticks at once, and
+    /// the first tick of a term does not advance the clock).
+    pub(crate) fn kv_on_new_leader(&mut self) {
         let kv = self.kv.as_mut().expect("KV mode");
         for record in kv.sessions.values_mut() {
             if record.ended_at_us.is_none() {
