@@ -160,6 +160,9 @@ impl Simulator<'_, '_> {
     /// Carries out one answer of `node`'s replica.
     pub(crate) fn on_answer(&mut self, node: usize, answer: Answer) {
         match answer {
+            Answer::Write { id, result } if id.0 & crate::services::MEMBER_REQUEST_BIT != 0 => {
+                self.on_member_answer_sent(result, id.0 & !crate::services::MEMBER_REQUEST_BIT)
+            }
             Answer::Write { id, result } => self.on_write_answer(node, id.0, result),
             Answer::Read { id, result } => self.kv_read_answer(id.0, result),
             // Scripted transfers only watch what follows.

@@ -24,6 +24,13 @@ pub const LEADER_CHANGE: &str = "leader_change";
 /// A node lost its whole disk in a crash and came back with nothing.
 pub const WIPED_DISK_REJOINED: &str = "wiped_disk_rejoined";
 
+/// A service member began acting as master after another member had (a handover happened).
+pub const MASTER_HANDOVER: &str = "master_handover";
+/// A master resigned (a graceful handover).
+pub const MASTER_RESIGNED: &str = "master_resigned";
+/// A member acting as master was paused or cut off for longer than its TTL.
+pub const MASTER_STALLED_PAST_TTL: &str = "master_stalled_past_ttl";
+
 /// Every state the simulator tracks, in the order summaries print them.
 pub const STATES: &[&str] = &[
     OLD_TERM_ENTRY_AT_NEW_LEADER,
@@ -33,6 +40,9 @@ pub const STATES: &[&str] = &[
     ELECTED_BY_TRANSFER,
     LEADER_CHANGE,
     WIPED_DISK_REJOINED,
+    MASTER_HANDOVER,
+    MASTER_RESIGNED,
+    MASTER_STALLED_PAST_TTL,
 ];
 
 /// The states one seed reached, with the simulated time (µs) it first reached each.

@@ -27,6 +27,7 @@ pub mod params;
 pub mod regressions;
 pub mod runner;
 pub mod scenario;
+pub mod services;
 pub mod simulator;
 mod stepping;
 pub mod trace;

@@ -113,6 +113,9 @@ pub struct Scenario {
     pub clock: ClockRanges,
     #[serde(default)]
     pub workload: Workload,
+    /// The services workload's members (`workload.kind = "services"`).
+    #[serde(default)]
+    pub services: crate::services::ServicesSection,
     #[serde(default)]
     pub liveness: Liveness,
     #[serde(default)]
@@ -274,6 +277,9 @@ pub enum WorkloadKind {
     /// Store requests (get, put, delete, cas, list, transactions, sessions with ephemeral
     /// keys) applied to every node's `Store`, with a linearizability check at the end.
     Kv,
+    /// Members of a master/standby service group, as processes of their own (see
+    /// [`crate::services`]).
+    Services,
 }
 
 #[derive(Clone, Debug, Deserialize)]

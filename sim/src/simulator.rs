@@ -59,6 +59,8 @@ pub struct SeedReport {
     pub committed_operations: usize,
     /// The KV workload's figures (all zero for the opaque workload).
     pub kv: KvReport,
+    /// The services workload's figures (all zero for the others).
+    pub services: crate::services::ServicesReport,
     pub params: Params,
     /// The protocol situations the seed reached (see [`crate::coverage`]).
     pub coverage: Coverage,
@@ -111,6 +113,33 @@ pub(crate) enum EventKind {
     ExpectSnapshot(usize),
     Expect(usize),
     Liveness,
+    /// A service member's turn: it acts on what its agent asks.
+    MemberTurn {
+        member: usize,
+        incarnation: u64,
+    },
+    MemberTimeout {
+        member: usize,
+        incarnation: u64,
+        request: u64,
+    },
+    MemberFault,
+    MemberRestart {
+        member: usize,
+    },
+    /// A member's request reaches a node.
+    MemberRequest {
+        node: usize,
+        request: u64,
+        operation: Box<rafting_core::store::Operation>,
+    },
+    /// A node's answer reaches a member.
+    MemberAnswer {
+        member: usize,
+        incarnation: u64,
+        request: u64,
+        result: Box<Result<rafting_core::replica::Applied, rafting_core::replica::ReplicaError>>,
+    },
 }
 
 #[derive(Debug)]
@@ -233,6 +262,8 @@ pub struct Simulator<'s, 'w> {
     pub(crate) snapshots: BTreeMap<usize, LogIndex>,
     /// The KV workload's clients, history and session records, when it runs.
     pub(crate) kv: Option<KvWorld>,
+    /// The services workload's members, when it runs.
+    pub(crate) services: Option<crate::services::ServicesWorld>,
     /// The protocol situations this seed reached.
     pub(crate) coverage: Coverage,
 }
@@ -303,6 +334,8 @@ impl<'s, 'w> Simulator<'s, 'w> {
             })
             .collect();
         let kv = (scenario.workload.kind == WorkloadKind::Kv).then(|| kv_world(scenario, &params));
+        let services = (scenario.workload.kind == WorkloadKind::Services)
+            .then(|| crate::services::ServicesWorld::new(scenario, seed));
         Ok(Simulator {
             scenario,
             seed,
@@ -323,6 +356,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             liveness_ms: None,
             snapshots: BTreeMap::new(),
             kv,
+            services,
             coverage: Coverage::default(),
         })
     }
@@ -387,6 +421,9 @@ impl<'s, 'w> Simulator<'s, 'w> {
         for client in 0..self.clients.len() {
             let delay = self.think_time_ms();
             self.schedule_in_ms(delay, EventKind::ClientSend { client });
+        }
+        if self.services.is_some() {
+            self.services_start();
         }
         self.schedule_first_faults();
         self.schedule_script();
@@ -482,6 +519,28 @@ impl<'s, 'w> Simulator<'s, 'w> {
             EventKind::ExpectSnapshot(position) => self.on_expect_snapshot(position),
             EventKind::Expect(position) => self.on_expect(position),
             EventKind::Liveness => self.start_liveness(),
+            EventKind::MemberTurn {
+                member,
+                incarnation,
+            } => self.on_member_turn(member, incarnation),
+            EventKind::MemberTimeout {
+                member,
+                incarnation,
+                request,
+            } => self.on_member_timeout(member, incarnation, request),
+            EventKind::MemberFault => self.on_member_fault(),
+            EventKind::MemberRestart { member } => self.on_member_restart(member),
+            EventKind::MemberRequest {
+                node,
+                request,
+                operation,
+            } => self.on_member_request(node, request, *operation),
+            EventKind::MemberAnswer {
+                member,
+                incarnation,
+                request,
+                result,
+            } => self.on_member_answer(member, incarnation, request, *result),
         }
     }
 
@@ -505,6 +564,9 @@ impl<'s, 'w> Simulator<'s, 'w> {
         self.network.loss_probability = 0.0;
         self.network.duplicate_probability = 0.0;
         self.network.reorder_probability = 0.0;
+        if self.services.is_some() {
+            self.services_liveness();
+        }
         for node in 0..self.hosts.len() {
             if self.hosts[node].replica.is_none() {
                 self.restart(node);
@@ -585,6 +647,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             self.check_acknowledged_at_end();
         }
         let kv = self.kv_end_of_seed();
+        let services = self.services_report();
         let simulated_ms = self.now_us / MICROS_PER_MS;
         self.tracer.record(
             self.now_us,
@@ -604,6 +667,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             operations: self.history.operations.len(),
             committed_operations,
             kv,
+            services,
             params: self.params,
             coverage: self.coverage,
         };

@@ -355,6 +355,9 @@ impl Simulator<'_, '_> {
         if self.kv.is_some() {
             self.kv_applied(node, applied);
         }
+        if self.services.is_some() {
+            self.services_applied(node);
+        }
     }
 
     fn send(&mut self, envelope: Envelope) {

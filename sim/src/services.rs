@@ -1,0 +1,814 @@
+//! The services workload: members of one master/standby service group, as processes of their
+//! own beside the cluster.
+//!
+//! Enabled by `[workload] kind = "services"` and tuned by `[services]`. Each simulated member
+//! runs core's [`Member`] (the same logic `rafting service join` runs): it registers with a node,
+//! keeps alive, and acts as master only while [`Member::acting_role`] says so. Members have
+//! their own drifting clocks and talk to the nodes over a network with its own delays; they
+//! crash (and restart with the same instance id), pause like a GC stall, are cut off from the
+//! cluster, and resign or leave gracefully.
+//!
+//! Two checkers watch them:
+//! - `one_master_per_epoch`, on the replicated state: every node that applies the group sees
+//!   one master per epoch, the same on every node, and epochs that never go back;
+//! - `no_overlapping_masters`, in simulated real time: no two members act as master at
+//!   overlapping moments. A member's acting window is known when it starts (its end is a time on
+//!   its own clock); a crash ends it. This is the property that lease-based election libraries
+//!   have broken (Curator, client-go, etcd leases across leader changes).
+
+use crate::checkers::Violation;
+use crate::network::MICROS_PER_MS;
+use crate::scenario::Scenario;
+use crate::simulator::{EventKind, Simulator};
+use rafting_core::Millis;
+use rafting_core::member::{Action, Member, MemberConfig};
+use rafting_core::replica::{Applied, Input, ReplicaError, RequestId};
+use rafting_core::store::services::{MemberView, Registration, Role};
+use rafting_core::store::{Operation, Outcome, StoreError, TenantId};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// Request ids of members carry this bit, so their answers never reach a KV or opaque client.
+pub(crate) const MEMBER_REQUEST_BIT: u64 = 1 << 61;
+/// The simulated group.
+pub(crate) const GROUP: &str = "/sim/service";
+
+pub mod check {
+    pub const ONE_MASTER_PER_EPOCH: &str = "one_master_per_epoch";
+    pub const NO_OVERLAPPING_MASTERS: &str = "no_overlapping_masters";
+}
+
+/// `[services]`: the members and what happens to them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServicesSection {
+    pub members: u64,
+    pub ttl_ms: u64,
+    pub failover_delay_ms: u64,
+    pub expected_members: Option<u32>,
+    /// One-way delay between a member and a node, drawn per message.
+    pub network_delay_ms: [u64; 2],
+    /// Probabilities per keep-alive answered "master": the member resigns, or leaves.
+    pub resign_probability: f64,
+    pub leave_probability: f64,
+    /// Per minute of simulated time, across all members.
+    pub crashes_per_minute: f64,
+    pub pauses_per_minute: f64,
+    pub pause_ms: [u64; 2],
+    /// A member cut off from the cluster for this long (its messages are dropped).
+    pub cutoffs_per_minute: f64,
+    pub cutoff_ms: [u64; 2],
+    /// A crashed or departed member comes back (same instance id) after this long.
+    pub restart_after_ms: [u64; 2],
+    /// Each member's clock rate error, at most, in parts per million.
+    pub clock_drift_ppm: u64,
+    /// Test-only planted bug: a member acts as master from an answer until it hears
+    /// otherwise, with no lease (the classic election-library mistake).
+    #[serde(skip)]
+    pub planted_no_lease: bool,
+}
+
+impl Default for ServicesSection {
+    fn default() -> Self {
+        ServicesSection {
+            members: 3,
+            ttl_ms: 1_000,
+            failover_delay_ms: 0,
+            expected_members: None,
+            network_delay_ms: [1, 20],
+            resign_probability: 0.02,
+            leave_probability: 0.01,
+            crashes_per_minute: 6.0,
+            pauses_per_minute: 6.0,
+            pause_ms: [200, 3_000],
+            cutoffs_per_minute: 6.0,
+            cutoff_ms: [200, 3_000],
+            restart_after_ms: [100, 2_000],
+            clock_drift_ppm: 5_000,
+            planted_no_lease: false,
+        }
+    }
+}
+
+/// What a member's request in flight was for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Purpose {
+    Register,
+    KeepAlive,
+    /// Resign or leave: the member already stepped down and waits for nothing.
+    Farewell,
+}
+
+/// One simulated member process.
+struct SimMember {
+    instance: String,
+    agent: Member,
+    clock_rate_ppm: u64,
+    alive: bool,
+    /// Bumped at every crash or departure, so events of a previous life are ignored.
+    incarnation: u64,
+    paused_until_us: u64,
+    cut_off_until_us: u64,
+    /// The node it talks to.
+    target: usize,
+    /// The request in flight: its id, when it was sent (local ms), what for.
+    in_flight: Option<(u64, Millis, Purpose)>,
+    /// The member's acting window as master, in global time: `[start, end)`.
+    acting: Option<(u64, u64)>,
+    /// Under the planted bug: acting as master since, until it hears otherwise.
+    planted_master: bool,
+}
+
+impl SimMember {
+    fn local_ms(&self, now_us: u64) -> Millis {
+        let local_us = u128::from(now_us) * u128::from(self.clock_rate_ppm) / 1_000_000;
+        Millis((local_us / u128::from(MICROS_PER_MS)) as u64)
+    }
+
+    fn global_us(&self, local: Millis) -> u64 {
+        let local_us = u128::from(local.get()) * u128::from(MICROS_PER_MS);
+        (local_us * 1_000_000)
+            .div_ceil(u128::from(self.clock_rate_ppm))
+            .min(u128::from(u64::MAX)) as u64
+    }
+}
+
+/// Everything the services workload holds for one seed.
+pub struct ServicesWorld {
+    section: ServicesSection,
+    random: ChaCha8Rng,
+    members: Vec<SimMember>,
+    next_request: u64,
+    /// The master each epoch had, as first applied anywhere: `epoch -> master`.
+    epochs: BTreeMap<u64, Option<String>>,
+    /// The last epoch each node applied.
+    node_epochs: Vec<u64>,
+    /// Masters' acting windows that have ended, kept for the report.
+    pub(crate) handovers: u64,
+}
+
+/// The services part of a seed's report.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ServicesReport {
+    /// Epochs the group went through.
+    pub epochs: u64,
+    /// Times a member began acting as master.
+    pub masters_acting: u64,
+}
+
+impl ServicesWorld {
+    pub(crate) fn new(scenario: &Scenario, seed: u64) -> ServicesWorld {
+        let section = scenario.services.clone();
+        // Its own generator, so that the services workload never shifts another's draws.
+        let mut random = ChaCha8Rng::seed_from_u64(seed ^ 0x5e41_11ce_5e41_11ce);
+        let members = (0..section.members)
+            .map(|index| {
+                let drift = section.clock_drift_ppm;
+                SimMember {
+                    instance: format!("m{}", index + 1),
+                    agent: Member::new(MemberConfig::with_ttl(section.ttl_ms)),
+                    clock_rate_ppm: random.random_range(1_000_000 - drift..=1_000_000 + drift),
+                    alive: true,
+                    incarnation: 0,
+                    paused_until_us: 0,
+                    cut_off_until_us: 0,
+                    target: random.random_range(0..scenario.nodes as usize),
+                    in_flight: None,
+                    acting: None,
+                    planted_master: false,
+                }
+            })
+            .collect();
+        ServicesWorld {
+            section,
+            random,
+            members,
+            next_request: 1,
+            epochs: BTreeMap::new(),
+            node_epochs: vec![0; scenario.nodes as usize],
+            handovers: 0,
+        }
+    }
+}
+
+impl Simulator<'_, '_> {
+    fn services(&mut self) -> &mut ServicesWorld {
+        self.services.as_mut().expect("services mode")
+    }
+
+    /// Schedules every member's first turn and the members' faults.
+    pub(crate) fn services_start(&mut self) {
+        let count = self.services().members.len();
+        for member in 0..count {
+            let delay = self.services().random.random_range(0..200);
+            self.schedule_in_ms(
+                delay,
+                EventKind::MemberTurn {
+                    member,
+                    incarnation: 0,
+                },
+            );
+        }
+        self.schedule_member_fault();
+    }
+
+    fn schedule_member_fault(&mut self) {
+        let world = self.services();
+        let section = &world.section;
+        let rate =
+            section.crashes_per_minute + section.pauses_per_minute + section.cutoffs_per_minute;
+        if rate <= 0.0 {
+            return;
+        }
+        let mean_ms = 60_000.0 / rate;
+        let delay = (world.random.random::<f64>() * 2.0 * mean_ms) as u64 + 1;
+        self.schedule_in_ms(delay, EventKind::MemberFault);
+    }
+
+    /// A member crashes, pauses or is cut off; the kinds are drawn by their rates.
+    pub(crate) fn on_member_fault(&mut self) {
+        if !matches!(self.phase, crate::simulator::Phase::Safety) {
+            return;
+        }
+        let now = self.now_us;
+        let world = self.services();
+        let section = world.section.clone();
+        let member = world.random.random_range(0..world.members.len());
+        let rate =
+            section.crashes_per_minute + section.pauses_per_minute + section.cutoffs_per_minute;
+        let roll = world.random.random::<f64>() * rate;
+        if roll < section.crashes_per_minute {
+            if world.members[member].alive {
+                self.member_dies(member);
+                let [low, high] = section.restart_after_ms;
+                let after = self.services().random.random_range(low..=high);
+                self.schedule_in_ms(after, EventKind::MemberRestart { member });
+            }
+        } else {
+            let pausing = roll < section.crashes_per_minute + section.pauses_per_minute;
+            let [low, high] = if pausing {
+                section.pause_ms
+            } else {
+                section.cutoff_ms
+            };
+            let stall_ms = world.random.random_range(low..=high);
+            let until = now + stall_ms * MICROS_PER_MS;
+            let state = &mut world.members[member];
+            if pausing {
+                state.paused_until_us = state.paused_until_us.max(until);
+            } else {
+                state.cut_off_until_us = state.cut_off_until_us.max(until);
+            }
+            let acting = state.acting.is_some_and(|(_, end)| end > now);
+            if acting && stall_ms > section.ttl_ms {
+                self.coverage
+                    .reach(crate::coverage::MASTER_STALLED_PAST_TTL, now);
+            }
+        }
+        self.schedule_member_fault();
+    }
+
+    /// The member's process is gone: it acts no more.
+    fn member_dies(&mut self, member: usize) {
+        let now = self.now_us;
+        let state = &mut self.services().members[member];
+        state.alive = false;
+        state.incarnation += 1;
+        state.in_flight = None;
+        state.planted_master = false;
+        if let Some((start, end)) = state.acting {
+            state.acting = Some((start, end.min(now)));
+        }
+    }
+
+    /// A crashed or departed member starts again, with the same instance id and a fresh
+    /// agent: it registers again (replacing its old registration, if still there).
+    pub(crate) fn on_member_restart(&mut self, member: usize) {
+        let ttl = self.services().section.ttl_ms;
+        let state = &mut self.services().members[member];
+        if state.alive {
+            return;
+        }
+        state.alive = true;
+        state.agent = Member::new(MemberConfig::with_ttl(ttl));
+        let incarnation = state.incarnation;
+        self.schedule_in_ms(
+            0,
+            EventKind::MemberTurn {
+                member,
+                incarnation,
+            },
+        );
+    }
+
+    /// A member's turn: note whether it acts as master, then send what its agent asks for.
+    pub(crate) fn on_member_turn(&mut self, member: usize, incarnation: u64) {
+        let now = self.now_us;
+        let state = &self.services().members[member];
+        if !state.alive || state.incarnation != incarnation {
+            return;
+        }
+        if state.paused_until_us > now {
+            let at = state.paused_until_us;
+            self.schedule(
+                at,
+                EventKind::MemberTurn {
+                    member,
+                    incarnation,
+                },
+            );
+            return;
+        }
+        let local = state.local_ms(now);
+        let action = state.agent.next_action(local);
+        self.events += 1;
+        match action {
+            Action::Register | Action::KeepAlive => {
+                let purpose = if action == Action::Register {
+                    Purpose::Register
+                } else {
+                    Purpose::KeepAlive
+                };
+                let operation = self.member_operation(member, purpose);
+                let request = self.member_send(member, operation, purpose);
+                // Its turn comes again when the answer arrives, or after a keep-alive
+                // interval if none does (the request is then taken as failed).
+                let config = *self.services().members[member].agent.config();
+                let wait = config.keep_alive_every_ms.max(config.retry_ms);
+                let timeout = EventKind::MemberTimeout {
+                    member,
+                    incarnation,
+                    request,
+                };
+                self.schedule_in_ms(wait, timeout);
+            }
+            Action::WaitUntil(at) => {
+                let at_us = self.services().members[member].global_us(at).max(now + 1);
+                self.schedule(
+                    at_us,
+                    EventKind::MemberTurn {
+                        member,
+                        incarnation,
+                    },
+                );
+            }
+        }
+    }
+
+    fn member_operation(&mut self, member: usize, purpose: Purpose) -> Operation {
+        let world = self.services();
+        let section = &world.section;
+        let instance = world.members[member].instance.clone();
+        match purpose {
+            Purpose::Register => Operation::RegisterMember(Box::new(Registration {
+                group: GROUP.into(),
+                instance,
+                ttl_ms: section.ttl_ms,
+                priority: (member % 2) as i64,
+                expected_members: section.expected_members,
+                failover_delay_ms: Some(section.failover_delay_ms),
+                ..Registration::default()
+            })),
+            _ => Operation::MemberKeepAlive {
+                group: GROUP.into(),
+                instance,
+            },
+        }
+    }
+
+    /// Sends a request to the member's node over the members' network.
+    fn member_send(&mut self, member: usize, operation: Operation, purpose: Purpose) -> u64 {
+        let now = self.now_us;
+        let world = self.services();
+        let id = world.next_request;
+        world.next_request += 1;
+        let state = &mut world.members[member];
+        let local = state.local_ms(now);
+        if purpose != Purpose::Farewell {
+            state.agent.on_sent();
+        }
+        state.in_flight = Some((id, local, purpose));
+        if state.cut_off_until_us > now {
+            return id; // Lost: the member's turn comes back with its timeout.
+        }
+        let target = state.target;
+        let [low, high] = world.section.network_delay_ms;
+        let delay = world.random.random_range(low..=high);
+        self.schedule_in_ms(
+            delay,
+            EventKind::MemberRequest {
+                node: target,
+                request: id,
+                operation: Box::new(operation),
+            },
+        );
+        id
+    }
+
+    /// A member's request reaches its node.
+    pub(crate) fn on_member_request(&mut self, node: usize, request: u64, operation: Operation) {
+        if !self.hosts[node].running() {
+            return;
+        }
+        let deadline = Millis(self.hosts[node].local_ms(self.now_us) + 2_000);
+        let write = Input::Write {
+            id: RequestId(MEMBER_REQUEST_BIT | request),
+            tenant: TenantId::DEFAULT,
+            operation,
+            numbered: None,
+            deadline,
+        };
+        self.send_write(node, write);
+    }
+
+    /// A node answered a member's request: the answer travels back.
+    pub(crate) fn on_member_answer_sent(
+        &mut self,
+        result: Result<Applied, ReplicaError>,
+        request: u64,
+    ) {
+        let Some(member) = self
+            .services()
+            .members
+            .iter()
+            .position(|state| state.in_flight.is_some_and(|(id, _, _)| id == request))
+        else {
+            return;
+        };
+        let [low, high] = self.services().section.network_delay_ms;
+        let delay = self.services().random.random_range(low..=high);
+        let incarnation = self.services().members[member].incarnation;
+        self.schedule_in_ms(
+            delay,
+            EventKind::MemberAnswer {
+                member,
+                incarnation,
+                request,
+                result: Box::new(result),
+            },
+        );
+    }
+
+    /// A member's request got no answer in time: the agent tries again.
+    pub(crate) fn on_member_timeout(&mut self, member: usize, incarnation: u64, request: u64) {
+        let now = self.now_us;
+        let state = &mut self.services().members[member];
+        if state.incarnation != incarnation
+            || state.in_flight.is_none_or(|(id, _, _)| id != request)
+        {
+            return;
+        }
+        state.in_flight = None;
+        let local = state.local_ms(now);
+        state.agent.on_failure(local);
+        self.schedule_in_ms(
+            0,
+            EventKind::MemberTurn {
+                member,
+                incarnation,
+            },
+        );
+    }
+
+    /// The answer reaches the member (unless it died, or is cut off or paused meanwhile:
+    /// a paused member reads it when it wakes).
+    pub(crate) fn on_member_answer(
+        &mut self,
+        member: usize,
+        incarnation: u64,
+        request: u64,
+        result: Result<Applied, ReplicaError>,
+    ) {
+        let now = self.now_us;
+        let state = &self.services().members[member];
+        if !state.alive || state.incarnation != incarnation {
+            return;
+        }
+        if state.cut_off_until_us > now {
+            return;
+        }
+        if state.paused_until_us > now {
+            let at = state.paused_until_us;
+            self.schedule(
+                at,
+                EventKind::MemberAnswer {
+                    member,
+                    incarnation,
+                    request,
+                    result: Box::new(result),
+                },
+            );
+            return;
+        }
+        let Some((id, sent_at, purpose)) = state.in_flight else {
+            return;
+        };
+        if id != request {
+            return;
+        }
+        self.events += 1;
+        self.services().members[member].in_flight = None;
+        let local = self.services().members[member].local_ms(now);
+        match result {
+            Ok(Applied {
+                response: Ok(Outcome::MemberRegistered(view) | Outcome::MemberKeptAlive(view)),
+                ..
+            }) => self.member_learns(member, sent_at, &view),
+            Ok(Applied {
+                response: Ok(_), ..
+            }) => {}
+            Ok(Applied {
+                response:
+                    Err(StoreError::MemberNotFound { .. } | StoreError::SessionNotFound { .. }),
+                ..
+            }) => {
+                let state = &mut self.services().members[member];
+                state.agent.on_gone(local);
+                state.planted_master = false;
+                self.end_acting(member);
+            }
+            Ok(Applied {
+                response: Err(_), ..
+            })
+            | Err(_) => {
+                let nodes = self.hosts.len();
+                let state = &mut self.services().members[member];
+                if let Err(ReplicaError::NotLeader {
+                    leader: Some(leader),
+                }) = result
+                {
+                    state.target = leader.get() as usize - 1;
+                } else {
+                    state.target = (state.target + 1) % nodes;
+                }
+                state.agent.on_failure(local);
+            }
+        }
+        if purpose == Purpose::Farewell {
+            return;
+        }
+        self.schedule_in_ms(
+            0,
+            EventKind::MemberTurn {
+                member,
+                incarnation,
+            },
+        );
+    }
+
+    /// An answer told the member its role: it starts or goes on acting, or stops.
+    fn member_learns(&mut self, member: usize, sent_at: Millis, view: &MemberView) {
+        let now = self.now_us;
+        let planted = self.services().section.planted_no_lease;
+        let state = &mut self.services().members[member];
+        state.agent.on_answer(sent_at, view);
+        let local = state.local_ms(now);
+        let end_us = if planted {
+            state.planted_master = view.role == Role::Master;
+            state.planted_master.then_some(u64::MAX)
+        } else {
+            (state.agent.acting_role(local) == Role::Master)
+                .then(|| state.global_us(state.agent.acting_until()))
+        };
+        match end_us {
+            None => self.end_acting(member),
+            Some(end_us) => self.act_as_master(member, end_us),
+        }
+        // Now and then a master hands over or leaves, gracefully.
+        if view.role == Role::Master && !planted {
+            let world = self.services();
+            let (resign, leave) = (
+                world.section.resign_probability,
+                world.section.leave_probability,
+            );
+            let roll = world.random.random::<f64>();
+            if roll < resign {
+                self.coverage
+                    .reach(crate::coverage::MASTER_RESIGNED, self.now_us);
+                self.member_farewell(member, Some(view.epoch));
+            } else if roll < resign + leave {
+                self.member_farewell(member, None);
+            }
+        }
+    }
+
+    /// The member acts as master until `end_us` (global): check that nobody else does.
+    fn act_as_master(&mut self, member: usize, end_us: u64) {
+        let now = self.now_us;
+        let world = self.services();
+        let starting = match world.members[member].acting {
+            Some((start, end)) if end > now => {
+                world.members[member].acting = Some((start, end.max(end_us)));
+                false
+            }
+            _ => {
+                world.members[member].acting = Some((now, end_us));
+                world.handovers += 1;
+                if world
+                    .members
+                    .iter()
+                    .enumerate()
+                    .any(|(other, state)| other != member && state.acting.is_some())
+                {
+                    self.coverage.reach(crate::coverage::MASTER_HANDOVER, now);
+                }
+                true
+            }
+        };
+        let world = self.services();
+        if !starting {
+            return;
+        }
+        let overlapping = world.members.iter().enumerate().find(|(other, state)| {
+            *other != member && state.acting.is_some_and(|(_, end)| end > now)
+        });
+        if let Some((other, state)) = overlapping {
+            let (start, end) = state.acting.expect("found acting");
+            let detail = format!(
+                "{} starts acting as master at {now} us while {} acts as master since {start} us \
+                 until {end} us",
+                world.members[member].instance, world.members[other].instance
+            );
+            self.violate(Violation {
+                check: check::NO_OVERLAPPING_MASTERS,
+                at_us: 0,
+                nodes: Vec::new(),
+                index: None,
+                term: None,
+                detail,
+            });
+        }
+    }
+
+    /// The member no longer acts as master from now on.
+    fn end_acting(&mut self, member: usize) {
+        let now = self.now_us;
+        let state = &mut self.services().members[member];
+        if let Some((start, end)) = state.acting {
+            state.acting = Some((start, end.min(now)));
+        }
+    }
+
+    /// A master steps down first, then resigns (`epoch`) or leaves (`None`); a member that
+    /// leaves comes back later.
+    fn member_farewell(&mut self, member: usize, epoch: Option<u64>) {
+        self.end_acting(member);
+        let state = &mut self.services().members[member];
+        state.agent.step_down();
+        let instance = state.instance.clone();
+        let operation = match epoch {
+            Some(epoch) => Operation::Resign {
+                group: GROUP.into(),
+                instance,
+                epoch,
+                to: None,
+            },
+            None => Operation::Deregister {
+                group: GROUP.into(),
+                instance,
+            },
+        };
+        self.member_send(member, operation, Purpose::Farewell);
+        if epoch.is_none() {
+            // It leaves: this life ends, another begins after a while.
+            self.member_dies(member);
+            let [low, high] = self.services().section.restart_after_ms;
+            let after = self.services().random.random_range(low..=high);
+            self.schedule_in_ms(after, EventKind::MemberRestart { member });
+        } else {
+            let incarnation = self.services().members[member].incarnation;
+            self.services().members[member].in_flight = None;
+            self.schedule_in_ms(
+                1,
+                EventKind::MemberTurn {
+                    member,
+                    incarnation,
+                },
+            );
+        }
+    }
+
+    /// A node applied an entry: its view of the group must agree with every other's.
+    pub(crate) fn services_applied(&mut self, node: usize) {
+        let Some(view) = self.hosts[node]
+            .replica
+            .as_ref()
+            .and_then(|replica| replica.store().group_view(TenantId::DEFAULT, GROUP))
+        else {
+            return;
+        };
+        let master = view.master.map(|master| master.instance);
+        let world = self.services();
+        let result = one_master_per_epoch(
+            &mut world.epochs,
+            &mut world.node_epochs,
+            node,
+            view.epoch,
+            master,
+        );
+        self.check(result);
+    }
+
+    /// Members stop failing when the faults stop.
+    pub(crate) fn services_liveness(&mut self) {
+        let now = self.now_us;
+        let world = self.services();
+        for state in &mut world.members {
+            state.paused_until_us = state.paused_until_us.min(now);
+            state.cut_off_until_us = state.cut_off_until_us.min(now);
+        }
+    }
+
+    pub(crate) fn services_report(&self) -> ServicesReport {
+        let Some(world) = self.services.as_ref() else {
+            return ServicesReport::default();
+        };
+        ServicesReport {
+            epochs: world.epochs.keys().next_back().copied().unwrap_or(0),
+            masters_acting: world.handovers,
+        }
+    }
+}
+
+/// The `one_master_per_epoch` check of one node's view after an apply: its epoch never goes
+/// back, and an epoch names the same master (or none) on every node.
+pub fn one_master_per_epoch(
+    epochs: &mut BTreeMap<u64, Option<String>>,
+    node_epochs: &mut [u64],
+    node: usize,
+    epoch: u64,
+    master: Option<String>,
+) -> Result<(), Violation> {
+    let previous = node_epochs[node];
+    if epoch < previous {
+        let detail = format!(
+            "node {} applied epoch {epoch} after epoch {previous}",
+            node + 1
+        );
+        return Err(epoch_violation(node, detail));
+    }
+    node_epochs[node] = epoch;
+    match epochs.get(&epoch) {
+        None => {
+            epochs.insert(epoch, master);
+            Ok(())
+        }
+        Some(known) if *known != master => {
+            let detail = format!(
+                "epoch {epoch} has master {known:?} on one node and {master:?} on node {}",
+                node + 1
+            );
+            Err(epoch_violation(node, detail))
+        }
+        Some(_) => Ok(()),
+    }
+}
+
+fn epoch_violation(node: usize, detail: String) -> Violation {
+    Violation {
+        check: check::ONE_MASTER_PER_EPOCH,
+        at_us: 0,
+        nodes: vec![node as u64 + 1],
+        index: None,
+        term: None,
+        detail,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_master_per_epoch_catches_two_masters_in_an_epoch_and_an_epoch_going_back() {
+        let mut epochs = BTreeMap::new();
+        let mut node_epochs = vec![0; 3];
+        let mut check = |node, epoch, master: Option<&str>| {
+            one_master_per_epoch(
+                &mut epochs,
+                &mut node_epochs,
+                node,
+                epoch,
+                master.map(str::to_owned),
+            )
+        };
+        assert!(check(0, 1, Some("a")).is_ok());
+        assert!(check(1, 1, Some("a")).is_ok());
+        assert!(check(0, 2, None).is_ok());
+        let two_masters = check(2, 1, Some("b")).unwrap_err();
+        assert_eq!(two_masters.check, check::ONE_MASTER_PER_EPOCH);
+        assert!(
+            two_masters.detail.contains("epoch 1 has master"),
+            "{}",
+            two_masters.detail
+        );
+        let back = check(0, 1, Some("a")).unwrap_err();
+        assert!(
+            back.detail.contains("applied epoch 1 after epoch 2"),
+            "{}",
+            back.detail
+        );
+    }
+}
