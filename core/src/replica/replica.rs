@@ -543,6 +543,10 @@ impl Replica {
             })
             .map(|(&id, _)| id)
             .collect();
+        if !expired.is_empty() {
+            // Their entries may still commit; nobody waits for them any more.
+            self.accepted.retain(|_, (_, id)| !expired.contains(id));
+        }
         for id in expired {
             self.settle(id, Err(ReplicaError::Timeout));
         }
@@ -568,6 +572,7 @@ impl Replica {
     /// Answers every request in flight with `error` (the driver is stopping, or its storage
     /// failed). The entries stay in the log: writes among them may still commit.
     pub fn fail_all(&mut self, error: &ReplicaError) -> Vec<Answer> {
+        self.accepted.clear();
         let ids: Vec<ProposalId> = self.waiters.keys().copied().collect();
         for id in ids {
             self.settle(id, Err(error.clone()));
