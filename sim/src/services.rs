@@ -576,8 +576,9 @@ impl Simulator<'_, '_> {
             None => self.end_acting(member),
             Some(end_us) => self.act_as_master(member, end_us),
         }
-        // Now and then a master hands over or leaves, gracefully.
-        if view.role == Role::Master && !planted {
+        // Now and then a master hands over or leaves, gracefully (while faults run).
+        let faults_on = matches!(self.phase, crate::simulator::Phase::Safety);
+        if view.role == Role::Master && !planted && faults_on {
             let world = self.services();
             let (resign, leave) = (
                 world.section.resign_probability,
@@ -711,14 +712,32 @@ impl Simulator<'_, '_> {
         self.check(result);
     }
 
-    /// Members stop failing when the faults stop.
+    /// Members stop failing when the faults stop: the stalled wake up, the dead come back.
     pub(crate) fn services_liveness(&mut self) {
         let now = self.now_us;
         let world = self.services();
-        for state in &mut world.members {
+        let mut dead = Vec::new();
+        for (member, state) in world.members.iter_mut().enumerate() {
             state.paused_until_us = state.paused_until_us.min(now);
             state.cut_off_until_us = state.cut_off_until_us.min(now);
+            if !state.alive {
+                dead.push(member);
+            }
         }
+        for member in dead {
+            self.schedule_in_ms(0, EventKind::MemberRestart { member });
+        }
+    }
+
+    /// Settled when some member acts as master (after the faults, a group must get one).
+    pub(crate) fn services_settled(&mut self) -> bool {
+        let now = self.now_us;
+        self.services().members.iter().any(|state| {
+            state.alive
+                && state
+                    .acting
+                    .is_some_and(|(start, end)| start <= now && now < end)
+        })
     }
 
     pub(crate) fn services_report(&self) -> ServicesReport {

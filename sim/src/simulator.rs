@@ -584,7 +584,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             .hosts
             .iter()
             .any(|host| host.node().is_some_and(Node::is_leader));
-        if leader {
+        if leader && (self.services.is_none() || self.services_settled()) {
             self.phase = Phase::Done;
             self.liveness_ms = Some((self.now_us - started_us) / MICROS_PER_MS);
             self.tracer
