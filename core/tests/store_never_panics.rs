@@ -7,7 +7,7 @@
 //! here is a panic of the node loop (issue 10, item 1: `?list&after=0` was one).
 
 use proptest::prelude::*;
-use rafting_core::store::services::Registration;
+use rafting_core::store::services::{MemberUpdate, Registration, ServiceMode};
 use rafting_core::store::{
     ClientId, Command, Compare, CompareTarget, ListQuery, Operation, Query, Relation, Request,
     Revision, SessionId, Store, StoreConfig, TenantId, Tick, Transaction, TransactionOperation,
@@ -136,6 +136,8 @@ fn service_operation() -> impl Strategy<Value = Operation> {
                         expected_members: expected.map(|n| n.min(u64::from(u32::MAX)) as u32),
                         start_after_ms: start_after,
                         failover_delay_ms: delay,
+                        mode: (priority % 3 == 0).then_some(ServiceMode::Farm),
+                        weight: (priority % 2 == 0).then_some(u32::from(priority.unsigned_abs())),
                         ..Registration::default()
                     }))
                 }
@@ -153,6 +155,24 @@ fn service_operation() -> impl Strategy<Value = Operation> {
             }
         ),
         group().prop_map(|group| Operation::StartGroup { group }),
+        (
+            group(),
+            instance(),
+            prop::option::of(number()),
+            prop::option::of(any::<bool>()),
+            prop::option::of(0u32..3)
+        )
+            .prop_map(|(group, instance, load, draining, weight)| {
+                Operation::MemberUpdate {
+                    group,
+                    instance,
+                    update: MemberUpdate {
+                        load,
+                        draining,
+                        weight,
+                    },
+                }
+            }),
     ]
 }
 

@@ -449,3 +449,47 @@ fn a_transaction_guarded_by_the_epoch_is_refused_to_a_deposed_master() {
     assert!(succeeded(harness.request(fenced_write(2))));
     assert_eq!(harness.value("/ledger").unwrap(), b"written under epoch 2");
 }
+
+#[test]
+fn a_farm_has_no_master_and_its_members_report_load_and_drain() {
+    let mut harness = harness();
+    let farm = |instance: &str| Registration {
+        mode: Some(rafting_core::store::services::ServiceMode::Farm),
+        weight: Some(2),
+        ..registration(instance)
+    };
+    let a = joined(register(&mut harness, farm("a")));
+    let b = joined(register(&mut harness, farm("b")));
+    assert_eq!((a.role, b.role), (Role::Active, Role::Active));
+    assert_eq!(state(&harness), (None, 0, GroupPhase::Running));
+    let update = harness.request(Operation::MemberUpdate {
+        group: GROUP.into(),
+        instance: "a".into(),
+        update: rafting_core::store::services::MemberUpdate {
+            load: Some(7),
+            draining: Some(true),
+            weight: None,
+        },
+    });
+    assert!(
+        matches!(update, Ok(Outcome::MemberKeptAlive(_))),
+        "{update:?}"
+    );
+    let view = harness.store.group_view(TenantId::DEFAULT, GROUP).unwrap();
+    let a = view.members.iter().find(|m| m.instance == "a").unwrap();
+    assert_eq!((a.load, a.draining, a.weight), (7, true, 2));
+    let resign = harness.request(Operation::Resign {
+        group: GROUP.into(),
+        instance: "a".into(),
+        epoch: 0,
+        to: None,
+    });
+    assert_eq!(resign.unwrap_err().code(), "invalid_request");
+    // A master/standby member cannot join a farm.
+    let mut other = registration("c");
+    other.mode = Some(rafting_core::store::services::ServiceMode::MasterStandby);
+    assert_eq!(
+        register(&mut harness, other).unwrap_err().code(),
+        "settings_conflict"
+    );
+}

@@ -123,6 +123,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         http_metrics: HttpMetrics::default(),
         stopping: AtomicBool::new(false),
         debug_panic_route: std::env::var(DEBUG_PANIC_ROUTE_VARIABLE).as_deref() == Ok("1"),
+        pick_counters: Default::default(),
     });
     let server = match RestServer::start(own.http, config.http_connections_max, api.clone()) {
         Ok(server) => server,

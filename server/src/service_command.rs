@@ -222,6 +222,7 @@ fn join(base: &str, name: &str, instance: &str, ttl_ms: u64, registration: &Valu
             let role = match acting.0 {
                 Role::Master => "master",
                 Role::Standby => "standby",
+                Role::Active => "active",
             };
             writeln!(
                 out,

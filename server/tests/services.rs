@@ -193,3 +193,68 @@ fn the_rest_api_fences_stale_resigns_refuses_conflicting_settings_and_feeds_watc
     let (status, _) = request("GET", &format!("{base}/v1/services/nope"), b"");
     assert_eq!(status, 404);
 }
+
+#[test]
+fn a_farm_is_picked_round_robin_or_monte_carlo_and_draining_members_are_skipped() {
+    let cluster = TestCluster::start(1);
+    cluster.wait_for_leader(ELECTION_WAIT);
+    let base = cluster.url(0);
+    for instance in ["a", "b", "c"] {
+        let body = format!(
+            r#"{{"instance":"{instance}","ttl_ms":5000,"mode":"farm","addresses":{{"http":"{instance}:80"}}}}"#
+        );
+        let (status, body) = request(
+            "POST",
+            &format!("{base}/v1/services/search/members"),
+            body.as_bytes(),
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let joined: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(joined["role"], "active");
+    }
+    let pick = |query: &str| {
+        let (status, body) = request(
+            "GET",
+            &format!("{base}/v1/services/search/pick{query}"),
+            b"",
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let answer: Value = serde_json::from_slice(&body).unwrap();
+        answer["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|member| member["instance"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let mut counts = std::collections::BTreeMap::new();
+    for _ in 0..30 {
+        *counts.entry(pick("")[0].clone()).or_insert(0) += 1;
+    }
+    assert_eq!(
+        counts.values().copied().collect::<Vec<_>>(),
+        [10, 10, 10],
+        "{counts:?}"
+    );
+    assert_eq!(
+        pick("?strategy=monte_carlo&n=5").len(),
+        3,
+        "n distinct, at most all"
+    );
+    let (status, _) = request(
+        "PUT",
+        &format!("{base}/v1/services/search/members/b"),
+        br#"{"draining":true}"#,
+    );
+    assert_eq!(status, 200);
+    for _ in 0..20 {
+        assert_ne!(pick("?strategy=monte_carlo")[0], "b");
+        assert_ne!(pick("")[0], "b");
+    }
+    let (status, _) = request(
+        "GET",
+        &format!("{base}/v1/services/search/pick?strategy=fastest"),
+        b"",
+    );
+    assert_eq!(status, 400);
+}

@@ -7,7 +7,7 @@
 
 use super::error::StoreError;
 use super::key::{ClientId, Revision, SessionId, TenantId};
-use super::services::Registration;
+use super::services::{MemberUpdate, Registration};
 use crate::types::{Millis, Term};
 use serde::{Deserialize, Serialize};
 
@@ -77,6 +77,12 @@ pub enum Operation {
     RegisterMember(Box<Registration>),
     /// Keeps a member's session alive; the answer tells it its role.
     MemberKeepAlive { group: String, instance: String },
+    /// A member reports its load, drains, or changes its weight (and is kept alive).
+    MemberUpdate {
+        group: String,
+        instance: String,
+        update: MemberUpdate,
+    },
     /// A member leaves gracefully (its session is closed).
     Deregister { group: String, instance: String },
     /// The master steps down; `epoch` must be the group's current one.

@@ -67,6 +67,20 @@ pub enum ServiceMode {
     /// One master, the others on standby.
     #[default]
     MasterStandby,
+    /// Every member is active; callers pick among them (round robin, Monte Carlo, their own
+    /// balancer). A farm has no master and its epoch does not move.
+    Farm,
+}
+
+/// What a member reports about itself (with a keep-alive, or on its own).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberUpdate {
+    /// Its load, in the service's own unit (in-flight requests, CPU %): Monte Carlo picks
+    /// favour low loads.
+    pub load: Option<u64>,
+    /// Draining for maintenance: it stays registered and is not picked.
+    pub draining: Option<bool>,
+    pub weight: Option<u32>,
 }
 
 /// A member's registration request.
@@ -79,6 +93,8 @@ pub struct Registration {
     pub addresses: BTreeMap<String, String>,
     /// Higher is preferred as master.
     pub priority: i64,
+    /// A farm member's share of the picks (default 1; 0: never picked).
+    pub weight: Option<u32>,
     pub meta: BTreeMap<String, String>,
     /// The member's session TTL on the replicated clock.
     pub ttl_ms: u64,
@@ -114,6 +130,8 @@ pub enum GroupPhase {
 pub enum Role {
     Master,
     Standby,
+    /// A farm member: active, picked by callers.
+    Active,
 }
 
 /// One registered member.
@@ -128,6 +146,9 @@ pub struct Member {
     pub order: u64,
     /// It resigned: skipped until another master is appointed.
     pub resigned: bool,
+    pub weight: u32,
+    pub load: u64,
+    pub draining: bool,
 }
 
 /// One service group's replicated state.
@@ -149,7 +170,9 @@ pub struct Group {
 
 impl Group {
     fn role_of(&self, instance: &str) -> Role {
-        if self.master.as_deref() == Some(instance) {
+        if self.settings.mode == ServiceMode::Farm {
+            Role::Active
+        } else if self.master.as_deref() == Some(instance) {
             Role::Master
         } else {
             Role::Standby
@@ -191,7 +214,10 @@ impl Group {
 
     /// Appoints the successor if the group runs, has no master and is not holding off.
     fn fill_vacancy(&mut self, now: Millis) {
-        if self.phase != GroupPhase::Running || self.master.is_some() {
+        if self.settings.mode == ServiceMode::Farm
+            || self.phase != GroupPhase::Running
+            || self.master.is_some()
+        {
             return;
         }
         if self.hold_off_until.is_some_and(|until| now < until) {
@@ -294,6 +320,9 @@ pub struct MemberEntry {
     pub role: Role,
     pub addresses: BTreeMap<String, String>,
     pub priority: i64,
+    pub weight: u32,
+    pub load: u64,
+    pub draining: bool,
     pub meta: BTreeMap<String, String>,
     pub session: SessionId,
     /// The member's session deadline on the replicated clock.
@@ -309,6 +338,9 @@ impl Store {
             role: group.role_of(&member.instance),
             addresses: member.addresses.clone(),
             priority: member.priority,
+            weight: member.weight,
+            load: member.load,
+            draining: member.draining,
             meta: member.meta.clone(),
             session: member.session,
             expires_at: self.sessions.expires_at(member.session).unwrap_or_default(),
@@ -384,6 +416,9 @@ impl Store {
                 session,
                 order,
                 resigned: false,
+                weight: registration.weight.unwrap_or(1),
+                load: 0,
+                draining: false,
             },
         );
         if group.phase == GroupPhase::Forming {
@@ -498,6 +533,36 @@ impl Store {
         ))
     }
 
+    /// A member reports its load, drains, or changes its weight; its session is kept alive
+    /// too. Watchers see the change (a load that did not change writes nothing new).
+    pub(crate) fn update_member(
+        &mut self,
+        tenant: TenantId,
+        group: &str,
+        instance: &str,
+        update: MemberUpdate,
+        revision: Revision,
+    ) -> Result<Outcome, StoreError> {
+        let session = self.member_session(tenant, group, instance)?;
+        let expires_at = self.sessions.keep_alive(session, tenant)?;
+        let member = self
+            .services
+            .group_mut(tenant, group)?
+            .members
+            .get_mut(instance)
+            .expect("found by member_session");
+        let before = (member.load, member.draining, member.weight);
+        member.load = update.load.unwrap_or(member.load);
+        member.draining = update.draining.unwrap_or(member.draining);
+        member.weight = update.weight.unwrap_or(member.weight);
+        if (member.load, member.draining, member.weight) != before {
+            self.publish_group(tenant, group, revision);
+        }
+        Ok(Outcome::MemberKeptAlive(
+            self.member_view(tenant, group, instance, expires_at),
+        ))
+    }
+
     /// A member leaves gracefully: its session is closed, and if it was master the successor
     /// is appointed in the same entry.
     pub(crate) fn deregister_member(
@@ -530,6 +595,11 @@ impl Store {
         revision: Revision,
     ) -> Result<Outcome, StoreError> {
         let group = self.services.group_mut(tenant, name)?;
+        if group.settings.mode == ServiceMode::Farm {
+            return Err(StoreError::invalid_request(format!(
+                "{name} is a farm: it has no master to resign"
+            )));
+        }
         let member = group
             .members
             .get_mut(instance)
@@ -649,7 +719,9 @@ impl Store {
             group.forming_since = now;
             group.registered_while_forming = 0;
             group.hold_off_until = None;
-        } else if group.master.as_deref() == Some(instance.as_str()) {
+        } else if group.master.as_deref() == Some(instance.as_str())
+            && group.settings.mode == ServiceMode::MasterStandby
+        {
             let delay = group.settings.failover_delay_ms;
             if departure == Departure::Expired && delay > 0 {
                 group.hold_off_until = Some(now.plus(delay));

@@ -164,6 +164,11 @@ impl Store {
             Operation::MemberKeepAlive { group, instance } => {
                 self.member_keep_alive(tenant, &group, &instance)
             }
+            Operation::MemberUpdate {
+                group,
+                instance,
+                update,
+            } => self.update_member(tenant, &group, &instance, update, revision),
             Operation::Deregister { group, instance } => {
                 self.deregister_member(tenant, &group, &instance, revision)
             }

@@ -12,6 +12,7 @@ pub mod errors;
 pub mod http_metrics;
 pub mod json;
 pub mod kv;
+pub mod pick;
 pub mod routes;
 pub mod services;
 #[cfg(test)]
@@ -53,6 +54,8 @@ pub struct Api {
     pub stopping: AtomicBool,
     /// Whether `POST /v1/debug/panic` (kill the node loop) is served; only tests set it.
     pub debug_panic_route: bool,
+    /// Round-robin positions of `pick`, per group (each node rotates on its own).
+    pub pick_counters: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl Api {
@@ -239,8 +242,17 @@ fn dispatch(
         Route::ServiceMaster { group, stale } => services::master(api, url, group, *stale),
         Route::ServiceJoin { group } => services::join(api, url, numbered, group, &body),
         Route::ServiceKeepAlive { group, instance } => {
-            services::keep_alive(api, url, numbered, group, instance)
+            services::keep_alive(api, url, numbered, group, instance, &body)
         }
+        Route::ServiceUpdate { group, instance } => {
+            services::update(api, url, numbered, group, instance, &body)
+        }
+        Route::ServicePick {
+            group,
+            monte_carlo,
+            n,
+            stale,
+        } => services::pick(api, url, group, *monte_carlo, *n, *stale),
         Route::ServiceLeave { group, instance } => {
             services::leave(api, url, numbered, group, instance)
         }

@@ -74,6 +74,18 @@ pub enum Route {
     ServiceStart {
         group: String,
     },
+    /// `PUT /v1/services/<name>/members/<instance>`: load, draining, weight.
+    ServiceUpdate {
+        group: String,
+        instance: String,
+    },
+    /// `GET /v1/services/<name>/pick?strategy=round_robin|monte_carlo&n=K`.
+    ServicePick {
+        group: String,
+        monte_carlo: bool,
+        n: u64,
+        stale: bool,
+    },
     SessionOpen,
     SessionKeepAlive {
         session: u64,
@@ -111,6 +123,8 @@ impl Route {
             Route::ServiceLeave { .. } => "service_leave",
             Route::ServiceResign { .. } => "service_resign",
             Route::ServiceStart { .. } => "service_start",
+            Route::ServiceUpdate { .. } => "service_update",
+            Route::ServicePick { .. } => "service_pick",
             Route::SessionOpen => "session_open",
             Route::SessionKeepAlive { .. } => "session_keepalive",
             Route::SessionClose { .. } => "session_close",
@@ -132,6 +146,8 @@ impl Route {
                 | Route::SessionOpen
                 | Route::ServiceJoin { .. }
                 | Route::ServiceResign { .. }
+                | Route::ServiceKeepAlive { .. }
+                | Route::ServiceUpdate { .. }
         )
     }
 }
@@ -160,7 +176,7 @@ pub fn parse(method: &str, url: &str) -> Result<Route, ApiError> {
         if !rest.is_empty() && !rest.starts_with('/') {
             return Err(ApiError::not_found_route(method, path));
         }
-        return parse_services(method, path, rest, query.contains_key("stale"));
+        return parse_services(method, path, rest, &query);
     }
     let route = match path {
         "/v1/txn" => expect_method(method, "POST", path, Route::Transaction)?,
@@ -259,11 +275,18 @@ fn parse_sessions(method: &str, path: &str, rest: &str) -> Result<Route, ApiErro
 }
 
 /// The last segments of a service path that name an action, never part of a group's name.
-pub const SERVICE_ACTIONS: [&str; 5] = ["members", "master", "resign", "start", "keepalive"];
+pub const SERVICE_ACTIONS: [&str; 6] =
+    ["members", "master", "resign", "start", "keepalive", "pick"];
 
 /// `/v1/services[/<name>[/members[/<instance>[/keepalive]]|/master|/resign|/start]]`. The
 /// group's name is a path itself, so the action is read from the end.
-fn parse_services(method: &str, path: &str, rest: &str, stale: bool) -> Result<Route, ApiError> {
+fn parse_services(
+    method: &str,
+    path: &str,
+    rest: &str,
+    query: &BTreeMap<String, String>,
+) -> Result<Route, ApiError> {
+    let stale = query.contains_key("stale");
     let rest = rest.trim_end_matches('/');
     if rest.is_empty() {
         return expect_method(method, "GET", path, Route::ServiceList);
@@ -293,11 +316,30 @@ fn parse_services(method: &str, path: &str, rest: &str, stale: bool) -> Result<R
         );
     }
     if let Some((name, instance)) = rest.rsplit_once("/members/") {
-        let route = Route::ServiceLeave {
-            group: group(name)?,
-            instance: percent_decode(instance)?,
+        let (group, instance) = (group(name)?, percent_decode(instance)?);
+        return match method {
+            "DELETE" => Ok(Route::ServiceLeave { group, instance }),
+            "PUT" => Ok(Route::ServiceUpdate { group, instance }),
+            _ => Err(ApiError::method_not_allowed(method, path, "PUT, DELETE")),
         };
-        return expect_method(method, "DELETE", path, route);
+    }
+    if let Some(name) = rest.strip_suffix("/pick") {
+        let monte_carlo = match query.get("strategy").map(String::as_str) {
+            None | Some("round_robin") => false,
+            Some("monte_carlo") => true,
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "strategy {other:?}: use round_robin or monte_carlo"
+                )));
+            }
+        };
+        let route = Route::ServicePick {
+            group: group(name)?,
+            monte_carlo,
+            n: optional_number(query, "n")?.unwrap_or(1).max(1),
+            stale,
+        };
+        return expect_method(method, "GET", path, route);
     }
     if let Some(name) = rest.strip_suffix("/resign") {
         return expect_method(

@@ -7,7 +7,7 @@ use super::errors::{ApiError, Reply};
 use super::kv::write;
 use super::routes::SERVICE_ACTIONS;
 use rafting_core::replica::Numbered;
-use rafting_core::store::services::{GroupView, Registration, ServiceMode};
+use rafting_core::store::services::{GroupView, MemberUpdate, Registration, ServiceMode};
 use rafting_core::store::{Operation, Query, ReadAnswer, TenantId};
 use rafting_net::runtime::Consistency;
 use serde::Deserialize;
@@ -23,6 +23,8 @@ struct JoinBody {
     addresses: BTreeMap<String, String>,
     #[serde(default)]
     priority: i64,
+    #[serde(default)]
+    weight: Option<u32>,
     #[serde(default)]
     meta: BTreeMap<String, String>,
     ttl_ms: u64,
@@ -72,6 +74,7 @@ pub fn join(
         instance: body.instance,
         addresses: body.addresses,
         priority: body.priority,
+        weight: body.weight,
         meta: body.meta,
         ttl_ms: body.ttl_ms,
         mode: body.mode,
@@ -87,15 +90,115 @@ pub fn join(
     )
 }
 
+/// The body of a member's report: `{"load"?, "draining"?, "weight"?}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    #[serde(default)]
+    load: Option<u64>,
+    #[serde(default)]
+    draining: Option<bool>,
+    #[serde(default)]
+    weight: Option<u32>,
+}
+
+/// `PUT /v1/services/<name>/members/<instance>` with `{"load"?, "draining"?, "weight"?}`:
+/// a member reports its load, drains for maintenance, or changes its weight (and is kept
+/// alive).
+pub fn update(
+    api: &Api,
+    url: &str,
+    numbered: Option<Numbered>,
+    group: &str,
+    instance: &str,
+    body: &[u8],
+) -> Result<Reply, ApiError> {
+    let body: UpdateBody = decode(body, "member update")?;
+    let operation = Operation::MemberUpdate {
+        group: group.to_owned(),
+        instance: instance.to_owned(),
+        update: MemberUpdate {
+            load: body.load,
+            draining: body.draining,
+            weight: body.weight,
+        },
+    };
+    write(api, url, numbered, operation)
+}
+
+/// `GET /v1/services/<name>/pick?strategy=round_robin|monte_carlo&n=K`: K distinct members
+/// that are not draining (round robin rotates per serving node).
+pub fn pick(
+    api: &Api,
+    url: &str,
+    group: &str,
+    monte_carlo: bool,
+    n: u64,
+    stale: bool,
+) -> Result<Reply, ApiError> {
+    let query = Query::Service {
+        tenant: TenantId::DEFAULT,
+        group: group.to_owned(),
+    };
+    let ReadAnswer::Service(view) = read(api, url, query, stale)? else {
+        return Err(unexpected());
+    };
+    let candidates = super::pick::candidates(&view.members);
+    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    let picked = if monte_carlo {
+        super::pick::monte_carlo(&candidates, &mut rand::rng(), n)
+    } else {
+        let counter = {
+            let mut counters = api
+                .pick_counters
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let counter = counters.entry(group.to_owned()).or_insert(0);
+            let taken = *counter;
+            *counter = counter.wrapping_add(n as u64);
+            taken
+        };
+        super::pick::round_robin(&candidates, counter, n)
+    };
+    if picked.is_empty() {
+        return Err(ApiError::new(
+            503,
+            "no_member",
+            format!("{group} has no member to pick (none registered, or all draining)"),
+        )
+        .retry_after(1));
+    }
+    let members: Vec<Value> = picked
+        .iter()
+        .map(|member| {
+            json!({
+                "instance": member.instance,
+                "addresses": member.addresses,
+                "weight": member.weight,
+                "load": member.load,
+            })
+        })
+        .collect();
+    Ok(Reply::json(&json!({
+        "strategy": if monte_carlo { "monte_carlo" } else { "round_robin" },
+        "members": members,
+    })))
+}
+
 /// `PUT /v1/services/<name>/members/<instance>/keepalive`: the answer tells the member its
-/// role, so one that only keeps alive still learns it was promoted or demoted.
+/// role, so one that only keeps alive still learns it was promoted or demoted. A body
+/// (`{"load", "draining", "weight"}`) reports them in the same request.
 pub fn keep_alive(
     api: &Api,
     url: &str,
     numbered: Option<Numbered>,
     group: &str,
     instance: &str,
+    body: &[u8],
 ) -> Result<Reply, ApiError> {
+    if !body.is_empty() {
+        return update(api, url, numbered, group, instance, body);
+    }
     let operation = Operation::MemberKeepAlive {
         group: group.to_owned(),
         instance: instance.to_owned(),

@@ -59,6 +59,7 @@ impl InProcessNode {
             http_metrics: HttpMetrics::default(),
             stopping: AtomicBool::new(false),
             debug_panic_route: false,
+            pick_counters: Default::default(),
         };
         let node = InProcessNode {
             runtime,
