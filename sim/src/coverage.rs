@@ -31,6 +31,9 @@ pub const MASTER_RESIGNED: &str = "master_resigned";
 /// A member acting as master was paused or cut off for longer than its TTL.
 pub const MASTER_STALLED_PAST_TTL: &str = "master_stalled_past_ttl";
 
+/// A service group whose members had all gone formed again (its cold start began anew).
+pub const GROUP_REFORMED: &str = "group_reformed";
+
 /// Every state the simulator tracks, in the order summaries print them.
 pub const STATES: &[&str] = &[
     OLD_TERM_ENTRY_AT_NEW_LEADER,
@@ -43,6 +46,7 @@ pub const STATES: &[&str] = &[
     MASTER_HANDOVER,
     MASTER_RESIGNED,
     MASTER_STALLED_PAST_TTL,
+    GROUP_REFORMED,
 ];
 
 /// The states one seed reached, with the simulated time (µs) it first reached each.

@@ -37,6 +37,7 @@ pub(crate) const GROUP: &str = "/sim/service";
 
 pub mod check {
     pub const ONE_MASTER_PER_EPOCH: &str = "one_master_per_epoch";
+    pub const COLD_START_BARRIER: &str = "cold_start_barrier";
     pub const NO_OVERLAPPING_MASTERS: &str = "no_overlapping_masters";
 }
 
@@ -145,6 +146,8 @@ pub struct ServicesWorld {
     epochs: BTreeMap<u64, Option<String>>,
     /// The last epoch each node applied.
     node_epochs: Vec<u64>,
+    /// Whether each node last saw the group forming.
+    node_forming: Vec<bool>,
     /// Masters' acting windows that have ended, kept for the report.
     pub(crate) handovers: u64,
 }
@@ -188,6 +191,7 @@ impl ServicesWorld {
             next_request: 1,
             epochs: BTreeMap::new(),
             node_epochs: vec![0; scenario.nodes as usize],
+            node_forming: vec![true; scenario.nodes as usize],
             handovers: 0,
         }
     }
@@ -700,7 +704,16 @@ impl Simulator<'_, '_> {
         else {
             return;
         };
+        let forming = view.phase == rafting_core::store::services::GroupPhase::Forming;
         let master = view.master.map(|master| master.instance);
+        let has_master = master.is_some();
+        let world = self.services();
+        let expected = world.section.expected_members.unwrap_or(1);
+        let was_forming = std::mem::replace(&mut world.node_forming[node], forming);
+        if forming && !was_forming {
+            let now = self.now_us;
+            self.coverage.reach(crate::coverage::GROUP_REFORMED, now);
+        }
         let world = self.services();
         let result = one_master_per_epoch(
             &mut world.epochs,
@@ -709,6 +722,9 @@ impl Simulator<'_, '_> {
             view.epoch,
             master,
         );
+        self.check(result);
+        let joined = view.joined_while_forming;
+        let result = cold_start_barrier(node, was_forming, forming, has_master, joined, expected);
         self.check(result);
     }
 
@@ -785,6 +801,37 @@ pub fn one_master_per_epoch(
     }
 }
 
+/// The `cold_start_barrier` check of one node's view after an apply: a forming group has no
+/// master, and a group that starts (no start request or start delay in the simulator) has
+/// had its expected members join since it began forming.
+pub fn cold_start_barrier(
+    node: usize,
+    was_forming: bool,
+    forming: bool,
+    has_master: bool,
+    joined: u32,
+    expected: u32,
+) -> Result<(), Violation> {
+    let detail = if forming && has_master {
+        format!("node {} has a master in a forming group", node + 1)
+    } else if was_forming && !forming && joined < expected {
+        format!(
+            "node {} started the group with {joined} of {expected} expected members joined",
+            node + 1
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Violation {
+        check: check::COLD_START_BARRIER,
+        at_us: 0,
+        nodes: vec![node as u64 + 1],
+        index: None,
+        term: None,
+        detail,
+    })
+}
+
 fn epoch_violation(node: usize, detail: String) -> Violation {
     Violation {
         check: check::ONE_MASTER_PER_EPOCH,
@@ -828,6 +875,21 @@ mod tests {
             back.detail.contains("applied epoch 1 after epoch 2"),
             "{}",
             back.detail
+        );
+    }
+
+    #[test]
+    fn cold_start_barrier_catches_a_master_while_forming_and_a_start_below_the_count() {
+        assert!(cold_start_barrier(0, true, true, false, 1, 3).is_ok());
+        assert!(cold_start_barrier(0, true, false, true, 3, 3).is_ok());
+        let early = cold_start_barrier(0, true, false, true, 2, 3).unwrap_err();
+        assert_eq!(early.check, check::COLD_START_BARRIER);
+        assert!(early.detail.contains("2 of 3"), "{}", early.detail);
+        let master = cold_start_barrier(1, true, true, true, 1, 3).unwrap_err();
+        assert!(
+            master.detail.contains("master in a forming group"),
+            "{}",
+            master.detail
         );
     }
 }

@@ -296,6 +296,8 @@ pub struct GroupView {
     pub name: String,
     pub mode: ServiceMode,
     pub phase: GroupPhase,
+    /// Registrations since the group last began forming (the cold-start barrier counts them).
+    pub joined_while_forming: u32,
     pub expected_members: Option<u32>,
     pub start_after_ms: Option<u64>,
     pub failover_delay_ms: u64,
@@ -349,6 +351,7 @@ impl Store {
             name: name.to_owned(),
             mode: group.settings.mode,
             phase: group.phase,
+            joined_while_forming: group.registered_while_forming,
             expected_members: group.settings.expected_members,
             start_after_ms: group.settings.start_after_ms,
             failover_delay_ms: group.settings.failover_delay_ms,
