@@ -258,3 +258,43 @@ fn a_farm_is_picked_round_robin_or_monte_carlo_and_draining_members_are_skipped(
     );
     assert_eq!(status, 400);
 }
+
+/// SIGSTOP the master longer than its TTL: the standby takes over; on SIGCONT the old master's
+/// first word is "standby" (its acting window ran out while it was stopped), and it learns the
+/// new master.
+#[test]
+fn a_master_stopped_past_its_ttl_stands_down_on_resuming() {
+    let cluster = TestCluster::start(1);
+    cluster.wait_for_leader(ELECTION_WAIT);
+    let base = cluster.url(0);
+    let a = Joined::start(&base, "/stall", "a", 1_000);
+    a.expect("master epoch=1", Duration::from_secs(10));
+    let b = Joined::start(&base, "/stall", "b", 1_000);
+    b.expect("standby epoch=1", Duration::from_secs(10));
+    a.signal(libc::SIGSTOP);
+    b.expect("master epoch=2", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(500));
+    a.signal(libc::SIGCONT);
+    let first = a
+        .lines
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the resumed member says something");
+    assert!(
+        first.starts_with("standby"),
+        "first line after resuming: {first}"
+    );
+    let mut line = first;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !line.contains("master=b") {
+        assert!(
+            !line.starts_with("master"),
+            "the old master acted again: {line}"
+        );
+        let left = deadline.saturating_duration_since(Instant::now());
+        line = a
+            .lines
+            .recv_timeout(left)
+            .expect("it learns the new master");
+    }
+    assert_eq!(master_of(&base, "/stall")["instance"], "b");
+}
