@@ -22,8 +22,19 @@ struct Joined {
 
 impl Joined {
     fn start(endpoint: &str, group: &str, instance: &str, ttl_ms: u64) -> Joined {
+        Joined::start_with(endpoint, group, instance, ttl_ms, &[])
+    }
+
+    fn start_with(
+        endpoint: &str,
+        group: &str,
+        instance: &str,
+        ttl_ms: u64,
+        extra: &[&str],
+    ) -> Joined {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rafting"))
             .args(["service", "join", group, "--instance", instance])
+            .args(extra)
             .args(["--address", &format!("http=10.0.0.1:{}", instance.len())])
             .args(["--ttl-ms", &ttl_ms.to_string(), "--endpoint", endpoint])
             .stdout(Stdio::piped())
@@ -297,4 +308,34 @@ fn a_master_stopped_past_its_ttl_stands_down_on_resuming() {
             .expect("it learns the new master");
     }
     assert_eq!(master_of(&base, "/stall")["instance"], "b");
+}
+
+/// A cold start waits for its expected members; when they all go and come back, it waits again.
+#[test]
+fn a_cold_start_waits_for_the_expected_members_every_time_the_group_forms() {
+    let cluster = TestCluster::start(1);
+    cluster.wait_for_leader(ELECTION_WAIT);
+    let base = cluster.url(0);
+    let expect_three = ["--expected-members", "3"];
+    for round in 1..=2 {
+        let a = Joined::start_with(&base, "/cold", "a", 1_000, &expect_three);
+        a.expect("standby epoch=", Duration::from_secs(10));
+        let b = Joined::start_with(&base, "/cold", "b", 1_000, &expect_three);
+        b.expect("standby epoch=", Duration::from_secs(10));
+        let (status, body) = request("GET", &format!("{base}/v1/services/cold"), b"");
+        assert_eq!(status, 200);
+        let group: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(group["phase"], "forming", "round {round}: {group}");
+        assert!(group["master"].is_null(), "round {round}: {group}");
+        let c = Joined::start_with(&base, "/cold", "c", 1_000, &expect_three);
+        a.expect("master", Duration::from_secs(5));
+        c.expect("standby", Duration::from_secs(5));
+        // Everyone leaves: the group forms again.
+        for member in [&a, &b, &c] {
+            member.signal(libc::SIGTERM);
+        }
+        for member in [&a, &b, &c] {
+            member.expect("left", Duration::from_secs(5));
+        }
+    }
 }
