@@ -29,6 +29,10 @@ impl WriteQueue {
         self.writes.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
     pub fn has_unnumbered(&self) -> bool {
         self.unnumbered > 0
     }

@@ -616,7 +616,7 @@ impl Replica {
                 self.own_outstanding.len()
             ));
         }
-        if !self.node.is_leader() && (self.queue.len() > 0 || !self.reads.is_empty()) {
+        if !self.node.is_leader() && (!self.queue.is_empty() || !self.reads.is_empty()) {
             return Err(format!(
                 "a follower holding {} queued writes and {} reads",
                 self.queue.len(),
@@ -635,7 +635,9 @@ impl Replica {
         if self.node.is_leader() && self.store.session_clock_needed() {
             wake_at = wake_at.min(self.next_session_tick);
         }
-        if self.requests_in_flight() > 0 {
+        // O(1) on the hot path: a tick or registration in flight wakes a sweep needlessly,
+        // which is harmless.
+        if !self.waiters.is_empty() || !self.queue.is_empty() || !self.reads.is_empty() {
             wake_at = wake_at.min(self.next_sweep);
         }
         self.output.wake_at = wake_at.max(self.now);
