@@ -36,7 +36,7 @@
 mod farm;
 mod master;
 
-pub use farm::{Balancer, Farm, FarmMember, Membership, MonteCarlo, RoundRobin};
+pub use farm::{Balancer, Farm, FarmMember, Membership, MonteCarlo, Picked, RoundRobin};
 pub use master::{Candidate, MasterGuard};
 
 use serde_json::{Value, json};
