@@ -58,7 +58,9 @@ fn keys_farms_and_a_master_in_one_call_each() {
     });
     let mut counts = BTreeMap::new();
     for _ in 0..300 {
-        *counts.entry(search.pick().unwrap().instance.clone()).or_insert(0) += 1;
+        *counts
+            .entry(search.pick().unwrap().instance.clone())
+            .or_insert(0) += 1;
     }
     assert!(counts.values().all(|&count| count == 100), "{counts:?}");
     // One leaves: the watch drops it from the caller's list at once.
