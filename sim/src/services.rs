@@ -22,9 +22,10 @@ use crate::scenario::Scenario;
 use crate::simulator::{EventKind, Simulator};
 use rafting_core::Millis;
 use rafting_core::member::{Action, Member, MemberConfig};
-use rafting_core::replica::{Applied, Input, ReplicaError, RequestId};
+use rafting_core::raft::EntryPayload;
+use rafting_core::replica::{Applied, AppliedEntry, Input, ReplicaError, RequestId};
 use rafting_core::store::services::{MemberView, Registration, Role};
-use rafting_core::store::{Operation, Outcome, StoreError, TenantId};
+use rafting_core::store::{Command, Operation, Outcome, StoreError, TenantId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
@@ -38,6 +39,7 @@ pub(crate) const GROUP: &str = "/sim/service";
 pub mod check {
     pub const ONE_MASTER_PER_EPOCH: &str = "one_master_per_epoch";
     pub const COLD_START_BARRIER: &str = "cold_start_barrier";
+    pub const HANDOVER_BOUNDS: &str = "handover_bounds";
     pub const NO_OVERLAPPING_MASTERS: &str = "no_overlapping_masters";
 }
 
@@ -65,6 +67,10 @@ pub struct ServicesSection {
     pub restart_after_ms: [u64; 2],
     /// Each member's clock rate error, at most, in parts per million.
     pub clock_drift_ppm: u64,
+    /// When set, `handover_bounds` checks that a master whose session expired is replaced
+    /// within TTL + hold-off + this slack of its last renewal (for scenarios whose cluster
+    /// stays healthy: an election pauses the session clock and would stretch the bound).
+    pub handover_slack_ms: Option<u64>,
     /// Test-only planted bug: a member acts as master from an answer until it hears
     /// otherwise, with no lease (the classic election-library mistake).
     #[serde(skip)]
@@ -88,6 +94,7 @@ impl Default for ServicesSection {
             cutoff_ms: [200, 3_000],
             restart_after_ms: [100, 2_000],
             clock_drift_ppm: 5_000,
+            handover_slack_ms: None,
             planted_no_lease: false,
         }
     }
@@ -148,6 +155,9 @@ pub struct ServicesWorld {
     node_epochs: Vec<u64>,
     /// Whether each node last saw the group forming.
     node_forming: Vec<bool>,
+    /// Each member's last renewal (registration or keep-alive): its log index and when a
+    /// node first applied it.
+    renewals: BTreeMap<String, (u64, u64)>,
     /// Masters' acting windows that have ended, kept for the report.
     pub(crate) handovers: u64,
 }
@@ -192,6 +202,7 @@ impl ServicesWorld {
             epochs: BTreeMap::new(),
             node_epochs: vec![0; scenario.nodes as usize],
             node_forming: vec![true; scenario.nodes as usize],
+            renewals: BTreeMap::new(),
             handovers: 0,
         }
     }
@@ -695,8 +706,10 @@ impl Simulator<'_, '_> {
         }
     }
 
-    /// A node applied an entry: its view of the group must agree with every other's.
-    pub(crate) fn services_applied(&mut self, node: usize) {
+    /// A node applied an entry: its view of the group must agree with every other's, and a
+    /// failover must come in time.
+    pub(crate) fn services_applied(&mut self, node: usize, applied: &AppliedEntry) {
+        self.note_renewal(applied);
         let Some(view) = self.hosts[node]
             .replica
             .as_ref()
@@ -715,17 +728,84 @@ impl Simulator<'_, '_> {
             self.coverage.reach(crate::coverage::GROUP_REFORMED, now);
         }
         let world = self.services();
+        let new_epoch = !world.epochs.contains_key(&view.epoch);
+        let previous = world
+            .epochs
+            .range(..view.epoch)
+            .next_back()
+            .and_then(|(_, master)| master.clone());
         let result = one_master_per_epoch(
             &mut world.epochs,
             &mut world.node_epochs,
             node,
             view.epoch,
-            master,
+            master.clone(),
         );
         self.check(result);
+        if new_epoch && master.is_some() {
+            self.check_handover(previous, applied);
+        }
         let joined = view.joined_while_forming;
         let result = cold_start_barrier(node, was_forming, forming, has_master, joined, expected);
         self.check(result);
+    }
+
+    /// Records when a member's registration or keep-alive was first applied.
+    fn note_renewal(&mut self, applied: &AppliedEntry) {
+        let EntryPayload::Command(bytes) = &applied.entry.payload else {
+            return;
+        };
+        let Ok(Command::Request(request)) = Command::decode(bytes) else {
+            return;
+        };
+        let instance = match request.operation {
+            Operation::RegisterMember(registration) => registration.instance,
+            Operation::MemberKeepAlive { instance, .. } => instance,
+            _ => return,
+        };
+        if !matches!(applied.response, Some(Ok(_))) {
+            return;
+        }
+        let (index, now) = (applied.entry.index.get(), self.now_us);
+        let renewal = self.services().renewals.entry(instance).or_insert((0, now));
+        if index > renewal.0 {
+            *renewal = (index, now);
+        }
+    }
+
+    /// `handover_bounds`: a master whose session expired (a tick ended it) is replaced within
+    /// TTL + hold-off + slack of its last renewal.
+    fn check_handover(&mut self, previous: Option<String>, applied: &AppliedEntry) {
+        let world = self.services();
+        let Some(slack) = world.section.handover_slack_ms else {
+            return;
+        };
+        let Some(previous) = previous else {
+            return;
+        };
+        let expired = matches!(&applied.entry.payload, EntryPayload::Command(bytes)
+            if matches!(Command::decode(bytes), Ok(Command::Tick(_))));
+        let Some(&(_, renewed_us)) = world.renewals.get(&previous) else {
+            return;
+        };
+        if !expired {
+            return;
+        }
+        let bound_ms = world.section.ttl_ms + world.section.failover_delay_ms + slack;
+        let took_ms = (self.now_us - renewed_us) / MICROS_PER_MS;
+        if took_ms > bound_ms {
+            self.violate(Violation {
+                check: check::HANDOVER_BOUNDS,
+                at_us: 0,
+                nodes: Vec::new(),
+                index: Some(applied.entry.index.get()),
+                term: None,
+                detail: format!(
+                    "{previous} was last renewed {took_ms} ms before its successor was appointed, \
+                     over the bound of {bound_ms} ms"
+                ),
+            });
+        }
     }
 
     /// Members stop failing when the faults stop: the stalled wake up, the dead come back.

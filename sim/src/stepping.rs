@@ -356,7 +356,7 @@ impl Simulator<'_, '_> {
             self.kv_applied(node, applied);
         }
         if self.services.is_some() {
-            self.services_applied(node);
+            self.services_applied(node, applied);
         }
     }
 
