@@ -290,3 +290,55 @@ fn answered_elsewhere(node: NodeId, index: LogIndex, detail: String) -> Violatio
         detail,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::scenario::Scenario;
+    use crate::simulator::Simulator;
+    use crate::workload::Outcome;
+    use rafting_core::store::TenantId;
+    use std::path::Path;
+
+    // Opaque requests are store writes through each host's replica, not raw proposals: after
+    // a calm seed settles, the leader's store holds under each client's key the value of that
+    // client's last committed request (its highest index among the client's writes).
+    #[test]
+    fn opaque_requests_are_store_writes_through_the_replica() {
+        let text = r#"
+            name = "opaque_through_the_replica"
+            profile = "brief"
+            nodes = 3
+            duration_ms = 4000
+            [workload]
+            clients = 2
+        "#;
+        let scenario = Scenario::parse(text, Path::new("inline.toml")).expect("parses");
+        let mut simulator = Simulator::new(&scenario, 7, None).expect("starts");
+        simulator.run();
+        assert!(simulator.violation.is_none(), "{:?}", simulator.violation);
+        let leader = simulator
+            .hosts
+            .iter()
+            .find_map(|host| host.replica.as_ref().filter(|replica| replica.is_leader()))
+            .expect("the seed settled with a leader");
+        for client in &simulator.clients {
+            let last = simulator
+                .history
+                .operations
+                .iter()
+                .filter(|operation| operation.client == client.id)
+                .rfind(|operation| matches!(operation.outcome, Outcome::Committed { .. }))
+                .expect("each client had a request committed");
+            let key = format!("/w/c{}", client.id);
+            let found = leader
+                .store()
+                .get(TenantId::DEFAULT, &key)
+                .expect("written");
+            assert_eq!(
+                found.value.as_deref(),
+                Some(last.payload.as_slice()),
+                "{key}"
+            );
+        }
+    }
+}
