@@ -793,19 +793,8 @@ impl Simulator<'_, '_> {
         }
         let bound_ms = world.section.ttl_ms + world.section.failover_delay_ms + slack;
         let took_ms = (self.now_us - renewed_us) / MICROS_PER_MS;
-        if took_ms > bound_ms {
-            self.violate(Violation {
-                check: check::HANDOVER_BOUNDS,
-                at_us: 0,
-                nodes: Vec::new(),
-                index: Some(applied.entry.index.get()),
-                term: None,
-                detail: format!(
-                    "{previous} was last renewed {took_ms} ms before its successor was appointed, \
-                     over the bound of {bound_ms} ms"
-                ),
-            });
-        }
+        let result = handover_within(&previous, took_ms, bound_ms, applied.entry.index.get());
+        self.check(result);
     }
 
     /// Members stop failing when the faults stop: the stalled wake up, the dead come back.
@@ -912,6 +901,30 @@ pub fn cold_start_barrier(
     })
 }
 
+/// The `handover_bounds` check: the expired master `previous`, last renewed `took_ms` before
+/// its successor's appointment (at log `index`), was replaced within `bound_ms`.
+pub fn handover_within(
+    previous: &str,
+    took_ms: u64,
+    bound_ms: u64,
+    index: u64,
+) -> Result<(), Violation> {
+    if took_ms <= bound_ms {
+        return Ok(());
+    }
+    Err(Violation {
+        check: check::HANDOVER_BOUNDS,
+        at_us: 0,
+        nodes: Vec::new(),
+        index: Some(index),
+        term: None,
+        detail: format!(
+            "{previous} was last renewed {took_ms} ms before its successor was appointed, over \
+             the bound of {bound_ms} ms"
+        ),
+    })
+}
+
 fn epoch_violation(node: usize, detail: String) -> Violation {
     Violation {
         check: check::ONE_MASTER_PER_EPOCH,
@@ -955,6 +968,18 @@ mod tests {
             back.detail.contains("applied epoch 1 after epoch 2"),
             "{}",
             back.detail
+        );
+    }
+
+    #[test]
+    fn handover_bounds_catches_a_late_failover() {
+        assert!(handover_within("m1", 1_400, 1_400, 9).is_ok());
+        let late = handover_within("m1", 1_401, 1_400, 9).unwrap_err();
+        assert_eq!(late.check, check::HANDOVER_BOUNDS);
+        assert!(
+            late.detail.contains("m1 was last renewed 1401 ms"),
+            "{}",
+            late.detail
         );
     }
 
