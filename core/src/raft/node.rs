@@ -198,7 +198,7 @@ impl Node {
             }
             Input::PeerUnreachable { peer } => self.on_peer_unreachable(peer),
         }
-        self.finish()
+        self.end_step()
     }
 
     fn fire_timers(&mut self) {
@@ -211,7 +211,7 @@ impl Node {
 
     /// Completes a step: sends what the leader owes, hands out the persist batch, releases
     /// held messages, committed entries and ready reads, and computes the next wake-up.
-    fn finish(&mut self) -> Output {
+    fn end_step(&mut self) -> Output {
         if matches!(self.role, Role::Leader(_)) {
             self.leader_maybe_commit();
             self.leader_send_pending();

@@ -209,7 +209,7 @@ impl Replica {
             Input::Flush => self.flush(),
         }
         self.housekeeping();
-        self.finish()
+        self.end_step()
     }
 
     fn not_leader(&self) -> ReplicaError {
@@ -626,7 +626,7 @@ impl Replica {
         Ok(())
     }
 
-    fn finish(&mut self) -> Output {
+    fn end_step(&mut self) -> Output {
         #[cfg(debug_assertions)]
         if let Err(broken) = self.check_invariants() {
             panic!("replica {} broke an invariant: {broken}", self.node.id());
