@@ -85,6 +85,9 @@ pub struct Member {
     next_send: Millis,
     /// A request is out: nothing else is sent until it is answered or failed.
     in_flight: bool,
+    /// When the last answered registration or keep-alive was sent: the member's session lives
+    /// at least until then + TTL.
+    renewed_at: Millis,
 }
 
 impl Member {
@@ -98,6 +101,7 @@ impl Member {
             acting_until: Millis::ZERO,
             next_send: Millis::ZERO,
             in_flight: false,
+            renewed_at: Millis::ZERO,
         }
     }
 
@@ -126,6 +130,7 @@ impl Member {
     pub fn on_answer(&mut self, sent_at: Millis, view: &MemberView) {
         self.in_flight = false;
         self.registered = true;
+        self.renewed_at = sent_at;
         self.role = view.role;
         self.epoch = view.epoch;
         self.master = view.master.clone();
@@ -154,13 +159,26 @@ impl Member {
         self.next_send = now;
     }
 
-    /// The group changed (a watcher saw it): keep alive now, so that a member just appointed
-    /// learns it — and starts its acting window — one round trip later, not at its next
-    /// keep-alive.
-    pub fn on_group_changed(&mut self, now: Millis) {
-        if self.registered {
-            self.next_send = self.next_send.min(now);
+    /// The member observed the group (a watch) at a newer `epoch` naming `master`. A member
+    /// appointed master acts at once, inside the window of its last answered renewal: its
+    /// session lives at least that long, and while it lives and the member has not resigned,
+    /// nobody else is appointed. A member that sees someone else named stops at once. A view
+    /// of an epoch it already knows, or an older one (a lagging node), changes nothing.
+    pub fn on_observed(&mut self, epoch: u64, master: Option<&str>, me: &str) {
+        if !self.registered || epoch <= self.epoch {
+            return;
         }
+        self.epoch = epoch;
+        self.master = master.map(str::to_owned);
+        if master == Some(me) {
+            self.role = Role::Master;
+            self.acting_until = self.renewed_at.plus(self.config.acting_window_ms());
+        } else {
+            self.role = Role::Standby;
+            self.acting_until = Millis::ZERO;
+        }
+        // Renew soon, to confirm the role and extend the window from a fresh send.
+        self.next_send = Millis::ZERO;
     }
 
     /// The member resigned or left: it stops acting before the request is sent.
@@ -251,6 +269,23 @@ mod tests {
         member.on_answer(Millis(500), &view(Role::Standby, 2));
         assert_eq!(member.acting_role(Millis(501)), Role::Standby);
         assert_eq!(member.epoch(), 2);
+    }
+
+    #[test]
+    fn an_observed_appointment_acts_inside_the_last_renewal_window_only() {
+        let mut member = Member::new(MemberConfig::with_ttl(1_000));
+        member.on_sent();
+        member.on_answer(Millis(100), &view(Role::Standby, 1));
+        // A watch shows it appointed at epoch 2: it acts until 100 + 890, not longer.
+        member.on_observed(2, Some("me"), "me");
+        assert_eq!(member.acting_role(Millis(500)), Role::Master);
+        assert_eq!(member.acting_role(Millis(990)), Role::Standby);
+        assert_eq!(member.next_action(Millis(500)), Action::KeepAlive);
+        // A lagging node's older view changes nothing; a newer one naming another stops it.
+        member.on_observed(1, Some("other"), "me");
+        assert_eq!(member.acting_role(Millis(500)), Role::Master);
+        member.on_observed(3, Some("other"), "me");
+        assert_eq!(member.acting_role(Millis(500)), Role::Standby);
     }
 
     #[test]

@@ -136,12 +136,14 @@ fn member_view(answer: &Value) -> Result<MemberView> {
 /// Long-polls the group's changes (its mirror key under `/_services`) on a thread of its
 /// own, and sends a signal on every change: a standby appointed by a resign hears of it one
 /// commit later instead of at its next keep-alive.
-fn watch_group(base: &str, name: &str) -> std::sync::mpsc::Receiver<()> {
+fn watch_group(base: &str, name: &str) -> std::sync::mpsc::Receiver<(u64, Option<String>)> {
     let (changed, changes) = std::sync::mpsc::channel();
     let url = format!(
         "{base}/v1/kv/_services/{}?watch&timeout_ms=30000",
         encode_key(name)
     );
+    // The prefix also covers groups named below this one: only this group's key counts.
+    let key = format!("/_services/{}", name.trim_start_matches('/'));
     std::thread::spawn(move || {
         let mut since: Option<u64> = None;
         loop {
@@ -152,9 +154,23 @@ fn watch_group(base: &str, name: &str) -> std::sync::mpsc::Receiver<()> {
             match send("GET", &poll, &[]).and_then(|response| Ok(response.into_json::<Value>()?)) {
                 Ok(batch) => {
                     since = batch["next_since"].as_u64().or(since);
-                    let events = batch["events"].as_array().map_or(0, Vec::len);
-                    if events > 0 && changed.send(()).is_err() {
-                        return;
+                    let events = batch["events"]
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    for event in events.iter().filter(|event| event["key"] == key.as_str()) {
+                        // The group's view, as the store wrote it: its epoch and master.
+                        let Some(view) = event["value"]
+                            .as_str()
+                            .and_then(|text| serde_json::from_str::<Value>(text).ok())
+                        else {
+                            continue;
+                        };
+                        let epoch = view["epoch"].as_u64().unwrap_or(0);
+                        let master = view["master"]["instance"].as_str().map(str::to_owned);
+                        if changed.send((epoch, master)).is_err() {
+                            return;
+                        }
                     }
                 }
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
@@ -242,8 +258,8 @@ fn join(base: &str, name: &str, instance: &str, ttl_ms: u64, registration: &Valu
             wake = wake.min(member.acting_until());
         }
         let pause = wake.since(now()).clamp(1, 20);
-        if changes.recv_timeout(Duration::from_millis(pause)).is_ok() {
-            member.on_group_changed(now());
+        if let Ok((epoch, master)) = changes.recv_timeout(Duration::from_millis(pause)) {
+            member.on_observed(epoch, master.as_deref(), instance);
         }
     }
     // Stop acting first, then hand over, then leave.

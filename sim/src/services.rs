@@ -745,9 +745,79 @@ impl Simulator<'_, '_> {
         if new_epoch && master.is_some() {
             self.check_handover(previous, applied);
         }
+        if new_epoch {
+            self.members_observe(node, view.epoch, master);
+        }
         let joined = view.joined_while_forming;
         let result = cold_start_barrier(node, was_forming, forming, has_master, joined, expected);
         self.check(result);
+    }
+
+    /// Every member watches the group through the node it talks to: a change that node applies
+    /// reaches it after a network delay (unless it is cut off, or the node is another).
+    fn members_observe(&mut self, node: usize, epoch: u64, master: Option<String>) {
+        let world = self.services();
+        let mut deliveries = Vec::new();
+        for (member, state) in world.members.iter().enumerate() {
+            if state.alive && state.target == node {
+                let [low, high] = world.section.network_delay_ms;
+                deliveries.push((
+                    member,
+                    state.incarnation,
+                    world.random.random_range(low..=high),
+                ));
+            }
+        }
+        for (member, incarnation, delay) in deliveries {
+            let observed = EventKind::MemberObserved {
+                member,
+                incarnation,
+                epoch,
+                master: master.clone(),
+            };
+            self.schedule_in_ms(delay, observed);
+        }
+    }
+
+    /// A watched change reaches a member: it may start acting (inside its last renewal's
+    /// window) or stop at once, as `rafting service join` does.
+    pub(crate) fn on_member_observed(
+        &mut self,
+        member: usize,
+        incarnation: u64,
+        epoch: u64,
+        master: Option<String>,
+    ) {
+        let now = self.now_us;
+        let planted = self.services().section.planted_no_lease;
+        let state = &mut self.services().members[member];
+        if !state.alive || state.incarnation != incarnation || state.cut_off_until_us > now {
+            return;
+        }
+        if state.paused_until_us > now {
+            let at = state.paused_until_us;
+            let observed = EventKind::MemberObserved {
+                member,
+                incarnation,
+                epoch,
+                master,
+            };
+            self.schedule(at, observed);
+            return;
+        }
+        if planted {
+            return;
+        }
+        let instance = state.instance.clone();
+        state.agent.on_observed(epoch, master.as_deref(), &instance);
+        let local = state.local_ms(now);
+        let acting = state.agent.acting_role(local) == Role::Master;
+        let end_us = state.global_us(state.agent.acting_until());
+        if acting {
+            self.act_as_master(member, end_us);
+        } else {
+            self.end_acting(member);
+        }
     }
 
     /// Records when a member's registration or keep-alive was first applied.

@@ -133,6 +133,13 @@ pub(crate) enum EventKind {
         request: u64,
         operation: Box<rafting_core::store::Operation>,
     },
+    /// A group change applied by a node reaches a member watching it.
+    MemberObserved {
+        member: usize,
+        incarnation: u64,
+        epoch: u64,
+        master: Option<String>,
+    },
     /// A node's answer reaches a member.
     MemberAnswer {
         member: usize,
@@ -541,6 +548,12 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 request,
                 result,
             } => self.on_member_answer(member, incarnation, request, *result),
+            EventKind::MemberObserved {
+                member,
+                incarnation,
+                epoch,
+                master,
+            } => self.on_member_observed(member, incarnation, epoch, master),
         }
     }
 
