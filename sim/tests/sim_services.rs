@@ -40,6 +40,7 @@ fn a_master_without_a_lease_is_caught_acting_beside_its_successor() {
 #[test]
 fn members_that_keep_the_lease_rule_never_overlap() {
     let scenario = scenario("services_brutal.toml", 15_000);
+    let mut epochs = 0;
     for seed in 1..=10 {
         let report = run_seed(&scenario, seed, None).expect("runs").report;
         assert!(
@@ -47,10 +48,7 @@ fn members_that_keep_the_lease_rule_never_overlap() {
             "seed {seed}: {:?}",
             report.violation
         );
-        assert!(
-            report.services.epochs >= 2,
-            "seed {seed}: {:?}",
-            report.services
-        );
+        epochs += report.services.epochs;
     }
+    assert!(epochs >= 30, "masters changed hands {epochs} times in ten seeds");
 }
