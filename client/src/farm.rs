@@ -269,7 +269,17 @@ fn join_farm(rafting: Arc<Rafting>, name: &str, member: Member) -> Result<Member
     let group = encode(name);
     let join = format!("/v1/services/{group}/members");
     let body = member.registration("farm").to_string();
-    rafting.write("POST", &join, body.as_bytes())?;
+    // A restarted process may find its previous life's registration still alive: it waits
+    // for that session to end (at most its TTL).
+    let deadline = Instant::now() + Duration::from_millis(member.ttl_ms) + Duration::from_secs(2);
+    loop {
+        match rafting.write("POST", &join, body.as_bytes()) {
+            Err(error) if error.code() == Some("member_exists") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            result => break result.map(drop)?,
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let load: Arc<Mutex<Option<(u64, bool)>>> = Arc::new(Mutex::new(None));
     let keep_alive = format!(

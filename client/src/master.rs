@@ -139,8 +139,14 @@ impl Rafting {
         let join = format!("/v1/services/{group}/members");
         let member_path = format!("/v1/services/{group}/members/{}", encode(&member.instance));
         let registration = member.registration("master_standby").to_string();
-        // The first registration happens here, so that a bad request fails the call.
-        step(&rafting, &shared, &join, &member_path, &registration)?;
+        // The first registration happens here, so that a bad request fails the call (an
+        // instance whose previous life's session is still alive waits for it on the thread).
+        match step(&rafting, &shared, &join, &member_path, &registration) {
+            Err(error) if !error.is_retryable() && error.code() != Some("member_exists") => {
+                return Err(error);
+            }
+            _ => {}
+        }
         let thread = {
             let shared = shared.clone();
             let instance = member.instance.clone();

@@ -223,6 +223,9 @@ fn join(base: &str, name: &str, instance: &str, ttl_ms: u64, registration: &Valu
                     {
                         eprintln!("the cluster no longer knows this member: registering again");
                         member.on_gone(now());
+                    } else if text.starts_with("member_exists") {
+                        // Its previous life's session is still alive: wait for it to end.
+                        member.on_failure(now());
                     } else {
                         return Err(error);
                     }

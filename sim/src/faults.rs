@@ -226,6 +226,9 @@ impl Simulator<'_, '_> {
         let commit = raft.commit_index();
         // No snapshots yet: the node re-applies its log from the start to a fresh store.
         host.start_replica(raft);
+        if self.services.is_some() {
+            self.services_node_restarted(node);
+        }
         self.fault(format!("restart n{}", node + 1));
         // What the node recovered as committed must agree with what the cluster committed.
         self.record_commits(node, LogIndex::ZERO, commit);

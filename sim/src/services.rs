@@ -867,6 +867,14 @@ impl Simulator<'_, '_> {
         self.check(result);
     }
 
+    /// A restarted node re-applies its log to a fresh store: its view of the group starts over
+    /// from epoch 0 and replays every epoch again.
+    pub(crate) fn services_node_restarted(&mut self, node: usize) {
+        let world = self.services();
+        world.node_epochs[node] = 0;
+        world.node_forming[node] = true;
+    }
+
     /// Members stop failing when the faults stop: the stalled wake up, the dead come back.
     pub(crate) fn services_liveness(&mut self) {
         let now = self.now_us;

@@ -50,5 +50,8 @@ fn members_that_keep_the_lease_rule_never_overlap() {
         );
         epochs += report.services.epochs;
     }
-    assert!(epochs >= 30, "masters changed hands {epochs} times in ten seeds");
+    assert!(
+        epochs >= 30,
+        "masters changed hands {epochs} times in ten seeds"
+    );
 }

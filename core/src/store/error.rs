@@ -66,6 +66,12 @@ pub enum StoreError {
         current: u64,
     },
 
+    /// The instance is registered in the group already, with a live session.
+    #[error(
+        "member {instance} is already registered in service group {group}; it can register again once its session ends"
+    )]
+    MemberExists { group: String, instance: String },
+
     /// A member brought group settings that differ from the group's.
     #[error("service group {group} exists with other settings: {differences}")]
     SettingsConflict { group: String, differences: String },
@@ -119,6 +125,7 @@ impl StoreError {
             StoreError::StaleRequest { .. } => "stale_request",
             StoreError::GroupNotFound { .. } => "group_not_found",
             StoreError::MemberNotFound { .. } => "member_not_found",
+            StoreError::MemberExists { .. } => "member_exists",
             StoreError::StaleEpoch { .. } => "stale_epoch",
             StoreError::SettingsConflict { .. } => "settings_conflict",
             StoreError::SessionNotFound { .. } => "session_not_found",

@@ -12,8 +12,12 @@
 //! and metadata, a priority, and a session of its own (opened by the registration, with the
 //! member's TTL, on the replicated session clock). The registration is ephemeral: the member
 //! leaves when its session ends, closed or expired. Registering an instance id that is already
-//! there replaces the old registration (its session is ended first: a restarted process
-//! takes its place at the back of the line).
+//! there is refused (`member_exists`) while its session lives, as ZooKeeper refuses an
+//! ephemeral node that exists: the live registration may be a master acting on its lease, and
+//! replacing it (say, by a registration retried or delayed from the process's previous life)
+//! would appoint a successor while it still acts. A restarted process registers again once its
+//! old session has ended (at once if it left gracefully, else after its TTL); a client that
+//! numbers its registration (exactly-once headers) gets its first answer back on a retry.
 //!
 //! # The master and the epoch
 //!
@@ -385,11 +389,14 @@ impl Store {
         let existing = self
             .services
             .group(tenant, &name)
-            .and_then(|group| group.members.get(&registration.instance))
-            .map(|member| member.session);
-        if let Some(session) = existing {
-            // The instance registers again (a restarted process): its old registration goes.
-            self.end_session(session, revision, Departure::Graceful);
+            .is_some_and(|group| group.members.contains_key(&registration.instance));
+        if existing {
+            // Never replace a live registration: its holder may be master and acting on its
+            // lease. A restarted process registers again once its old session has ended.
+            return Err(StoreError::MemberExists {
+                group: name,
+                instance: registration.instance,
+            });
         }
         let opened = self.open_session(index, tenant, registration.ttl_ms)?;
         let Outcome::SessionOpened {

@@ -170,6 +170,7 @@ fn store_status(error: &StoreError) -> u16 {
         | StoreError::UnknownClient { .. }
         | StoreError::StaleRequest { .. }
         | StoreError::StaleEpoch { .. }
+        | StoreError::MemberExists { .. }
         | StoreError::SettingsConflict { .. } => 409,
         StoreError::InvalidKey { .. }
         | StoreError::InvalidRequest { .. }
