@@ -5,7 +5,7 @@
 #   sim/mutation/run-mutants.sh [sim|unit] [raft|store|all] [-- extra cargo-mutants args]
 #
 #   sim   (default) the simulator alone is the test: sim/tests/mutation_sim.rs, every
-#         regression seed and MUTATION_SEEDS (default 16) seeds of every shipped scenario,
+#         regression seed and MUTATION_SEEDS (default 8) seeds of every shipped scenario,
 #         stopping at the first violation. Only core, wal and sim are built.
 #   unit  core's own unit and integration tests (`cargo test -p rafting-core`).
 #
@@ -20,7 +20,8 @@
 # Examples:
 #   sim/mutation/run-mutants.sh sim raft
 #   sim/mutation/run-mutants.sh sim store -- --re 'sessions.rs'
-#   sim/mutation/run-mutants.sh sim raft -- --shard 1/2
+#   MUTANTS_TAG=half0 sim/mutation/run-mutants.sh sim raft -- --shard 0/2 --sharding round-robin
+#     (every other mutant; MUTANTS_TAG keeps its results apart from a full run's)
 set -euo pipefail
 
 mode=${1:-sim}
@@ -71,7 +72,7 @@ unit)
 esac
 
 for part in "${areas[@]}"; do
-    name="$mode-$part"
+    name="$mode-$part${MUTANTS_TAG:+-$MUTANTS_TAG}"
     out="$out_base/$name"
     mkdir -p "$out"
     echo "== $name at $commit: cargo mutants -f 'core/src/$part/**' (results in $out)"
