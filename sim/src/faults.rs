@@ -136,6 +136,9 @@ impl Simulator<'_, '_> {
             self.coverage
                 .reach(crate::coverage::CRASH_WITH_UNSYNCED_WRITE, self.now_us);
         }
+        // The store is rebuilt from the log at restart: read it once more before it goes.
+        let result = checkers::store_consistent(self.hosts[node].id, &self.hosts[node].store);
+        self.check(result);
         let wipe = self.draw_wipe(node);
         let host = &mut self.hosts[node];
         host.node = None;
@@ -384,6 +387,10 @@ impl Simulator<'_, '_> {
         use crate::scenario::Expectation;
         let expectation = &self.scenario.expect[position];
         let positions = self.among(expectation.among());
+        if let Expectation::StoreConsistent { .. } = expectation {
+            self.check_stores(&positions);
+            return;
+        }
         let leaders: Vec<u64> = positions
             .iter()
             .filter(|&&node| self.hosts[node].node.as_ref().is_some_and(Node::is_leader))
@@ -410,6 +417,7 @@ impl Simulator<'_, '_> {
                 .then(|| {
                     format!("the seed never reached `{state}`: the scenario's story did not happen")
                 }),
+            Expectation::StoreConsistent { .. } => None, // Checked above.
         };
         if let Some(detail) = failure {
             let nodes = positions.iter().map(|&node| node as u64 + 1).collect();
@@ -421,6 +429,19 @@ impl Simulator<'_, '_> {
                 term: None,
                 detail,
             });
+        }
+    }
+}
+
+impl Simulator<'_, '_> {
+    /// Runs [`checkers::store_consistent`] on the store of each running node of `positions`.
+    fn check_stores(&mut self, positions: &[usize]) {
+        for &position in positions {
+            let host = &self.hosts[position];
+            if host.node.is_some() {
+                let result = checkers::store_consistent(host.id, &host.store);
+                self.check(result);
+            }
         }
     }
 }

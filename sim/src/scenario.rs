@@ -491,6 +491,13 @@ pub enum Expectation {
         #[serde(default)]
         among: Vec<u64>,
     },
+    /// Every running node of `among` passes [`crate::checkers::store_consistent`]: its store
+    /// reads the same through listings, pages, gets and its watch history (KV workload).
+    StoreConsistent {
+        at_ms: u64,
+        #[serde(default)]
+        among: Vec<u64>,
+    },
 }
 
 impl Expectation {
@@ -500,7 +507,8 @@ impl Expectation {
             | Expectation::NoLeader { at_ms, .. }
             | Expectation::NoCommit { at_ms, .. }
             | Expectation::CommittedAtLeast { at_ms, .. }
-            | Expectation::Reached { at_ms, .. } => *at_ms,
+            | Expectation::Reached { at_ms, .. }
+            | Expectation::StoreConsistent { at_ms, .. } => *at_ms,
         }
     }
 
@@ -510,7 +518,8 @@ impl Expectation {
             | Expectation::NoLeader { among, .. }
             | Expectation::NoCommit { among, .. }
             | Expectation::CommittedAtLeast { among, .. }
-            | Expectation::Reached { among, .. } => among,
+            | Expectation::Reached { among, .. }
+            | Expectation::StoreConsistent { among, .. } => among,
         }
     }
 
@@ -522,6 +531,7 @@ impl Expectation {
             Expectation::NoCommit { .. } => "expect_no_commit",
             Expectation::CommittedAtLeast { .. } => "expect_committed_at_least",
             Expectation::Reached { .. } => "expect_reached",
+            Expectation::StoreConsistent { .. } => crate::checkers::check::STORE_CONSISTENT,
         }
     }
 }
