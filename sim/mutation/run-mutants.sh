@@ -30,11 +30,12 @@ shift $(($# < 2 ? $# : 2))
 if [[ ${1:-} == "--" ]]; then shift; fi
 extra=("$@")
 
-root=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/rafting-mutants-target}
 out_base=${MUTANTS_OUT:-/tmp/rafting-mutants}
-commit=$(git rev-parse --short HEAD)
+# MUTANTS_COMMIT names the commit when the tree is an export (`git archive`) without .git.
+commit=${MUTANTS_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 
 case $area in
 raft | store) areas=("$area") ;;

@@ -32,8 +32,13 @@ const ORDER_FIRST: &[&str] = &[
     "transfer_churn.toml",
 ];
 
+/// The scenarios of the tree being tested. Read at run time: cargo-mutants builds in copies of
+/// the tree that share one target directory, so a binary built in an earlier copy may be run
+/// from a later one.
 fn scenarios_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios")
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    Path::new(&manifest_dir).join("../scenarios")
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
