@@ -46,6 +46,11 @@ all) areas=(raft store) ;;
     ;;
 esac
 
+# Cargo decides freshness by file times, and cargo-mutants builds in a fresh copy of the tree
+# each run: a copy whose files are older than artifacts built from an earlier copy would be
+# taken as built. Our own crates are rebuilt from scratch once per run to be sure.
+nice -n 19 cargo clean --profile mutants -p rafting-core -p rafting-wal -p rafting-sim
+
 case $mode in
 sim)
     # cargo-mutants 27's baseline runs the mutated package's tests, not --test-package's,
