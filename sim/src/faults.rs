@@ -328,6 +328,12 @@ impl Simulator<'_, '_> {
                 self.network.partition(&groups);
                 self.fault(format!("partition {}", describe(&groups)));
             }
+            ScriptedEvent::CutLink { between, .. } => {
+                self.network.heal();
+                self.network
+                    .cut(position_of(between[0]), position_of(between[1]));
+                self.fault(format!("cut n{}-n{}", between[0], between[1]));
+            }
             ScriptedEvent::OneWay { node, receive, .. } => {
                 self.network.heal();
                 self.network.one_way(position_of(node), receive);
@@ -417,6 +423,10 @@ impl Simulator<'_, '_> {
                 .then(|| {
                     format!("the seed never reached `{state}`: the scenario's story did not happen")
                 }),
+            Expectation::NotReached { state, .. } => self
+                .coverage
+                .reached_by(state, self.now_us)
+                .then(|| format!("the seed reached `{state}`, which this story must not")),
             Expectation::StoreConsistent { .. } => None, // Checked above.
         };
         if let Some(detail) = failure {

@@ -386,6 +386,12 @@ pub enum ScriptedEvent {
         at_ms: u64,
         groups: Vec<Vec<u64>>,
     },
+    /// The link between the two nodes of `between` is cut both ways; they still reach
+    /// everyone else (a partial partition).
+    CutLink {
+        at_ms: u64,
+        between: [u64; 2],
+    },
     /// `node` keeps sending but receives nothing (`receive = false`) or the reverse.
     OneWay {
         at_ms: u64,
@@ -429,6 +435,7 @@ impl ScriptedEvent {
             | ScriptedEvent::IsolateLeader { at_ms }
             | ScriptedEvent::Partition { at_ms, .. }
             | ScriptedEvent::OneWay { at_ms, .. }
+            | ScriptedEvent::CutLink { at_ms, .. }
             | ScriptedEvent::Heal { at_ms }
             | ScriptedEvent::Network { at_ms, .. }
             | ScriptedEvent::Pause { at_ms, .. }
@@ -448,6 +455,7 @@ impl ScriptedEvent {
             | ScriptedEvent::Campaign { node, .. } => vec![*node],
             ScriptedEvent::TransferLeader { to, .. } => vec![*to],
             ScriptedEvent::Partition { groups, .. } => groups.iter().flatten().copied().collect(),
+            ScriptedEvent::CutLink { between, .. } => between.to_vec(),
             _ => Vec::new(),
         }
     }
@@ -491,6 +499,15 @@ pub enum Expectation {
         #[serde(default)]
         among: Vec<u64>,
     },
+    /// The seed has *not* reached the protocol situation `state` by `at_ms`: for stories
+    /// where reaching it is the bug (say, `leader_change` while a healthy leader should keep
+    /// its lease).
+    NotReached {
+        at_ms: u64,
+        state: String,
+        #[serde(default)]
+        among: Vec<u64>,
+    },
     /// Every running node of `among` passes [`crate::checkers::store_consistent`]: its store
     /// reads the same through listings, pages, gets and its watch history (KV workload).
     StoreConsistent {
@@ -508,6 +525,7 @@ impl Expectation {
             | Expectation::NoCommit { at_ms, .. }
             | Expectation::CommittedAtLeast { at_ms, .. }
             | Expectation::Reached { at_ms, .. }
+            | Expectation::NotReached { at_ms, .. }
             | Expectation::StoreConsistent { at_ms, .. } => *at_ms,
         }
     }
@@ -519,6 +537,7 @@ impl Expectation {
             | Expectation::NoCommit { among, .. }
             | Expectation::CommittedAtLeast { among, .. }
             | Expectation::Reached { among, .. }
+            | Expectation::NotReached { among, .. }
             | Expectation::StoreConsistent { among, .. } => among,
         }
     }
@@ -531,6 +550,7 @@ impl Expectation {
             Expectation::NoCommit { .. } => "expect_no_commit",
             Expectation::CommittedAtLeast { .. } => "expect_committed_at_least",
             Expectation::Reached { .. } => "expect_reached",
+            Expectation::NotReached { .. } => "expect_not_reached",
             Expectation::StoreConsistent { .. } => crate::checkers::check::STORE_CONSISTENT,
         }
     }
@@ -557,6 +577,21 @@ impl Scenario {
             key,
             message,
         })?;
+        // A misspelt state would make `not_reached` pass vacuously.
+        for (position, expectation) in scenario.expect.iter().enumerate() {
+            if let Expectation::NotReached { state, .. } = expectation
+                && !crate::coverage::STATES.contains(&state.as_str())
+            {
+                return Err(ScenarioError::Invalid {
+                    file: file.to_path_buf(),
+                    key: format!("expect[{position}].state"),
+                    message: format!(
+                        "unknown state; one of {}",
+                        crate::coverage::STATES.join(", ")
+                    ),
+                });
+            }
+        }
         Ok(scenario)
     }
 
