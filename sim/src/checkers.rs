@@ -464,7 +464,47 @@ fn store_consistency_error(store: &Store) -> Option<String> {
     if let Some(error) = listing_agrees_with_gets(store, &listing) {
         return Some(error);
     }
+    if let Some(error) = malformed_reads_refused(store) {
+        return Some(error);
+    }
     history_agrees_with_listing(store, &listing)
+}
+
+/// Reads naming a malformed key or prefix are refused with the stable error code a client
+/// relies on, and a key of exactly the longest allowed length is not. (The KV clients only
+/// send well-formed keys; these are the reads a careless or hostile client would send.)
+fn malformed_reads_refused(store: &Store) -> Option<String> {
+    let key_bytes_max = store.config().key_bytes_max;
+    let longest = format!("/{}", "k".repeat(key_bytes_max - 1));
+    let too_long = format!("{longest}k");
+    let malformed: [(&str, &str); 9] = [
+        ("", "invalid_key"),
+        ("kv", "invalid_key"),
+        ("/kv//d0", "invalid_key"),
+        ("/kv/d0/", "invalid_key"),
+        ("/kv/./d0", "invalid_key"),
+        ("/kv/../d0", "invalid_key"),
+        ("/kv/d0\u{7}", "invalid_key"),
+        ("/kv/d\u{85}0", "invalid_key"),
+        (&too_long, "too_large"),
+    ];
+    for (key, code) in malformed {
+        match store.get(TenantId::DEFAULT, key) {
+            Err(error) if error.code() == code => {}
+            other => return Some(format!("get {key:?} gave {other:?}, not {code}")),
+        }
+        match store.list(&ListQuery::new(key)) {
+            Err(error) if error.code() == code => {}
+            other => return Some(format!("list {key:?} gave {other:?}, not {code}")),
+        }
+    }
+    match store.get(TenantId::DEFAULT, &longest) {
+        Err(error) if error.code() == "not_found" => None,
+        Ok(_) => None,
+        Err(error) => Some(format!(
+            "get of a key of the longest allowed length: {error}"
+        )),
+    }
 }
 
 /// Every listed key reads the same through `get`, has sane revisions, and is listed again
