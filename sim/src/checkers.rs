@@ -642,14 +642,28 @@ fn list_all(store: &Store, prefix: &str, page_size: u32) -> Result<Vec<KeyValue>
 
 /// Every retained watch event of the default tenant, read in pages of `page_size` from the
 /// oldest complete revision, and that revision.
-fn watch_all(store: &Store, page_size: u32) -> Result<(Vec<Event>, Revision), StoreError> {
+/// A page of one event holds more only to keep a revision's events together.
+fn watch_all(store: &Store, page_size: u32) -> Result<(Vec<Event>, Revision), String> {
     let (held, oldest) = store.watch_history();
     let mut events = Vec::new();
     let mut query = WatchQuery::new("/", oldest);
     query.limit = page_size;
     // A page that does not move the cursor ends the loop too: the comparison then fails.
     for _ in 0..=held + 1 {
-        let batch = store.watch(&query)?;
+        let batch = store.watch(&query).map_err(|error| error.to_string())?;
+        if page_size == 1
+            && let Some(first) = batch.events.first()
+            && batch
+                .events
+                .iter()
+                .any(|event| event.revision != first.revision)
+        {
+            return Err(format!(
+                "a watch page of limit 1 from {} holds {} events of several revisions",
+                query.since,
+                batch.events.len()
+            ));
+        }
         let stuck = batch.events.is_empty() || batch.next_since <= query.since;
         events.extend(batch.events);
         if stuck || batch.next_since > store.revision() {
