@@ -507,8 +507,9 @@ fn malformed_reads_refused(store: &Store) -> Option<String> {
     }
 }
 
-/// Every listed key reads the same through `get`, has sane revisions, and is listed again
-/// under its own directory (with every sibling and nothing else).
+/// Every listed key reads the same through `get` and has sane revisions; listing its
+/// directory, and listing the key itself as a prefix (in pages of one), gives exactly the keys
+/// the whole listing has there.
 fn listing_agrees_with_gets(store: &Store, listing: &[KeyValue]) -> Option<String> {
     let revision = store.revision();
     for entry in listing {
@@ -526,28 +527,40 @@ fn listing_agrees_with_gets(store: &Store, listing: &[KeyValue]) -> Option<Strin
         let Some((directory, _)) = entry.key.rsplit_once('/') else {
             return Some(format!("listed key {} is not absolute", entry.key));
         };
-        if directory.is_empty() {
-            continue;
+        if !directory.is_empty()
+            && let Some(error) = sublisting_agrees(store, listing, directory, 0)
+        {
+            return Some(error);
         }
-        let expected: Vec<&KeyValue> = listing
-            .iter()
-            .filter(|other| {
-                other.key == directory || other.key.starts_with(&format!("{directory}/"))
-            })
-            .collect();
-        match list_all(store, directory, 0) {
-            Ok(under) if under.iter().eq(expected.iter().copied()) => {}
-            Ok(under) => {
-                return Some(format!(
-                    "listing {directory} gives {} keys, / lists {} there",
-                    under.len(),
-                    expected.len()
-                ));
-            }
-            Err(error) => return Some(format!("listing {directory} failed: {error}")),
+        if let Some(error) = sublisting_agrees(store, listing, &entry.key, 1) {
+            return Some(error);
         }
     }
     None
+}
+
+/// Listing `prefix` in pages of `page_size` gives the prefix itself, if it is a key, and the
+/// keys below it, as the whole listing has them.
+fn sublisting_agrees(
+    store: &Store,
+    listing: &[KeyValue],
+    prefix: &str,
+    page_size: u32,
+) -> Option<String> {
+    let below = format!("{prefix}/");
+    let expected: Vec<&KeyValue> = listing
+        .iter()
+        .filter(|other| other.key == prefix || other.key.starts_with(&below))
+        .collect();
+    match list_all(store, prefix, page_size) {
+        Ok(under) if under.iter().eq(expected.iter().copied()) => None,
+        Ok(under) => Some(format!(
+            "listing {prefix} gives {} keys, / lists {} there",
+            under.len(),
+            expected.len()
+        )),
+        Err(error) => Some(format!("listing {prefix} failed: {error}")),
+    }
 }
 
 /// The retained watch history, read in pages of one and in one page, is the same; and the

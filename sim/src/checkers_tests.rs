@@ -231,8 +231,8 @@ fn acknowledged_write_kept_catches_a_lost_write() {
     assert_eq!(violation.check, check::ACKNOWLEDGED_WRITE_KEPT);
 }
 
-// A store built by ordinary writes (puts in nested directories, overwrites, a delete, an
-// ephemeral key whose session closes) reads the same every way: store_consistent stays quiet,
+// A store built by ordinary writes (puts in nested directories, a key that is also a
+// directory, overwrites, a delete, an ephemeral key whose session closes) reads the same every way: store_consistent stays quiet,
 // and with a watch history small enough to drop events it still does.
 #[test]
 fn store_consistent_accepts_a_store_built_by_ordinary_writes() {
@@ -252,7 +252,7 @@ fn store_consistent_accepts_a_store_built_by_ordinary_writes() {
             Operation::put("/a/x", b"1"),
             Operation::put("/a/y", b"2"),
             Operation::put("/a/b/z", b"3"),
-            Operation::put("/c", b"4"),
+            Operation::put("/a", b"4"),
             Operation::put("/a/x", b"5"),
             Operation::delete("/a/y"),
             Operation::OpenSession { ttl_ms: 1000 },
@@ -281,7 +281,7 @@ fn store_consistent_accepts_a_store_built_by_ordinary_writes() {
                     .is_ok()
             );
         }
-        assert_eq!(store.key_count(TenantId::DEFAULT), 3);
+        assert_eq!(store.key_count(TenantId::DEFAULT), 3, "/a, /a/x and /a/b/z");
         assert_eq!(store_consistent(NodeId(1), &store), Ok(()));
     }
 }
