@@ -363,6 +363,11 @@ impl Simulator<'_, '_> {
             ScriptedEvent::Pause {
                 node, duration_ms, ..
             } => self.pause(position_of(node), duration_ms),
+            ScriptedEvent::PauseLeader { duration_ms, .. } => {
+                if let Some(leader) = self.leader_position() {
+                    self.pause(leader, duration_ms);
+                }
+            }
         }
     }
 

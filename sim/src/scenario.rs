@@ -411,6 +411,12 @@ pub enum ScriptedEvent {
         node: u64,
         duration_ms: u64,
     },
+    /// The running leader (the one with the highest term) stops for `duration_ms`, then runs
+    /// on with whatever it believed; what arrived meanwhile follows.
+    PauseLeader {
+        at_ms: u64,
+        duration_ms: u64,
+    },
     /// The running leader is asked to hand leadership over to `to`.
     TransferLeader {
         at_ms: u64,
@@ -439,6 +445,7 @@ impl ScriptedEvent {
             | ScriptedEvent::Heal { at_ms }
             | ScriptedEvent::Network { at_ms, .. }
             | ScriptedEvent::Pause { at_ms, .. }
+            | ScriptedEvent::PauseLeader { at_ms, .. }
             | ScriptedEvent::TransferLeader { at_ms, .. }
             | ScriptedEvent::Campaign { at_ms, .. } => *at_ms,
         }
