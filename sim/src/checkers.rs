@@ -10,6 +10,9 @@
 use rafting_core::raft::{
     AppendOutcome, DurableState, Entry, EntryPayload, Envelope, Message, RaftLog,
 };
+use rafting_core::store::{
+    Event, EventKind, KeyValue, ListQuery, Revision, Store, StoreError, TenantId, WatchQuery,
+};
 use rafting_core::{LogIndex, NodeId, Term};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -40,6 +43,9 @@ pub mod check {
     /// The seed exceeded its event or queue budget: nodes chatter without end (a livelock or
     /// a message storm). Reported, with its replay command, instead of running forever.
     pub const HANG: &str = "hang";
+    /// A node's store agrees with itself: its listings (whole, paged, per directory), its gets,
+    /// its key count and its watch history (replayed) all describe the same key space.
+    pub const STORE_CONSISTENT: &str = "store_consistent";
 }
 
 /// One broken property, with the nodes and indexes involved.
@@ -416,6 +422,269 @@ pub fn acknowledged_write_kept(
         }
         _ => Ok(()),
     }
+}
+
+/// The store of `node` describes one key space, whichever way it is read: the whole listing,
+/// the same listing in pages of one and two keys, a listing per directory, a `get` of each
+/// key, the key count, and the watch history replayed (the last event of each key still
+/// retained must be its current state). The KV clients only see answers to their own
+/// requests; this reads the rest of the store (pagination, watches, revisions) as a client
+/// would, so a store bug that every node repeats identically still shows.
+pub fn store_consistent(node: NodeId, store: &Store) -> Result<(), Violation> {
+    store_consistency_error(store).map_or(Ok(()), |detail| {
+        Err(Violation::new(check::STORE_CONSISTENT, &[node], detail))
+    })
+}
+
+fn store_consistency_error(store: &Store) -> Option<String> {
+    let listing = match list_all(store, "/", 0) {
+        Ok(listing) => listing,
+        Err(error) => return Some(format!("listing / failed: {error}")),
+    };
+    for page_size in [1, 2] {
+        match list_all(store, "/", page_size) {
+            Ok(paged) if paged == listing => {}
+            Ok(paged) => {
+                return Some(format!(
+                    "listing / in pages of {page_size} gives {} keys, in one page {}",
+                    paged.len(),
+                    listing.len()
+                ));
+            }
+            Err(error) => return Some(format!("listing / in pages failed: {error}")),
+        }
+    }
+    if listing.len() != store.key_count(TenantId::DEFAULT) {
+        return Some(format!(
+            "the key count is {} but / lists {} keys",
+            store.key_count(TenantId::DEFAULT),
+            listing.len()
+        ));
+    }
+    if let Some(error) = listing_agrees_with_gets(store, &listing) {
+        return Some(error);
+    }
+    if let Some(error) = malformed_reads_refused(store) {
+        return Some(error);
+    }
+    history_agrees_with_listing(store, &listing)
+}
+
+/// Reads naming a malformed key or prefix are refused with the stable error code a client
+/// relies on, and a key of exactly the longest allowed length is not. (The KV clients only
+/// send well-formed keys; these are the reads a careless or hostile client would send.)
+fn malformed_reads_refused(store: &Store) -> Option<String> {
+    let key_bytes_max = store.config().key_bytes_max;
+    let longest = format!("/{}", "k".repeat(key_bytes_max - 1));
+    let too_long = format!("{longest}k");
+    let malformed: [(&str, &str); 9] = [
+        ("", "invalid_key"),
+        ("kv", "invalid_key"),
+        ("/kv//d0", "invalid_key"),
+        ("/kv/d0/", "invalid_key"),
+        ("/kv/./d0", "invalid_key"),
+        ("/kv/../d0", "invalid_key"),
+        ("/kv/d0\u{7}", "invalid_key"),
+        ("/kv/d\u{85}0", "invalid_key"),
+        (&too_long, "too_large"),
+    ];
+    for (key, code) in malformed {
+        match store.get(TenantId::DEFAULT, key) {
+            Err(error) if error.code() == code => {}
+            other => return Some(format!("get {key:?} gave {other:?}, not {code}")),
+        }
+        match store.list(&ListQuery::new(key)) {
+            Err(error) if error.code() == code => {}
+            other => return Some(format!("list {key:?} gave {other:?}, not {code}")),
+        }
+    }
+    match store.get(TenantId::DEFAULT, &longest) {
+        Err(error) if error.code() == "not_found" => None,
+        Ok(_) => None,
+        Err(error) => Some(format!(
+            "get of a key of the longest allowed length: {error}"
+        )),
+    }
+}
+
+/// Every listed key reads the same through `get` and has sane revisions; listing its
+/// directory, and listing the key itself as a prefix (in pages of one), gives exactly the keys
+/// the whole listing has there.
+fn listing_agrees_with_gets(store: &Store, listing: &[KeyValue]) -> Option<String> {
+    let revision = store.revision();
+    for entry in listing {
+        match store.get(TenantId::DEFAULT, &entry.key) {
+            Ok(got) if got == *entry => {}
+            Ok(got) => return Some(format!("get {} = {got:?}, listed {entry:?}", entry.key)),
+            Err(error) => return Some(format!("get {} failed: {error}, listed", entry.key)),
+        }
+        if entry.version == 0
+            || entry.create_revision > entry.modify_revision
+            || entry.modify_revision > revision
+        {
+            return Some(format!("{entry:?} at store revision {revision}"));
+        }
+        let Some((directory, _)) = entry.key.rsplit_once('/') else {
+            return Some(format!("listed key {} is not absolute", entry.key));
+        };
+        if !directory.is_empty()
+            && let Some(error) = sublisting_agrees(store, listing, directory, 0)
+        {
+            return Some(error);
+        }
+        if let Some(error) = sublisting_agrees(store, listing, &entry.key, 1) {
+            return Some(error);
+        }
+    }
+    None
+}
+
+/// Listing `prefix` in pages of `page_size` gives the prefix itself, if it is a key, and the
+/// keys below it, as the whole listing has them.
+fn sublisting_agrees(
+    store: &Store,
+    listing: &[KeyValue],
+    prefix: &str,
+    page_size: u32,
+) -> Option<String> {
+    let below = format!("{prefix}/");
+    let expected: Vec<&KeyValue> = listing
+        .iter()
+        .filter(|other| other.key == prefix || other.key.starts_with(&below))
+        .collect();
+    match list_all(store, prefix, page_size) {
+        Ok(under) if under.iter().eq(expected.iter().copied()) => None,
+        Ok(under) => Some(format!(
+            "listing {prefix} gives {} keys, / lists {} there",
+            under.len(),
+            expected.len()
+        )),
+        Err(error) => Some(format!("listing {prefix} failed: {error}")),
+    }
+}
+
+/// The retained watch history, read in pages of one and in one page, is the same; and the
+/// last retained event of each key is its current state (a put with its value and version at
+/// its modify revision, or a delete of a key that is gone). A key modified at or after the
+/// oldest complete revision must have such an event.
+fn history_agrees_with_listing(store: &Store, listing: &[KeyValue]) -> Option<String> {
+    let (events, oldest) = match watch_all(store, 0) {
+        Ok(found) => found,
+        Err(error) => return Some(format!("watching / failed: {error}")),
+    };
+    match watch_all(store, 1) {
+        Ok((paged, _)) if paged == events => {}
+        Ok((paged, _)) => {
+            return Some(format!(
+                "watching / in pages of one gives {} events, in one page {}",
+                paged.len(),
+                events.len()
+            ));
+        }
+        Err(error) => return Some(format!("watching / in pages failed: {error}")),
+    }
+    let mut last: BTreeMap<&str, &Event> = BTreeMap::new();
+    let mut previous = Revision::ZERO;
+    for event in &events {
+        if event.revision < previous || event.revision > store.revision() {
+            return Some(format!(
+                "watch event at {} after {previous}, store revision {}",
+                event.revision,
+                store.revision()
+            ));
+        }
+        previous = event.revision;
+        last.insert(&event.key, event);
+    }
+    let current: BTreeMap<&str, &KeyValue> = listing
+        .iter()
+        .map(|entry| (entry.key.as_str(), entry))
+        .collect();
+    for (key, event) in &last {
+        let agrees = match (&event.kind, current.get(key)) {
+            (EventKind::Delete, None) => true,
+            (
+                EventKind::Put {
+                    value,
+                    version,
+                    create_revision,
+                },
+                Some(entry),
+            ) => {
+                entry.value.as_ref() == Some(value)
+                    && entry.version == *version
+                    && entry.create_revision == *create_revision
+                    && entry.modify_revision == event.revision
+            }
+            _ => false,
+        };
+        if !agrees {
+            return Some(format!(
+                "the last watch event of {key} is {event:?}, the key is {:?}",
+                current.get(key)
+            ));
+        }
+    }
+    for entry in listing {
+        if entry.modify_revision >= oldest && !last.contains_key(entry.key.as_str()) {
+            return Some(format!(
+                "{} changed at {} (history complete from {oldest}) but no watch event has it",
+                entry.key, entry.modify_revision
+            ));
+        }
+    }
+    None
+}
+
+/// Every key under `prefix`, read in pages of `page_size` (0: the store's maximum).
+fn list_all(store: &Store, prefix: &str, page_size: u32) -> Result<Vec<KeyValue>, StoreError> {
+    let mut entries = Vec::new();
+    let mut query = ListQuery::new(prefix);
+    query.limit = page_size;
+    // A cursor that does not move ends the loop too: the caller's comparison then fails.
+    for _ in 0..=store.key_count(TenantId::DEFAULT) + 1 {
+        let page = store.list(&query)?;
+        entries.extend(page.entries);
+        match page.continue_after {
+            Some(after) if Some(&after) != query.after.as_ref() => query.after = Some(after),
+            _ => break,
+        }
+    }
+    Ok(entries)
+}
+
+/// Every retained watch event of the default tenant, read in pages of `page_size` from the
+/// oldest complete revision, and that revision.
+/// A page of one event holds more only to keep a revision's events together.
+fn watch_all(store: &Store, page_size: u32) -> Result<(Vec<Event>, Revision), String> {
+    let (held, oldest) = store.watch_history();
+    let mut events = Vec::new();
+    let mut query = WatchQuery::new("/", oldest);
+    query.limit = page_size;
+    // A page that does not move the cursor ends the loop too: the comparison then fails.
+    for _ in 0..=held + 1 {
+        let batch = store.watch(&query).map_err(|error| error.to_string())?;
+        if page_size == 1
+            && let Some(first) = batch.events.first()
+            && batch
+                .events
+                .iter()
+                .any(|event| event.revision != first.revision)
+        {
+            return Err(format!(
+                "a watch page of limit 1 from {} holds {} events of several revisions",
+                query.since,
+                batch.events.len()
+            ));
+        }
+        let stuck = batch.events.is_empty() || batch.next_since <= query.since;
+        events.extend(batch.events);
+        if stuck || batch.next_since > store.revision() {
+            break;
+        }
+        query.since = batch.next_since;
+    }
+    Ok((events, oldest))
 }
 
 #[cfg(test)]

@@ -230,3 +230,58 @@ fn acknowledged_write_kept_catches_a_lost_write() {
         acknowledged_write_kept(&mut record, NodeId(1), LogIndex(1), payload).unwrap_err();
     assert_eq!(violation.check, check::ACKNOWLEDGED_WRITE_KEPT);
 }
+
+// A store built by ordinary writes (puts in nested directories, a key that is also a
+// directory, overwrites, a delete, an ephemeral key whose session closes) reads the same every way: store_consistent stays quiet,
+// and with a watch history small enough to drop events it still does.
+#[test]
+fn store_consistent_accepts_a_store_built_by_ordinary_writes() {
+    use rafting_core::store::{Command, Operation, Outcome, Request, StoreConfig};
+    for watch_history_events_max in [100_000, 3] {
+        let config = StoreConfig {
+            watch_history_events_max,
+            ..StoreConfig::default()
+        };
+        let mut store = Store::new(config);
+        let Ok(Outcome::ClientRegistered { client }) =
+            store.apply(LogIndex(1), &Command::RegisterClient.encode())
+        else {
+            panic!("registration always succeeds");
+        };
+        let operations = [
+            Operation::put("/a/x", b"1"),
+            Operation::put("/a/y", b"2"),
+            Operation::put("/a/b/z", b"3"),
+            Operation::put("/a", b"4"),
+            Operation::put("/a/x", b"5"),
+            Operation::delete("/a/y"),
+            Operation::OpenSession { ttl_ms: 1000 },
+        ];
+        for (sequence, operation) in operations.into_iter().enumerate() {
+            let sequence = sequence as u64 + 1;
+            let command = Command::Request(Request::new(client, sequence, operation));
+            assert!(
+                store
+                    .apply(LogIndex(sequence + 1), &command.encode())
+                    .is_ok()
+            );
+        }
+        let session = rafting_core::store::SessionId::new(8);
+        let bound = Operation::Put {
+            key: String::from("/e/k"),
+            value: b"6".to_vec(),
+            session: Some(session),
+        };
+        let close = Operation::CloseSession { session };
+        for (sequence, operation) in [(8, bound), (9, close)] {
+            let command = Command::Request(Request::new(client, sequence, operation));
+            assert!(
+                store
+                    .apply(LogIndex(sequence + 1), &command.encode())
+                    .is_ok()
+            );
+        }
+        assert_eq!(store.key_count(TenantId::DEFAULT), 3, "/a, /a/x and /a/b/z");
+        assert_eq!(store_consistent(NodeId(1), &store), Ok(()));
+    }
+}

@@ -137,6 +137,9 @@ impl Simulator<'_, '_> {
             self.coverage
                 .reach(crate::coverage::CRASH_WITH_UNSYNCED_WRITE, self.now_us);
         }
+        // The store is rebuilt from the log at restart: read it once more before it goes.
+        let result = checkers::store_consistent(self.hosts[node].id, &self.hosts[node].store);
+        self.check(result);
         let wipe = self.draw_wipe(node);
         let host = &mut self.hosts[node];
         host.replica = None;
@@ -327,6 +330,12 @@ impl Simulator<'_, '_> {
                 self.network.partition(&groups);
                 self.fault(format!("partition {}", describe(&groups)));
             }
+            ScriptedEvent::CutLink { between, .. } => {
+                self.network.heal();
+                self.network
+                    .cut(position_of(between[0]), position_of(between[1]));
+                self.fault(format!("cut n{}-n{}", between[0], between[1]));
+            }
             ScriptedEvent::OneWay { node, receive, .. } => {
                 self.network.heal();
                 self.network.one_way(position_of(node), receive);
@@ -357,6 +366,11 @@ impl Simulator<'_, '_> {
             ScriptedEvent::Pause {
                 node, duration_ms, ..
             } => self.pause(position_of(node), duration_ms),
+            ScriptedEvent::PauseLeader { duration_ms, .. } => {
+                if let Some(leader) = self.leader_position() {
+                    self.pause(leader, duration_ms);
+                }
+            }
         }
     }
 
@@ -387,6 +401,10 @@ impl Simulator<'_, '_> {
         use crate::scenario::Expectation;
         let expectation = &self.scenario.expect[position];
         let positions = self.among(expectation.among());
+        if let Expectation::StoreConsistent { .. } = expectation {
+            self.check_stores(&positions);
+            return;
+        }
         let leaders: Vec<u64> = positions
             .iter()
             .filter(|&&node| self.hosts[node].node().is_some_and(Node::is_leader))
@@ -413,6 +431,11 @@ impl Simulator<'_, '_> {
                 .then(|| {
                     format!("the seed never reached `{state}`: the scenario's story did not happen")
                 }),
+            Expectation::NotReached { state, .. } => self
+                .coverage
+                .reached_by(state, self.now_us)
+                .then(|| format!("the seed reached `{state}`, which this story must not")),
+            Expectation::StoreConsistent { .. } => None, // Checked above.
         };
         if let Some(detail) = failure {
             let nodes = positions.iter().map(|&node| node as u64 + 1).collect();
@@ -424,6 +447,19 @@ impl Simulator<'_, '_> {
                 term: None,
                 detail,
             });
+        }
+    }
+}
+
+impl Simulator<'_, '_> {
+    /// Runs [`checkers::store_consistent`] on the store of each running node of `positions`.
+    fn check_stores(&mut self, positions: &[usize]) {
+        for &position in positions {
+            let host = &self.hosts[position];
+            if host.node.is_some() {
+                let result = checkers::store_consistent(host.id, &host.store);
+                self.check(result);
+            }
         }
     }
 }

@@ -136,6 +136,13 @@ impl Network {
         }
     }
 
+    /// Cuts the link between `a` and `b`, both ways; every other link stays as it was (a
+    /// partial partition: both may still talk to everyone else).
+    pub fn cut(&mut self, a: usize, b: usize) {
+        self.block(a, b);
+        self.block(b, a);
+    }
+
     /// `node` can send but not receive (`receive = false`), or receive but not send.
     pub fn one_way(&mut self, node: usize, receive: bool) {
         for other in 0..self.nodes {

@@ -392,6 +392,12 @@ pub enum ScriptedEvent {
         at_ms: u64,
         groups: Vec<Vec<u64>>,
     },
+    /// The link between the two nodes of `between` is cut both ways; they still reach
+    /// everyone else (a partial partition).
+    CutLink {
+        at_ms: u64,
+        between: [u64; 2],
+    },
     /// `node` keeps sending but receives nothing (`receive = false`) or the reverse.
     OneWay {
         at_ms: u64,
@@ -409,6 +415,12 @@ pub enum ScriptedEvent {
     Pause {
         at_ms: u64,
         node: u64,
+        duration_ms: u64,
+    },
+    /// The running leader (the one with the highest term) stops for `duration_ms`, then runs
+    /// on with whatever it believed; what arrived meanwhile follows.
+    PauseLeader {
+        at_ms: u64,
         duration_ms: u64,
     },
     /// The running leader is asked to hand leadership over to `to`.
@@ -435,9 +447,11 @@ impl ScriptedEvent {
             | ScriptedEvent::IsolateLeader { at_ms }
             | ScriptedEvent::Partition { at_ms, .. }
             | ScriptedEvent::OneWay { at_ms, .. }
+            | ScriptedEvent::CutLink { at_ms, .. }
             | ScriptedEvent::Heal { at_ms }
             | ScriptedEvent::Network { at_ms, .. }
             | ScriptedEvent::Pause { at_ms, .. }
+            | ScriptedEvent::PauseLeader { at_ms, .. }
             | ScriptedEvent::TransferLeader { at_ms, .. }
             | ScriptedEvent::Campaign { at_ms, .. } => *at_ms,
         }
@@ -454,6 +468,7 @@ impl ScriptedEvent {
             | ScriptedEvent::Campaign { node, .. } => vec![*node],
             ScriptedEvent::TransferLeader { to, .. } => vec![*to],
             ScriptedEvent::Partition { groups, .. } => groups.iter().flatten().copied().collect(),
+            ScriptedEvent::CutLink { between, .. } => between.to_vec(),
             _ => Vec::new(),
         }
     }
@@ -497,6 +512,22 @@ pub enum Expectation {
         #[serde(default)]
         among: Vec<u64>,
     },
+    /// The seed has *not* reached the protocol situation `state` by `at_ms`: for stories
+    /// where reaching it is the bug (say, `leader_change` while a healthy leader should keep
+    /// its lease).
+    NotReached {
+        at_ms: u64,
+        state: String,
+        #[serde(default)]
+        among: Vec<u64>,
+    },
+    /// Every running node of `among` passes [`crate::checkers::store_consistent`]: its store
+    /// reads the same through listings, pages, gets and its watch history (KV workload).
+    StoreConsistent {
+        at_ms: u64,
+        #[serde(default)]
+        among: Vec<u64>,
+    },
 }
 
 impl Expectation {
@@ -506,7 +537,9 @@ impl Expectation {
             | Expectation::NoLeader { at_ms, .. }
             | Expectation::NoCommit { at_ms, .. }
             | Expectation::CommittedAtLeast { at_ms, .. }
-            | Expectation::Reached { at_ms, .. } => *at_ms,
+            | Expectation::Reached { at_ms, .. }
+            | Expectation::NotReached { at_ms, .. }
+            | Expectation::StoreConsistent { at_ms, .. } => *at_ms,
         }
     }
 
@@ -516,7 +549,9 @@ impl Expectation {
             | Expectation::NoLeader { among, .. }
             | Expectation::NoCommit { among, .. }
             | Expectation::CommittedAtLeast { among, .. }
-            | Expectation::Reached { among, .. } => among,
+            | Expectation::Reached { among, .. }
+            | Expectation::NotReached { among, .. }
+            | Expectation::StoreConsistent { among, .. } => among,
         }
     }
 
@@ -528,6 +563,8 @@ impl Expectation {
             Expectation::NoCommit { .. } => "expect_no_commit",
             Expectation::CommittedAtLeast { .. } => "expect_committed_at_least",
             Expectation::Reached { .. } => "expect_reached",
+            Expectation::NotReached { .. } => "expect_not_reached",
+            Expectation::StoreConsistent { .. } => crate::checkers::check::STORE_CONSISTENT,
         }
     }
 }
@@ -553,6 +590,21 @@ impl Scenario {
             key,
             message,
         })?;
+        // A misspelt state would make `not_reached` pass vacuously.
+        for (position, expectation) in scenario.expect.iter().enumerate() {
+            if let Expectation::NotReached { state, .. } = expectation
+                && !crate::coverage::STATES.contains(&state.as_str())
+            {
+                return Err(ScenarioError::Invalid {
+                    file: file.to_path_buf(),
+                    key: format!("expect[{position}].state"),
+                    message: format!(
+                        "unknown state; one of {}",
+                        crate::coverage::STATES.join(", ")
+                    ),
+                });
+            }
+        }
         Ok(scenario)
     }
 
