@@ -138,8 +138,10 @@ impl Simulator<'_, '_> {
                 .reach(crate::coverage::CRASH_WITH_UNSYNCED_WRITE, self.now_us);
         }
         // The store is rebuilt from the log at restart: read it once more before it goes.
-        let result = checkers::store_consistent(self.hosts[node].id, &self.hosts[node].store);
-        self.check(result);
+        if let Some(replica) = self.hosts[node].replica.as_ref() {
+            let result = checkers::store_consistent(self.hosts[node].id, replica.store());
+            self.check(result);
+        }
         let wipe = self.draw_wipe(node);
         let host = &mut self.hosts[node];
         host.replica = None;
@@ -456,8 +458,8 @@ impl Simulator<'_, '_> {
     fn check_stores(&mut self, positions: &[usize]) {
         for &position in positions {
             let host = &self.hosts[position];
-            if host.node.is_some() {
-                let result = checkers::store_consistent(host.id, &host.store);
+            if let Some(replica) = host.replica.as_ref() {
+                let result = checkers::store_consistent(host.id, replica.store());
                 self.check(result);
             }
         }
