@@ -199,6 +199,17 @@ fn the_rest_api_fences_stale_resigns_refuses_conflicting_settings_and_feeds_watc
         Some(3),
         "{watched}"
     );
+    let (status, body) = request(
+        "GET",
+        &format!("{base}/v1/services/jobs?watch&since=1&timeout_ms=100"),
+        b"",
+    );
+    assert_eq!(status, 200);
+    let same: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        same["events"], watched["events"],
+        "a group's watch is its key's"
+    );
     let (status, _) = request("PUT", &format!("{base}/v1/kv/_services/jobs"), b"forged");
     assert_eq!(status, 400);
     let (status, _) = request("GET", &format!("{base}/v1/services/nope"), b"");

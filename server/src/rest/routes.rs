@@ -368,11 +368,20 @@ fn parse_services(
         };
         return expect_method(method, "GET", path, route);
     }
-    let route = Route::ServiceShow {
-        group: group(rest)?,
-        stale,
-    };
-    expect_method(method, "GET", path, route)
+    let group = group(rest)?;
+    if method == "GET" && query.contains_key("watch") {
+        // A group's changes are its mirror key's: the same long poll as a key's watch.
+        let timeout_ms = optional_number(query, "timeout_ms")?
+            .unwrap_or(WATCH_TIMEOUT_MS_DEFAULT)
+            .min(WATCH_TIMEOUT_MS_MAX);
+        return Ok(Route::KvWatch {
+            prefix: format!("{}{group}", rafting_core::store::services::SERVICES_PREFIX),
+            since: optional_number(query, "since")?,
+            timeout_ms,
+            limit: limit(query)?,
+        });
+    }
+    expect_method(method, "GET", path, Route::ServiceShow { group, stale })
 }
 
 fn limit(query: &BTreeMap<String, String>) -> Result<u32, ApiError> {
