@@ -158,8 +158,8 @@ pub struct ServicesWorld {
     /// Each member's last renewal (registration or keep-alive): its log index and when a
     /// node first applied it.
     renewals: BTreeMap<String, (u64, u64)>,
-    /// Masters' acting windows that have ended, kept for the report.
-    pub(crate) handovers: u64,
+    /// Times a member began acting as master, for the report.
+    pub(crate) masters_acting: u64,
 }
 
 /// The services part of a seed's report.
@@ -203,7 +203,7 @@ impl ServicesWorld {
             node_epochs: vec![0; scenario.nodes as usize],
             node_forming: vec![true; scenario.nodes as usize],
             renewals: BTreeMap::new(),
-            handovers: 0,
+            masters_acting: 0,
         }
     }
 }
@@ -621,7 +621,7 @@ impl Simulator<'_, '_> {
             }
             _ => {
                 world.members[member].acting = Some((now, end_us));
-                world.handovers += 1;
+                world.masters_acting += 1;
                 if world
                     .members
                     .iter()
@@ -909,7 +909,7 @@ impl Simulator<'_, '_> {
         };
         ServicesReport {
             epochs: world.epochs.keys().next_back().copied().unwrap_or(0),
-            masters_acting: world.handovers,
+            masters_acting: world.masters_acting,
         }
     }
 }

@@ -155,16 +155,6 @@ impl Replica {
         self.node.is_leader()
     }
 
-    /// Requests waiting for an answer: proposals in flight, queued writes, pending reads.
-    pub fn requests_in_flight(&self) -> usize {
-        self.waiters
-            .values()
-            .filter(|waiter| matches!(waiter, Waiter::Write { .. } | Waiter::Register { .. }))
-            .count()
-            + self.queue.len()
-            + self.reads.len()
-    }
-
     /// Feeds one input at time `now` (the same clock the node is stepped with) and returns
     /// what the driver must do.
     pub fn step(&mut self, now: Millis, input: Input) -> Output {

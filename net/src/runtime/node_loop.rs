@@ -366,16 +366,9 @@ impl NodeLoop {
 
     /// Answers every request in flight with `error`.
     fn fail_everything(&mut self, error: ClientError) {
-        let replica_error = ReplicaError::Timeout;
-        for answer in self.replica.fail_all(&replica_error) {
-            if let Some(reply) = self.replies.remove(&answer.id()) {
-                match reply {
-                    ReplyTo::Write(reply) => drop(reply.send(Err(error.clone()))),
-                    ReplyTo::Read(reply) => drop(reply.send(Err(error.clone()))),
-                    ReplyTo::Transfer(reply) => drop(reply.send(Err(error.clone()))),
-                }
-            }
-        }
+        // The replica forgets what it was waiting for; every request it held has a reply here,
+        // and each gets `error` rather than the replica's own answer.
+        let _ = self.replica.fail_all(&ReplicaError::Timeout);
         for (_, reply) in std::mem::take(&mut self.replies) {
             match reply {
                 ReplyTo::Write(reply) => drop(reply.send(Err(error.clone()))),
