@@ -1,6 +1,7 @@
 //! Farms: members that register themselves, and callers that pick among them.
 
 use crate::{Error, Member, Rafting, encode};
+use rafting_core::farm;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::{Value, json};
@@ -22,6 +23,46 @@ pub struct FarmMember {
 
 /// A load-balancing policy: given the members that may be picked (registered, not draining,
 /// weight above zero, not reported failing), choose one by its position.
+///
+/// Implement it for a policy of your own and pass it to [`Farm::with_balancer`]. Least load
+/// (members report their load with [`Membership::report_load`]):
+///
+/// ```
+/// use rafting_client::{Balancer, FarmMember};
+///
+/// struct LeastLoaded;
+///
+/// impl Balancer for LeastLoaded {
+///     fn pick(&self, members: &[FarmMember]) -> Option<usize> {
+///         (0..members.len()).min_by_key(|&index| members[index].load)
+///     }
+/// }
+/// ```
+///
+/// Sticky by key (the same customer to the same member while the membership holds; a member
+/// that leaves moves only its own customers, by rendezvous hashing):
+///
+/// ```
+/// use rafting_client::{Balancer, FarmMember};
+/// use std::collections::hash_map::DefaultHasher;
+/// use std::hash::{Hash, Hasher};
+///
+/// struct StickyBy(String);
+///
+/// impl Balancer for StickyBy {
+///     fn pick(&self, members: &[FarmMember]) -> Option<usize> {
+///         let score = |member: &FarmMember| {
+///             let mut hasher = DefaultHasher::new();
+///             (&self.0, &member.instance).hash(&mut hasher);
+///             hasher.finish()
+///         };
+///         (0..members.len()).max_by_key(|&index| score(&members[index]))
+///     }
+/// }
+/// ```
+///
+/// A policy that depends on the call (like the key above) goes to [`Farm::pick_with`]:
+/// `search.pick_with(&StickyBy(customer.into()))`.
 pub trait Balancer: Send + Sync {
     fn pick(&self, members: &[FarmMember]) -> Option<usize>;
 }
@@ -54,7 +95,7 @@ impl Balancer for RoundRobin {
             return None;
         }
         let turn = self.next.fetch_add(1, Ordering::Relaxed);
-        Some(turn % members.len())
+        farm::round_robin(turn as u64, members.len())
     }
 }
 
@@ -83,29 +124,27 @@ impl Default for MonteCarlo {
     }
 }
 
-fn share(member: &FarmMember) -> f64 {
-    f64::from(member.weight) / (1.0 + member.load as f64)
-}
-
 impl Balancer for MonteCarlo {
     fn pick(&self, members: &[FarmMember]) -> Option<usize> {
-        let total: f64 = members.iter().map(share).sum();
-        if total <= 0.0 {
-            return None;
-        }
         let draw: f64 = self
             .random
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .random();
-        let mut point = draw * total;
-        for (index, member) in members.iter().enumerate() {
-            point -= share(member);
-            if point < 0.0 {
-                return Some(index);
-            }
-        }
-        members.iter().rposition(|member| share(member) > 0.0)
+        farm::monte_carlo(members, draw)
+    }
+}
+
+/// Callers hold only pickable members: never draining.
+impl farm::Candidate for FarmMember {
+    fn weight(&self) -> u32 {
+        self.weight
+    }
+    fn load(&self) -> u64 {
+        self.load
+    }
+    fn draining(&self) -> bool {
+        false
     }
 }
 
@@ -133,6 +172,12 @@ impl Farm {
 
     /// A member to send work to. Local: no request is sent, nothing is copied.
     pub fn pick(&self) -> Result<Picked, Error> {
+        self.pick_with(self.balancer.as_ref())
+    }
+
+    /// A member chosen by `balancer` for this call only (a sticky-by-key policy, say), among
+    /// the same members [`Farm::pick`] chooses from.
+    pub fn pick_with(&self, balancer: &dyn Balancer) -> Result<Picked, Error> {
         let mut members = self
             .members
             .read()
@@ -141,7 +186,7 @@ impl Farm {
         if self.any_failing.load(Ordering::Relaxed) {
             members = self.without_failing(members);
         }
-        match self.balancer.pick(&members) {
+        match balancer.pick(&members) {
             Some(index) if index < members.len() => Ok(Picked { members, index }),
             _ => Err(Error::NoMember(self.name.clone())),
         }
@@ -214,7 +259,7 @@ fn pickable(view: &Value) -> Vec<FarmMember> {
             load: member["load"].as_u64().unwrap_or(0),
             meta: text_map(&member["meta"]),
         })
-        .filter(|member| member.weight > 0)
+        .filter(farm::pickable)
         .collect()
 }
 
@@ -427,43 +472,94 @@ mod tests {
     }
 
     #[test]
-    fn monte_carlo_follows_the_shares_and_never_picks_a_zero_share() {
-        let members = [
-            member("a", 3, 0),
-            member("b", 1, 0),
-            member("c", 2, 1),
-            member("z", 0, 0),
-        ];
-        let balancer = MonteCarlo::seeded(9);
-        let mut counts = BTreeMap::new();
-        let draws = 40_000;
-        for _ in 0..draws {
-            *counts
-                .entry(members[balancer.pick(&members).unwrap()].instance.clone())
-                .or_insert(0.0) += 1.0;
+    fn monte_carlo_is_seedable_and_never_picks_a_zero_share() {
+        // Its distribution is core's (`rafting_core::farm`, chi-square tested there).
+        let members = [member("a", 3, 0), member("b", 1, 0), member("z", 0, 0)];
+        let draws = |seed| -> Vec<usize> {
+            let balancer = MonteCarlo::seeded(seed);
+            (0..200).map(|_| balancer.pick(&members).unwrap()).collect()
+        };
+        assert_eq!(draws(9), draws(9));
+        assert!(!draws(9).contains(&2));
+        assert!(draws(9).contains(&0) && draws(9).contains(&1));
+    }
+
+    /// A farm over fixed members, with no watch behind it.
+    pub(super) fn fixed_farm(members: Vec<FarmMember>) -> Farm {
+        Farm {
+            name: "/fixed".into(),
+            members: Arc::new(RwLock::new(Arc::new(members))),
+            balancer: Box::new(RoundRobin::default()),
+            failing: Mutex::new(BTreeMap::new()),
+            any_failing: AtomicBool::new(false),
+            stop: Arc::new(AtomicBool::new(false)),
         }
-        assert!(!counts.contains_key("z"));
-        let expected = [("a", 0.6), ("b", 0.2), ("c", 0.2)];
-        let chi_square: f64 = expected
-            .iter()
-            .map(|(name, p)| {
-                let e = p * f64::from(draws);
-                (counts[*name] - e).powi(2) / e
-            })
-            .sum();
-        assert!(chi_square < 13.8, "chi-square {chi_square:.2}: {counts:?}");
     }
 
     #[test]
-    fn a_custom_balancer_plugs_in() {
+    fn a_custom_balancer_plugs_in_for_the_farm_and_for_one_call() {
         struct LeastLoaded;
         impl Balancer for LeastLoaded {
             fn pick(&self, members: &[FarmMember]) -> Option<usize> {
                 (0..members.len()).min_by_key(|&index| members[index].load)
             }
         }
-        let members = [member("a", 1, 5), member("b", 1, 2)];
-        assert_eq!(LeastLoaded.pick(&members), Some(1));
+        struct Named(&'static str);
+        impl Balancer for Named {
+            fn pick(&self, members: &[FarmMember]) -> Option<usize> {
+                members.iter().position(|member| member.instance == self.0)
+            }
+        }
+        let members = vec![member("a", 1, 5), member("b", 1, 2), member("c", 1, 9)];
+        let farm = fixed_farm(members).with_balancer(LeastLoaded);
+        assert_eq!(farm.pick().unwrap().instance, "b");
+        assert_eq!(farm.pick_with(&Named("c")).unwrap().instance, "c");
+        // A balancer that finds nothing, or answers out of range, is "no member".
+        assert!(matches!(
+            farm.pick_with(&Named("zz")),
+            Err(Error::NoMember(_))
+        ));
+    }
+
+    #[test]
+    fn a_member_reported_failing_is_skipped_unless_every_member_is() {
+        let farm = fixed_farm(vec![member("a", 1, 0), member("b", 1, 0)]);
+        let a = farm.pick().unwrap();
+        assert_eq!(a.instance, "a");
+        farm.report_failure(&a);
+        for _ in 0..10 {
+            assert_eq!(farm.pick().unwrap().instance, "b");
+        }
+        let b = farm.pick().unwrap();
+        farm.report_failure(&b);
+        // Both failing: better a member that may have recovered than none.
+        let picked: Vec<String> = (0..4)
+            .map(|_| farm.pick().unwrap().instance.clone())
+            .collect();
+        assert!(picked.contains(&"a".to_owned()) && picked.contains(&"b".to_owned()));
+    }
+
+    #[test]
+    fn round_robin_stays_even_as_members_come_and_go() {
+        let balancer = RoundRobin::default();
+        let mut members = vec![member("a", 1, 0), member("b", 1, 0), member("c", 1, 0)];
+        let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+        let round = |members: &[FarmMember], counts: &mut BTreeMap<String, usize>| {
+            for _ in 0..members.len() {
+                let index = balancer.pick(members).unwrap();
+                *counts.entry(members[index].instance.clone()).or_default() += 1;
+            }
+        };
+        round(&members, &mut counts);
+        members.push(member("d", 1, 0));
+        round(&members, &mut counts);
+        members.remove(0);
+        round(&members, &mut counts);
+        // Over each round, every member then present got exactly one pick.
+        assert_eq!(counts["a"], 2);
+        assert_eq!(counts["b"], 3);
+        assert_eq!(counts["c"], 3);
+        assert_eq!(counts["d"], 2);
     }
 
     #[test]
@@ -496,14 +592,7 @@ mod speed {
                 meta: BTreeMap::new(),
             })
             .collect();
-        let farm = Farm {
-            name: "/bench".into(),
-            members: Arc::new(RwLock::new(Arc::new(members))),
-            balancer: Box::new(RoundRobin::default()),
-            failing: Mutex::new(BTreeMap::new()),
-            any_failing: AtomicBool::new(false),
-            stop: Arc::new(AtomicBool::new(false)),
-        };
+        let farm = super::tests::fixed_farm(members);
         for (name, farm) in [("round robin", farm)] {
             let picks = 10_000_000u64;
             let started = Instant::now();

