@@ -313,7 +313,7 @@ impl Rafting {
 fn join_farm(rafting: Arc<Rafting>, name: &str, member: Member) -> Result<Membership, Error> {
     let group = encode(name);
     let join = format!("/v1/services/{group}/members");
-    let body = member.registration("farm").to_string();
+    let body = member.registration("farm", false).to_string();
     // A restarted process may find its previous life's registration still alive: it waits
     // for that session to end (at most its TTL).
     let deadline = Instant::now() + Duration::from_millis(member.ttl_ms) + Duration::from_secs(2);
@@ -354,11 +354,13 @@ fn join_farm(rafting: Arc<Rafting>, name: &str, member: Member) -> Result<Member
                     match rafting.request("PUT", &keep_alive, body.as_bytes(), None) {
                         Ok(_) => {}
                         Err(error) if error.code() == Some("member_not_found") => {
-                            // Its session expired (a long stall): register again.
+                            // Its session expired (a long stall): register again, still
+                            // draining if it was.
+                            let draining = report.is_some_and(|(_, draining)| draining);
                             let _ = rafting.write(
                                 "POST",
                                 &join,
-                                member.registration("farm").to_string().as_bytes(),
+                                member.registration("farm", draining).to_string().as_bytes(),
                             );
                         }
                         Err(error) => tracing::debug!(%error, "farm keep-alive failed"),

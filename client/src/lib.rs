@@ -431,8 +431,10 @@ impl Member {
         self
     }
 
-    pub(crate) fn registration(&self, mode: &str) -> Value {
+    /// The registration body; a farm member that registers again while draining says so.
+    pub(crate) fn registration(&self, mode: &str, draining: bool) -> Value {
         json!({
+            "draining": draining,
             "instance": self.instance,
             "addresses": self.addresses,
             "meta": self.meta,

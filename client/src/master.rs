@@ -138,7 +138,7 @@ impl Rafting {
         let group = encode(name);
         let join = format!("/v1/services/{group}/members");
         let member_path = format!("/v1/services/{group}/members/{}", encode(&member.instance));
-        let registration = member.registration("master_standby").to_string();
+        let registration = member.registration("master_standby", false).to_string();
         // The first registration happens here, so that a bad request fails the call (an
         // instance whose previous life's session is still alive waits for it on the thread).
         match step(&rafting, &shared, &join, &member_path, &registration) {

@@ -34,6 +34,9 @@ pub const MASTER_STALLED_PAST_TTL: &str = "master_stalled_past_ttl";
 /// A service group whose members had all gone formed again (its cold start began anew).
 pub const GROUP_REFORMED: &str = "group_reformed";
 
+/// A farm caller learned that a member it could pick began draining.
+pub const FARM_DRAIN_SEEN: &str = "farm_drain_seen";
+
 /// Every state the simulator tracks, in the order summaries print them.
 pub const STATES: &[&str] = &[
     OLD_TERM_ENTRY_AT_NEW_LEADER,
@@ -47,6 +50,7 @@ pub const STATES: &[&str] = &[
     MASTER_RESIGNED,
     MASTER_STALLED_PAST_TTL,
     GROUP_REFORMED,
+    FARM_DRAIN_SEEN,
 ];
 
 /// The states one seed reached, with the simulated time (µs) it first reached each.

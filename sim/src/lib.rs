@@ -19,6 +19,7 @@ pub mod checkers;
 mod clients;
 pub mod coverage;
 pub mod disk;
+pub mod farm;
 mod faults;
 pub mod kv;
 pub mod linearizability;

@@ -24,7 +24,7 @@ use rafting_core::Millis;
 use rafting_core::member::{Action, Member, MemberConfig};
 use rafting_core::raft::EntryPayload;
 use rafting_core::replica::{Applied, AppliedEntry, Input, ReplicaError, RequestId};
-use rafting_core::store::services::{MemberView, Registration, Role};
+use rafting_core::store::services::{MemberUpdate, MemberView, Registration, Role, ServiceMode};
 use rafting_core::store::{Command, Operation, Outcome, StoreError, TenantId};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -47,6 +47,9 @@ pub mod check {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServicesSection {
+    /// `master_standby` (the default) or `farm`: farm members are all active, and callers
+    /// ([`crate::farm`]) pick among them.
+    pub mode: ServiceMode,
     pub members: u64,
     pub ttl_ms: u64,
     pub failover_delay_ms: u64,
@@ -71,10 +74,32 @@ pub struct ServicesSection {
     /// within TTL + hold-off + this slack of its last renewal (for scenarios whose cluster
     /// stays healthy: an election pauses the session clock and would stretch the bound).
     pub handover_slack_ms: Option<u64>,
+    /// Farm mode: the callers picking members.
+    pub callers: u64,
+    /// Farm mode: how often each caller picks, drawn per pick.
+    pub pick_interval_ms: [u64; 2],
+    /// Farm mode: per keep-alive, the probability a member starts or stops draining.
+    pub drain_probability: f64,
+    /// Farm mode: the last this many members register at weight 0 (never to be picked); the
+    /// others at weights 1, 2, 3, 1, 2, ...
+    pub zero_weight_members: u64,
+    /// Farm mode: each keep-alive reports a load drawn up to this.
+    pub load_max: u64,
+    /// Farm mode: when set, `farm_stale_picks` checks that a member that left, crashed or
+    /// began draining is no longer picked `ttl_ms` + this after (for scenarios whose nodes
+    /// are never cut off: a caller watching an isolated node cannot learn anything).
+    pub stale_pick_slack_ms: Option<u64>,
     /// Test-only planted bug: a member acts as master from an answer until it hears
     /// otherwise, with no lease (the classic election-library mistake).
     #[serde(skip)]
     pub planted_no_lease: bool,
+    /// Test-only planted bug: a caller's filter lets draining members through.
+    #[serde(skip)]
+    pub planted_pick_draining: bool,
+    /// Test-only planted bug (the client library had it): a draining member whose session
+    /// ended registers again as not draining, and is picked until its next keep-alive.
+    #[serde(skip)]
+    pub planted_register_undrained: bool,
 }
 
 impl Default for ServicesSection {
@@ -95,7 +120,16 @@ impl Default for ServicesSection {
             restart_after_ms: [100, 2_000],
             clock_drift_ppm: 5_000,
             handover_slack_ms: None,
+            mode: ServiceMode::MasterStandby,
+            callers: 2,
+            pick_interval_ms: [5, 50],
+            drain_probability: 0.0,
+            zero_weight_members: 0,
+            load_max: 0,
+            stale_pick_slack_ms: None,
             planted_no_lease: false,
+            planted_pick_draining: false,
+            planted_register_undrained: false,
         }
     }
 }
@@ -127,6 +161,9 @@ struct SimMember {
     acting: Option<(u64, u64)>,
     /// Under the planted bug: acting as master since, until it hears otherwise.
     planted_master: bool,
+    /// Farm mode: its weight, and whether it is draining.
+    weight: u32,
+    draining: bool,
 }
 
 impl SimMember {
@@ -160,6 +197,8 @@ pub struct ServicesWorld {
     renewals: BTreeMap<String, (u64, u64)>,
     /// Times a member began acting as master, for the report.
     pub(crate) masters_acting: u64,
+    /// Farm mode: the callers.
+    pub(crate) farm: Option<crate::farm::FarmWorld>,
 }
 
 /// The services part of a seed's report.
@@ -169,11 +208,14 @@ pub struct ServicesReport {
     pub epochs: u64,
     /// Times a member began acting as master.
     pub masters_acting: u64,
+    /// Farm mode: members the callers picked.
+    pub picks: u64,
 }
 
 impl ServicesWorld {
     pub(crate) fn new(scenario: &Scenario, seed: u64) -> ServicesWorld {
         let section = scenario.services.clone();
+        let section_mode = section.mode;
         // Its own generator, so that the services workload never shifts another's draws.
         let mut random = ChaCha8Rng::seed_from_u64(seed ^ 0x5e41_11ce_5e41_11ce);
         let members = (0..section.members)
@@ -191,6 +233,12 @@ impl ServicesWorld {
                     in_flight: None,
                     acting: None,
                     planted_master: false,
+                    weight: if index + section.zero_weight_members >= section.members {
+                        0
+                    } else {
+                        (index % 3) as u32 + 1
+                    },
+                    draining: false,
                 }
             })
             .collect();
@@ -204,6 +252,9 @@ impl ServicesWorld {
             node_forming: vec![true; scenario.nodes as usize],
             renewals: BTreeMap::new(),
             masters_acting: 0,
+            farm: (section_mode == ServiceMode::Farm).then(|| {
+                crate::farm::FarmWorld::new(&scenario.services, scenario.nodes as usize, seed)
+            }),
         }
     }
 }
@@ -227,6 +278,28 @@ impl Simulator<'_, '_> {
             );
         }
         self.schedule_member_fault();
+        if self.services().farm.is_some() {
+            self.farm_start();
+        }
+    }
+
+    /// The members' one-way network delay range.
+    pub(crate) fn services_network_delay(&mut self) -> [u64; 2] {
+        self.services().section.network_delay_ms
+    }
+
+    pub(crate) fn services_pick_interval(&mut self) -> [u64; 2] {
+        self.services().section.pick_interval_ms
+    }
+
+    /// The farm's stale-pick bound: the TTL, and the slack when the check is on.
+    pub(crate) fn services_stale_bound(&mut self) -> (u64, Option<u64>) {
+        let section = &self.services().section;
+        (section.ttl_ms, section.stale_pick_slack_ms)
+    }
+
+    fn farm_mode(&mut self) -> bool {
+        self.services().farm.is_some()
     }
 
     fn schedule_member_fault(&mut self) {
@@ -296,6 +369,10 @@ impl Simulator<'_, '_> {
         if let Some((start, end)) = state.acting {
             state.acting = Some((start, end.min(now)));
         }
+        if self.farm_mode() {
+            let instance = self.services().members[member].instance.clone();
+            self.farm_member_unpickable(&instance);
+        }
     }
 
     /// A crashed or departed member starts again, with the same instance id and a fresh
@@ -307,8 +384,13 @@ impl Simulator<'_, '_> {
             return;
         }
         state.alive = true;
+        state.draining = false;
         state.agent = Member::new(MemberConfig::with_ttl(ttl));
         let incarnation = state.incarnation;
+        if self.farm_mode() {
+            let instance = self.services().members[member].instance.clone();
+            self.farm_member_pickable(&instance);
+        }
         self.schedule_in_ms(
             0,
             EventKind::MemberTurn {
@@ -373,19 +455,46 @@ impl Simulator<'_, '_> {
     }
 
     fn member_operation(&mut self, member: usize, purpose: Purpose) -> Operation {
+        let faults_on = matches!(self.phase, crate::simulator::Phase::Safety);
         let world = self.services();
         let section = &world.section;
-        let instance = world.members[member].instance.clone();
+        let state = &world.members[member];
+        let instance = state.instance.clone();
         match purpose {
             Purpose::Register => Operation::RegisterMember(Box::new(Registration {
                 group: GROUP.into(),
                 instance,
                 ttl_ms: section.ttl_ms,
                 priority: (member % 2) as i64,
+                weight: Some(state.weight),
+                draining: state.draining && !section.planted_register_undrained,
+                mode: Some(section.mode),
                 expected_members: section.expected_members,
                 failover_delay_ms: Some(section.failover_delay_ms),
                 ..Registration::default()
             })),
+            _ if world.farm.is_some() => {
+                // A farm member reports its load, and now and then drains or comes back
+                // (never while the faults are over: then every member serves).
+                let flip = faults_on && world.random.random::<f64>() < section.drain_probability;
+                let draining = (state.draining ^ flip) && faults_on;
+                let load = world.random.random_range(0..=section.load_max);
+                let was_draining = std::mem::replace(&mut world.members[member].draining, draining);
+                if draining && !was_draining {
+                    self.farm_member_unpickable(&instance);
+                } else if was_draining && !draining {
+                    self.farm_member_pickable(&instance);
+                }
+                Operation::MemberUpdate {
+                    group: GROUP.into(),
+                    instance,
+                    update: MemberUpdate {
+                        load: Some(load),
+                        draining: Some(draining),
+                        weight: None,
+                    },
+                }
+            }
             _ => Operation::MemberKeepAlive {
                 group: GROUP.into(),
                 instance,
@@ -591,8 +700,17 @@ impl Simulator<'_, '_> {
             None => self.end_acting(member),
             Some(end_us) => self.act_as_master(member, end_us),
         }
-        // Now and then a master hands over or leaves, gracefully (while faults run).
+        // Now and then a master hands over or leaves, gracefully (while faults run); in a
+        // farm, any member leaves now and then.
         let faults_on = matches!(self.phase, crate::simulator::Phase::Safety);
+        if self.farm_mode() {
+            let world = self.services();
+            let leave = world.section.leave_probability;
+            if faults_on && world.random.random::<f64>() < leave {
+                self.member_farewell(member, None);
+            }
+            return;
+        }
         if view.role == Role::Master && !planted && faults_on {
             let world = self.services();
             let (resign, leave) = (
@@ -710,6 +828,9 @@ impl Simulator<'_, '_> {
     /// failover must come in time.
     pub(crate) fn services_applied(&mut self, node: usize, applied: &AppliedEntry) {
         self.note_renewal(applied);
+        if self.farm_mode() {
+            self.farm_applied(node, applied.entry.index.get());
+        }
         let Some(view) = self.hosts[node]
             .replica
             .as_ref()
@@ -873,6 +994,9 @@ impl Simulator<'_, '_> {
         let world = self.services();
         world.node_epochs[node] = 0;
         world.node_forming[node] = true;
+        if self.farm_mode() {
+            self.farm_node_restarted(node);
+        }
     }
 
     /// Members stop failing when the faults stop: the stalled wake up, the dead come back.
@@ -894,6 +1018,16 @@ impl Simulator<'_, '_> {
 
     /// Settled when some member acts as master (after the faults, a group must get one).
     pub(crate) fn services_settled(&mut self) -> bool {
+        if self.farm_mode() {
+            let live: Vec<(String, u32)> = self
+                .services()
+                .members
+                .iter()
+                .filter(|state| state.alive)
+                .map(|state| (state.instance.clone(), state.weight))
+                .collect();
+            return self.farm_settled(&live);
+        }
         let now = self.now_us;
         self.services().members.iter().any(|state| {
             state.alive
@@ -910,6 +1044,7 @@ impl Simulator<'_, '_> {
         ServicesReport {
             epochs: world.epochs.keys().next_back().copied().unwrap_or(0),
             masters_acting: world.masters_acting,
+            picks: world.farm.as_ref().map_or(0, |farm| farm.picks),
         }
     }
 }

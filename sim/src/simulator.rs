@@ -140,6 +140,17 @@ pub(crate) enum EventKind {
         epoch: u64,
         master: Option<String>,
     },
+    /// A farm caller picks a member.
+    CallerPick {
+        caller: usize,
+    },
+    /// A node's view of the farm (after applying `index`) reaches a caller watching it.
+    CallerView {
+        caller: usize,
+        node: usize,
+        index: u64,
+        members: Vec<rafting_core::store::services::MemberEntry>,
+    },
     /// A node's answer reaches a member.
     MemberAnswer {
         member: usize,
@@ -554,6 +565,13 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 epoch,
                 master,
             } => self.on_member_observed(member, incarnation, epoch, master),
+            EventKind::CallerPick { caller } => self.on_caller_pick(caller),
+            EventKind::CallerView {
+                caller,
+                node,
+                index,
+                members,
+            } => self.on_caller_view(caller, node, index, members),
         }
     }
 

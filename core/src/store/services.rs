@@ -99,6 +99,9 @@ pub struct Registration {
     pub priority: i64,
     /// A farm member's share of the picks (default 1; 0: never picked).
     pub weight: Option<u32>,
+    /// A farm member that registers again (its session ended in a stall) while draining
+    /// stays out of the picks from its first moment back.
+    pub draining: bool,
     pub meta: BTreeMap<String, String>,
     /// The member's session TTL on the replicated clock.
     pub ttl_ms: u64,
@@ -428,7 +431,7 @@ impl Store {
                 resigned: false,
                 weight: registration.weight.unwrap_or(1),
                 load: 0,
-                draining: false,
+                draining: registration.draining,
             },
         );
         if group.phase == GroupPhase::Forming {

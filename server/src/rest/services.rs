@@ -36,6 +36,8 @@ struct JoinBody {
     start_after_ms: Option<u64>,
     #[serde(default)]
     failover_delay_ms: Option<u64>,
+    #[serde(default)]
+    draining: bool,
 }
 
 /// The body of `POST /v1/services/<name>/resign`.
@@ -81,6 +83,7 @@ pub fn join(
         expected_members: body.expected_members,
         start_after_ms: body.start_after_ms,
         failover_delay_ms: body.failover_delay_ms,
+        draining: body.draining,
     };
     write(
         api,
