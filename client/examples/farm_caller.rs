@@ -2,7 +2,10 @@
 //! Carlo side by side, and prints which member served it. A member that fails a request is
 //! reported and skipped for a while.
 //!
-//!     cargo run -p rafting-client --example farm_caller
+//!     cargo run -p rafting-client --example farm_caller [INTERVAL_MS]
+//!
+//! Each line shows one call of each balancer: `served by w2`, `w3 failed: ...`, or
+//! `no member: ...`.
 
 use rafting_client::{Farm, MonteCarlo};
 use std::io::{Read, Write};
@@ -32,6 +35,9 @@ fn call(farm: &Farm) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let interval_ms: u64 = std::env::args()
+        .nth(1)
+        .map_or(Ok(500), |text| text.parse())?;
     let rafting = rafting_client::connect_from_env()?;
     let round_robin = rafting.farm("/echo")?;
     let monte_carlo = rafting.farm("/echo")?.with_balancer(MonteCarlo::new());
@@ -41,6 +47,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             call(&round_robin),
             call(&monte_carlo)
         );
-        std::thread::sleep(Duration::from_millis(500));
+        std::thread::sleep(Duration::from_millis(interval_ms));
     }
 }
