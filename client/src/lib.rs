@@ -37,7 +37,7 @@ mod farm;
 mod master;
 
 pub use farm::{Balancer, Farm, FarmMember, Membership, MonteCarlo, Picked, RoundRobin};
-pub use master::{Candidate, MasterGuard};
+pub use master::{Candidate, MasterGuard, member_view};
 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -191,10 +191,11 @@ impl Rafting {
         }
     }
 
-    /// A numbered write: registers this client's record on first use, gives the write the
-    /// next sequence, and retries it with the same numbering on every node in turn while its
-    /// outcome is unknown.
-    pub(crate) fn write(&self, method: &str, path: &str, body: &[u8]) -> Result<Value, Error> {
+    /// A write to any path of the REST API (`PUT /v1/kv/...?cas=3`, a service action),
+    /// exactly once: registers this client's record on first use, gives the write the next
+    /// sequence, and retries it with the same numbering on every node in turn while its
+    /// outcome is unknown. Answers the node's JSON.
+    pub fn write(&self, method: &str, path: &str, body: &[u8]) -> Result<Value, Error> {
         let client = self.client_id()?;
         let (sequence, acknowledged_below) = {
             let mut outstanding = self.outstanding.lock().unwrap_or_else(|p| p.into_inner());
@@ -305,16 +306,44 @@ impl Rafting {
     }
 }
 
-/// A successful answer.
-pub(crate) struct Answer {
+/// A successful answer: its status, the API's own headers (`X-Rafting-*`) and its body.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Answer {
+    /// The value of an `X-Rafting-*` header, by its name in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(header, _)| header.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
     pub fn json(&self) -> Result<Value, Error> {
         serde_json::from_slice(&self.body)
             .map_err(|error| Error::Protocol(format!("not JSON: {error}")))
     }
+}
+
+/// Sends one request to one URL (not to the other endpoints), following 307s with the same
+/// method, headers and body, within `timeout` per exchange. For tools that address a node
+/// themselves; services use a [`Rafting`] handle.
+pub fn send_to(
+    method: &str,
+    url: &str,
+    body: &[u8],
+    headers: &[(&str, String)],
+    timeout: Duration,
+) -> Result<Answer, Error> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(timeout)
+        .redirects(0)
+        .build();
+    send(&agent, method, url, body, Some(headers))
 }
 
 fn send(
@@ -356,18 +385,33 @@ fn send(
                 None => return Err(Error::Protocol("a redirect without Location".into())),
             }
         }
+        let status = response.status();
+        let headers = response
+            .headers_names()
+            .into_iter()
+            .filter(|name| name.to_ascii_lowercase().starts_with("x-rafting-"))
+            .filter_map(|name| {
+                let value = response.header(&name)?.to_owned();
+                Some((name, value))
+            })
+            .collect();
         let mut body = Vec::new();
         std::io::Read::read_to_end(&mut response.into_reader(), &mut body)
             .map_err(|error| Error::Unavailable(format!("reading the answer: {error}")))?;
-        return Ok(Answer { body });
+        return Ok(Answer {
+            status,
+            headers,
+            body,
+        });
     }
     Err(Error::Protocol(format!(
         "too many redirects for {method} {url}"
     )))
 }
 
-/// Percent-encodes a key or a group name for a URL path, keeping its `/` separators.
-pub(crate) fn encode(key: &str) -> String {
+/// Percent-encodes a key or a group name for a URL path, keeping its `/` separators (a
+/// leading `/` is dropped: `/a b/c` becomes `a%20b/c`).
+pub fn encode(key: &str) -> String {
     let mut out = String::new();
     for byte in key.trim_start_matches('/').bytes() {
         if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {

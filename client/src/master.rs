@@ -99,7 +99,9 @@ impl Drop for Candidate {
     }
 }
 
-fn member_view(answer: &Value) -> Option<MemberView> {
+/// A member's role as the REST API answers it (registration, keep-alive), for
+/// [`rafting_core::member::Member::on_answer`].
+pub fn member_view(answer: &Value) -> Option<MemberView> {
     let role = match answer["role"].as_str()? {
         "master" => Role::Master,
         "active" => Role::Active,

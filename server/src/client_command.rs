@@ -9,7 +9,6 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 pub const ENDPOINT_DEFAULT: &str = "http://127.0.0.1:8001";
-const REDIRECTS_MAX: usize = 5;
 
 #[derive(Debug, Args)]
 pub struct Endpoint {
@@ -87,28 +86,14 @@ pub enum KvCommand {
 /// Requests wait this long at most (a watch long poll takes up to 60 s).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(70);
 
-fn agent(timeout: Duration) -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(timeout)
-        .redirects(0)
-        .build()
-}
-
+/// A node's answer.
+pub use rafting_client::Answer;
 /// Percent-encodes a key for a URL path, keeping its `/` separators.
-pub fn encode_key(key: &str) -> String {
-    let mut out = String::new();
-    for byte in key.trim_start_matches('/').bytes() {
-        if byte.is_ascii_alphanumeric() || b"/-_.~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
+pub use rafting_client::encode as encode_key;
 
-/// Sends a request, following 307/308 redirects with the same method and body.
-pub fn send(method: &str, url: &str, body: &[u8]) -> Result<ureq::Response> {
+/// Sends a request to one node, following 307/308 redirects with the same method and body
+/// (the client library's HTTP layer).
+pub fn send(method: &str, url: &str, body: &[u8]) -> Result<Answer> {
     send_with_headers(method, url, &[], body, REQUEST_TIMEOUT).map_err(Failure::into_error)
 }
 
@@ -129,7 +114,7 @@ impl Failure {
     }
 }
 
-/// [`send`] with extra headers, sent again on every redirect, and a timeout for the whole
+/// [`send`] with extra headers, sent again on every redirect, and a timeout for each
 /// exchange.
 pub fn send_with_headers(
     method: &str,
@@ -137,131 +122,43 @@ pub fn send_with_headers(
     headers: &[(&str, String)],
     body: &[u8],
     timeout: Duration,
-) -> Result<ureq::Response, Failure> {
-    let agent = agent(timeout);
-    let mut url = url.to_owned();
-    for _ in 0..=REDIRECTS_MAX {
-        let mut request = agent.request(method, &url);
-        for (name, value) in headers {
-            request = request.set(name, value);
-        }
-        let result = if body.is_empty() && method != "POST" && method != "PUT" {
-            request.call()
+) -> Result<Answer, Failure> {
+    // The error says what failed: the API's code and message, or the request that could not
+    // be sent (`rafting service join` matches on the codes).
+    rafting_client::send_to(method, url, body, headers, timeout).map_err(|error| {
+        if error.is_retryable() {
+            Failure::Retryable(error.into())
         } else {
-            request.send_bytes(body)
-        };
-        let response = match result {
-            Ok(response) => response,
-            Err(ureq::Error::Status(status, response)) => {
-                let error = api_error(status, response);
-                return Err(if matches!(status, 503 | 504) {
-                    Failure::Retryable(error)
-                } else {
-                    Failure::Final(error)
-                });
-            }
-            Err(error) => {
-                let error = anyhow::Error::from(error).context(format!("{method} {url}"));
-                return Err(Failure::Retryable(error));
-            }
-        };
-        match (response.status(), response.header("Location")) {
-            (307 | 308, Some(location)) => url = location.to_owned(),
-            _ => return Ok(response),
+            Failure::Final(error.into())
         }
-    }
-    Err(Failure::Final(anyhow::anyhow!(
-        "too many redirects for {method} {url}"
-    )))
+    })
 }
 
 /// How long `kv put` goes on retrying a write whose outcome it does not know.
 const PUT_RETRY_WINDOW: Duration = Duration::from_secs(30);
 
-/// Sends a write exactly once: registers a client record, numbers the write, and retries it
-/// with the same numbering (on each endpoint in turn) while its outcome is unknown, so it is
-/// applied at most once however many attempts it takes.
+/// Sends a write exactly once, through the client library: a client record of its own, the
+/// write numbered, and retried with the same numbering on each endpoint in turn while its
+/// outcome is unknown, so it is applied at most once however many attempts it takes.
 fn write_exactly_once(endpoints: &[&str], path: &str, body: &[u8]) -> Result<Value> {
     let endpoints = if endpoints.is_empty() {
-        &[ENDPOINT_DEFAULT][..]
+        ENDPOINT_DEFAULT.to_owned()
     } else {
-        endpoints
+        endpoints.join(",")
     };
-    let started = std::time::Instant::now();
-    let mut last_error = None;
-    let mut client = None;
-    for attempt in 0usize.. {
-        if started.elapsed() > PUT_RETRY_WINDOW {
-            break;
+    let rafting = rafting_client::connect_with(&endpoints, REQUEST_TIMEOUT, PUT_RETRY_WINDOW)?;
+    rafting.write("PUT", path, body).map_err(|error| {
+        let gave_up = error.is_retryable();
+        let error = anyhow::Error::new(error);
+        if gave_up {
+            error.context(format!(
+                "gave up after {} s; the write may or may not have been applied",
+                PUT_RETRY_WINDOW.as_secs()
+            ))
+        } else {
+            error
         }
-        if attempt > 0 {
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        let base = endpoints[attempt % endpoints.len()];
-        let id = match client {
-            Some(id) => id,
-            None => match send_with_headers(
-                "POST",
-                &format!("{base}/v1/clients"),
-                &[],
-                b"",
-                REQUEST_TIMEOUT,
-            ) {
-                Ok(response) => {
-                    let answer = json(response)?;
-                    let id = answer["client"]
-                        .as_u64()
-                        .context("the node answered a registration without a client id")?;
-                    client = Some(id);
-                    id
-                }
-                Err(Failure::Retryable(error)) => {
-                    last_error = Some(error);
-                    continue;
-                }
-                Err(Failure::Final(error)) => return Err(error),
-            },
-        };
-        let headers = [
-            ("X-Rafting-Client", id.to_string()),
-            ("X-Rafting-Sequence", "1".to_string()),
-        ];
-        match send_with_headers(
-            "PUT",
-            &format!("{base}{path}"),
-            &headers,
-            body,
-            REQUEST_TIMEOUT,
-        ) {
-            Ok(response) => return json(response),
-            Err(Failure::Retryable(error)) => {
-                tracing::debug!(%error, "the write's outcome is unknown: retrying it");
-                last_error = Some(error);
-            }
-            Err(Failure::Final(error)) => return Err(error),
-        }
-    }
-    Err(last_error
-        .unwrap_or_else(|| anyhow::anyhow!("no attempt made"))
-        .context(format!(
-            "gave up after {} s; the write may or may not have been applied",
-            PUT_RETRY_WINDOW.as_secs()
-        )))
-}
-
-fn api_error(status: u16, response: ureq::Response) -> anyhow::Error {
-    match response.into_json::<Value>() {
-        Ok(body) => anyhow::anyhow!(
-            "{}: {} (HTTP {status})",
-            body["code"].as_str().unwrap_or("error"),
-            body["message"].as_str().unwrap_or("")
-        ),
-        Err(_) => anyhow::anyhow!("HTTP {status}"),
-    }
-}
-
-fn json(response: ureq::Response) -> Result<Value> {
-    response.into_json().context("reading the JSON answer")
+    })
 }
 
 /// Runs one `rafting kv` command.
@@ -294,27 +191,22 @@ pub fn run_kv(endpoint: &str, command: &KvCommand) -> Result<bool> {
         } => {
             let flag = if *stale { "?stale" } else { "" };
             let url = format!("{base}/v1/kv/{}{flag}", encode_key(key));
-            let response = send("GET", &url, &[])?;
+            let answer = send("GET", &url, &[])?;
             if *verbose {
                 for name in ["X-Rafting-Version", "X-Rafting-Create-Revision"] {
-                    eprintln!("{name}: {}", response.header(name).unwrap_or("-"));
+                    eprintln!("{name}: {}", answer.header(name).unwrap_or("-"));
                 }
-                let modify = response.header("X-Rafting-Modify-Revision").unwrap_or("-");
+                let modify = answer.header("X-Rafting-Modify-Revision").unwrap_or("-");
                 eprintln!("X-Rafting-Modify-Revision: {modify}");
             }
-            let mut value = Vec::new();
-            response
-                .into_reader()
-                .take(64 << 20)
-                .read_to_end(&mut value)?;
-            out.write_all(&value)?;
+            out.write_all(&answer.body)?;
             if std::io::IsTerminal::is_terminal(&out) {
                 writeln!(out)?;
             }
         }
         KvCommand::Del { key } => {
             let url = format!("{base}/v1/kv/{}", encode_key(key));
-            writeln!(out, "{}", json(send("DELETE", &url, &[])?)?)?;
+            writeln!(out, "{}", json(&send("DELETE", &url, &[])?)?)?;
         }
         KvCommand::List {
             prefix,
@@ -323,7 +215,7 @@ pub fn run_kv(endpoint: &str, command: &KvCommand) -> Result<bool> {
         } => list(base, prefix, *limit, *stale, &mut out)?,
         KvCommand::Txn { json: body } => {
             let body = argument_or_stdin(body.as_deref())?;
-            let answer = json(send("POST", &format!("{base}/v1/txn"), &body)?)?;
+            let answer = json(&send("POST", &format!("{base}/v1/txn"), &body)?)?;
             writeln!(out, "{answer}")?;
             return Ok(answer["succeeded"] == Value::Bool(true));
         }
@@ -361,7 +253,7 @@ fn list(base: &str, prefix: &str, limit: u32, stale: bool, out: &mut impl Write)
         "{base}/v1/kv/{}?list&limit={limit}{stale}",
         encode_key(prefix)
     );
-    let answer = json(send("GET", &url, &[])?)?;
+    let answer = json(&send("GET", &url, &[])?)?;
     let entries = answer["entries"].as_array().cloned().unwrap_or_default();
     for entry in &entries {
         let key = entry["key"].as_str().unwrap_or("");
@@ -387,20 +279,21 @@ enum PollFailure {
     Refused(anyhow::Error),
 }
 
-/// One long poll. Any node serves watches, so no redirect is followed.
+/// One long poll (any node serves watches).
 fn poll_watch(url: &str) -> Result<Value, PollFailure> {
-    match agent(REQUEST_TIMEOUT).get(url).call() {
-        Ok(response) => json(response).map_err(PollFailure::NodeUnavailable),
-        Err(ureq::Error::Status(status, response)) if status >= 500 => {
-            Err(PollFailure::NodeUnavailable(api_error(status, response)))
-        }
-        Err(ureq::Error::Status(status, response)) => {
-            Err(PollFailure::Refused(api_error(status, response)))
+    match rafting_client::send_to("GET", url, &[], &[], REQUEST_TIMEOUT) {
+        Ok(answer) => json(&answer).map_err(PollFailure::NodeUnavailable),
+        Err(error @ rafting_client::Error::Api { status, .. }) if status < 500 => {
+            Err(PollFailure::Refused(error.into()))
         }
         Err(error) => Err(PollFailure::NodeUnavailable(
             anyhow::Error::new(error).context(format!("GET {url}")),
         )),
     }
+}
+
+fn json(answer: &Answer) -> Result<Value> {
+    answer.json().context("reading the JSON answer")
 }
 
 /// Prints the changes under `prefix` until Ctrl-C, polling the endpoints in turn: when one
@@ -458,7 +351,7 @@ pub fn cluster_status(endpoint: &str) -> Result<bool> {
         .copied()
         .unwrap_or(ENDPOINT_DEFAULT);
     let url = format!("{base}/v1/cluster");
-    let answer = json(send("GET", &url, &[])?)?;
+    let answer = json(&send("GET", &url, &[])?)?;
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -7,12 +7,11 @@
 
 use crate::client_command::{Failure, encode_key, send, send_with_headers};
 use crate::signals;
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
 use rafting_core::Millis;
 use rafting_core::member::{Action, Member, MemberConfig};
-use rafting_core::store::SessionId;
-use rafting_core::store::services::{GroupPhase, MemberView, Role};
+use rafting_core::store::services::{MemberView, Role};
 use serde_json::{Value, json};
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -71,12 +70,12 @@ pub fn run(endpoint: &str, command: &ServiceCommand) -> Result<bool> {
     let mut out = std::io::stdout().lock();
     match command {
         ServiceCommand::List => {
-            let answer: Value = send("GET", &format!("{base}/v1/services"), &[])?.into_json()?;
+            let answer: Value = send("GET", &format!("{base}/v1/services"), &[])?.json()?;
             writeln!(out, "{answer}")?;
         }
         ServiceCommand::Show { name } => {
             let url = format!("{base}/v1/services/{}", encode_key(name));
-            let answer: Value = send("GET", &url, &[])?.into_json()?;
+            let answer: Value = send("GET", &url, &[])?.json()?;
             writeln!(out, "{answer}")?;
         }
         ServiceCommand::Resign {
@@ -87,7 +86,7 @@ pub fn run(endpoint: &str, command: &ServiceCommand) -> Result<bool> {
         } => {
             let url = format!("{base}/v1/services/{}/resign", encode_key(name));
             let body = json!({"instance": instance, "epoch": epoch, "to": to}).to_string();
-            let answer: Value = send("POST", &url, body.as_bytes())?.into_json()?;
+            let answer: Value = send("POST", &url, body.as_bytes())?.json()?;
             writeln!(out, "{answer}")?;
         }
         ServiceCommand::Join {
@@ -115,22 +114,8 @@ pub fn run(endpoint: &str, command: &ServiceCommand) -> Result<bool> {
 
 /// A member's answer as the REST API gives it.
 fn member_view(answer: &Value) -> Result<MemberView> {
-    let role = match answer["role"].as_str() {
-        Some("master") => Role::Master,
-        Some("standby") => Role::Standby,
-        other => bail!("unexpected role {other:?} in {answer}"),
-    };
-    Ok(MemberView {
-        role,
-        epoch: answer["epoch"].as_u64().context("an epoch")?,
-        phase: match answer["phase"].as_str() {
-            Some("forming") => GroupPhase::Forming,
-            _ => GroupPhase::Running,
-        },
-        master: answer["master"].as_str().map(str::to_owned),
-        session: SessionId::new(answer["session"].as_u64().unwrap_or(0)),
-        expires_at: Millis(answer["expires_at_ms"].as_u64().unwrap_or(0)),
-    })
+    rafting_client::member_view(answer)
+        .with_context(|| format!("an unexpected member answer: {answer}"))
 }
 
 /// Long-polls the group's changes (its mirror key under `/_services`) on a thread of its
@@ -151,7 +136,7 @@ fn watch_group(base: &str, name: &str) -> std::sync::mpsc::Receiver<(u64, Option
                 Some(since) => format!("{url}&since={since}"),
                 None => url.clone(),
             };
-            match send("GET", &poll, &[]).and_then(|response| Ok(response.into_json::<Value>()?)) {
+            match send("GET", &poll, &[]).and_then(|answer| Ok(answer.json()?)) {
                 Ok(batch) => {
                     since = batch["next_since"].as_u64().or(since);
                     let events = batch["events"]
@@ -214,7 +199,7 @@ fn join(base: &str, name: &str, instance: &str, ttl_ms: u64, registration: &Valu
             let timeout = Duration::from_millis(member.config().keep_alive_every_ms.max(50));
             match send_with_headers(method, &url, &[], &body, timeout) {
                 Ok(response) => {
-                    let answer: Value = response.into_json()?;
+                    let answer: Value = response.json()?;
                     member.on_answer(sent_at, &member_view(&answer)?);
                 }
                 Err(Failure::Final(error)) => {

@@ -39,7 +39,7 @@ pub fn run(endpoint: &str, command: &SessionCommand) -> Result<bool> {
             send("DELETE", &format!("{base}/v1/sessions/{session}"), &[])?
         }
     };
-    let answer: Value = response.into_json().context("reading the JSON answer")?;
+    let answer: Value = response.json().context("reading the JSON answer")?;
     writeln!(std::io::stdout().lock(), "{answer}")?;
     Ok(true)
 }
