@@ -57,6 +57,40 @@ impl MasterGuard {
         let agent = self.shared.agent.lock().unwrap_or_else(|p| p.into_inner());
         agent.acting_role(self.shared.now()) == Role::Master && agent.epoch() == self.epoch
     }
+
+    /// A signal sent once, the moment this process stops being master: its lease ran out on
+    /// its own clock, it learned of a successor, or the candidate was dropped. For work that
+    /// must stop at once rather than at its next `is_valid()` check.
+    pub fn lost(&self) -> std::sync::mpsc::Receiver<()> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let (shared, epoch) = (self.shared.clone(), self.epoch);
+        let watch = move || {
+            let mut agent = shared.agent.lock().unwrap_or_else(|p| p.into_inner());
+            loop {
+                let now = shared.now();
+                let master = agent.acting_role(now) == Role::Master && agent.epoch() == epoch;
+                if !master || shared.stop.load(Ordering::Relaxed) {
+                    let _ = sender.send(());
+                    return;
+                }
+                // Wake at the end of the acting window, or on any change.
+                let left = agent.acting_until().since(now).clamp(1, 100);
+                agent = shared
+                    .changed
+                    .wait_timeout(agent, Duration::from_millis(left))
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            }
+        };
+        if let Err(error) = std::thread::Builder::new()
+            .name("rafting-master-lost".into())
+            .spawn(watch)
+        {
+            // No thread: the receiver's sender is gone, which reads as "lost" at once.
+            tracing::warn!(%error, "cannot watch the master's lease");
+        }
+        receiver
+    }
 }
 
 impl Candidate {

@@ -56,6 +56,15 @@ fn keys_farms_and_a_master_in_one_call_each() {
     eventually("three members seen", Duration::from_secs(5), || {
         search.members().len() == 3
     });
+    // The listing carries the revision of the group's last change, to watch from.
+    let (status, body) = common::request(
+        "GET",
+        &format!("{}/v1/services/search", cluster.url(0)),
+        b"",
+    );
+    assert_eq!(status, 200);
+    let view: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(view["revision"].as_u64().unwrap() > 0, "{view}");
     let mut counts = BTreeMap::new();
     for _ in 0..300 {
         *counts
@@ -91,8 +100,15 @@ fn keys_farms_and_a_master_in_one_call_each() {
         .join_master_standby("/billing", Member::new("b2").ttl_ms(1_000))
         .unwrap();
     let epoch = guard.epoch();
+    let lost = guard.lost();
+    assert!(
+        lost.recv_timeout(Duration::from_millis(300)).is_err(),
+        "no loss signal while it leads"
+    );
     drop(first);
     assert!(!guard.is_valid(), "a candidate that left no longer leads");
+    lost.recv_timeout(Duration::from_secs(1))
+        .expect("the guard signals the loss at once");
     let started = Instant::now();
     let next = second.wait_until_master().unwrap();
     assert!(next.epoch() > epoch, "{} after {epoch}", next.epoch());

@@ -173,6 +173,8 @@ pub struct Group {
     next_order: u64,
     /// A brutal stop's hold-off: no master is appointed before the clock reads this.
     pub hold_off_until: Option<Millis>,
+    /// The revision of the group's last published change (its mirror key's).
+    pub revision: Revision,
 }
 
 impl Group {
@@ -313,6 +315,9 @@ pub struct GroupView {
     /// Instance ids in succession order.
     pub standbys: Vec<String>,
     pub members: Vec<MemberEntry>,
+    /// The revision of the group's last change: a caller caching the view watches the mirror
+    /// key from here.
+    pub revision: u64,
 }
 
 /// The master with its fencing token, for resources that check it.
@@ -376,6 +381,7 @@ impl Store {
                 .map(|member| member.instance.clone())
                 .collect(),
             members: group.members.values().map(member_entry).collect(),
+            revision: group.revision.get(),
         })
     }
 
@@ -780,6 +786,9 @@ impl Store {
 
     /// Writes the group's view to its mirror key, for watchers.
     fn publish_group(&mut self, tenant: TenantId, name: &str, revision: Revision) {
+        if let Some(group) = self.services.groups.get_mut(&(tenant, name.to_owned())) {
+            group.revision = revision;
+        }
         let Some(view) = self.group_view(tenant, name) else {
             return;
         };
