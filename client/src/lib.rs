@@ -31,7 +31,8 @@
 //! ```
 //!
 //! Every call takes any node's address: a follower's `307` is followed to the leader, a dead
-//! node is skipped for the next one. Errors carry the REST API's stable codes.
+//! node is skipped for the next one. Errors carry the REST API's stable codes. On a cluster
+//! with tenants, set `RAFTING_TOKEN` (or use [`Connect::token`]): every request carries it.
 
 mod farm;
 mod master;
@@ -113,6 +114,8 @@ pub struct Rafting {
     timeout: Duration,
     /// How long a write is retried while its outcome is unknown.
     retry_window: Duration,
+    /// `Authorization: Bearer <token>` on every request, on a cluster with tenants.
+    authorization: Option<String>,
     /// This client's exactly-once record, registered on the first write.
     client: Mutex<Option<u64>>,
     sequence: AtomicU64,
@@ -121,17 +124,18 @@ pub struct Rafting {
 }
 
 /// Connects to the nodes listed in `RAFTING_ENDPOINTS` (comma-separated), or
-/// [`ENDPOINT_DEFAULT`].
+/// [`ENDPOINT_DEFAULT`], with the token in `RAFTING_TOKEN` if it is set.
 pub fn connect_from_env() -> Result<Arc<Rafting>, Error> {
     let endpoints =
         std::env::var("RAFTING_ENDPOINTS").unwrap_or_else(|_| ENDPOINT_DEFAULT.to_owned());
-    connect(&endpoints)
+    let token = std::env::var("RAFTING_TOKEN").unwrap_or_default();
+    Connect::new(&endpoints).token(&token).connect()
 }
 
 /// Connects to the given nodes (comma-separated base URLs). Nothing is sent yet. The handle
 /// is shared: farms and memberships keep it on their threads.
 pub fn connect(endpoints: &str) -> Result<Arc<Rafting>, Error> {
-    connect_with(endpoints, Duration::from_secs(5), Duration::from_secs(30))
+    Connect::new(endpoints).connect()
 }
 
 /// [`connect`] with the time one request may take, and how long a write whose outcome is
@@ -141,23 +145,75 @@ pub fn connect_with(
     timeout: Duration,
     retry_window: Duration,
 ) -> Result<Arc<Rafting>, Error> {
-    let endpoints: Vec<String> = endpoints
-        .split(',')
-        .map(|endpoint| endpoint.trim().trim_end_matches('/').to_owned())
-        .filter(|endpoint| !endpoint.is_empty())
-        .collect();
-    if endpoints.is_empty() {
-        return Err(Error::Unavailable("no endpoint given".into()));
+    Connect::new(endpoints)
+        .timeout(timeout)
+        .retry_window(retry_window)
+        .connect()
+}
+
+/// A connection's settings, for what [`connect`] does not set:
+/// `Connect::new(endpoints).token(token).timeout(d).connect()`.
+#[derive(Clone, Debug)]
+pub struct Connect {
+    endpoints: String,
+    token: Option<String>,
+    timeout: Duration,
+    retry_window: Duration,
+}
+
+impl Connect {
+    /// Comma-separated base URLs of any of the cluster's nodes; 5 s per request and 30 s of
+    /// retrying a write whose outcome is unknown, no token.
+    pub fn new(endpoints: &str) -> Connect {
+        Connect {
+            endpoints: endpoints.to_owned(),
+            token: None,
+            timeout: Duration::from_secs(5),
+            retry_window: Duration::from_secs(30),
+        }
     }
-    Ok(Arc::new(Rafting {
-        endpoints,
-        preferred: AtomicU64::new(0),
-        timeout,
-        retry_window,
-        client: Mutex::new(None),
-        sequence: AtomicU64::new(0),
-        outstanding: Mutex::new(std::collections::BTreeSet::new()),
-    }))
+
+    /// The tenant's (or the admin's) token, sent as `Authorization: Bearer`; an empty one is
+    /// none.
+    pub fn token(mut self, token: &str) -> Connect {
+        let token = token.trim();
+        self.token = (!token.is_empty()).then(|| token.to_owned());
+        self
+    }
+
+    /// The time one request may take.
+    pub fn timeout(mut self, timeout: Duration) -> Connect {
+        self.timeout = timeout;
+        self
+    }
+
+    /// How long a write whose outcome is unknown is retried (with the same numbering).
+    pub fn retry_window(mut self, retry_window: Duration) -> Connect {
+        self.retry_window = retry_window;
+        self
+    }
+
+    pub fn connect(self) -> Result<Arc<Rafting>, Error> {
+        let endpoints: Vec<String> = self
+            .endpoints
+            .split(',')
+            .map(|endpoint| endpoint.trim().trim_end_matches('/').to_owned())
+            .filter(|endpoint| !endpoint.is_empty())
+            .collect();
+        if endpoints.is_empty() {
+            return Err(Error::Unavailable("no endpoint given".into()));
+        }
+        Ok(Arc::new(Rafting {
+            endpoints,
+            preferred: AtomicU64::new(0),
+            timeout: self.timeout,
+            retry_window: self.retry_window,
+            authorization: self.token.map(|token| format!("Bearer {token}")),
+            client: Mutex::new(None),
+            sequence: AtomicU64::new(0),
+            outstanding: Mutex::new(std::collections::BTreeSet::new()),
+        }))
+    }
 }
 
 impl Rafting {
@@ -278,6 +334,19 @@ impl Rafting {
             .timeout(timeout)
             .redirects(0)
             .build();
+        let with_token: Vec<(&str, String)>;
+        let headers = match &self.authorization {
+            Some(authorization) => {
+                with_token = headers
+                    .unwrap_or_default()
+                    .iter()
+                    .cloned()
+                    .chain([("Authorization", authorization.clone())])
+                    .collect();
+                Some(&with_token[..])
+            }
+            None => headers,
+        };
         let count = self.endpoints.len();
         let first = self.preferred.load(Ordering::Relaxed) as usize % count;
         let mut last = Error::Unavailable("no attempt".into());
@@ -493,6 +562,14 @@ impl Member {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_becomes_a_bearer_header_and_an_empty_one_none() {
+        let with = Connect::new("http://a:1").token(" t0k ").connect().unwrap();
+        assert_eq!(with.authorization.as_deref(), Some("Bearer t0k"));
+        let without = Connect::new("http://a:1").token("  ").connect().unwrap();
+        assert_eq!(without.authorization, None);
+    }
 
     #[test]
     fn endpoints_are_split_trimmed_and_required() {
