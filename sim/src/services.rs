@@ -400,22 +400,39 @@ impl Simulator<'_, '_> {
         );
     }
 
+    /// When a member's event must wait for it to wake: this life of the member is paused, and,
+    /// for what reaches it from outside (an answer, a watched change), it is not cut off (a
+    /// cut-off member loses those). Like [`Simulator::hold_if_paused`] for nodes.
+    pub(crate) fn member_event_held_until(&self, kind: &EventKind) -> Option<u64> {
+        let (member, incarnation, from_outside) = match kind {
+            EventKind::MemberTurn {
+                member,
+                incarnation,
+            } => (*member, *incarnation, false),
+            EventKind::MemberAnswer {
+                member,
+                incarnation,
+                ..
+            }
+            | EventKind::MemberObserved {
+                member,
+                incarnation,
+                ..
+            } => (*member, *incarnation, true),
+            _ => return None,
+        };
+        let now = self.now_us;
+        let state = &self.services.as_ref()?.members[member];
+        let current = state.alive && state.incarnation == incarnation;
+        let reaches = !from_outside || state.cut_off_until_us <= now;
+        (current && reaches && state.paused_until_us > now).then_some(state.paused_until_us)
+    }
+
     /// A member's turn: note whether it acts as master, then send what its agent asks for.
     pub(crate) fn on_member_turn(&mut self, member: usize, incarnation: u64) {
         let now = self.now_us;
         let state = &self.services().members[member];
         if !state.alive || state.incarnation != incarnation {
-            return;
-        }
-        if state.paused_until_us > now {
-            let at = state.paused_until_us;
-            self.schedule(
-                at,
-                EventKind::MemberTurn {
-                    member,
-                    incarnation,
-                },
-            );
             return;
         }
         let local = state.local_ms(now);
@@ -596,8 +613,8 @@ impl Simulator<'_, '_> {
         );
     }
 
-    /// The answer reaches the member (unless it died, or is cut off or paused meanwhile:
-    /// a paused member reads it when it wakes).
+    /// The answer reaches the member (unless it died or is cut off meanwhile; a paused member
+    /// reads it when it wakes: [`Simulator::member_event_held_until`]).
     pub(crate) fn on_member_answer(
         &mut self,
         member: usize,
@@ -611,19 +628,6 @@ impl Simulator<'_, '_> {
             return;
         }
         if state.cut_off_until_us > now {
-            return;
-        }
-        if state.paused_until_us > now {
-            let at = state.paused_until_us;
-            self.schedule(
-                at,
-                EventKind::MemberAnswer {
-                    member,
-                    incarnation,
-                    request,
-                    result: Box::new(result),
-                },
-            );
             return;
         }
         let Some((id, sent_at, purpose)) = state.in_flight else {
@@ -913,17 +917,6 @@ impl Simulator<'_, '_> {
         let planted = self.services().section.planted_no_lease;
         let state = &mut self.services().members[member];
         if !state.alive || state.incarnation != incarnation || state.cut_off_until_us > now {
-            return;
-        }
-        if state.paused_until_us > now {
-            let at = state.paused_until_us;
-            let observed = EventKind::MemberObserved {
-                member,
-                incarnation,
-                epoch,
-                master,
-            };
-            self.schedule(at, observed);
             return;
         }
         if planted {

@@ -518,6 +518,10 @@ impl<'s, 'w> Simulator<'s, 'w> {
     }
 
     fn dispatch(&mut self, kind: EventKind) {
+        if let Some(wake_us) = self.member_event_held_until(&kind) {
+            self.schedule(wake_us, kind);
+            return;
+        }
         match kind {
             EventKind::Deliver { to, envelope } => self.on_deliver(to, envelope),
             EventKind::Timer { node, incarnation } => self.on_timer(node, incarnation),
