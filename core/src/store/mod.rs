@@ -41,7 +41,8 @@
 //!
 //! Nothing here reads a clock or draws randomness, and every map whose order can reach an
 //! answer is a `BTreeMap`/`BTreeSet`. Ids that must be fresh (sessions, clients) are the log
-//! index of the command that creates them. Snapshots are the serde encoding of [`Store`].
+//! index of the command that creates them. A snapshot is the `bincode` encoding of [`Store`]
+//! ([`Store::snapshot`], [`Store::restore`]): equal stores give equal bytes.
 //!
 //! ```
 //! use rafting_core::LogIndex;
@@ -71,6 +72,7 @@ mod keyspace;
 mod read;
 pub mod services;
 pub mod sessions;
+pub mod snapshot;
 #[allow(clippy::module_inception)]
 mod store;
 mod transaction;
@@ -88,4 +90,5 @@ pub use command::{
 pub use config::StoreConfig;
 pub use error::StoreError;
 pub use key::{ClientId, Key, Prefix, Revision, SessionId, TenantId};
+pub use snapshot::SnapshotError;
 pub use store::Store;
