@@ -319,7 +319,7 @@ proptest! {
         let config = if default_bounds { StoreConfig::default() } else { small_config() };
         let mut store = Store::new(config);
         let mut index = 0u64;
-        let mut run = |store: &mut Store, restored: Option<&mut Store>, steps: &[Step], index: &mut u64| {
+        let run = |store: &mut Store, restored: Option<&mut Store>, steps: &[Step], index: &mut u64| {
             let mut restored = restored;
             for step in steps {
                 match step {
