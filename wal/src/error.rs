@@ -15,6 +15,7 @@ pub enum WalErrorKind {
     BadHeader,
     ForeignSegment,
     Corrupt,
+    CorruptSnapshot,
     OutOfOrder,
     MissingSegment,
     InvalidBatch,
@@ -28,6 +29,7 @@ impl WalErrorKind {
             WalErrorKind::BadHeader => "bad_header",
             WalErrorKind::ForeignSegment => "foreign_segment",
             WalErrorKind::Corrupt => "corrupt",
+            WalErrorKind::CorruptSnapshot => "corrupt_snapshot",
             WalErrorKind::OutOfOrder => "out_of_order",
             WalErrorKind::MissingSegment => "missing_segment",
             WalErrorKind::InvalidBatch => "invalid_batch",
@@ -74,6 +76,14 @@ pub enum WalError {
         offset: u64,
         reason: String,
     },
+    /// A snapshot file is damaged (cut short, a checksum that fails, a field out of range):
+    /// it is refused whole.
+    #[error("{file}: damaged snapshot at byte offset {offset}: {reason}")]
+    CorruptSnapshot {
+        file: String,
+        offset: u64,
+        reason: String,
+    },
     /// A record's index does not follow the log (it goes backwards or leaves a gap) and no
     /// truncation record allows it.
     #[error("{file}: record at byte offset {offset} is out of order: {reason}")]
@@ -98,6 +108,7 @@ impl WalError {
             WalError::BadHeader { .. } => WalErrorKind::BadHeader,
             WalError::ForeignSegment { .. } => WalErrorKind::ForeignSegment,
             WalError::Corrupt { .. } => WalErrorKind::Corrupt,
+            WalError::CorruptSnapshot { .. } => WalErrorKind::CorruptSnapshot,
             WalError::OutOfOrder { .. } => WalErrorKind::OutOfOrder,
             WalError::MissingSegment { .. } => WalErrorKind::MissingSegment,
             WalError::InvalidBatch { .. } => WalErrorKind::InvalidBatch,

@@ -19,7 +19,9 @@
 //! Snapshots and log compaction: a log may begin at any index (replay accepts whatever index
 //! the oldest remaining segment starts with), and a writer that repeats the current hard
 //! state at the start of each segment may delete whole segments older than a snapshot
-//! without losing it.
+//! without losing it. A snapshot itself is a file of its own ([`snapshot_file`]): a
+//! checksummed header (cluster, node, last included index and term, voters) and the store's
+//! image.
 
 pub mod error;
 pub mod frame;
@@ -27,6 +29,7 @@ pub mod log_shape;
 pub mod record;
 pub mod replay;
 pub mod segment_header;
+pub mod snapshot_file;
 mod wire;
 
 pub use error::{OrderViolation, WalError, WalErrorKind};

@@ -1,0 +1,291 @@
+//! The snapshot file: a store image (`rafting_core::store::Store::snapshot`) with a header
+//! that says whose it is and where in the log it stands, both checksummed. Pure functions over
+//! bytes, like the segments; writing the file (temporary file, fsync, rename, directory fsync)
+//! is the driver's. See `docs/snapshots-and-membership.md`.
+//!
+//! Layout (little-endian):
+//!
+//! ```text
+//! offset    size  field
+//!      0       8  magic "RAFTSNAP"
+//!      8       4  format version
+//!     12       8  cluster id
+//!     20       8  node id
+//!     28       8  last included log index
+//!     36       8  term of that entry
+//!     44       4  voter count n
+//!     48      8n  voter ids, ascending
+//!  48+8n       8  image length m
+//!  56+8n       4  CRC32C of bytes 0..56+8n (the header)
+//!  60+8n       m  the store image
+//!  60+8n+m     4  CRC32C of the image
+//! ```
+//!
+//! A damaged file is refused with the offset of what is wrong, never half-read.
+
+use crate::error::WalError;
+use crate::segment_header::{ClusterId, LogOwner, read_u32};
+use rafting_core::{LogIndex, NodeId, Term};
+use std::collections::BTreeSet;
+
+/// The first bytes of every snapshot file.
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RAFTSNAP";
+/// The format version this build writes and the only one it reads.
+pub const SNAPSHOT_FILE_VERSION: u32 = 1;
+/// Voters a header may name (a bound against a damaged count, far above any real cluster).
+const VOTERS_MAX: u32 = 1024;
+
+/// Where a snapshot stands: the last entry it includes and the configuration at that entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotMeta {
+    pub owner: LogOwner,
+    pub index: LogIndex,
+    pub term: Term,
+    pub voters: BTreeSet<NodeId>,
+}
+
+/// The file's name for a snapshot: ordered by index when names are sorted.
+pub fn snapshot_file_name(index: LogIndex, term: Term) -> String {
+    format!("snapshot-{:020}-{:020}.snap", index.get(), term.get())
+}
+
+/// The whole file for `image` taken at `meta`.
+pub fn encode_snapshot_file(meta: &SnapshotMeta, image: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(64 + 8 * meta.voters.len() + image.len());
+    bytes.extend_from_slice(&SNAPSHOT_MAGIC);
+    bytes.extend_from_slice(&SNAPSHOT_FILE_VERSION.to_le_bytes());
+    bytes.extend_from_slice(&meta.owner.cluster_id.0.to_le_bytes());
+    bytes.extend_from_slice(&meta.owner.node_id.get().to_le_bytes());
+    bytes.extend_from_slice(&meta.index.get().to_le_bytes());
+    bytes.extend_from_slice(&meta.term.get().to_le_bytes());
+    bytes.extend_from_slice(&(meta.voters.len() as u32).to_le_bytes());
+    for voter in &meta.voters {
+        bytes.extend_from_slice(&voter.get().to_le_bytes());
+    }
+    bytes.extend_from_slice(&(image.len() as u64).to_le_bytes());
+    let header_checksum = crc32c::crc32c(&bytes);
+    bytes.extend_from_slice(&header_checksum.to_le_bytes());
+    bytes.extend_from_slice(image);
+    bytes.extend_from_slice(&crc32c::crc32c(image).to_le_bytes());
+    bytes
+}
+
+/// Reads and verifies `bytes`, the content of `file`, written for `expected_owner`: its
+/// header and the store image it holds.
+///
+/// (The driver writes [`encode_snapshot_file`]'s bytes to a temporary file, syncs it, renames
+/// it to [`snapshot_file_name`] and syncs the directory.)
+pub fn decode_snapshot_file<'a>(
+    file: &str,
+    bytes: &'a [u8],
+    expected_owner: LogOwner,
+) -> Result<(SnapshotMeta, &'a [u8]), WalError> {
+    let mut reader = Reader {
+        file,
+        bytes,
+        offset: 0,
+    };
+    if reader.take(8, "magic")? != SNAPSHOT_MAGIC {
+        return Err(reader.corrupt(0, "wrong magic: not a RAFTiNG snapshot".into()));
+    }
+    let version = reader.u32("format version")?;
+    if version != SNAPSHOT_FILE_VERSION {
+        return Err(reader.corrupt(
+            8,
+            format!("format version {version}, this build reads only {SNAPSHOT_FILE_VERSION}"),
+        ));
+    }
+    let cluster_id = ClusterId(reader.u64("cluster id")?);
+    let node_id = NodeId::new(reader.u64("node id")?);
+    let index = LogIndex::new(reader.u64("index")?);
+    let term = Term::new(reader.u64("term")?);
+    let count_at = reader.offset;
+    let count = reader.u32("voter count")?;
+    if count > VOTERS_MAX {
+        return Err(reader.corrupt(count_at, format!("{count} voters: damaged")));
+    }
+    let mut voters = BTreeSet::new();
+    for _ in 0..count {
+        voters.insert(NodeId::new(reader.u64("voter id")?));
+    }
+    let length_at = reader.offset;
+    let length = reader.u64("image length")?;
+    let header_end = reader.offset;
+    let stored = reader.u32("header checksum")?;
+    let computed = crc32c::crc32c(&bytes[..header_end]);
+    if stored != computed {
+        return Err(reader.corrupt(
+            header_end,
+            format!("header checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"),
+        ));
+    }
+    let owner = LogOwner {
+        cluster_id,
+        node_id,
+    };
+    if owner != expected_owner {
+        return Err(WalError::ForeignSegment {
+            file: file.to_string(),
+            found_cluster: owner.cluster_id,
+            found_node: owner.node_id,
+            expected_cluster: expected_owner.cluster_id,
+            expected_node: expected_owner.node_id,
+        });
+    }
+    let image_at = reader.offset;
+    let remaining = (bytes.len() - image_at) as u64;
+    if length.checked_add(4) != Some(remaining) {
+        return Err(reader.corrupt(
+            length_at,
+            format!("the image is {length} bytes but {remaining} bytes follow the header (with its 4-byte checksum)"),
+        ));
+    }
+    let image = reader.take(length as usize, "image")?;
+    let stored = reader.u32("image checksum")?;
+    let computed = crc32c::crc32c(image);
+    if stored != computed {
+        return Err(reader.corrupt(
+            image_at,
+            format!("image checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"),
+        ));
+    }
+    let meta = SnapshotMeta {
+        owner,
+        index,
+        term,
+        voters,
+    };
+    Ok((meta, image))
+}
+
+/// Reads fields in order, naming the offset of whatever is missing.
+struct Reader<'f, 'b> {
+    file: &'f str,
+    bytes: &'b [u8],
+    offset: usize,
+}
+
+impl<'b> Reader<'_, 'b> {
+    fn take(&mut self, length: usize, what: &str) -> Result<&'b [u8], WalError> {
+        let end = self.offset.checked_add(length);
+        let Some(field) = end.and_then(|end| self.bytes.get(self.offset..end)) else {
+            return Err(self.corrupt(
+                self.offset,
+                format!("cut short: the {what} needs {length} bytes"),
+            ));
+        };
+        self.offset += length;
+        Ok(field)
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, WalError> {
+        self.take(4, what).map(read_u32)
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, WalError> {
+        let field = self.take(8, what)?;
+        let mut buffer = [0u8; 8];
+        buffer.copy_from_slice(field);
+        Ok(u64::from_le_bytes(buffer))
+    }
+
+    fn corrupt(&self, offset: usize, reason: String) -> WalError {
+        WalError::CorruptSnapshot {
+            file: self.file.to_string(),
+            offset: offset as u64,
+            reason,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn owner() -> LogOwner {
+        LogOwner {
+            cluster_id: ClusterId(7),
+            node_id: NodeId::new(2),
+        }
+    }
+
+    fn meta() -> SnapshotMeta {
+        SnapshotMeta {
+            owner: owner(),
+            index: LogIndex::new(1_000),
+            term: Term::new(4),
+            voters: [1, 2, 3].into_iter().map(NodeId::new).collect(),
+        }
+    }
+
+    #[test]
+    fn a_file_reads_back_its_meta_and_image() {
+        let bytes = encode_snapshot_file(&meta(), b"the store");
+        let (read, image) = decode_snapshot_file("s.snap", &bytes, owner()).unwrap();
+        assert_eq!(read, meta());
+        assert_eq!(image, b"the store");
+    }
+
+    #[test]
+    fn names_sort_by_index() {
+        let early = snapshot_file_name(LogIndex::new(99), Term::new(9));
+        let late = snapshot_file_name(LogIndex::new(100), Term::new(1));
+        assert!(early < late, "{early} {late}");
+    }
+
+    #[test]
+    fn another_nodes_snapshot_is_refused() {
+        let bytes = encode_snapshot_file(&meta(), b"x");
+        let stranger = LogOwner {
+            cluster_id: ClusterId(8),
+            node_id: NodeId::new(2),
+        };
+        let error = decode_snapshot_file("s.snap", &bytes, stranger).unwrap_err();
+        assert!(matches!(error, WalError::ForeignSegment { .. }), "{error}");
+    }
+
+    #[test]
+    fn damage_is_refused_with_the_offset_of_what_is_wrong() {
+        let bytes = encode_snapshot_file(&meta(), b"the store");
+        let header_end = 48 + 8 * 3 + 8;
+        let offset_of = |bytes: &[u8]| match decode_snapshot_file("s.snap", bytes, owner()) {
+            Err(WalError::CorruptSnapshot { offset, reason, .. }) => (offset, reason),
+            other => panic!("{other:?}"),
+        };
+        let mut flipped_image = bytes.clone();
+        flipped_image[header_end + 4 + 2] ^= 1;
+        let (offset, reason) = offset_of(&flipped_image);
+        assert_eq!(offset as usize, header_end + 4);
+        assert!(reason.contains("image checksum"), "{reason}");
+        let mut flipped_term = bytes.clone();
+        flipped_term[36] ^= 1;
+        let (offset, reason) = offset_of(&flipped_term);
+        assert_eq!(offset as usize, header_end);
+        assert!(reason.contains("header checksum"), "{reason}");
+        let (offset, reason) = offset_of(&bytes[..bytes.len() - 1]);
+        assert_eq!(offset as usize, header_end - 8);
+        assert!(reason.contains("follow the header"), "{reason}");
+        let (offset, _) = offset_of(&bytes[..20]);
+        assert_eq!(offset, 20);
+    }
+
+    proptest! {
+        /// Proves that no damage to a snapshot file reads back as a snapshot: any single flipped
+        /// bit, and any cut, is refused, never a panic.
+        #[test]
+        fn any_flipped_bit_or_cut_is_refused(
+            image in proptest::collection::vec(any::<u8>(), 0..64),
+            bit in any::<prop::sample::Index>(),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let bytes = encode_snapshot_file(&meta(), &image);
+            let mut flipped = bytes.clone();
+            let position = bit.index(bytes.len() * 8);
+            flipped[position / 8] ^= 1 << (position % 8);
+            prop_assert!(decode_snapshot_file("s.snap", &flipped, owner()).is_err());
+            let cut = cut.index(bytes.len());
+            prop_assert!(decode_snapshot_file("s.snap", &bytes[..cut], owner()).is_err());
+        }
+    }
+}
