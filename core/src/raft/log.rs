@@ -10,8 +10,11 @@ use crate::types::{LogIndex, Term};
 
 #[derive(Clone, Debug, Default)]
 pub struct RaftLog {
-    /// Entries `1..=last_index`, in order. (Snapshots will move the start; the offset stays
-    /// explicit in `index_to_position` so that change is local.)
+    /// The last entry a snapshot covers (zero when none does): entries up to it are gone from
+    /// memory, and only its index and term remain, for the log-matching check.
+    base: LogIndex,
+    base_term: Term,
+    /// Entries `base + 1..=last_index`, in order.
     entries: Vec<Entry>,
     /// Highest index known committed. Never decreases.
     commit: LogIndex,
@@ -27,12 +30,31 @@ pub struct RaftLog {
 impl RaftLog {
     /// A log recovered from durable storage: everything in it is durable.
     pub fn recovered(entries: Vec<Entry>, commit: LogIndex) -> Self {
-        let durable = entries.last().map_or(LogIndex::ZERO, |entry| entry.index);
-        let commit = commit.min(durable);
+        RaftLog::recovered_after(LogIndex::ZERO, Term::ZERO, entries, commit)
+    }
+
+    /// A log recovered from a snapshot that covers `(base, base_term)` and the durable entries
+    /// after it. The snapshot's entries are committed and applied (the store holds them).
+    pub fn recovered_after(
+        base: LogIndex,
+        base_term: Term,
+        entries: Vec<Entry>,
+        commit: LogIndex,
+    ) -> Self {
+        debug_assert!(
+            entries
+                .first()
+                .is_none_or(|entry| entry.index == base.next()),
+            "the entries follow the snapshot"
+        );
+        let durable = entries.last().map_or(base, |entry| entry.index);
+        let commit = commit.clamp(base, durable);
         let mut log = RaftLog {
+            base,
+            base_term,
             entries,
             commit,
-            applied: LogIndex::ZERO,
+            applied: base,
             durable,
             uncommitted_bytes: 0,
         };
@@ -40,23 +62,37 @@ impl RaftLog {
         log
     }
 
-    /// Total size of the entries in `(after, upto]`.
+    /// Total size of the entries in `(after, upto]` (those this log still holds).
     fn bytes_between(&self, after: LogIndex, upto: LogIndex) -> usize {
-        let from = usize::try_from(after.get()).unwrap_or(usize::MAX);
-        let to = usize::try_from(upto.get()).unwrap_or(usize::MAX);
+        let offset = |index: LogIndex| {
+            usize::try_from(index.get().saturating_sub(self.base.get())).unwrap_or(usize::MAX)
+        };
+        let (from, to) = (offset(after), offset(upto));
         self.entries
             .get(from.min(to)..to.min(self.entries.len()))
             .map_or(0, |range| range.iter().map(Entry::size_bytes).sum())
     }
 
     pub fn last_index(&self) -> LogIndex {
-        self.entries
-            .last()
-            .map_or(LogIndex::ZERO, |entry| entry.index)
+        self.entries.last().map_or(self.base, |entry| entry.index)
     }
 
     pub fn last_term(&self) -> Term {
-        self.entries.last().map_or(Term::ZERO, |entry| entry.term)
+        self.entries
+            .last()
+            .map_or(self.base_term, |entry| entry.term)
+    }
+
+    /// The last entry a snapshot covers (zero when none does); the log holds the entries after
+    /// it.
+    pub fn base(&self) -> LogIndex {
+        self.base
+    }
+
+    /// The first index this log holds an entry for (a follower that needs an earlier one needs
+    /// the snapshot).
+    pub fn first_index(&self) -> LogIndex {
+        self.base.next()
     }
 
     pub fn commit(&self) -> LogIndex {
@@ -72,14 +108,18 @@ impl RaftLog {
     }
 
     fn position(&self, index: LogIndex) -> Option<usize> {
-        if index == LogIndex::ZERO || index > self.last_index() {
+        if index <= self.base || index > self.last_index() {
             return None;
         }
-        usize::try_from(index.get() - 1).ok()
+        usize::try_from(index.get() - self.base.get() - 1).ok()
     }
 
-    /// The term of the entry at `index`; index 0 has term 0. `None` past the end.
+    /// The term of the entry at `index`; index 0 has term 0, and the snapshot's last entry
+    /// its term. `None` past the end, and before the snapshot's last entry (compacted away).
     pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.base {
+            return Some(self.base_term);
+        }
         if index == LogIndex::ZERO {
             return Some(Term::ZERO);
         }
@@ -108,7 +148,7 @@ impl RaftLog {
             return index;
         };
         let mut first = index;
-        while first.get() > 1 && self.term_at(first.prev()) == Some(term) {
+        while first > self.first_index() && self.term_at(first.prev()) == Some(term) {
             first = first.prev();
         }
         first
@@ -116,11 +156,13 @@ impl RaftLog {
 
     /// Last index holding `term`, if any entry has it (for the leader's use of the hint).
     pub fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
-        self.entries
+        let held = self
+            .entries
             .iter()
             .rev()
             .find(|entry| entry.term == term)
-            .map(|entry| entry.index)
+            .map(|entry| entry.index);
+        held.or_else(|| (self.base > LogIndex::ZERO && self.base_term == term).then_some(self.base))
     }
 
     /// Entries from `from` on, up to `entries_max` entries and about `bytes_max` bytes (at
@@ -161,7 +203,7 @@ impl RaftLog {
     /// Removes every entry at `from` and after. Committed entries are never removed.
     pub fn truncate_from(&mut self, from: LogIndex) {
         assert!(from > self.commit, "a committed entry is never truncated");
-        let keep = usize::try_from(from.get().saturating_sub(1)).unwrap_or(usize::MAX);
+        let keep = usize::try_from(from.get() - 1 - self.base.get()).unwrap_or(usize::MAX);
         let removed = self.bytes_between(LogIndex(from.get() - 1), self.last_index());
         self.uncommitted_bytes -= removed;
         self.entries.truncate(keep);
@@ -185,6 +227,22 @@ impl RaftLog {
         if index > self.durable && self.matches(index, term) {
             self.durable = index;
         }
+    }
+
+    /// Forgets the entries up to `index`, which a durable snapshot now covers: it must have
+    /// been applied (the snapshot holds its effects). Returns whether anything was dropped.
+    pub fn compact_to(&mut self, index: LogIndex) -> bool {
+        if index <= self.base || index > self.applied {
+            return false;
+        }
+        let Some(term) = self.term_at(index) else {
+            return false;
+        };
+        let drop = usize::try_from(index.get() - self.base.get()).unwrap_or(usize::MAX);
+        self.entries.drain(..drop.min(self.entries.len()));
+        self.base = index;
+        self.base_term = term;
+        true
     }
 
     /// Entries committed, durable here, and not yet handed out; marks them handed out.
@@ -213,45 +271,102 @@ mod tests {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Append(usize),
+        Append { size: usize, new_term: bool },
         Truncate(u64),
         Commit(u64),
+        PersistAndApply,
+        Compact(u64),
     }
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            4 => (0usize..64).prop_map(Op::Append),
+            4 => (0usize..64, any::<bool>()).prop_map(|(size, new_term)| Op::Append { size, new_term }),
             1 => (0u64..40).prop_map(Op::Truncate),
             2 => (0u64..40).prop_map(Op::Commit),
+            1 => Just(Op::PersistAndApply),
+            1 => (0u64..40).prop_map(Op::Compact),
         ]
     }
 
     proptest! {
-        /// The running total of uncommitted bytes always equals a walk over the tail.
+        /// Against a model log that never compacts: after any appends, truncations, commits,
+        /// applies and compactions, the log answers every question about the indexes it still
+        /// holds (and the snapshot's last one) as the model does, its running total of
+        /// uncommitted bytes equals a walk over the tail, and a log recovered from a snapshot
+        /// and the tail answers alike.
         #[test]
-        fn uncommitted_bytes_match_a_recount(ops in prop::collection::vec(op(), 0..80)) {
+        fn a_compacted_log_answers_like_the_whole_log(ops in prop::collection::vec(op(), 0..80)) {
             let mut log = RaftLog::default();
+            let mut model: Vec<Entry> = Vec::new();
+            let mut term = Term(1);
             for op in ops {
                 match op {
-                    Op::Append(size) => {
+                    Op::Append { size, new_term } => {
+                        if new_term {
+                            term = Term(term.get() + 1);
+                        }
                         let index = log.last_index().next();
                         let payload = EntryPayload::Command(vec![7; size]);
-                        log.append(Entry { term: Term(1), index, payload });
+                        let entry = Entry { term, index, payload };
+                        model.push(entry.clone());
+                        log.append(entry);
                     }
-                    Op::Truncate(from) if from > log.commit().get() => {
+                    Op::Truncate(from) if from > log.commit().get() && from <= log.last_index().get() + 1 => {
                         log.truncate_from(LogIndex(from));
+                        model.truncate(from as usize - 1);
                     }
                     Op::Truncate(_) => {}
                     Op::Commit(index) => {
                         log.commit_to(LogIndex(index));
                     }
+                    Op::PersistAndApply => {
+                        log.mark_durable(log.last_index(), log.last_term());
+                        let applied = log.take_applicable();
+                        prop_assert!(applied.iter().all(|entry| model[entry.index.get() as usize - 1] == *entry));
+                    }
+                    Op::Compact(index) => {
+                        let before = log.base();
+                        let dropped = log.compact_to(LogIndex(index));
+                        let allowed = index > before.get() && index <= log.applied().get();
+                        prop_assert_eq!(dropped, allowed);
+                    }
                 }
-                let start = usize::try_from(log.commit().get()).unwrap();
+                let base = log.base().get();
+                let start = usize::try_from(log.commit().get() - base).unwrap();
                 let recount: usize = log.entries[start..].iter().map(Entry::size_bytes).sum();
                 prop_assert_eq!(log.uncommitted_bytes(), recount);
+                prop_assert_eq!(log.last_index().get(), model.len() as u64);
+                for index in base..=model.len() as u64 {
+                    let expected = if index == 0 { Term::ZERO } else { model[index as usize - 1].term };
+                    prop_assert_eq!(log.term_at(LogIndex(index)), Some(expected));
+                    if index > base {
+                        let held = log.entries_from(LogIndex(index), 1, 0);
+                        prop_assert_eq!(&held[0], &model[index as usize - 1]);
+                        let first = log.first_index_of_term_at(LogIndex(index)).get();
+                        let mut model_first = index;
+                        while model_first > base + 1 && model[model_first as usize - 2].term == expected {
+                            model_first -= 1;
+                        }
+                        prop_assert_eq!(first, model_first);
+                    }
+                }
+                if base > 1 {
+                    prop_assert_eq!(log.term_at(LogIndex(base - 1)), None);
+                }
+                if base > 0 {
+                    prop_assert!(log.entries_from(LogIndex(base), 10, 1 << 20).is_empty());
+                }
             }
-            let recovered = RaftLog::recovered(log.entries.clone(), log.commit());
+            let recovered = RaftLog::recovered_after(
+                log.base(),
+                log.term_at(log.base()).unwrap(),
+                log.entries.clone(),
+                log.commit(),
+            );
             prop_assert_eq!(recovered.uncommitted_bytes(), log.uncommitted_bytes());
+            prop_assert_eq!(recovered.last_index(), log.last_index());
+            prop_assert_eq!(recovered.last_term(), log.last_term());
+            prop_assert_eq!(recovered.applied(), log.base());
         }
     }
 }
