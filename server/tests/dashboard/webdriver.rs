@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The key under which WebDriver names an element.
-const ELEMENT_KEY: &str = "element-6066-11e4-a07e-4b4c1aa8d19b";
+const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// Where `name` is on `PATH`, if anywhere.
 pub fn find_on_path(name: &str) -> Option<PathBuf> {
