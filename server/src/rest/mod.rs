@@ -131,6 +131,7 @@ impl Handler for Api {
         if let Some(origin) = &origin
             && request.method == "OPTIONS"
         {
+            self.http_metrics.count("cors_preflight", 204);
             return cors::preflight(origin);
         }
         let mut response = self.answer(request);

@@ -562,6 +562,27 @@ mod tests {
         );
     }
 
+    /// The dashboard's files are served by `GET` under `/ui`; another file there is the same
+    /// 404 as any unknown path, and `/uix` is no dashboard path at all.
+    #[test]
+    fn dashboard_paths_name_their_asset() {
+        assert_eq!(
+            parse("GET", "/ui").unwrap(),
+            Route::Ui {
+                asset: UiAsset::Page
+            }
+        );
+        assert_eq!(
+            parse("HEAD", "/ui/app.js").unwrap(),
+            Route::Ui {
+                asset: UiAsset::Script
+            }
+        );
+        assert_eq!(parse("POST", "/ui").unwrap_err().status, 405);
+        assert_eq!(parse("GET", "/ui/other.js").unwrap_err().status, 404);
+        assert_eq!(parse("GET", "/uix").unwrap_err().status, 404);
+    }
+
     #[test]
     fn session_routes_parse_their_id() {
         assert_eq!(parse("POST", "/v1/sessions").unwrap(), Route::SessionOpen);
