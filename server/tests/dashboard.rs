@@ -4,7 +4,8 @@
 //! One story, step by step: the page, served by a follower, lists 3 members with exactly one
 //! leader; after kill -9 of the leader a different leader shows within 2 s, without a reload;
 //! the "transfer leadership here" button moves leadership; a put from the keys view is
-//! readable through the REST API; the services view shows groups registered through REST;
+//! readable through the REST API; the services view shows groups registered through REST and
+//! its resign button hands a group to its next standby;
 //! nothing overflows a 420 px window; the browser logged no error (no script error, no asset
 //! 404); and when the node the page came from dies, the page goes on through another member.
 //! Screenshots of each view are saved under the target directory (and under
@@ -282,6 +283,17 @@ fn the_dashboard_follows_failover_transfers_leadership_writes_keys_and_shows_ser
     assert!(farm.contains("farm"), "{farm}");
     assert!(farm.contains("draining"), "{farm}");
     screenshot(&browser, "services");
+    // Its resign button hands the group to the next standby, with a new epoch.
+    browser.click(&browser.find(".group[data-name=\"/billing/web\"] button.resign"));
+    wait_for(Duration::from_secs(10), "the new master shown", || {
+        let card = browser.text(&browser.find(".group[data-name=\"/billing/web\"]"));
+        card.contains("resign web-2").then_some(())
+    });
+    let (status, group) = request("GET", &format!("{home_url}/v1/services/billing/web"), b"");
+    let group: Value = serde_json::from_slice(&group).unwrap_or(Value::Null);
+    assert_eq!(status, 200, "{group}");
+    assert_eq!(group["master"]["instance"], json!("web-2"), "{group}");
+    assert_eq!(group["epoch"], json!(2), "{group}");
 
     // 6. A narrow window: no view scrolls sideways.
     browser.set_window_size(NARROW_WIDTH, 900);

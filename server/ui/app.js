@@ -444,7 +444,30 @@ function groupCard(group) {
       ...field("members", (group.members || []).length),
     ),
     el("div", { class: "scroll" }, el("table", { class: "members" }, el("thead", {}, header), el("tbody", {}, ...rows))),
+    farm || !group.master
+      ? null
+      : el(
+          "button",
+          { type: "button", class: "danger resign", "data-name": group.name, "data-instance": group.master.instance, "data-epoch": group.epoch },
+          `resign ${group.master.instance} (the next standby takes over)`,
+        ),
   );
+}
+
+// Resigns the master on its behalf, with the epoch shown: if the group moved on meanwhile the
+// API refuses it (409 stale_epoch) instead of deposing a master the operator has not seen.
+async function resignMaster(button) {
+  const { name, instance, epoch } = button.dataset;
+  const body = JSON.stringify({ instance, epoch: Number(epoch) });
+  try {
+    const response = await api("POST", `/v1/services${encodePath(name)}/resign`, { body, timeoutMs: 10000 });
+    if (!response.ok) throw new Error(await describeFailure(response));
+    const answer = await response.json();
+    showMessage("services-message", `${name}: ${instance} resigned; epoch ${answer.epoch}, master ${answer.master ?? "none"}`);
+    refreshServices();
+  } catch (error) {
+    showMessage("services-message", `${name}: resigning ${instance} failed: ${error.message}`, true);
+  }
 }
 
 // ---- start
@@ -477,6 +500,10 @@ function start() {
     if (button) deleteKey(button.dataset.key);
   });
   byId("put-form").addEventListener("submit", putKey);
+  byId("groups").addEventListener("click", (event) => {
+    const button = event.target.closest("button.resign");
+    if (button) resignMaster(button);
+  });
 
   showView(location.hash.slice(1));
   const loop = async () => {
