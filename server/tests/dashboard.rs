@@ -4,10 +4,11 @@
 //! One story, step by step: the page, served by a follower, lists 3 members with exactly one
 //! leader; after kill -9 of the leader a different leader shows within 2 s, without a reload;
 //! the "transfer leadership here" button moves leadership; a put from the keys view is
-//! readable through the REST API; the services view shows groups registered through REST and
-//! its resign button hands a group to its next standby;
-//! nothing overflows a 420 px window; the browser logged no error (no script error, no asset
-//! 404); and when the node the page came from dies, the page goes on through another member.
+//! readable through the REST API, and a key written through REST appears in the view live;
+//! the services view shows groups registered through REST, and its resign button hands a
+//! group to its next standby; nothing overflows a 420 px window; the browser logged no error
+//! (no script error, no asset 404); and when the node the page came from dies, the page goes
+//! on through another member.
 //! Screenshots of each view are saved under the target directory (and under
 //! `DASHBOARD_SCREENSHOTS`, when set, to refresh `docs/screenshots/`).
 //!
@@ -266,6 +267,21 @@ fn the_dashboard_follows_failover_transfers_leadership_writes_keys_and_shows_ser
     let detail = browser.text(&browser.find("#key-detail"));
     assert!(detail.contains("hello from the browser"), "{detail}");
     assert!(detail.contains("modified at revision"), "{detail}");
+    // With "live" on, a key written elsewhere appears without a click: the watch long poll.
+    common::put_retrying(
+        &home_url,
+        "/dashboard/from-rest",
+        "written by curl",
+        deadline,
+    );
+    wait_for(
+        Duration::from_secs(5),
+        "the key written through REST listed",
+        || {
+            let rows = browser.find_all("#keys tbody tr[data-key=\"/dashboard/from-rest\"]");
+            (!rows.is_empty()).then_some(())
+        },
+    );
     screenshot(&browser, "keys");
 
     // 5. The services view shows the groups registered through REST.
