@@ -372,6 +372,7 @@ fn print_banner(config: &DevConfig, nodes: &[DevNode], executable: &Path, leader
     }
     let first = &nodes[0].http;
     let last = &nodes[nodes.len() - 1].http;
+    say!("Dashboard: http://{first}/ui (any node serves it)");
     say!("Try:");
     say!("  curl -L -X PUT --data-binary hello http://{first}/v1/kv/greeting");
     say!("  curl -L http://{last}/v1/kv/greeting");

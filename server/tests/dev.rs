@@ -274,6 +274,9 @@ fn sighup_stops_dev_and_its_nodes_cleanly() {
             "{rest}"
         );
     }
+    // The banner points at the dashboard of the first node.
+    let dashboard = format!("Dashboard: http://127.0.0.1:{}/ui", dev.port);
+    assert!(rest.contains(&dashboard), "{rest}");
     wait_until_ended(&nodes, Duration::from_secs(1));
 }
 

@@ -8,6 +8,7 @@
 //! leader's URL in `Location`, so `curl -L` and the `rafting` client work against any node.
 
 pub mod cluster;
+pub mod cors;
 pub mod errors;
 pub mod http_metrics;
 pub mod json;
@@ -18,6 +19,7 @@ pub mod services;
 #[cfg(test)]
 mod tests;
 pub mod transaction;
+pub mod ui;
 
 use crate::http::{Handler, HttpError, HttpServer, Limits, Request, Response};
 use errors::{ApiError, Reply};
@@ -123,25 +125,20 @@ impl RestServer {
 }
 
 impl Handler for Api {
-    /// Serves one request from start to finish; never panics on what the client sent.
+    /// Serves one request; a member's dashboard may call it from another origin ([`cors`]).
     fn handle(&self, request: Request) -> Response {
-        let (route_name, reply) = match routes::parse(&request.method, &request.target) {
-            Ok(route) => {
-                let name = route.name();
-                // A route without a body ignores one sent anyway.
-                let body = if route.has_body() {
-                    request.body
-                } else {
-                    Vec::new()
-                };
-                let reply = numbering(&request.headers)
-                    .and_then(|numbered| dispatch(self, &route, &request.target, numbered, body));
-                (name, reply.unwrap_or_else(ApiError::into_reply))
-            }
-            Err(error) => ("unknown", error.into_reply()),
-        };
-        self.http_metrics.count(route_name, reply.status);
-        into_response(reply)
+        let origin = cors::member_origin(&request.headers, &self.members);
+        if let Some(origin) = &origin
+            && request.method == "OPTIONS"
+        {
+            self.http_metrics.count("cors_preflight", 204);
+            return cors::preflight(origin);
+        }
+        let mut response = self.answer(request);
+        if let Some(origin) = &origin {
+            cors::allow(&mut response, origin);
+        }
+        response
     }
 
     fn refuse(&self, error: &HttpError) -> Response {
@@ -160,6 +157,29 @@ impl Handler for Api {
         }
         let reply = api_error.into_reply();
         self.http_metrics.count("unknown", reply.status);
+        into_response(reply)
+    }
+}
+
+impl Api {
+    /// Serves one request from start to finish; never panics on what the client sent.
+    fn answer(&self, request: Request) -> Response {
+        let (route_name, reply) = match routes::parse(&request.method, &request.target) {
+            Ok(route) => {
+                let name = route.name();
+                // A route without a body ignores one sent anyway.
+                let body = if route.has_body() {
+                    request.body
+                } else {
+                    Vec::new()
+                };
+                let reply = numbering(&request.headers)
+                    .and_then(|numbered| dispatch(self, &route, &request.target, numbered, body));
+                (name, reply.unwrap_or_else(ApiError::into_reply))
+            }
+            Err(error) => ("unknown", error.into_reply()),
+        };
+        self.http_metrics.count(route_name, reply.status);
         into_response(reply)
     }
 }
@@ -268,6 +288,7 @@ fn dispatch(
         Route::Health => Ok(cluster::health(api)),
         Route::TransferLeader { to } => cluster::transfer_leader(api, url, *to),
         Route::Metrics => Ok(cluster::metrics(api)),
+        Route::Ui { asset } => Ok(ui::serve(*asset)),
         Route::DebugPanic => cluster::debug_panic(api),
     }
 }

@@ -2,6 +2,7 @@
 //! its key and query parameters decoded and checked. Nothing here touches the node.
 
 use super::errors::ApiError;
+use super::ui::{self, UiAsset};
 use std::collections::BTreeMap;
 
 /// Longest a watch long poll may wait, whatever the client asks.
@@ -100,6 +101,10 @@ pub enum Route {
         to: u64,
     },
     Metrics,
+    /// `GET /ui` and its assets: the dashboard.
+    Ui {
+        asset: UiAsset,
+    },
     /// Kills the node loop; served only when the node was started for a fail-stop test.
     DebugPanic,
 }
@@ -133,6 +138,7 @@ impl Route {
             Route::Health => "health",
             Route::TransferLeader { .. } => "transfer_leader",
             Route::Metrics => "metrics",
+            Route::Ui { .. } => "ui",
             Route::DebugPanic => "debug_panic",
         }
     }
@@ -162,6 +168,10 @@ pub fn parse(method: &str, url: &str) -> Result<Route, ApiError> {
     let method = if method == "HEAD" { "GET" } else { method };
     let (path, query_string) = url.split_once('?').unwrap_or((url, ""));
     let query = parse_query(query_string)?;
+    if path == "/ui" || path.starts_with("/ui/") {
+        let asset = ui::parse(method, path)?;
+        return expect_method(method, "GET", path, Route::Ui { asset });
+    }
     if let Some(rest) = path.strip_prefix("/v1/kv") {
         if !rest.is_empty() && !rest.starts_with('/') {
             return Err(ApiError::not_found_route(method, path));
@@ -550,6 +560,27 @@ mod tests {
             parse("GET", "/v1/kv/a?stale&stale").unwrap_err().status,
             400
         );
+    }
+
+    /// The dashboard's files are served by `GET` under `/ui`; another file there is the same
+    /// 404 as any unknown path, and `/uix` is no dashboard path at all.
+    #[test]
+    fn dashboard_paths_name_their_asset() {
+        assert_eq!(
+            parse("GET", "/ui").unwrap(),
+            Route::Ui {
+                asset: UiAsset::Page
+            }
+        );
+        assert_eq!(
+            parse("HEAD", "/ui/app.js").unwrap(),
+            Route::Ui {
+                asset: UiAsset::Script
+            }
+        );
+        assert_eq!(parse("POST", "/ui").unwrap_err().status, 405);
+        assert_eq!(parse("GET", "/ui/other.js").unwrap_err().status, 404);
+        assert_eq!(parse("GET", "/uix").unwrap_err().status, 404);
     }
 
     #[test]

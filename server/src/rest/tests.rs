@@ -90,6 +90,43 @@ impl InProcessNode {
     }
 }
 
+/// Proves the dashboard's cross-origin rule: a member's own page (here `http://127.0.0.1:2`,
+/// the node's HTTP address) gets its preflight answered and the API's answers readable; a page
+/// from elsewhere gets neither (its `OPTIONS` is a plain 405, no CORS header on any answer).
+#[test]
+fn cross_origin_access_is_granted_to_the_members_pages_only() {
+    let node = InProcessNode::start();
+    let send = |method: &str, origin: &str| {
+        node.api.handle(Request {
+            method: method.to_owned(),
+            target: "/v1/status".to_owned(),
+            headers: vec![("Origin".to_owned(), origin.as_bytes().to_vec())],
+            body: Vec::new(),
+        })
+    };
+    let header = |response: &crate::http::Response, name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|(header, _)| header == name)
+            .map(|(_, value)| value.clone())
+    };
+    let preflight = send("OPTIONS", "http://127.0.0.1:2");
+    assert_eq!(preflight.status, 204);
+    let methods = header(&preflight, "Access-Control-Allow-Methods").unwrap_or_default();
+    assert!(methods.contains("PUT"), "{methods}");
+    let answer = send("GET", "http://127.0.0.1:2");
+    assert_eq!(answer.status, 200);
+    assert_eq!(
+        header(&answer, "Access-Control-Allow-Origin").as_deref(),
+        Some("http://127.0.0.1:2")
+    );
+    let foreign = send("GET", "http://elsewhere.example");
+    assert_eq!(foreign.status, 200);
+    assert_eq!(header(&foreign, "Access-Control-Allow-Origin"), None);
+    assert_eq!(send("OPTIONS", "http://elsewhere.example").status, 405);
+}
+
 /// Proves the liveness heartbeat of `/v1/health`: a healthy node whose loop is killed by an
 /// injected panic answers 503 naming the silent loop within a little over a second, although
 /// its last published status still shows a leader and everything applied (before the

@@ -1,0 +1,519 @@
+// The RAFTiNG dashboard. It talks only to the public REST API: first to the node that served
+// the page, then, when that node stops answering, to the other members it learned from
+// /v1/cluster (the members send CORS headers to each other's pages, so this works across
+// ports). No library, no build step: the node serves this file as it is.
+"use strict";
+
+const CLUSTER_POLL_MS = 500;
+const SERVICES_POLL_MS = 2000;
+const REQUEST_TIMEOUT_MS = 2000;
+const WATCH_TIMEOUT_MS = 25000;
+const HISTORY_MAX = 30;
+const KEYS_LIST_LIMIT = 200;
+const VALUE_PREVIEW_CHARS = 48;
+
+const state = {
+  // Base URLs to try, the page's own node first; `current` is the one answering.
+  endpoints: [location.origin],
+  current: 0,
+  view: "cluster",
+  lastLeader: undefined,
+  lastTerm: undefined,
+  unreachable: new Set(),
+  keys: { prefix: "/", entries: [], revision: 0, selected: null, generation: 0 },
+  servicesShown: "",
+};
+
+const byId = (id) => document.getElementById(id);
+
+// Builds an element: el("td", {class: "number"}, "42").
+function el(tag, attributes, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes || {})) {
+    if (value !== undefined && value !== null && value !== false) element.setAttribute(name, value);
+  }
+  for (const child of children) {
+    if (child === undefined || child === null) continue;
+    element.append(child instanceof Node ? child : String(child));
+  }
+  return element;
+}
+
+function now() {
+  return new Date().toISOString().slice(11, 23);
+}
+
+function encodePath(path) {
+  return path.split("/").map(encodeURIComponent).join("/");
+}
+
+// One request to `base` with a timeout; resolves to the Response whatever its status.
+async function request(base, method, path, options = {}) {
+  const controller = new AbortController();
+  const timeout = options.timeoutMs || REQUEST_TIMEOUT_MS;
+  const timer = setTimeout(() => controller.abort(), timeout);
+  try {
+    return await fetch(base + path, {
+      method,
+      body: options.body,
+      signal: controller.signal,
+      cache: "no-store",
+    });
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// A request to the member currently answering. Writes sent to a follower come back as 307s
+// to the leader, which fetch follows with the same method and body.
+function api(method, path, options) {
+  return request(state.endpoints[state.current], method, path, options);
+}
+
+// The API's error body `{"code","message"}` as one line.
+async function describeFailure(response) {
+  try {
+    const body = await response.json();
+    return `${response.status} ${body.code}: ${body.message}`;
+  } catch (_) {
+    return `${response.status} ${response.statusText}`;
+  }
+}
+
+function showMessage(id, text, isError) {
+  const message = byId(id);
+  message.textContent = text;
+  message.classList.toggle("error", Boolean(isError));
+}
+
+// ---- tabs
+
+function showView(view) {
+  if (!["cluster", "keys", "services"].includes(view)) view = "cluster";
+  state.view = view;
+  for (const section of document.querySelectorAll(".view")) {
+    section.hidden = section.id !== `view-${view}`;
+  }
+  for (const tab of document.querySelectorAll(".tab")) {
+    tab.setAttribute("aria-selected", String(tab.dataset.view === view));
+  }
+  if (view === "keys") listKeys();
+  if (view === "services") refreshServices();
+}
+
+// ---- cluster
+
+// A member's HTTP address as a base URL this browser can reach (a member listening on every
+// interface is reached through the page's own host name).
+function baseOf(http) {
+  const [host, port] = [http.slice(0, http.lastIndexOf(":")), http.slice(http.lastIndexOf(":") + 1)];
+  const reachableHost = host === "0.0.0.0" || host === "[::]" ? location.hostname : host;
+  return `http://${reachableHost}:${port}`;
+}
+
+function learnEndpoints(cluster) {
+  for (const node of cluster.nodes || []) {
+    if (!node.http) continue;
+    const base = baseOf(node.http);
+    if (!state.endpoints.includes(base)) state.endpoints.push(base);
+  }
+}
+
+// Polls /v1/cluster, trying each known member in turn until one answers.
+async function pollCluster() {
+  for (let tried = 0; tried < state.endpoints.length; tried++) {
+    const base = state.endpoints[state.current];
+    try {
+      const response = await request(base, "GET", "/v1/cluster");
+      if (!response.ok) throw new Error(await describeFailure(response));
+      const cluster = await response.json();
+      learnEndpoints(cluster);
+      renderConnection(base, null);
+      renderCluster(cluster);
+      return;
+    } catch (error) {
+      state.current = (state.current + 1) % state.endpoints.length;
+    }
+  }
+  renderConnection(null, "no member answers; still trying every 500 ms");
+}
+
+function renderConnection(base, problem) {
+  const line = byId("connection");
+  line.classList.toggle("lost", Boolean(problem));
+  if (problem) {
+    line.textContent = problem;
+  } else if (base === location.origin) {
+    line.textContent = `via ${base} · updated ${now()}`;
+  } else {
+    line.textContent = `the node this page came from does not answer; via ${base} · updated ${now()}`;
+  }
+}
+
+function isLeader(node, cluster) {
+  return node.reachable === true && node.role === "leader" && node.term === cluster.term;
+}
+
+function renderCluster(cluster) {
+  const nodes = cluster.nodes || [];
+  const leader = nodes.find((node) => isLeader(node, cluster));
+  const reachable = nodes.filter((node) => node.reachable === true).length;
+  byId("cluster-summary").textContent = leader
+    ? `leader: node ${leader.id} · term ${cluster.term} · ${reachable} of ${nodes.length} members reachable`
+    : `no leader · term ${cluster.term ?? "?"} · ${reachable} of ${nodes.length} members reachable`;
+  const tbody = document.querySelector("#members tbody");
+  for (const node of nodes) {
+    let row = tbody.querySelector(`tr[data-id="${node.id}"]`);
+    if (!row) {
+      row = memberRow(node.id);
+      tbody.append(row);
+    }
+    updateMemberRow(row, node, cluster, leader);
+  }
+  recordHistory(cluster, leader, nodes);
+}
+
+function memberRow(id) {
+  const row = el("tr", { class: "member", "data-id": id });
+  for (const name of ["id", "address", "role", "term", "commit", "applied", "durable", "lag", "progress"]) {
+    const numeric = ["term", "commit", "applied", "durable", "lag"].includes(name);
+    row.append(el("td", { class: numeric ? `${name} number` : name }));
+  }
+  const button = el("button", { type: "button", class: "transfer", "data-id": id }, "transfer leadership here");
+  row.append(el("td", {}, button));
+  return row;
+}
+
+function setCell(row, name, text) {
+  const cell = row.querySelector(`td.${name}`);
+  const value = text === undefined || text === null ? "—" : String(text);
+  if (cell.textContent !== value) cell.textContent = value;
+}
+
+function updateMemberRow(row, node, cluster, leader) {
+  const reachable = node.reachable === true;
+  row.classList.toggle("leader", isLeader(node, cluster));
+  row.classList.toggle("unreachable", !reachable);
+  setCell(row, "id", node.id);
+  setCell(row, "address", node.http);
+  setCell(row, "role", reachable ? node.role : "unreachable");
+  setCell(row, "term", reachable ? node.term : null);
+  setCell(row, "commit", reachable ? node.commit_index : null);
+  setCell(row, "applied", reachable ? node.applied_index : null);
+  setCell(row, "durable", reachable ? node.durable_index : null);
+  const lag = reachable && leader ? Math.max(0, leader.commit_index - node.applied_index) : null;
+  setCell(row, "lag", lag);
+  const progress = (cluster.progress || []).find((entry) => entry.id === node.id);
+  setCell(row, "progress", progress ? describeProgress(progress) : reachable && isLeader(node, cluster) ? "leader" : null);
+  const button = row.querySelector("button.transfer");
+  button.hidden = !(leader && reachable && !isLeader(node, cluster));
+}
+
+function describeProgress(progress) {
+  const parts = [`match ${progress.match_index}`, progress.state];
+  if (!progress.recent_active) parts.push("inactive");
+  if (progress.disk_lost) parts.push(`disk lost ×${progress.disk_losses}`);
+  return parts.join(" · ");
+}
+
+// Keeps a short log of what this page saw change: leaders, terms, members going down and up.
+function recordHistory(cluster, leader, nodes) {
+  const leaderId = leader ? leader.id : null;
+  if (leaderId !== state.lastLeader || cluster.term !== state.lastTerm) {
+    const text = leaderId === null ? `term ${cluster.term}: no leader` : `term ${cluster.term}: node ${leaderId} leads`;
+    if (state.lastLeader !== undefined || leaderId !== null) addHistory(text);
+    state.lastLeader = leaderId;
+    state.lastTerm = cluster.term;
+  }
+  for (const node of nodes) {
+    const down = node.reachable !== true;
+    if (down && !state.unreachable.has(node.id)) {
+      state.unreachable.add(node.id);
+      addHistory(`node ${node.id} unreachable`);
+    } else if (!down && state.unreachable.delete(node.id)) {
+      addHistory(`node ${node.id} reachable again`);
+    }
+  }
+}
+
+function addHistory(text) {
+  const list = byId("history");
+  list.prepend(el("li", {}, `${now()} ${text}`));
+  while (list.children.length > HISTORY_MAX) list.lastElementChild.remove();
+}
+
+async function transferLeadership(id) {
+  showMessage("cluster-message", `asking node ${id} to take over…`);
+  try {
+    const response = await api("POST", `/v1/cluster/transfer-leader?to=${id}`, { timeoutMs: 5000 });
+    if (!response.ok) throw new Error(await describeFailure(response));
+    showMessage("cluster-message", `leadership transfer to node ${id} requested`);
+  } catch (error) {
+    showMessage("cluster-message", `transfer to node ${id} failed: ${error.message}`, true);
+  }
+}
+
+// ---- keys
+
+function normalizeKey(text) {
+  const key = text.trim();
+  return key.startsWith("/") ? key : `/${key}`;
+}
+
+function valueText(entry) {
+  return entry.value !== undefined ? entry.value : `(base64) ${entry.value_base64}`;
+}
+
+async function listKeys() {
+  const keys = state.keys;
+  keys.prefix = normalizeKey(byId("prefix").value || "/");
+  const generation = ++keys.generation;
+  try {
+    const path = `/v1/kv${encodePath(keys.prefix)}?list&limit=${KEYS_LIST_LIMIT}`;
+    const response = await api("GET", path);
+    if (!response.ok) throw new Error(await describeFailure(response));
+    const listing = await response.json();
+    if (generation !== keys.generation) return;
+    keys.entries = listing.entries;
+    keys.revision = listing.revision;
+    renderKeys(listing);
+    if (byId("watch").checked) watchKeys(generation, listing.revision + 1);
+  } catch (error) {
+    showMessage("keys-message", `listing ${keys.prefix} failed: ${error.message}`, true);
+  }
+}
+
+function renderKeys(listing) {
+  const keys = state.keys;
+  const more = listing.continue_after ? ` (first ${listing.entries.length}; more after ${listing.continue_after})` : "";
+  byId("keys-summary").textContent =
+    `${listing.entries.length} keys under ${keys.prefix} at revision ${listing.revision}${more}`;
+  const tbody = document.querySelector("#keys tbody");
+  tbody.replaceChildren(
+    ...listing.entries.map((entry) => {
+      const preview = valueText(entry);
+      const short = preview.length > VALUE_PREVIEW_CHARS ? `${preview.slice(0, VALUE_PREVIEW_CHARS)}…` : preview;
+      return el(
+        "tr",
+        { "data-key": entry.key, class: entry.key === keys.selected ? "selected" : null },
+        el("td", {}, entry.key),
+        el("td", { class: "number" }, entry.version),
+        el("td", { class: "number" }, entry.modify_revision),
+        el("td", {}, short),
+      );
+    }),
+  );
+  renderKeyDetail();
+}
+
+function renderKeyDetail() {
+  const card = byId("key-detail");
+  const entry = state.keys.entries.find((candidate) => candidate.key === state.keys.selected);
+  if (!entry) {
+    card.hidden = true;
+    return;
+  }
+  const field = (name, value) => [el("dt", {}, name), el("dd", {}, value ?? "—")];
+  card.replaceChildren(
+    el("h3", {}, entry.key),
+    el(
+      "dl",
+      {},
+      ...field("value", el("pre", { class: "value" }, valueText(entry))),
+      ...field("version", entry.version),
+      ...field("created at revision", entry.create_revision),
+      ...field("modified at revision", entry.modify_revision),
+      ...field("session", entry.session),
+    ),
+    el("button", { type: "button", class: "danger delete-key", "data-key": entry.key }, "delete"),
+  );
+  card.hidden = false;
+}
+
+// Follows the prefix's changes with the watch long poll and lists again when one arrives.
+async function watchKeys(generation, since) {
+  const keys = state.keys;
+  while (generation === keys.generation && state.view === "keys" && byId("watch").checked) {
+    try {
+      const path = `/v1/kv${encodePath(keys.prefix)}?watch&since=${since}&timeout_ms=${WATCH_TIMEOUT_MS}`;
+      const response = await api("GET", path, { timeoutMs: WATCH_TIMEOUT_MS + 5000 });
+      if (generation !== keys.generation) return;
+      if (!response.ok) throw new Error(await describeFailure(response));
+      const batch = await response.json();
+      if (batch.events.length > 0) {
+        listKeys();
+        return;
+      }
+      since = batch.next_since;
+    } catch (_) {
+      // The node may be gone: list again (through whichever member answers) in a moment.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      if (generation === keys.generation) listKeys();
+      return;
+    }
+  }
+}
+
+async function putKey(event) {
+  event.preventDefault();
+  const key = normalizeKey(byId("put-key").value);
+  if (key === "/") {
+    showMessage("keys-message", "give a key, such as /config/mode", true);
+    return;
+  }
+  try {
+    const response = await api("PUT", `/v1/kv${encodePath(key)}`, { body: byId("put-value").value, timeoutMs: 10000 });
+    if (!response.ok) throw new Error(await describeFailure(response));
+    const answer = await response.json();
+    showMessage("keys-message", `put ${key}: version ${answer.version} at revision ${answer.revision}`);
+    state.keys.selected = key;
+    listKeys();
+  } catch (error) {
+    showMessage("keys-message", `put ${key} failed: ${error.message}`, true);
+  }
+}
+
+async function deleteKey(key) {
+  try {
+    const response = await api("DELETE", `/v1/kv${encodePath(key)}`, { timeoutMs: 10000 });
+    if (!response.ok) throw new Error(await describeFailure(response));
+    const answer = await response.json();
+    showMessage("keys-message", `deleted ${key} at revision ${answer.revision}`);
+    state.keys.selected = null;
+    listKeys();
+  } catch (error) {
+    showMessage("keys-message", `delete ${key} failed: ${error.message}`, true);
+  }
+}
+
+// ---- services
+
+async function refreshServices() {
+  try {
+    const response = await api("GET", "/v1/services");
+    if (!response.ok) throw new Error(await describeFailure(response));
+    const list = await response.json();
+    const groups = await Promise.all(
+      list.services.map(async (summary) => {
+        const detail = await api("GET", `/v1/services${encodePath(summary.name)}`);
+        return detail.ok ? detail.json() : { ...summary, standbys: [], members: [] };
+      }),
+    );
+    const shown = JSON.stringify(groups);
+    if (shown !== state.servicesShown) {
+      state.servicesShown = shown;
+      renderServices(groups);
+    }
+    byId("services-summary").textContent = `${groups.length} service groups · updated ${now()}`;
+  } catch (error) {
+    byId("services-summary").textContent = `reading the service groups failed: ${error.message}`;
+  }
+}
+
+function renderServices(groups) {
+  byId("groups").replaceChildren(...groups.map(groupCard));
+}
+
+function groupCard(group) {
+  const field = (name, value) => [el("dt", {}, name), el("dd", {}, value ?? "—")];
+  const farm = group.mode === "farm";
+  const rows = (group.members || []).map((member) =>
+    el(
+      "tr",
+      { class: member.draining ? "draining" : null, "data-instance": member.instance },
+      el("td", {}, member.instance),
+      el("td", {}, member.role),
+      el("td", { class: "number" }, member.weight),
+      el("td", { class: "number" }, member.load),
+      el("td", {}, member.draining ? "draining" : "no"),
+      el("td", { class: "number" }, member.priority),
+      el("td", {}, Object.entries(member.addresses || {}).map(([name, address]) => `${name}=${address}`).join(" ")),
+    ),
+  );
+  const header = el("tr", {}, ...["instance", "role", "weight", "load", "draining", "priority", "addresses"].map((name) => el("th", {}, name)));
+  return el(
+    "div",
+    { class: "card group", "data-name": group.name },
+    el("h3", {}, group.name, " ", el("span", { class: "badge" }, group.mode), " ", el("span", { class: "badge" }, group.phase)),
+    el(
+      "dl",
+      {},
+      ...field("epoch", group.epoch),
+      ...(farm ? [] : field("master", group.master ? group.master.instance : "none")),
+      ...(farm ? [] : field("standbys", (group.standbys || []).join(" → ") || "none")),
+      ...field("members", (group.members || []).length),
+    ),
+    el("div", { class: "scroll" }, el("table", { class: "members" }, el("thead", {}, header), el("tbody", {}, ...rows))),
+    farm || !group.master
+      ? null
+      : el(
+          "button",
+          { type: "button", class: "danger resign", "data-name": group.name, "data-instance": group.master.instance, "data-epoch": group.epoch },
+          `resign ${group.master.instance} (the next standby takes over)`,
+        ),
+  );
+}
+
+// Resigns the master on its behalf, with the epoch shown: if the group moved on meanwhile the
+// API refuses it (409 stale_epoch) instead of deposing a master the operator has not seen.
+async function resignMaster(button) {
+  const { name, instance, epoch } = button.dataset;
+  const body = JSON.stringify({ instance, epoch: Number(epoch) });
+  try {
+    const response = await api("POST", `/v1/services${encodePath(name)}/resign`, { body, timeoutMs: 10000 });
+    if (!response.ok) throw new Error(await describeFailure(response));
+    const answer = await response.json();
+    showMessage("services-message", `${name}: ${instance} resigned; epoch ${answer.epoch}, master ${answer.master ?? "none"}`);
+    refreshServices();
+  } catch (error) {
+    showMessage("services-message", `${name}: resigning ${instance} failed: ${error.message}`, true);
+  }
+}
+
+// ---- start
+
+function start() {
+  for (const tab of document.querySelectorAll(".tab")) {
+    tab.addEventListener("click", () => {
+      location.hash = tab.dataset.view;
+    });
+  }
+  window.addEventListener("hashchange", () => showView(location.hash.slice(1)));
+  document.querySelector("#members tbody").addEventListener("click", (event) => {
+    const button = event.target.closest("button.transfer");
+    if (button) transferLeadership(Number(button.dataset.id));
+  });
+  byId("list-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    listKeys();
+  });
+  byId("watch").addEventListener("change", () => listKeys());
+  document.querySelector("#keys tbody").addEventListener("click", (event) => {
+    const row = event.target.closest("tr[data-key]");
+    if (!row) return;
+    state.keys.selected = row.dataset.key;
+    for (const other of document.querySelectorAll("#keys tbody tr")) other.classList.toggle("selected", other === row);
+    renderKeyDetail();
+  });
+  byId("key-detail").addEventListener("click", (event) => {
+    const button = event.target.closest("button.delete-key");
+    if (button) deleteKey(button.dataset.key);
+  });
+  byId("put-form").addEventListener("submit", putKey);
+  byId("groups").addEventListener("click", (event) => {
+    const button = event.target.closest("button.resign");
+    if (button) resignMaster(button);
+  });
+
+  showView(location.hash.slice(1));
+  const loop = async () => {
+    await pollCluster();
+    setTimeout(loop, CLUSTER_POLL_MS);
+  };
+  loop();
+  setInterval(() => {
+    if (state.view === "services") refreshServices();
+  }, SERVICES_POLL_MS);
+}
+
+start();
