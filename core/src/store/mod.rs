@@ -73,6 +73,7 @@ pub mod services;
 pub mod sessions;
 #[allow(clippy::module_inception)]
 mod store;
+pub mod tenants;
 mod transaction;
 pub mod watch;
 mod write;
@@ -89,3 +90,4 @@ pub use config::StoreConfig;
 pub use error::StoreError;
 pub use key::{ClientId, Key, Prefix, Revision, SessionId, TenantId};
 pub use store::Store;
+pub use tenants::{Cap, Caps, TenantCommand, TenantView, TokenRecord, Usage};

@@ -31,6 +31,13 @@ impl Store {
                     .filter_map(|(name, _)| self.group_view(*tenant, name))
                     .collect(),
             )),
+            Query::Tenants => Ok(ReadAnswer::Tenants(self.tenants())),
+            Query::Tenant { name } => self
+                .tenant(name)
+                .map(|view| ReadAnswer::Tenant(Box::new(view))),
+            Query::Authenticate { token } => {
+                Ok(ReadAnswer::Authenticated(self.authenticate(token)))
+            }
         }
     }
 

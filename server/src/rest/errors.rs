@@ -162,6 +162,10 @@ impl ApiError {
 /// The HTTP status of a store error. `not_leader` is handled by the caller (redirect).
 fn store_status(error: &StoreError) -> u16 {
     match error {
+        StoreError::QuotaExceeded { .. } => 403,
+        StoreError::TenantNotFound { .. } | StoreError::TokenNotFound { .. } => 404,
+        StoreError::TenantExists { .. } | StoreError::TenantNotEmpty { .. } => 409,
+        StoreError::InvalidTenantName { .. } => 400,
         StoreError::NotFound { .. }
         | StoreError::SessionNotFound { .. }
         | StoreError::GroupNotFound { .. }
