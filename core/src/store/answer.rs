@@ -163,7 +163,7 @@ pub enum ReadAnswer {
     Tenants(Vec<TenantView>),
     Tenant(Box<TenantView>),
     /// The token's tenant; `None` for an unknown or revoked token.
-    Authenticated(Option<TenantId>),
+    Authenticated(Option<Box<TenantView>>),
 }
 
 /// A page of a listing.

@@ -35,9 +35,11 @@ impl Store {
             Query::Tenant { name } => self
                 .tenant(name)
                 .map(|view| ReadAnswer::Tenant(Box::new(view))),
-            Query::Authenticate { token } => {
-                Ok(ReadAnswer::Authenticated(self.authenticate(token)))
-            }
+            Query::Authenticate { token } => Ok(ReadAnswer::Authenticated(
+                self.authenticate(token)
+                    .and_then(|tenant| self.tenant_table.view(tenant))
+                    .map(Box::new),
+            )),
         }
     }
 

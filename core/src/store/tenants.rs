@@ -320,7 +320,7 @@ impl TenantTable {
             })
     }
 
-    fn view(&self, id: TenantId) -> Option<TenantView> {
+    pub(crate) fn view(&self, id: TenantId) -> Option<TenantView> {
         let tenant = self.tenants.get(&id)?;
         Some(TenantView {
             id,

@@ -223,6 +223,12 @@ pub fn from_client_error(
         | ClientError::Overloaded(_)
         | ClientError::ShuttingDown => ApiError::new(503, code, message).retry_after(1),
         ClientError::TooLarge { .. } => ApiError::new(413, code, message),
+        ClientError::RateLimited { retry_after_ms, .. } => {
+            let seconds = retry_after_ms.div_ceil(1_000).clamp(1, 3_600) as u32;
+            ApiError::new(429, code, message)
+                .retry_after(seconds)
+                .with_detail("retry_after_ms", retry_after_ms.into())
+        }
         ClientError::StorageFailed(_) => ApiError::new(500, code, message),
     }
 }
