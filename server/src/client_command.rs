@@ -140,10 +140,14 @@ pub fn send_with_headers(
 ) -> Result<ureq::Response, Failure> {
     let agent = agent(timeout);
     let mut url = url.to_owned();
+    let token = bearer_from_environment(headers);
     for _ in 0..=REDIRECTS_MAX {
         let mut request = agent.request(method, &url);
         for (name, value) in headers {
             request = request.set(name, value);
+        }
+        if let Some(token) = &token {
+            request = request.set("Authorization", token);
         }
         let result = if body.is_empty() && method != "POST" && method != "PUT" {
             request.call()
@@ -173,6 +177,24 @@ pub fn send_with_headers(
     Err(Failure::Final(anyhow::anyhow!(
         "too many redirects for {method} {url}"
     )))
+}
+
+/// The variable that carries the token of every client command (`rafting dev --secure`
+/// prints how to set it).
+pub const TOKEN_VARIABLE: &str = "RAFTING_TOKEN";
+
+/// `Authorization: Bearer $RAFTING_TOKEN`, unless the caller sets the header itself or the
+/// variable is unset or empty.
+fn bearer_from_environment(headers: &[(&str, String)]) -> Option<String> {
+    if headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("Authorization"))
+    {
+        return None;
+    }
+    let token = std::env::var(TOKEN_VARIABLE).ok()?;
+    let token = token.trim();
+    (!token.is_empty()).then(|| format!("Bearer {token}"))
 }
 
 /// How long `kv put` goes on retrying a write whose outcome it does not know.
