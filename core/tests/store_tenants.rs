@@ -12,11 +12,11 @@ use rafting_core::store::{
 use store_support::Harness;
 
 fn create(harness: &mut Harness, name: &str, caps: Caps, secret: &str) -> Response {
-    harness.request(Operation::Tenant(TenantCommand::Create {
+    harness.request(Operation::Tenant(Box::new(TenantCommand::Create {
         name: name.to_owned(),
         caps,
         token: TokenRecord::new(b"salt-of-16-bytes", secret),
-    }))
+    })))
 }
 
 fn created(harness: &mut Harness, name: &str, caps: Caps) -> TenantId {
@@ -47,10 +47,10 @@ fn tokens_name_their_tenant_and_only_live_ones_authenticate() {
     assert_eq!(store.authenticate("secret"), None);
     let snapshot = serde_json::to_string(&harness.store.tenants()).unwrap();
     assert!(!snapshot.contains("secret"), "{snapshot}");
-    let second = harness.request(Operation::Tenant(TenantCommand::IssueToken {
+    let second = harness.request(Operation::Tenant(Box::new(TenantCommand::IssueToken {
         name: "acme".into(),
         token: TokenRecord::new(b"another-salt", "second"),
-    }));
+    })));
     assert_eq!(
         second,
         Ok(Outcome::TokenIssued {
@@ -59,17 +59,17 @@ fn tokens_name_their_tenant_and_only_live_ones_authenticate() {
         })
     );
     harness
-        .request(Operation::Tenant(TenantCommand::RevokeToken {
+        .request(Operation::Tenant(Box::new(TenantCommand::RevokeToken {
             name: "acme".into(),
             token: 1,
-        }))
+        })))
         .unwrap();
     assert_eq!(harness.store.authenticate("acme.secret"), None);
     assert_eq!(harness.store.authenticate("acme.second"), Some(acme));
-    let again = harness.request(Operation::Tenant(TenantCommand::RevokeToken {
+    let again = harness.request(Operation::Tenant(Box::new(TenantCommand::RevokeToken {
         name: "acme".into(),
         token: 1,
-    }));
+    })));
     assert_eq!(code(again), "token_not_found");
 }
 
@@ -98,10 +98,10 @@ fn bad_names_duplicates_and_non_administrators_are_refused() {
     );
     let from_tenant = harness.request_in(
         acme,
-        Operation::Tenant(TenantCommand::Delete {
+        Operation::Tenant(Box::new(TenantCommand::Delete {
             name: "acme".into(),
             purge: true,
-        }),
+        })),
     );
     assert_eq!(code(from_tenant), "invalid_request");
 }
@@ -274,10 +274,10 @@ fn deleting_a_tenant_refuses_while_it_holds_data_unless_purged() {
     open_session(&mut harness, t).unwrap();
     harness.request_in(t, register("/g", "m1")).unwrap();
     let delete = |purge| {
-        Operation::Tenant(TenantCommand::Delete {
+        Operation::Tenant(Box::new(TenantCommand::Delete {
             name: "gone".into(),
             purge,
-        })
+        }))
     };
     let refused = harness.request(delete(false)).unwrap_err();
     assert_eq!(refused.code(), "tenant_not_empty");
@@ -517,16 +517,19 @@ fn play(steps: &[Step]) -> Result<(), TestCaseError> {
                 };
                 let name = format!("t{tenant}");
                 harness
-                    .request(Operation::Tenant(TenantCommand::SetCaps { name, caps }))
+                    .request(Operation::Tenant(Box::new(TenantCommand::SetCaps {
+                        name,
+                        caps,
+                    })))
                     .unwrap();
             }
             Step::Purge { tenant } => {
                 let name = format!("t{tenant}");
                 harness
-                    .request(Operation::Tenant(TenantCommand::Delete {
+                    .request(Operation::Tenant(Box::new(TenantCommand::Delete {
                         name: name.clone(),
                         purge: true,
-                    }))
+                    })))
                     .unwrap();
                 sessions[tenant as usize].clear();
                 ids[tenant as usize] = created(&mut harness, &name, Caps::default());

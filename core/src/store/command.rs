@@ -96,7 +96,7 @@ pub enum Operation {
     /// Starts a forming group now, with whoever has registered.
     StartGroup { group: String },
     /// Tenant administration (see [`tenants`](super::tenants)); the administrator's only.
-    Tenant(TenantCommand),
+    Tenant(Box<TenantCommand>),
 }
 
 /// All `compares` are evaluated; if all hold, `success` runs, otherwise `failure`. Either

@@ -183,7 +183,7 @@ impl Store {
                 to,
             } => self.resign(tenant, &group, &instance, epoch, to, revision),
             Operation::StartGroup { group } => self.start_group(tenant, &group, revision),
-            Operation::Tenant(command) => self.apply_tenant_command(tenant, command, revision),
+            Operation::Tenant(command) => self.apply_tenant_command(tenant, *command, revision),
         }
     }
 

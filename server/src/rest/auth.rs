@@ -12,7 +12,7 @@
 use super::errors::ApiError;
 use super::routes::Route;
 use super::{Api, Scoped};
-use rafting_core::store::{Caps, Query, ReadAnswer, TenantId};
+use rafting_core::store::{Query, ReadAnswer, TenantId};
 use rafting_net::runtime::Consistency;
 
 /// Who a request comes from.
@@ -20,12 +20,8 @@ use rafting_net::runtime::Consistency;
 pub enum Principal {
     /// The administrator, or anyone on an open cluster.
     Admin,
-    /// A tenant, with its caps as the token check read them.
-    Tenant {
-        id: TenantId,
-        name: String,
-        caps: Caps,
-    },
+    /// A tenant (its id and caps are in the request's [`Scoped`]).
+    Tenant { name: String },
 }
 
 /// Resolves the caller of `route` and the tenant it acts in.
@@ -84,11 +80,7 @@ pub fn scope<'a>(
         api,
         tenant: view.id,
         caps: Some(view.caps),
-        principal: Principal::Tenant {
-            id: view.id,
-            name: view.name,
-            caps: view.caps,
-        },
+        principal: Principal::Tenant { name: view.name },
     })
 }
 

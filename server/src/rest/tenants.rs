@@ -108,7 +108,7 @@ pub fn serve(
                 caps,
                 token: record,
             };
-            write(api, url, numbered, Operation::Tenant(command))?;
+            write(api, url, numbered, Operation::Tenant(Box::new(command)))?;
             let view = show(api, url, &create.name)?;
             let answer = json!({"tenant": view_json(&view), "token": token, "token_id": 1});
             Ok(Reply::json_with_status(201, &answer))
@@ -119,7 +119,7 @@ pub fn serve(
                 name: name.clone(),
                 caps,
             };
-            write(api, url, numbered, Operation::Tenant(command))?;
+            write(api, url, numbered, Operation::Tenant(Box::new(command)))?;
             Ok(Reply::json(&view_json(&show(api, url, name)?)))
         }
         Route::TenantDelete { name, purge } => {
@@ -127,7 +127,7 @@ pub fn serve(
                 name: name.clone(),
                 purge: *purge,
             };
-            write(api, url, numbered, Operation::Tenant(command))
+            write(api, url, numbered, Operation::Tenant(Box::new(command)))
         }
         Route::TokenIssue { name } => {
             let (token, record) = draw_token(name);
@@ -135,7 +135,7 @@ pub fn serve(
                 name: name.clone(),
                 token: record,
             };
-            let reply = write(api, url, numbered, Operation::Tenant(command))?;
+            let reply = write(api, url, numbered, Operation::Tenant(Box::new(command)))?;
             let issued: Value = serde_json::from_slice(&reply.body).unwrap_or_default();
             let answer = json!({"token": token, "token_id": issued["token_id"]});
             Ok(Reply::json_with_status(201, &answer))
@@ -145,7 +145,7 @@ pub fn serve(
                 name: name.clone(),
                 token: *token,
             };
-            write(api, url, numbered, Operation::Tenant(command))
+            write(api, url, numbered, Operation::Tenant(Box::new(command)))
         }
         _ => Err(unexpected()),
     }
