@@ -6,8 +6,8 @@ mod store_support;
 use proptest::prelude::*;
 use rafting_core::store::services::Registration;
 use rafting_core::store::{
-    Cap, Caps, ListQuery, Operation, Outcome, Response, SessionId, StoreError, TenantCommand,
-    TenantId, TokenRecord, Transaction, TransactionOperation, Usage,
+    Cap, Caps, Command, ListQuery, Operation, Outcome, Request, Response, SessionId, StoreError,
+    TenantCommand, TenantId, TokenRecord, Transaction, TransactionOperation, Usage,
 };
 use store_support::Harness;
 
@@ -142,6 +142,24 @@ fn tenants_cannot_see_each_others_keys_sessions_or_groups() {
         })
         .unwrap();
     assert_eq!(listing.entries.len(), 1);
+}
+
+#[test]
+fn a_retry_from_another_tenant_never_sees_the_first_answer() {
+    // Proves that the exactly-once table, shared by all tenants, does not leak: a request
+    // that reuses another tenant's (client, sequence) is refused, not answered with the
+    // other tenant's cached answer, and applies nothing.
+    let mut harness = Harness::new();
+    let a = created(&mut harness, "a", Caps::default());
+    let b = created(&mut harness, "b", Caps::default());
+    let first = harness.request_in(a, Operation::put("/secret", b"a's"));
+    assert!(first.is_ok());
+    let reused = Request::new(harness.client, harness.sequence, Operation::put("/x", b""))
+        .in_tenant(b)
+        .acknowledging_below(harness.sequence);
+    let answer = harness.apply(&Command::Request(reused));
+    assert_eq!(code(answer), "stale_request");
+    assert_eq!(harness.store.key_count(b), 0);
 }
 
 #[test]

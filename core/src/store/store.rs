@@ -110,14 +110,15 @@ impl Store {
         } = request;
         match self
             .clients
-            .admit(index, client, sequence, acknowledged_below)
+            .admit(index, client, sequence, acknowledged_below, tenant)
         {
             Admission::Refuse(error) => return Err(error),
             Admission::Duplicate(response) => return response,
             Admission::Apply => {}
         }
         let response = self.apply_operation(index, tenant, operation);
-        self.clients.remember(client, sequence, response.clone());
+        self.clients
+            .remember(client, sequence, tenant, response.clone());
         response
     }
 
