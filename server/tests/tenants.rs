@@ -138,8 +138,14 @@ fn tenants_are_isolated_and_tokens_are_checked_on_every_node() {
     let (status, members) = call(&base, "GET", "/v1/cluster", ADMIN, b"");
     assert_eq!(status, 200);
     let nodes = members["nodes"].as_array().unwrap();
-    assert!(nodes.iter().all(|node| node["reachable"] == true), "{members}");
-    assert_eq!(call(&base, "POST", "/v1/cluster/transfer-leader?to=2", &a, b"").0, 403);
+    assert!(
+        nodes.iter().all(|node| node["reachable"] == true),
+        "{members}"
+    );
+    assert_eq!(
+        call(&base, "POST", "/v1/cluster/transfer-leader?to=2", &a, b"").0,
+        403
+    );
 
     assert_eq!(call(&base, "GET", "/v1/tenants", &a, b"").0, 403);
     assert_eq!(call(&base, "GET", "/v1/tenants/team-b", &a, b"").0, 403);

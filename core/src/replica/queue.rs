@@ -111,9 +111,11 @@ impl WriteQueue {
             };
             let cost = cost_bytes(&queue.writes[position].operation);
             if queue.deficit_bytes < cost {
-                // Its turn is over: the next one allows a quantum more.
+                // Its turn is over: the next one allows a quantum more. A write can go, so
+                // the search goes on until it does (its deficit grows every turn).
                 queue.deficit_bytes += QUANTUM_BYTES;
                 self.turns.rotate_left(1);
+                without_candidate = 0;
                 continue;
             }
             queue.deficit_bytes -= cost;
@@ -290,6 +292,20 @@ mod tests {
         assert!(queue.has_unnumbered());
         assert_eq!(queue.pop(true).map(|w| w.id.0), Some(1));
         assert!(queue.is_empty());
+    }
+
+    /// Proves that a tenant whose writes all wait for this node's record does not hide
+    /// another tenant's numbered write that needs more than one turn of deficit.
+    #[test]
+    fn a_tenant_without_a_candidate_does_not_hide_a_large_write() {
+        let mut queue = WriteQueue::default();
+        let mut waiting = write(1, 1, 1);
+        waiting.numbered = None;
+        queue.push(waiting);
+        queue.push(write(2, 2, 100 * 1024));
+        assert_eq!(queue.pop(false).map(|w| w.id.0), Some(2));
+        assert_eq!(queue.pop(false), None);
+        assert_eq!(queue.pop(true).map(|w| w.id.0), Some(1));
     }
 
     #[test]
