@@ -63,6 +63,8 @@ def tenant_token(endpoint, admin, name, caps):
     status, payload, _ = call(connection, "POST", "/v1/tenants", admin, json.dumps(body))
     if status == 201:
         return json.loads(payload)["token"]
+    if caps is not None:
+        call(connection, "PUT", f"/v1/tenants/{name}", admin, json.dumps(caps))
     status, payload, _ = call(connection, "POST", f"/v1/tenants/{name}/tokens", admin)
     if status != 201:
         sys.exit(f"cannot get a token for {name}: {status} {payload[:200]!r}")
@@ -161,6 +163,10 @@ def main():
     parser.add_argument("--b-connections", type=int, default=4)
     parser.add_argument("--a-connections", type=int, default=64)
     parser.add_argument("--a-value-bytes", type=int, default=256 * 1024)
+    parser.add_argument(
+        "--a-caps", default=None,
+        help="tenant A's caps as JSON (default: the defaults for new tenants)",
+    )
     arguments = parser.parse_args()
     if not 0 < arguments.duration <= DURATION_MAX_SECONDS:
         sys.exit(f"--duration must be in (0, {DURATION_MAX_SECONDS}]")
@@ -172,7 +178,8 @@ def main():
             admin = file.read().strip()
     leader = leader_endpoint(arguments.endpoint, admin)
     token_b = tenant_token(leader, admin, "bench-b", {})
-    token_a = tenant_token(leader, admin, "bench-a", None)
+    a_caps = json.loads(arguments.a_caps) if arguments.a_caps else None
+    token_a = tenant_token(leader, admin, "bench-a", a_caps)
 
     alone = {"latencies": [], "errors": []}
     steady(leader, token_b, arguments.rate, arguments.b_connections, arguments.duration, alone)

@@ -129,7 +129,11 @@ pub enum ReplicaError {
     #[error(
         "tenant {tenant} is over its {what} rate of {rate}/s (burst {burst}); retry in \
          {retry_after_ms} ms",
-        what = if *kind == RateKind::Writes { "write" } else { "read" }
+        what = match kind {
+            RateKind::Writes => "write",
+            RateKind::WriteBytes => "written bytes",
+            RateKind::Reads => "read",
+        }
     )]
     RateLimited {
         tenant: String,

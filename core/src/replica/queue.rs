@@ -180,7 +180,7 @@ impl WriteQueue {
 }
 
 /// What a write costs in its tenant's turn: the bytes it puts in the log, roughly.
-fn cost_bytes(operation: &Operation) -> u64 {
+pub(super) fn cost_bytes(operation: &Operation) -> u64 {
     let payload = match operation {
         Operation::Put { key, value, .. } | Operation::CompareAndSet { key, value, .. } => {
             key.len() + value.len()

@@ -15,10 +15,13 @@ const MILLI: u64 = 1_000;
 /// What a refusal with a rate of zero asks the client to wait.
 const RETRY_AFTER_MS_AT_RATE_ZERO: u64 = 60_000;
 
-/// Writes or reads.
+/// Writes, bytes written, or reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum RateKind {
     Writes,
+    /// Bytes of keys and values written (what a write costs the log, the disks and the
+    /// network): a tenant writing few but huge values is held by this one.
+    WriteBytes,
     Reads,
 }
 
@@ -26,6 +29,7 @@ impl RateKind {
     pub fn code(self) -> &'static str {
         match self {
             RateKind::Writes => "rate_writes",
+            RateKind::WriteBytes => "rate_write_bytes",
             RateKind::Reads => "rate_reads",
         }
     }
@@ -34,6 +38,7 @@ impl RateKind {
     fn of(self, caps: &Caps) -> Option<(u64, u64)> {
         let (rate, burst) = match self {
             RateKind::Writes => (caps.write_rate?, caps.write_burst),
+            RateKind::WriteBytes => (caps.write_bytes_rate?, caps.write_bytes_burst),
             RateKind::Reads => (caps.read_rate?, caps.read_burst),
         };
         Some((rate, burst.unwrap_or(rate)))
@@ -63,11 +68,13 @@ pub(super) struct RateLimiter {
 }
 
 impl RateLimiter {
-    /// Takes one token of `kind` for `tenant` at `now`, or says how long to wait.
+    /// Takes `amount` tokens of `kind` for `tenant` at `now`, or says how long to wait. An
+    /// amount larger than the burst takes a full bucket (so it is slowed, never barred).
     pub fn take(
         &mut self,
         tenant: TenantId,
         kind: RateKind,
+        amount: u64,
         caps: Option<&Caps>,
         now: Millis,
     ) -> Result<(), OverRate> {
@@ -86,14 +93,15 @@ impl RateLimiter {
             .saturating_add(refill)
             .min(capacity_milli);
         bucket.refilled_at = bucket.refilled_at.max(now);
-        if bucket.tokens_milli >= MILLI {
-            bucket.tokens_milli -= MILLI;
+        let needed_milli = amount.saturating_mul(MILLI).min(capacity_milli).max(1);
+        if bucket.tokens_milli >= needed_milli {
+            bucket.tokens_milli -= needed_milli;
             return Ok(());
         }
         let retry_after_ms = if rate == 0 {
             RETRY_AFTER_MS_AT_RATE_ZERO
         } else {
-            (MILLI - bucket.tokens_milli).div_ceil(rate)
+            (needed_milli - bucket.tokens_milli).div_ceil(rate)
         };
         Err(OverRate {
             kind,
@@ -124,7 +132,7 @@ mod tests {
         let tenant = TenantId::new(1);
         let caps = caps(100, Some(5));
         let take = |limiter: &mut RateLimiter, at| {
-            limiter.take(tenant, RateKind::Writes, Some(&caps), Millis::new(at))
+            limiter.take(tenant, RateKind::Writes, 1, Some(&caps), Millis::new(at))
         };
         for _ in 0..5 {
             assert!(take(&mut limiter, 0).is_ok());
@@ -133,6 +141,40 @@ mod tests {
         assert_eq!(refused.retry_after_ms, 10, "100/s is one token per 10 ms");
         assert!(take(&mut limiter, 10).is_ok());
         assert!(take(&mut limiter, 10).is_err());
+    }
+
+    /// Proves the bytes bucket: a write is charged its size, and one larger than the burst
+    /// waits for a full bucket instead of being refused for ever.
+    #[test]
+    fn bytes_are_charged_by_size() {
+        let mut limiter = RateLimiter::default();
+        let tenant = TenantId::new(1);
+        let caps = Caps {
+            write_bytes_rate: Some(1_000),
+            write_bytes_burst: Some(2_000),
+            ..Caps::default()
+        };
+        let take = |limiter: &mut RateLimiter, amount, at| {
+            limiter.take(
+                tenant,
+                RateKind::WriteBytes,
+                amount,
+                Some(&caps),
+                Millis::new(at),
+            )
+        };
+        assert!(take(&mut limiter, 1_500, 0).is_ok());
+        let refused = take(&mut limiter, 1_000, 0).unwrap_err();
+        assert_eq!(
+            refused.retry_after_ms, 500,
+            "500 bytes missing at 1,000 bytes/s"
+        );
+        assert!(take(&mut limiter, 1_000, 500).is_ok());
+        assert!(
+            take(&mut limiter, 5_000, 2_500).is_ok(),
+            "a full bucket lets a big one by"
+        );
+        assert!(take(&mut limiter, 1, 2_500).is_err());
     }
 
     /// Proves that a rate of zero refuses everything, a missing rate nothing, and one
@@ -144,6 +186,7 @@ mod tests {
         let refused = limiter.take(
             TenantId::new(1),
             RateKind::Writes,
+            1,
             Some(&zero),
             Millis::ZERO,
         );
@@ -154,24 +197,42 @@ mod tests {
         for _ in 0..1_000 {
             assert!(
                 limiter
-                    .take(TenantId::new(2), RateKind::Writes, None, Millis::ZERO)
+                    .take(TenantId::new(2), RateKind::Writes, 1, None, Millis::ZERO)
                     .is_ok()
             );
         }
         let one = caps(1, Some(1));
         assert!(
             limiter
-                .take(TenantId::new(3), RateKind::Writes, Some(&one), Millis::ZERO)
+                .take(
+                    TenantId::new(3),
+                    RateKind::Writes,
+                    1,
+                    Some(&one),
+                    Millis::ZERO
+                )
                 .is_ok()
         );
         assert!(
             limiter
-                .take(TenantId::new(4), RateKind::Writes, Some(&one), Millis::ZERO)
+                .take(
+                    TenantId::new(4),
+                    RateKind::Writes,
+                    1,
+                    Some(&one),
+                    Millis::ZERO
+                )
                 .is_ok()
         );
         assert!(
             limiter
-                .take(TenantId::new(3), RateKind::Reads, Some(&one), Millis::ZERO)
+                .take(
+                    TenantId::new(3),
+                    RateKind::Reads,
+                    1,
+                    Some(&one),
+                    Millis::ZERO
+                )
                 .is_ok()
         );
     }

@@ -3,7 +3,7 @@
 use super::io::{
     Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, ReplicaError, RequestId,
 };
-use super::queue::{Queued, WriteQueue};
+use super::queue::{Queued, WriteQueue, cost_bytes};
 use super::rates::{OverRate, RateKind, RateLimiter};
 use crate::raft::{
     self, Entry, EntryPayload, Node, ProposalId, ProposalOutcome, ReadError, ReadId, ReadOutcome,
@@ -262,29 +262,38 @@ impl Replica {
         if frees {
             return Ok(());
         }
-        self.take_rate(write.tenant, RateKind::Writes)?;
+        self.take_rate(write.tenant, RateKind::Writes, 1)?;
+        let bytes = cost_bytes(&write.operation);
+        self.take_rate(write.tenant, RateKind::WriteBytes, bytes)?;
         self.store
             .check_quota(write.tenant, &write.operation)
             .map_err(ReplicaError::Store)
     }
 
-    /// Takes one request of `kind` from the tenant's bucket.
-    fn take_rate(&mut self, tenant: TenantId, kind: RateKind) -> Result<(), ReplicaError> {
+    /// Takes `amount` (requests or bytes) of `kind` from the tenant's bucket.
+    fn take_rate(
+        &mut self,
+        tenant: TenantId,
+        kind: RateKind,
+        amount: u64,
+    ) -> Result<(), ReplicaError> {
         let caps = self.store.tenant_caps(tenant);
-        self.rates.take(tenant, kind, caps, self.now).map_err(
-            |OverRate {
-                 kind,
-                 rate,
-                 burst,
-                 retry_after_ms,
-             }| ReplicaError::RateLimited {
-                tenant: self.store.tenant_name(tenant),
-                kind,
-                rate,
-                burst,
-                retry_after_ms,
-            },
-        )
+        self.rates
+            .take(tenant, kind, amount, caps, self.now)
+            .map_err(
+                |OverRate {
+                     kind,
+                     rate,
+                     burst,
+                     retry_after_ms,
+                 }| ReplicaError::RateLimited {
+                    tenant: self.store.tenant_name(tenant),
+                    kind,
+                    rate,
+                    burst,
+                    retry_after_ms,
+                },
+            )
     }
 
     fn on_register(&mut self, id: RequestId, deadline: Millis) {
@@ -298,7 +307,7 @@ impl Replica {
 
     fn on_read(&mut self, id: RequestId, query: Query, consistency: Consistency, deadline: Millis) {
         if let Some(tenant) = rated_tenant(&query)
-            && let Err(error) = self.take_rate(tenant, RateKind::Reads)
+            && let Err(error) = self.take_rate(tenant, RateKind::Reads, 1)
         {
             self.output.answers.push(Answer::Read {
                 id,

@@ -61,6 +61,9 @@ pub struct Caps {
     pub watches: Option<u64>,
     pub write_rate: Option<u64>,
     pub write_burst: Option<u64>,
+    /// Bytes of keys and values written per second, and the burst (default: one second's).
+    pub write_bytes_rate: Option<u64>,
+    pub write_bytes_burst: Option<u64>,
     pub read_rate: Option<u64>,
     pub read_burst: Option<u64>,
     pub connections: Option<u64>,
@@ -78,6 +81,8 @@ impl Caps {
             watches: Some(100),
             write_rate: Some(1_000),
             write_burst: Some(2_000),
+            write_bytes_rate: Some(4 * 1024 * 1024),
+            write_bytes_burst: Some(8 * 1024 * 1024),
             read_rate: Some(5_000),
             read_burst: Some(10_000),
             connections: Some(64),
