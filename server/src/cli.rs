@@ -6,6 +6,7 @@ use crate::dev_command::{DevConfig, RawDev};
 use crate::node_config::{NodeConfig, RawNode};
 use crate::service_command::ServiceCommand;
 use crate::session_command::SessionCommand;
+use crate::tenant_command::TenantCommand;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use rafting_sim::Scenario;
@@ -49,6 +50,13 @@ pub enum RawCommand {
         endpoint: Endpoint,
         #[command(subcommand)]
         command: ServiceCommand,
+    },
+    /// Tenants, their caps and tokens (admin token in RAFTING_TOKEN) through any node.
+    Tenant {
+        #[command(flatten)]
+        endpoint: Endpoint,
+        #[command(subcommand)]
+        command: TenantCommand,
     },
     /// Look at the cluster through any node's REST API.
     Cluster {
@@ -146,6 +154,10 @@ pub enum Command {
     ClusterStatus {
         endpoint: String,
     },
+    Tenant {
+        endpoint: String,
+        command: TenantCommand,
+    },
     SimRun(SimRun),
     SimReplay(SimReplay),
 }
@@ -167,6 +179,10 @@ impl RawCli {
                 command,
             }),
             RawCommand::Service { endpoint, command } => Ok(Command::Service {
+                endpoint: check_endpoint(endpoint.endpoint)?,
+                command,
+            }),
+            RawCommand::Tenant { endpoint, command } => Ok(Command::Tenant {
                 endpoint: check_endpoint(endpoint.endpoint)?,
                 command,
             }),

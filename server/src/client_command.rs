@@ -123,15 +123,37 @@ pub fn send_with_headers(
     body: &[u8],
     timeout: Duration,
 ) -> Result<Answer, Failure> {
+    let mut headers = headers.to_vec();
+    if let Some(token) = bearer_from_environment(&headers) {
+        headers.push(("Authorization", token));
+    }
     // The error says what failed: the API's code and message, or the request that could not
     // be sent (`rafting service join` matches on the codes).
-    rafting_client::send_to(method, url, body, headers, timeout).map_err(|error| {
+    rafting_client::send_to(method, url, body, &headers, timeout).map_err(|error| {
         if error.is_retryable() {
             Failure::Retryable(error.into())
         } else {
             Failure::Final(error.into())
         }
     })
+}
+
+/// The variable that carries the token of every client command (`rafting dev --secure`
+/// prints how to set it).
+pub const TOKEN_VARIABLE: &str = "RAFTING_TOKEN";
+
+/// `Authorization: Bearer $RAFTING_TOKEN`, unless the caller sets the header itself or the
+/// variable is unset or empty.
+fn bearer_from_environment(headers: &[(&str, String)]) -> Option<String> {
+    if headers
+        .iter()
+        .any(|(name, _)| name.eq_ignore_ascii_case("Authorization"))
+    {
+        return None;
+    }
+    let token = std::env::var(TOKEN_VARIABLE).ok()?;
+    let token = token.trim();
+    (!token.is_empty()).then(|| format!("Bearer {token}"))
 }
 
 /// How long `kv put` goes on retrying a write whose outcome it does not know.
@@ -146,7 +168,12 @@ fn write_exactly_once(endpoints: &[&str], path: &str, body: &[u8]) -> Result<Val
     } else {
         endpoints.join(",")
     };
-    let rafting = rafting_client::connect_with(&endpoints, REQUEST_TIMEOUT, PUT_RETRY_WINDOW)?;
+    let token = std::env::var(TOKEN_VARIABLE).unwrap_or_default();
+    let rafting = rafting_client::Connect::new(&endpoints)
+        .token(&token)
+        .timeout(REQUEST_TIMEOUT)
+        .retry_window(PUT_RETRY_WINDOW)
+        .connect()?;
     rafting.write("PUT", path, body).map_err(|error| {
         let gave_up = error.is_retryable();
         let error = anyhow::Error::new(error);
@@ -281,14 +308,18 @@ enum PollFailure {
 
 /// One long poll (any node serves watches).
 fn poll_watch(url: &str) -> Result<Value, PollFailure> {
-    match rafting_client::send_to("GET", url, &[], &[], REQUEST_TIMEOUT) {
+    match send_with_headers("GET", url, &[], &[], REQUEST_TIMEOUT) {
         Ok(answer) => json(&answer).map_err(PollFailure::NodeUnavailable),
-        Err(error @ rafting_client::Error::Api { status, .. }) if status < 500 => {
-            Err(PollFailure::Refused(error.into()))
+        Err(Failure::Final(error))
+            if error.downcast_ref::<rafting_client::Error>().is_some_and(
+                |error| matches!(error, rafting_client::Error::Api { status, .. } if *status < 500),
+            ) =>
+        {
+            Err(PollFailure::Refused(error))
         }
-        Err(error) => Err(PollFailure::NodeUnavailable(
-            anyhow::Error::new(error).context(format!("GET {url}")),
-        )),
+        Err(Failure::Final(error) | Failure::Retryable(error)) => Err(
+            PollFailure::NodeUnavailable(error.context(format!("GET {url}"))),
+        ),
     }
 }
 

@@ -60,6 +60,10 @@ pub struct RawDev {
     /// Folder with one sub-folder per node; running again on it restarts the same cluster
     #[arg(long, default_value = ".rafting-dev")]
     pub data: PathBuf,
+    /// Turn tenants and tokens on: make an admin token (kept in DIR/admin.token, mode 0600,
+    /// and reused on the next run), start the nodes with it, and print how to use it
+    #[arg(long)]
+    pub secure: bool,
 }
 
 /// A validated `rafting dev`.
@@ -68,6 +72,7 @@ pub struct DevConfig {
     pub nodes: u16,
     pub http_port: u16,
     pub data: PathBuf,
+    pub secure: bool,
 }
 
 impl RawDev {
@@ -88,6 +93,7 @@ impl RawDev {
             nodes: self.nodes,
             http_port: self.http_port,
             data: self.data,
+            secure: self.secure,
         })
     }
 }
@@ -131,7 +137,47 @@ fn node_arguments(config: &DevConfig, id: u16, bootstrap: bool) -> Vec<String> {
         arguments.push("--initial-cluster-state".to_owned());
         arguments.push("new".to_owned());
     }
+    if config.secure {
+        arguments.push("--admin-token-file".to_owned());
+        arguments.push(config.data.join(ADMIN_TOKEN_FILE).display().to_string());
+    }
     arguments
+}
+
+/// The admin token of `dev --secure`, in DIR.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+/// Makes DIR/admin.token (mode 0600) unless it exists, and refuses to run a DIR that has
+/// one without `--secure` (that would open its tenants' data to anyone).
+fn prepare_admin_token(config: &DevConfig) -> Result<()> {
+    let path = config.data.join(ADMIN_TOKEN_FILE);
+    if !config.secure {
+        if path.exists() {
+            bail!(
+                "{} holds an admin token: this cluster was started with --secure; run it \
+                 with --secure again",
+                config.data.display()
+            );
+        }
+        return Ok(());
+    }
+    if path.exists() {
+        return Ok(());
+    }
+    use rand::RngCore;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let token: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "admin-{token}")
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Refuses a DIR that holds a cluster of another shape; records the shape on first use.
@@ -381,6 +427,20 @@ fn print_banner(config: &DevConfig, nodes: &[DevNode], executable: &Path, leader
         "  {} cluster status --endpoint http://{first}",
         executable.display()
     );
+    if config.secure {
+        let token = config.data.join(ADMIN_TOKEN_FILE);
+        say!("Tenants are on: every request but /v1/health and /metrics needs a token.");
+        say!("  export RAFTING_TOKEN=$(cat {})", token.display());
+        say!(
+            "  curl -H \"Authorization: Bearer $RAFTING_TOKEN\" -X POST -d '{{\"name\":\"team-a\"}}' \
+             http://{first}/v1/tenants"
+        );
+        say!(
+            "  {} tenant create team-b --caps '{{\"keys\":1000,\"write_rate\":100}}'",
+            executable.display()
+        );
+        say!("  (a tenant's token, from its creation, goes in the same header)");
+    }
     say!("Kill a node's process to watch the failover; Ctrl-C stops the cluster.");
 }
 
@@ -455,6 +515,7 @@ pub fn run(config: &DevConfig) -> Result<bool> {
         .with_context(|| format!("creating {}", config.data.display()))?;
     let _lock = lock_data_directory(&config.data)?;
     check_cluster_file(config)?;
+    prepare_admin_token(config)?;
     let executable = std::env::current_exe().context("finding the rafting executable")?;
     let bootstrap = creates_the_cluster(config);
     signals::install();
@@ -522,6 +583,7 @@ mod tests {
             nodes: 3,
             http_port: 9001,
             data: PathBuf::from("d"),
+            secure: false,
         };
         let line = node_arguments(&config, 2, false).join(" ");
         assert_eq!(

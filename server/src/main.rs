@@ -16,6 +16,7 @@ mod service_command;
 mod session_command;
 mod signals;
 mod sim_command;
+mod tenant_command;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -32,6 +33,7 @@ fn main() -> ExitCode {
         cli::Command::Session { endpoint, command } => session_command::run(&endpoint, &command),
         cli::Command::Service { endpoint, command } => service_command::run(&endpoint, &command),
         cli::Command::ClusterStatus { endpoint } => client_command::cluster_status(&endpoint),
+        cli::Command::Tenant { endpoint, command } => tenant_command::run(&endpoint, &command),
         cli::Command::SimRun(run) => sim_command::run(&run),
         cli::Command::SimReplay(replay) => sim_command::replay(&replay),
     });

@@ -124,6 +124,8 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         stopping: AtomicBool::new(false),
         debug_panic_route: std::env::var(DEBUG_PANIC_ROUTE_VARIABLE).as_deref() == Ok("1"),
         pick_counters: Default::default(),
+        admin_token: config.admin_token.clone(),
+        watches_open: Default::default(),
     });
     let server = match RestServer::start(own.http, config.http_connections_max, api.clone()) {
         Ok(server) => server,
@@ -138,6 +140,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         udp = %own.udp,
         members = config.members.len(),
         data = %config.data_directory.display(),
+        auth = if config.admin_token.is_some() { "tokens" } else { "open" },
         "node started"
     );
     if api.debug_panic_route {

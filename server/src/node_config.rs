@@ -81,6 +81,12 @@ pub struct RawNode {
     /// start is refused, since it would run this data as another cluster. Command line only
     #[arg(long)]
     pub force_new_membership: bool,
+    /// File holding the administrator's token (one line, at least 16 characters). With it,
+    /// every request but /v1/health and /metrics needs `Authorization: Bearer <token>`
+    /// (this one, or a tenant's); without it the cluster runs open, in the default tenant.
+    /// Give every member the same file
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// The TOML file of `rafting node --config`.
@@ -101,6 +107,7 @@ pub struct FileNode {
     pub http_connections_max: Option<usize>,
     pub leader_probes: Option<bool>,
     pub initial_cluster_state: Option<InitialClusterState>,
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// How a node on an empty data directory starts (`--initial-cluster-state`).
@@ -140,6 +147,8 @@ pub struct NodeConfig {
     pub bootstrap: bool,
     /// Start even with members other than those recorded with the data (recovery).
     pub force_new_membership: bool,
+    /// The administrator's token (`--admin-token-file`); `None`: the cluster runs open.
+    pub admin_token: Option<String>,
 }
 
 impl NodeConfig {
@@ -350,10 +359,32 @@ impl RawNode {
                 .unwrap_or_default()
                 == InitialClusterState::New,
             force_new_membership: self.force_new_membership,
+            admin_token: match self.admin_token_file.or(file.admin_token_file) {
+                Some(path) => Some(read_admin_token(&path)?),
+                None => None,
+            },
         };
         check_timing(&config, &names)?;
         Ok(config)
     }
+}
+
+/// Shortest admin token accepted: a guessable one would open every tenant.
+const ADMIN_TOKEN_CHARS_MIN: usize = 16;
+
+/// Reads the admin token file: its first line, trimmed.
+fn read_admin_token(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--admin-token-file: reading {}", path.display()))?;
+    let token = text.lines().next().unwrap_or("").trim().to_owned();
+    if token.chars().count() < ADMIN_TOKEN_CHARS_MIN || token.contains(char::is_whitespace) {
+        bail!(
+            "--admin-token-file: {} must hold one token of at least {ADMIN_TOKEN_CHARS_MIN} \
+             characters without spaces",
+            path.display()
+        );
+    }
+    Ok(token)
 }
 
 fn check_timing(config: &NodeConfig, names: &SettingNames) -> Result<()> {

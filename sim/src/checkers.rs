@@ -424,6 +424,17 @@ pub fn acknowledged_write_kept(
     }
 }
 
+/// Every tenant's usage (what its stored caps are checked against), counted as the store
+/// changed, equals a recount of what it holds.
+fn usage_agrees_with_recount(store: &Store) -> Option<String> {
+    store.tenants_with_usage().into_iter().find_map(|tenant| {
+        let (counted, recounted) = (store.usage(tenant), store.recount_usage(tenant));
+        (counted != recounted).then(|| {
+            format!("{tenant}'s usage is counted as {counted:?} but recounts as {recounted:?}")
+        })
+    })
+}
+
 /// The store of `node` describes one key space, whichever way it is read: the whole listing,
 /// the same listing in pages of one and two keys, a listing per directory, a `get` of each
 /// key, the key count, and the watch history replayed (the last event of each key still
@@ -465,6 +476,9 @@ fn store_consistency_error(store: &Store) -> Option<String> {
         return Some(error);
     }
     if let Some(error) = malformed_reads_refused(store) {
+        return Some(error);
+    }
+    if let Some(error) = usage_agrees_with_recount(store) {
         return Some(error);
     }
     history_agrees_with_listing(store, &listing)

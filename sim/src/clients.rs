@@ -201,6 +201,7 @@ impl Simulator<'_, '_> {
             ReplicaError::Timeout => (Outcome::Unknown, "replica_timeout", None),
             ReplicaError::Overloaded(_)
             | ReplicaError::TooLarge { .. }
+            | ReplicaError::RateLimited { .. }
             | ReplicaError::Store(_) => (Outcome::Failed, "rejected", None),
         };
         self.history.complete(attempt, outcome, self.now_us);

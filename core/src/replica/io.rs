@@ -1,5 +1,6 @@
 //! What a driver feeds a [`Replica`](super::Replica) and what it must carry out.
 
+use super::rates::RateKind;
 use crate::raft::{BatchId, Entry, Envelope, PersistBatch, ProposeError};
 use crate::store::{ClientId, Operation, Query, ReadAnswer, Response, StoreError, TenantId};
 use crate::types::{LogIndex, Millis, NodeId, Term};
@@ -124,6 +125,23 @@ pub enum ReplicaError {
     Overloaded(&'static str),
     #[error("request of {size} bytes exceeds the limit of {max}")]
     TooLarge { size: usize, max: usize },
+    /// The tenant is over its request rate (a token bucket on the node serving it).
+    #[error(
+        "tenant {tenant} is over its {what} rate of {rate}/s (burst {burst}); retry in \
+         {retry_after_ms} ms",
+        what = match kind {
+            RateKind::Writes => "write",
+            RateKind::WriteBytes => "written bytes",
+            RateKind::Reads => "read",
+        }
+    )]
+    RateLimited {
+        tenant: String,
+        kind: RateKind,
+        rate: u64,
+        burst: u64,
+        retry_after_ms: u64,
+    },
     /// A read the store refused (a bad key, a compacted watch).
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -137,6 +155,7 @@ impl ReplicaError {
             ReplicaError::Timeout => "timeout",
             ReplicaError::Overloaded(_) => "overloaded",
             ReplicaError::TooLarge { .. } => "too_large",
+            ReplicaError::RateLimited { kind, .. } => kind.code(),
             ReplicaError::Store(error) => error.code(),
         }
     }

@@ -4,11 +4,14 @@
 //! Raft decides what is committed; the store decides what a committed command means. The
 //! [`Replica`] is everything in between, in one pure place:
 //!
-//! - **admission**: a write is refused at once when this node is not the leader or its queue
-//!   is full (`overloaded`), never left to time out;
+//! - **admission**: a write is refused at once when this node is not the leader, its queue
+//!   or the tenant's share of it is full (`overloaded`), the tenant is over its write rate
+//!   (`rate_writes`, a [token bucket](rates)) or the write would take it over a stored cap
+//!   (`quota_*`, checked against the store before proposing) — never left to time out; a
+//!   read is refused when the tenant is over its read rate (`rate_reads`);
 //! - **batching**: writes queue until the driver's [`Input::Flush`] (the end of its round of
-//!   events) and are proposed together, in the order the [queue](queue) picks — the seam for
-//!   fair queuing across tenants;
+//!   events) and are proposed together, in the order the [queue](queue) picks: deficit round
+//!   robin across tenants, so a flooding tenant gets one share of each batch;
 //! - **the proposal table**: each committed entry is matched, by index and term, to the
 //!   request it answers; an entry of another leader at that index makes the answer
 //!   `outcome_unknown`;
@@ -24,10 +27,12 @@
 
 mod io;
 mod queue;
+mod rates;
 #[allow(clippy::module_inception)]
 mod replica;
 
 pub use io::{
     Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, ReplicaError, RequestId,
 };
+pub use rates::{OverRate, RateKind};
 pub use replica::{Replica, ReplicaConfig};

@@ -3,11 +3,14 @@
 use super::io::{
     Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, ReplicaError, RequestId,
 };
-use super::queue::{Queued, WriteQueue};
+use super::queue::{Queued, WriteQueue, cost_bytes};
+use super::rates::{OverRate, RateKind, RateLimiter};
 use crate::raft::{
     self, Entry, EntryPayload, Node, ProposalId, ProposalOutcome, ReadError, ReadId, ReadOutcome,
 };
-use crate::store::{ClientId, Command, Outcome, Query, Request, Store, StoreError, Tick};
+use crate::store::{
+    ClientId, Command, Operation, Outcome, Query, Request, Store, StoreError, TenantId, Tick,
+};
 use crate::types::{LogIndex, Millis, NodeId, Term};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,6 +23,9 @@ pub struct ReplicaConfig {
     /// Writes waiting to be proposed (for the next flush, or for this node's own client
     /// record to be registered), at most; more are refused with `overloaded`.
     pub queued_writes_max: usize,
+    /// Writes one tenant may have queued, at most: the rest of the queue stays open to the
+    /// others.
+    pub queued_writes_per_tenant_max: usize,
     /// How often unanswered requests are checked against their deadlines.
     pub sweep_interval_ms: u64,
 }
@@ -29,6 +35,7 @@ impl Default for ReplicaConfig {
         ReplicaConfig {
             session_tick_interval_ms: 500,
             queued_writes_max: 10_000,
+            queued_writes_per_tenant_max: 2_500,
             sweep_interval_ms: 50,
         }
     }
@@ -96,6 +103,8 @@ pub struct Replica {
     /// Sequences of this node's record in flight, for `acknowledged_below`.
     own_outstanding: BTreeSet<u64>,
     queue: WriteQueue,
+    /// Per-tenant request rates.
+    rates: RateLimiter,
     /// Proposals for the next flush.
     unsent: Vec<(ProposalId, Vec<u8>)>,
     next_session_tick: Millis,
@@ -129,6 +138,7 @@ impl Replica {
             own: OwnRecord::Unregistered,
             own_outstanding: BTreeSet::new(),
             queue: WriteQueue::default(),
+            rates: RateLimiter::default(),
             unsent: Vec::new(),
             next_session_tick: Millis::ZERO,
             next_sweep: Millis::ZERO,
@@ -224,10 +234,66 @@ impl Replica {
             self.answer_write(write.id, Err(ReplicaError::Overloaded("write queue full")));
             return;
         }
+        if let Err(error) = self.admit_write(&write) {
+            self.answer_write(write.id, Err(error));
+            return;
+        }
         self.queue.push(write);
         if write_needs_own_record(&self.queue) {
             self.register_own();
         }
+    }
+
+    /// The tenant's checks on a write: its share of the queue, its write rate, its stored
+    /// caps. A write that only frees (a delete, a session close, a member leaving) passes
+    /// every one of them: a tenant at its caps must be able to clean up.
+    fn admit_write(&mut self, write: &Queued) -> Result<(), ReplicaError> {
+        if self.queue.len_of(write.tenant) >= self.config.queued_writes_per_tenant_max {
+            return Err(ReplicaError::Overloaded(
+                "this tenant's share of the write queue is full",
+            ));
+        }
+        let frees = matches!(
+            write.operation,
+            Operation::Delete { .. }
+                | Operation::CloseSession { .. }
+                | Operation::Deregister { .. }
+        );
+        if frees {
+            return Ok(());
+        }
+        self.take_rate(write.tenant, RateKind::Writes, 1)?;
+        let bytes = cost_bytes(&write.operation);
+        self.take_rate(write.tenant, RateKind::WriteBytes, bytes)?;
+        self.store
+            .check_quota(write.tenant, &write.operation)
+            .map_err(ReplicaError::Store)
+    }
+
+    /// Takes `amount` (requests or bytes) of `kind` from the tenant's bucket.
+    fn take_rate(
+        &mut self,
+        tenant: TenantId,
+        kind: RateKind,
+        amount: u64,
+    ) -> Result<(), ReplicaError> {
+        let caps = self.store.tenant_caps(tenant);
+        self.rates
+            .take(tenant, kind, amount, caps, self.now)
+            .map_err(
+                |OverRate {
+                     kind,
+                     rate,
+                     burst,
+                     retry_after_ms,
+                 }| ReplicaError::RateLimited {
+                    tenant: self.store.tenant_name(tenant),
+                    kind,
+                    rate,
+                    burst,
+                    retry_after_ms,
+                },
+            )
     }
 
     fn on_register(&mut self, id: RequestId, deadline: Millis) {
@@ -240,6 +306,15 @@ impl Replica {
     }
 
     fn on_read(&mut self, id: RequestId, query: Query, consistency: Consistency, deadline: Millis) {
+        if let Some(tenant) = rated_tenant(&query)
+            && let Err(error) = self.take_rate(tenant, RateKind::Reads, 1)
+        {
+            self.output.answers.push(Answer::Read {
+                id,
+                result: Err(error),
+            });
+            return;
+        }
         if consistency == Consistency::Stale {
             let result = self.store.read(&query).map_err(ReplicaError::Store);
             self.output.answers.push(Answer::Read { id, result });
@@ -632,6 +707,21 @@ impl Replica {
         }
         self.output.wake_at = wake_at.max(self.now);
         std::mem::take(&mut self.output)
+    }
+}
+
+/// The tenant whose read rate a query counts against. Watch polls are bounded by the
+/// watches cap instead (a long poll polls the local store many times), and the server's
+/// own lookups (tokens, tenants) count for nobody.
+fn rated_tenant(query: &Query) -> Option<TenantId> {
+    match query {
+        Query::Get { tenant, .. } | Query::Service { tenant, .. } | Query::Services { tenant } => {
+            Some(*tenant)
+        }
+        Query::List(list) => Some(list.tenant),
+        Query::Watch(_) | Query::Tenants | Query::Tenant { .. } | Query::Authenticate { .. } => {
+            None
+        }
     }
 }
 

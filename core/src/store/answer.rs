@@ -8,6 +8,7 @@
 use super::error::StoreError;
 use super::key::{ClientId, Revision, SessionId, TenantId};
 use super::services::{GroupView, MemberView};
+use super::tenants::TenantView;
 use crate::types::Millis;
 use serde::{Deserialize, Serialize};
 
@@ -63,6 +64,21 @@ pub enum Outcome {
         epoch: u64,
         master: Option<String>,
     },
+    /// A tenant was created (with token 1) or given a new token.
+    TokenIssued {
+        tenant: TenantId,
+        token: u64,
+    },
+    /// A tenant's caps changed, or one of its tokens was revoked.
+    TenantChanged {
+        tenant: TenantId,
+    },
+    /// A tenant is gone, with what it held.
+    TenantDeleted {
+        tenant: TenantId,
+        keys_deleted: u64,
+        sessions_closed: u64,
+    },
 }
 
 /// The result of one operation inside a transaction, in order.
@@ -104,6 +120,16 @@ pub enum Query {
     Services {
         tenant: TenantId,
     },
+    /// Every tenant with its caps and usage.
+    Tenants,
+    /// One tenant by name.
+    Tenant {
+        name: String,
+    },
+    /// The tenant a bearer token belongs to.
+    Authenticate {
+        token: String,
+    },
 }
 
 /// Keys under a prefix, in key order, at most `limit` of them (0: the store's maximum).
@@ -134,6 +160,10 @@ pub enum ReadAnswer {
     Watch(WatchBatch),
     Service(Box<GroupView>),
     Services(Vec<GroupView>),
+    Tenants(Vec<TenantView>),
+    Tenant(Box<TenantView>),
+    /// The token's tenant; `None` for an unknown or revoked token.
+    Authenticated(Option<Box<TenantView>>),
 }
 
 /// A page of a listing.

@@ -27,7 +27,7 @@
 
 use super::answer::Response;
 use super::error::StoreError;
-use super::key::ClientId;
+use super::key::{ClientId, TenantId};
 use crate::types::LogIndex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -40,8 +40,10 @@ struct ClientRecord {
     sequence_min: u64,
     /// Answers of applied requests at or above `sequence_min`, sorted by sequence. A sorted
     /// deque rather than a map: answers usually arrive in order and leave from the front,
-    /// so this costs no allocation per request.
-    responses: VecDeque<(u64, Response)>,
+    /// so this costs no allocation per request. Each answer keeps the tenant of its request:
+    /// a retry from another tenant (a client id and sequence guessed or reused across
+    /// tenants) is never shown another tenant's answer.
+    responses: VecDeque<(u64, TenantId, Response)>,
 }
 
 /// What to do with a request.
@@ -126,6 +128,7 @@ impl ClientTable {
         client: ClientId,
         sequence: u64,
         acknowledged_below: u64,
+        tenant: TenantId,
     ) -> Admission {
         let Some(record) = self.records.get_mut(&client) else {
             return Admission::Refuse(StoreError::UnknownClient { client });
@@ -136,7 +139,7 @@ impl ClientTable {
             while record
                 .responses
                 .front()
-                .is_some_and(|(oldest, _)| *oldest < acknowledged_below)
+                .is_some_and(|(oldest, _, _)| *oldest < acknowledged_below)
             {
                 record.responses.pop_front();
             }
@@ -151,9 +154,20 @@ impl ClientTable {
         }
         let cached = record
             .responses
-            .binary_search_by_key(&sequence, |(cached, _)| *cached)
+            .binary_search_by_key(&sequence, |(cached, _, _)| *cached)
             .ok()
-            .map(|position| record.responses[position].1.clone());
+            .map(|position| &record.responses[position]);
+        if let Some((_, owner, _)) = cached
+            && *owner != tenant
+        {
+            // Another tenant's answer: refused like a forgotten one, never shown.
+            return Admission::Refuse(StoreError::StaleRequest {
+                client,
+                sequence,
+                sequence_min: record.sequence_min,
+            });
+        }
+        let cached = cached.map(|(_, _, response)| response.clone());
         let previous_active = record.last_active;
         record.last_active = index;
         // Insert before removing, so that a lone client does not free and reallocate the
@@ -167,24 +181,32 @@ impl ClientTable {
     }
 
     /// Caches the answer of a request that [`ClientTable::admit`] let through.
-    pub fn remember(&mut self, client: ClientId, sequence: u64, response: Response) {
+    pub fn remember(
+        &mut self,
+        client: ClientId,
+        sequence: u64,
+        tenant: TenantId,
+        response: Response,
+    ) {
         let record = self
             .records
             .get_mut(&client)
             .expect("admitted clients are registered");
         let position = record
             .responses
-            .partition_point(|(cached, _)| *cached < sequence);
+            .partition_point(|(cached, _, _)| *cached < sequence);
         debug_assert!(
             record
                 .responses
                 .get(position)
-                .is_none_or(|(cached, _)| *cached != sequence),
+                .is_none_or(|(cached, _, _)| *cached != sequence),
             "an answer is remembered once"
         );
-        record.responses.insert(position, (sequence, response));
+        record
+            .responses
+            .insert(position, (sequence, tenant, response));
         if record.responses.len() > self.responses_per_client_max {
-            let (dropped, _) = record
+            let (dropped, _, _) = record
                 .responses
                 .pop_front()
                 .expect("over the cap means not empty");

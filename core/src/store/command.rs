@@ -8,6 +8,7 @@
 use super::error::StoreError;
 use super::key::{ClientId, Revision, SessionId, TenantId};
 use super::services::{MemberUpdate, Registration};
+use super::tenants::TenantCommand;
 use crate::types::{Millis, Term};
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +95,8 @@ pub enum Operation {
     },
     /// Starts a forming group now, with whoever has registered.
     StartGroup { group: String },
+    /// Tenant administration (see [`tenants`](super::tenants)); the administrator's only.
+    Tenant(Box<TenantCommand>),
 }
 
 /// All `compares` are evaluated; if all hold, `success` runs, otherwise `failure`. Either

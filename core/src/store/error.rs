@@ -6,6 +6,7 @@
 //! them, so they never change once released.
 
 use super::key::{ClientId, Revision, SessionId};
+use super::tenants::Cap;
 use serde::{Deserialize, Serialize};
 
 /// Every way a store command or query can fail.
@@ -108,6 +109,48 @@ pub enum StoreError {
     #[error("undecodable command: {reason}")]
     BadCommand { reason: String },
 
+    /// The write would take the tenant over one of its stored caps. Deletes and session
+    /// closes are never refused this way.
+    #[error(
+        "tenant {tenant} is at its {cap} cap: usage {usage} of {limit}, and this request adds \
+         {requested}"
+    )]
+    QuotaExceeded {
+        tenant: String,
+        cap: Cap,
+        usage: u64,
+        limit: u64,
+        requested: u64,
+    },
+
+    /// No tenant has this name (or the request's tenant was deleted).
+    #[error("tenant not found: {name}")]
+    TenantNotFound { name: String },
+
+    /// A tenant with this name exists already.
+    #[error("tenant {name} exists already")]
+    TenantExists { name: String },
+
+    /// A tenant that holds data is deleted only with `purge`.
+    #[error(
+        "tenant {tenant} still holds {keys} keys, {sessions} sessions and {services} service \
+         groups; delete them first, or delete the tenant with ?purge"
+    )]
+    TenantNotEmpty {
+        tenant: String,
+        keys: u64,
+        sessions: u64,
+        services: u64,
+    },
+
+    /// The name is not a valid tenant name.
+    #[error("invalid tenant name {name:?}: {reason}")]
+    InvalidTenantName { name: String, reason: String },
+
+    /// The tenant has no live token with this id.
+    #[error("tenant {tenant} has no token {token}")]
+    TokenNotFound { tenant: String, token: u64 },
+
     /// Reserved for the server: this node is not the leader. The store never returns it.
     #[error("not the leader")]
     NotLeader,
@@ -133,6 +176,12 @@ impl StoreError {
             StoreError::LimitReached { .. } => "limit_reached",
             StoreError::InvalidRequest { .. } => "invalid_request",
             StoreError::BadCommand { .. } => "bad_command",
+            StoreError::QuotaExceeded { cap, .. } => cap.code(),
+            StoreError::TenantNotFound { .. } => "tenant_not_found",
+            StoreError::TenantExists { .. } => "tenant_exists",
+            StoreError::TenantNotEmpty { .. } => "tenant_not_empty",
+            StoreError::InvalidTenantName { .. } => "invalid_tenant_name",
+            StoreError::TokenNotFound { .. } => "token_not_found",
             StoreError::NotLeader => "not_leader",
         }
     }

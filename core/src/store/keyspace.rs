@@ -26,6 +26,8 @@ pub(crate) struct PutEffect {
     pub create_revision: Revision,
     /// The session the key was bound to before this put, if any.
     pub previous_session: Option<SessionId>,
+    /// The length of the value replaced (None: the key is new).
+    pub previous_value_bytes: Option<usize>,
 }
 
 /// The keys of one tenant, in key order (ordered so that listings are deterministic).
@@ -47,6 +49,13 @@ impl KeySpace {
         self.records.is_empty()
     }
 
+    /// Every key with the length of its value, in key order.
+    pub fn sizes(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.records
+            .iter()
+            .map(|(key, record)| (key.as_str(), record.value.len()))
+    }
+
     /// The version of `key`, 0 if absent.
     pub fn version_of(&self, key: &str) -> u64 {
         self.records.get(key).map_or(0, |record| record.version)
@@ -63,6 +72,7 @@ impl KeySpace {
         match self.records.get_mut(key.as_str()) {
             Some(record) => {
                 let previous_session = record.session;
+                let previous_value_bytes = Some(record.value.len());
                 record.value = value;
                 record.version += 1;
                 record.modify_revision = revision;
@@ -71,6 +81,7 @@ impl KeySpace {
                     version: record.version,
                     create_revision: record.create_revision,
                     previous_session,
+                    previous_value_bytes,
                 }
             }
             None => {
@@ -86,6 +97,7 @@ impl KeySpace {
                     version: 1,
                     create_revision: revision,
                     previous_session: None,
+                    previous_value_bytes: None,
                 }
             }
         }

@@ -75,6 +75,7 @@ pub mod sessions;
 pub mod snapshot;
 #[allow(clippy::module_inception)]
 mod store;
+pub mod tenants;
 mod transaction;
 pub mod watch;
 mod write;
@@ -92,3 +93,4 @@ pub use error::StoreError;
 pub use key::{ClientId, Key, Prefix, Revision, SessionId, TenantId};
 pub use snapshot::SnapshotError;
 pub use store::Store;
+pub use tenants::{Cap, Caps, TenantCommand, TenantView, TokenRecord, Usage};

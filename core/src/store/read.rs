@@ -31,6 +31,15 @@ impl Store {
                     .filter_map(|(name, _)| self.group_view(*tenant, name))
                     .collect(),
             )),
+            Query::Tenants => Ok(ReadAnswer::Tenants(self.tenants())),
+            Query::Tenant { name } => self
+                .tenant(name)
+                .map(|view| ReadAnswer::Tenant(Box::new(view))),
+            Query::Authenticate { token } => Ok(ReadAnswer::Authenticated(
+                self.authenticate(token)
+                    .and_then(|tenant| self.tenant_table.view(tenant))
+                    .map(Box::new),
+            )),
         }
     }
 

@@ -53,6 +53,7 @@ use super::answer::Outcome;
 use super::error::StoreError;
 use super::key::{Revision, SessionId, TenantId};
 use super::store::Store;
+use super::tenants::Cap;
 use crate::types::{LogIndex, Millis};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -279,6 +280,15 @@ impl ServiceTable {
             })
     }
 
+    /// Removes every group of `tenant` (its tenant is deleted, and tenant ids are never
+    /// reused, so no epoch can be seen again); returns how many.
+    pub(crate) fn remove_tenant(&mut self, tenant: TenantId) -> usize {
+        let before = self.groups.len();
+        self.groups.retain(|(owner, _), _| *owner != tenant);
+        self.by_session.retain(|_, (owner, _, _)| *owner != tenant);
+        before - self.groups.len()
+    }
+
     /// Whether any group waits for the clock (a hold-off, or a start delay).
     fn waits_for_clock(&self) -> bool {
         self.groups.values().any(|group| {
@@ -407,7 +417,12 @@ impl Store {
                 instance: registration.instance,
             });
         }
+        let new_group = self.services.group(tenant, &name).is_none();
+        self.check_cap(tenant, Cap::Services, i64::from(new_group))?;
+        self.check_cap(tenant, Cap::Members, 1)?;
         let opened = self.open_session(index, tenant, registration.ttl_ms)?;
+        self.count(tenant, Cap::Services, i64::from(new_group));
+        self.count(tenant, Cap::Members, 1);
         let Outcome::SessionOpened {
             session,
             expires_at,
@@ -731,7 +746,14 @@ impl Store {
         let Some(group) = self.services.groups.get_mut(&(tenant, name.clone())) else {
             return;
         };
-        group.members.remove(&instance);
+        if group.members.remove(&instance).is_some() {
+            self.tenant_table.add(tenant, Cap::Members, -1);
+        }
+        let group = self
+            .services
+            .groups
+            .get_mut(&(tenant, name.clone()))
+            .expect("looked up just above");
         if group.members.is_empty() {
             group.appoint(None);
             group.phase = GroupPhase::Forming;

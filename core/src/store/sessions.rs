@@ -108,6 +108,23 @@ impl SessionTable {
         self.sessions.len()
     }
 
+    /// Open sessions of `tenant`.
+    pub fn count_of(&self, tenant: TenantId) -> usize {
+        self.sessions
+            .values()
+            .filter(|s| s.tenant == tenant)
+            .count()
+    }
+
+    /// The open sessions of `tenant`, by id.
+    pub fn ids_of(&self, tenant: TenantId) -> Vec<SessionId> {
+        self.sessions
+            .iter()
+            .filter(|(_, s)| s.tenant == tenant)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
     /// Advances the clock and returns the sessions now expired, in deadline order (ties by
     /// id). They stay open until the caller closes them with [`SessionTable::remove`].
     pub fn on_tick(&mut self, tick: Tick, advance_ms_max: u64) -> Vec<SessionId> {

@@ -8,6 +8,7 @@ use super::key::{Revision, TenantId};
 use super::keyspace::KeySpace;
 use super::services::{Departure, ServiceTable};
 use super::sessions::SessionTable;
+use super::tenants::TenantTable;
 use super::watch::WatchHistory;
 use crate::types::{LogIndex, Millis};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,7 @@ pub struct Store {
     pub(crate) sessions: SessionTable,
     pub(crate) clients: ClientTable,
     pub(crate) services: ServiceTable,
+    pub(crate) tenant_table: TenantTable,
 }
 
 impl Default for Store {
@@ -55,6 +57,7 @@ impl Store {
             sessions: SessionTable::default(),
             clients,
             services: ServiceTable::default(),
+            tenant_table: TenantTable::default(),
         }
     }
 
@@ -107,14 +110,15 @@ impl Store {
         } = request;
         match self
             .clients
-            .admit(index, client, sequence, acknowledged_below)
+            .admit(index, client, sequence, acknowledged_below, tenant)
         {
             Admission::Refuse(error) => return Err(error),
             Admission::Duplicate(response) => return response,
             Admission::Apply => {}
         }
         let response = self.apply_operation(index, tenant, operation);
-        self.clients.remember(client, sequence, response.clone());
+        self.clients
+            .remember(client, sequence, tenant, response.clone());
         response
     }
 
@@ -126,6 +130,7 @@ impl Store {
         operation: Operation,
     ) -> Response {
         let revision = self.revision.next();
+        self.check_tenant_exists(tenant)?;
         match operation {
             Operation::Put {
                 key,
@@ -179,6 +184,7 @@ impl Store {
                 to,
             } => self.resign(tenant, &group, &instance, epoch, to, revision),
             Operation::StartGroup { group } => self.start_group(tenant, &group, revision),
+            Operation::Tenant(command) => self.apply_tenant_command(tenant, *command, revision),
         }
     }
 

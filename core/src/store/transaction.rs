@@ -30,6 +30,7 @@ impl Store {
         } else {
             transaction.failure
         };
+        self.check_branch_quota(tenant, &branch)?;
         let mut results = Vec::with_capacity(branch.len());
         for operation in branch {
             results.push(self.apply_transaction_operation(tenant, operation, revision));

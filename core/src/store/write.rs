@@ -10,6 +10,7 @@ use super::error::StoreError;
 use super::key::{Revision, SessionId, TenantId, validate_key};
 use super::services::{Departure, SERVICES_PREFIX};
 use super::store::Store;
+use super::tenants::Cap;
 use crate::types::LogIndex;
 
 impl Store {
@@ -37,6 +38,7 @@ impl Store {
                 });
             }
         }
+        self.check_put_quota(tenant, &key, value.len())?;
         let version = self.write_key(tenant, key, value, session, revision);
         Ok(Outcome::Written { revision, version })
     }
@@ -75,8 +77,10 @@ impl Store {
                 max: self.config.sessions_max as u64,
             });
         }
+        self.check_cap(tenant, Cap::Sessions, 1)?;
         let session = SessionId::new(index.get());
         let expires_at = self.sessions.open(session, tenant, ttl_ms);
+        self.count(tenant, Cap::Sessions, 1);
         Ok(Outcome::SessionOpened {
             session,
             ttl_ms,
@@ -111,6 +115,7 @@ impl Store {
         let Some(ended) = self.sessions.remove(session) else {
             return 0;
         };
+        self.count(ended.tenant, Cap::Sessions, -1);
         // Whoever holds state bound to the session hears of its end: service groups lose
         // the member it held.
         self.on_session_ended(session, revision, departure);
@@ -178,11 +183,18 @@ impl Store {
         debug_assert!(revision >= self.revision, "the revision never decreases");
         let event_key = key.clone();
         let event_value = value.clone();
+        let value_bytes = value.len();
         let effect = self
             .tenants
             .entry(tenant)
             .or_default()
             .put(key, value, session, revision);
+        self.count_key_change(
+            tenant,
+            &event_key,
+            effect.previous_value_bytes,
+            Some(value_bytes),
+        );
         if effect.previous_session != session {
             if let Some(previous) = effect.previous_session {
                 self.sessions.unbind(previous, &event_key);
@@ -218,6 +230,7 @@ impl Store {
         if space.is_empty() {
             self.tenants.remove(&tenant);
         }
+        self.count_key_change(tenant, key, Some(removed.value.len()), None);
         if let Some(session) = removed.session {
             self.sessions.unbind(session, key);
         }

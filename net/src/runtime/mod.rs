@@ -104,6 +104,13 @@ pub enum ClientError {
     Overloaded(String),
     #[error("request of {size} bytes exceeds the limit of {max}")]
     TooLarge { size: usize, max: usize },
+    /// The tenant is over its request rate; retry after the time given.
+    #[error("{message}")]
+    RateLimited {
+        code: &'static str,
+        message: String,
+        retry_after_ms: u64,
+    },
     #[error("the node is shutting down")]
     ShuttingDown,
     #[error("the node's storage failed: {0}")]
@@ -119,6 +126,7 @@ impl ClientError {
             ClientError::OutcomeUnknown { .. } => "outcome_unknown",
             ClientError::Overloaded(_) => "overloaded",
             ClientError::TooLarge { .. } => "too_large",
+            ClientError::RateLimited { code, .. } => code,
             ClientError::ShuttingDown => "shutting_down",
             ClientError::StorageFailed(_) => "storage_failed",
         }
@@ -134,6 +142,13 @@ impl From<ReplicaError> for ClientError {
             ReplicaError::Overloaded(reason) => ClientError::Overloaded(reason.into()),
             ReplicaError::TooLarge { size, max } => ClientError::TooLarge { size, max },
             ReplicaError::Store(error) => ClientError::Store(error),
+            limited @ ReplicaError::RateLimited { retry_after_ms, .. } => {
+                ClientError::RateLimited {
+                    code: limited.code(),
+                    message: limited.to_string(),
+                    retry_after_ms,
+                }
+            }
         }
     }
 }

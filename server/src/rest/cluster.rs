@@ -62,8 +62,12 @@ fn peer_status(api: &Api, id: NodeId) -> Value {
         .timeout(PEER_STATUS_TIMEOUT)
         .redirects(0)
         .build();
-    let fetched = agent
-        .get(&url)
+    let mut request = agent.get(&url);
+    // Every member holds the same admin token: with tenants on, status needs a token.
+    if let Some(token) = &api.admin_token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let fetched = request
         .call()
         .map_err(|error| error.to_string())
         .and_then(|response| response.into_json::<Value>().map_err(|e| e.to_string()));

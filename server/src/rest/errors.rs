@@ -162,6 +162,10 @@ impl ApiError {
 /// The HTTP status of a store error. `not_leader` is handled by the caller (redirect).
 fn store_status(error: &StoreError) -> u16 {
     match error {
+        StoreError::QuotaExceeded { .. } => 403,
+        StoreError::TenantNotFound { .. } | StoreError::TokenNotFound { .. } => 404,
+        StoreError::TenantExists { .. } | StoreError::TenantNotEmpty { .. } => 409,
+        StoreError::InvalidTenantName { .. } => 400,
         StoreError::NotFound { .. }
         | StoreError::SessionNotFound { .. }
         | StoreError::GroupNotFound { .. }
@@ -219,6 +223,12 @@ pub fn from_client_error(
         | ClientError::Overloaded(_)
         | ClientError::ShuttingDown => ApiError::new(503, code, message).retry_after(1),
         ClientError::TooLarge { .. } => ApiError::new(413, code, message),
+        ClientError::RateLimited { retry_after_ms, .. } => {
+            let seconds = retry_after_ms.div_ceil(1_000).clamp(1, 3_600) as u32;
+            ApiError::new(429, code, message)
+                .retry_after(seconds)
+                .with_detail("retry_after_ms", retry_after_ms.into())
+        }
         ClientError::StorageFailed(_) => ApiError::new(500, code, message),
     }
 }

@@ -115,6 +115,19 @@ pub fn outcome(outcome: &Outcome) -> Value {
         }
         Outcome::MemberRegistered(view) | Outcome::MemberKeptAlive(view) => member_view(view),
         Outcome::GroupChanged { epoch, master } => json!({"epoch": epoch, "master": master}),
+        Outcome::TokenIssued { tenant, token } => {
+            json!({"tenant_id": tenant.get(), "token_id": token})
+        }
+        Outcome::TenantChanged { tenant } => json!({"tenant_id": tenant.get()}),
+        Outcome::TenantDeleted {
+            tenant,
+            keys_deleted,
+            sessions_closed,
+        } => json!({
+            "tenant_id": tenant.get(),
+            "keys_deleted": keys_deleted,
+            "sessions_closed": sessions_closed,
+        }),
     }
 }
 

@@ -1,13 +1,14 @@
 //! Key space handlers: get, put (with compare-and-set and sessions), delete, list and the
-//! watch long poll. Every key belongs to the default tenant.
+//! watch long poll, in the tenant of the request's token (the default tenant on an open
+//! cluster).
 
-use super::Api;
+use super::Scoped;
 use super::errors::{ApiError, Reply};
 use super::json;
 use super::routes::Route;
 use rafting_core::replica::Numbered;
 use rafting_core::store::{
-    ListQuery, Operation, Query, ReadAnswer, Revision, SessionId, TenantId, WatchQuery,
+    ListQuery, Operation, Query, ReadAnswer, Revision, SessionId, WatchQuery,
 };
 use rafting_net::runtime::Consistency;
 use std::sync::atomic::Ordering;
@@ -33,9 +34,9 @@ fn unexpected_answer(what: &str) -> ApiError {
 }
 
 /// `GET /v1/kv/<key>`: the raw value, with its version and revisions in headers.
-pub fn get(api: &Api, url: &str, key: &str, stale: bool) -> Result<Reply, ApiError> {
+pub fn get(api: &Scoped, url: &str, key: &str, stale: bool) -> Result<Reply, ApiError> {
     let query = Query::Get {
-        tenant: TenantId::DEFAULT,
+        tenant: api.tenant,
         key: key.to_owned(),
     };
     let answer = api
@@ -58,21 +59,21 @@ pub fn get(api: &Api, url: &str, key: &str, stale: bool) -> Result<Reply, ApiErr
 /// Replicates one write and answers its outcome as JSON. With the client's numbering
 /// (`X-Rafting-Client`, `X-Rafting-Sequence`), a retry is answered with the first answer.
 pub fn write(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     operation: Operation,
 ) -> Result<Reply, ApiError> {
     let outcome = api
         .handle
-        .write_numbered(TenantId::DEFAULT, operation, numbered, api.request_timeout)
+        .write_numbered(api.tenant, operation, numbered, api.request_timeout)
         .map_err(|error| api.client_error(error, url))?;
     Ok(Reply::json(&json::outcome(&outcome)))
 }
 
 /// `PUT /v1/kv/<key>[?cas=<version>][&session=<id>]`: the body is the value.
 pub fn put(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     key: &str,
@@ -100,7 +101,7 @@ pub fn put(
 
 /// `DELETE /v1/kv/<key>`.
 pub fn delete(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     key: &str,
@@ -109,7 +110,7 @@ pub fn delete(
 }
 
 /// `GET /v1/kv/<prefix>?list[&limit=][&after=][&keys_only][&stale]`.
-pub fn list(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
+pub fn list(api: &Scoped, url: &str, route: &Route) -> Result<Reply, ApiError> {
     let Route::KvList {
         prefix,
         limit,
@@ -121,7 +122,7 @@ pub fn list(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
         return Err(unexpected_answer("list route"));
     };
     let query = Query::List(ListQuery {
-        tenant: TenantId::DEFAULT,
+        tenant: api.tenant,
         prefix: prefix.clone(),
         keys_only: *keys_only,
         limit: *limit,
@@ -143,7 +144,7 @@ pub fn list(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
 /// the leader by a few milliseconds). Answers as soon as there is at least one event, or
 /// with no events when the timeout passes; either way `next_since` is where to poll next.
 /// Without `since`, only the changes after this node's current revision are reported.
-pub fn watch(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
+pub fn watch(api: &Scoped, url: &str, route: &Route) -> Result<Reply, ApiError> {
     let Route::KvWatch {
         prefix,
         since,
@@ -153,6 +154,7 @@ pub fn watch(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
     else {
         return Err(unexpected_answer("watch route"));
     };
+    let _slot = WatchSlot::open(api)?;
     let deadline = Instant::now() + Duration::from_millis(*timeout_ms);
     let since = match since {
         Some(since) => Revision(*since),
@@ -160,7 +162,7 @@ pub fn watch(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
     };
     loop {
         let query = Query::Watch(WatchQuery {
-            tenant: TenantId::DEFAULT,
+            tenant: api.tenant,
             prefix: prefix.clone(),
             since: since.max(Revision(1)),
             limit: *limit,
@@ -180,11 +182,58 @@ pub fn watch(api: &Api, url: &str, route: &Route) -> Result<Reply, ApiError> {
     }
 }
 
+/// One open watch long poll, counted against its tenant's `watches` cap on this node while
+/// it lives.
+struct WatchSlot<'a> {
+    api: &'a Scoped<'a>,
+}
+
+impl<'a> WatchSlot<'a> {
+    fn open(api: &'a Scoped<'a>) -> Result<WatchSlot<'a>, ApiError> {
+        let mut open = api.watches_open.lock().unwrap_or_else(|p| p.into_inner());
+        let count = open.entry(api.tenant).or_default();
+        if let Some(limit) = api.caps.and_then(|caps| caps.watches)
+            && *count >= limit
+        {
+            let tenant = match &api.principal {
+                super::auth::Principal::Tenant { name, .. } => name.clone(),
+                super::auth::Principal::Admin => api.tenant.to_string(),
+            };
+            return Err(ApiError::new(
+                403,
+                "quota_watches",
+                format!(
+                    "tenant {tenant} is at its watches cap: usage {count} of {limit} open on \
+                     this node, and this request adds 1"
+                ),
+            ));
+        }
+        *count += 1;
+        Ok(WatchSlot { api })
+    }
+}
+
+impl Drop for WatchSlot<'_> {
+    fn drop(&mut self) {
+        let mut open = self
+            .api
+            .watches_open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = open.get_mut(&self.api.tenant) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.api.tenant);
+            }
+        }
+    }
+}
+
 /// This node's current store revision, read through the node loop (a one-key listing of
 /// `prefix`, which also checks the prefix) so that it is exact, not the last status copy.
-fn current_revision(api: &Api, url: &str, prefix: &str) -> Result<Revision, ApiError> {
+fn current_revision(api: &Scoped, url: &str, prefix: &str) -> Result<Revision, ApiError> {
     let query = Query::List(ListQuery {
-        tenant: TenantId::DEFAULT,
+        tenant: api.tenant,
         prefix: prefix.to_owned(),
         keys_only: true,
         limit: 1,

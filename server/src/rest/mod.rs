@@ -7,6 +7,7 @@
 //! linearizable read that reaches a follower is answered `307 Temporary Redirect` with the
 //! leader's URL in `Location`, so `curl -L` and the `rafting` client work against any node.
 
+pub mod auth;
 pub mod cluster;
 pub mod cors;
 pub mod errors;
@@ -16,6 +17,7 @@ pub mod kv;
 pub mod pick;
 pub mod routes;
 pub mod services;
+pub mod tenants;
 #[cfg(test)]
 mod tests;
 pub mod transaction;
@@ -26,7 +28,7 @@ use errors::{ApiError, Reply};
 use http_metrics::HttpMetrics;
 use rafting_core::NodeId;
 use rafting_core::replica::Numbered;
-use rafting_core::store::ClientId;
+use rafting_core::store::{Caps, ClientId, TenantId};
 use rafting_net::runtime::{ClientError, NodeHandle};
 use routes::Route;
 use std::collections::BTreeMap;
@@ -58,6 +60,28 @@ pub struct Api {
     pub debug_panic_route: bool,
     /// Round-robin positions of `pick`, per group (each node rotates on its own).
     pub pick_counters: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// The administrator's token; `None`: the cluster runs open, in the default tenant.
+    pub admin_token: Option<String>,
+    /// Watch long polls open on this node, per tenant (the `watches` cap).
+    pub watches_open: std::sync::Mutex<BTreeMap<TenantId, u64>>,
+}
+
+/// One request's view of the API: the node, and the tenant the request acts in (from its
+/// token; see [`auth`]). Handlers take it where they touch tenant data.
+pub struct Scoped<'a> {
+    pub api: &'a Api,
+    pub tenant: TenantId,
+    /// The tenant's caps, as read when its token was checked (`None`: unlimited).
+    pub caps: Option<Caps>,
+    pub principal: auth::Principal,
+}
+
+impl std::ops::Deref for Scoped<'_> {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        self.api
+    }
 }
 
 impl Api {
@@ -173,8 +197,11 @@ impl Api {
                 } else {
                     Vec::new()
                 };
-                let reply = numbering(&request.headers)
-                    .and_then(|numbered| dispatch(self, &route, &request.target, numbered, body));
+                let reply = auth::scope(self, &route, &request.headers).and_then(|scoped| {
+                    numbering(&request.headers).and_then(|numbered| {
+                        dispatch(&scoped, &route, &request.target, numbered, body)
+                    })
+                });
                 (name, reply.unwrap_or_else(ApiError::into_reply))
             }
             Err(error) => ("unknown", error.into_reply()),
@@ -239,7 +266,7 @@ fn numbering(headers: &[(String, Vec<u8>)]) -> Result<Option<Numbered>, ApiError
 }
 
 fn dispatch(
-    api: &Api,
+    api: &Scoped,
     route: &Route,
     url: &str,
     numbered: Option<Numbered>,
@@ -290,5 +317,11 @@ fn dispatch(
         Route::Metrics => Ok(cluster::metrics(api)),
         Route::Ui { asset } => Ok(ui::serve(*asset)),
         Route::DebugPanic => cluster::debug_panic(api),
+        Route::Tenants { .. }
+        | Route::TenantCreate
+        | Route::TenantCaps { .. }
+        | Route::TenantDelete { .. }
+        | Route::TokenIssue { .. }
+        | Route::TokenRevoke { .. } => tenants::serve(api, url, route, numbered, &body),
     }
 }

@@ -107,6 +107,31 @@ pub enum Route {
     },
     /// Kills the node loop; served only when the node was started for a fail-stop test.
     DebugPanic,
+    /// `GET /v1/tenants` (every tenant) or `GET /v1/tenants/<name>`.
+    Tenants {
+        name: Option<String>,
+        stale: bool,
+    },
+    /// `POST /v1/tenants`.
+    TenantCreate,
+    /// `PUT /v1/tenants/<name>`: the body is the caps.
+    TenantCaps {
+        name: String,
+    },
+    /// `DELETE /v1/tenants/<name>[?purge]`.
+    TenantDelete {
+        name: String,
+        purge: bool,
+    },
+    /// `POST /v1/tenants/<name>/tokens`.
+    TokenIssue {
+        name: String,
+    },
+    /// `DELETE /v1/tenants/<name>/tokens/<id>`.
+    TokenRevoke {
+        name: String,
+        token: u64,
+    },
 }
 
 impl Route {
@@ -140,6 +165,13 @@ impl Route {
             Route::Metrics => "metrics",
             Route::Ui { .. } => "ui",
             Route::DebugPanic => "debug_panic",
+            Route::Tenants { name: None, .. } => "tenant_list",
+            Route::Tenants { .. } => "tenant_show",
+            Route::TenantCreate => "tenant_create",
+            Route::TenantCaps { .. } => "tenant_caps",
+            Route::TenantDelete { .. } => "tenant_delete",
+            Route::TokenIssue { .. } => "token_issue",
+            Route::TokenRevoke { .. } => "token_revoke",
         }
     }
 
@@ -154,6 +186,8 @@ impl Route {
                 | Route::ServiceResign { .. }
                 | Route::ServiceKeepAlive { .. }
                 | Route::ServiceUpdate { .. }
+                | Route::TenantCreate
+                | Route::TenantCaps { .. }
         )
     }
 }
@@ -187,6 +221,12 @@ pub fn parse(method: &str, url: &str) -> Result<Route, ApiError> {
             return Err(ApiError::not_found_route(method, path));
         }
         return parse_services(method, path, rest, &query);
+    }
+    if let Some(rest) = path.strip_prefix("/v1/tenants") {
+        if !rest.is_empty() && !rest.starts_with('/') {
+            return Err(ApiError::not_found_route(method, path));
+        }
+        return parse_tenants(method, path, rest, &query);
     }
     let route = match path {
         "/v1/txn" => expect_method(method, "POST", path, Route::Transaction)?,
@@ -392,6 +432,60 @@ fn parse_services(
         });
     }
     expect_method(method, "GET", path, Route::ServiceShow { group, stale })
+}
+
+/// `/v1/tenants[/<name>[/tokens[/<id>]]]`.
+fn parse_tenants(
+    method: &str,
+    path: &str,
+    rest: &str,
+    query: &BTreeMap<String, String>,
+) -> Result<Route, ApiError> {
+    let segments: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect::<Result<_, _>>()?;
+    let stale = query.contains_key("stale");
+    match (method, segments.as_slice()) {
+        ("GET", []) => Ok(Route::Tenants { name: None, stale }),
+        ("POST", []) => Ok(Route::TenantCreate),
+        ("GET", [name]) => Ok(Route::Tenants {
+            name: Some(name.clone()),
+            stale,
+        }),
+        ("PUT", [name]) => Ok(Route::TenantCaps { name: name.clone() }),
+        ("DELETE", [name]) => Ok(Route::TenantDelete {
+            name: name.clone(),
+            purge: query.contains_key("purge"),
+        }),
+        ("POST", [name, tokens]) if tokens == "tokens" => {
+            Ok(Route::TokenIssue { name: name.clone() })
+        }
+        ("DELETE", [name, tokens, id]) if tokens == "tokens" => Ok(Route::TokenRevoke {
+            name: name.clone(),
+            token: id
+                .parse()
+                .map_err(|_| ApiError::bad_request(format!("token id {id:?} is not a number")))?,
+        }),
+        (_, []) => Err(ApiError::method_not_allowed(
+            method,
+            path,
+            "GET, HEAD, POST",
+        )),
+        (_, [_]) => Err(ApiError::method_not_allowed(
+            method,
+            path,
+            "GET, HEAD, PUT, DELETE",
+        )),
+        (_, [_, tokens]) if tokens == "tokens" => {
+            Err(ApiError::method_not_allowed(method, path, "POST"))
+        }
+        (_, [_, tokens, _]) if tokens == "tokens" => {
+            Err(ApiError::method_not_allowed(method, path, "DELETE"))
+        }
+        _ => Err(ApiError::not_found_route(method, path)),
+    }
 }
 
 fn limit(query: &BTreeMap<String, String>) -> Result<u32, ApiError> {

@@ -2,13 +2,13 @@
 //! its master (with the fencing epoch) or the list of groups. Writes go through the log like
 //! every store write (and redirect to the leader); reads are linearizable unless `?stale`.
 
-use super::Api;
+use super::Scoped;
 use super::errors::{ApiError, Reply};
 use super::kv::write;
 use super::routes::SERVICE_ACTIONS;
 use rafting_core::replica::Numbered;
 use rafting_core::store::services::{GroupView, MemberUpdate, Registration, ServiceMode};
-use rafting_core::store::{Operation, Query, ReadAnswer, TenantId};
+use rafting_core::store::{Operation, Query, ReadAnswer};
 use rafting_net::runtime::Consistency;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -58,7 +58,7 @@ fn decode<'a, T: Deserialize<'a>>(body: &'a [u8], what: &str) -> Result<T, ApiEr
 /// `POST /v1/services/<name>/members`: registers a member (creating the group with its
 /// settings if it is the first) and answers its role, the epoch and the master.
 pub fn join(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     group: &str,
@@ -109,7 +109,7 @@ struct UpdateBody {
 /// a member reports its load, drains for maintenance, or changes its weight (and is kept
 /// alive).
 pub fn update(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     group: &str,
@@ -132,7 +132,7 @@ pub fn update(
 /// `GET /v1/services/<name>/pick?strategy=round_robin|monte_carlo&n=K`: K distinct members
 /// that are not draining (round robin rotates per serving node).
 pub fn pick(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     group: &str,
     monte_carlo: bool,
@@ -140,7 +140,7 @@ pub fn pick(
     stale: bool,
 ) -> Result<Reply, ApiError> {
     let query = Query::Service {
-        tenant: TenantId::DEFAULT,
+        tenant: api.tenant,
         group: group.to_owned(),
     };
     let ReadAnswer::Service(view) = read(api, url, query, stale)? else {
@@ -192,7 +192,7 @@ pub fn pick(
 /// role, so one that only keeps alive still learns it was promoted or demoted. A body
 /// (`{"load", "draining", "weight"}`) reports them in the same request.
 pub fn keep_alive(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     group: &str,
@@ -211,7 +211,7 @@ pub fn keep_alive(
 
 /// `DELETE /v1/services/<name>/members/<instance>`: a graceful leave.
 pub fn leave(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     group: &str,
@@ -226,7 +226,7 @@ pub fn leave(
 
 /// `POST /v1/services/<name>/resign` with `{"instance", "epoch", "to"?}`.
 pub fn resign(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     group: &str,
@@ -244,7 +244,7 @@ pub fn resign(
 
 /// `POST /v1/services/<name>/start`: a forming group starts with whoever is there.
 pub fn start(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     group: &str,
@@ -263,7 +263,7 @@ fn consistency(stale: bool) -> Consistency {
     }
 }
 
-fn read(api: &Api, url: &str, query: Query, stale: bool) -> Result<ReadAnswer, ApiError> {
+fn read(api: &Scoped, url: &str, query: Query, stale: bool) -> Result<ReadAnswer, ApiError> {
     api.handle
         .read(query, consistency(stale), api.request_timeout)
         .map_err(|error| api.client_error(error, url))
@@ -283,9 +283,9 @@ pub fn group_json(view: &GroupView) -> Value {
 }
 
 /// `GET /v1/services/<name>`.
-pub fn show(api: &Api, url: &str, group: &str, stale: bool) -> Result<Reply, ApiError> {
+pub fn show(api: &Scoped, url: &str, group: &str, stale: bool) -> Result<Reply, ApiError> {
     let query = Query::Service {
-        tenant: TenantId::DEFAULT,
+        tenant: api.tenant,
         group: group.to_owned(),
     };
     match read(api, url, query, stale)? {
@@ -296,9 +296,9 @@ pub fn show(api: &Api, url: &str, group: &str, stale: bool) -> Result<Reply, Api
 
 /// `GET /v1/services/<name>/master`: `{instance, epoch, addresses}`, or `null` fields when
 /// the group has no master (with the epoch that says so).
-pub fn master(api: &Api, url: &str, group: &str, stale: bool) -> Result<Reply, ApiError> {
+pub fn master(api: &Scoped, url: &str, group: &str, stale: bool) -> Result<Reply, ApiError> {
     let query = Query::Service {
-        tenant: TenantId::DEFAULT,
+        tenant: api.tenant,
         group: group.to_owned(),
     };
     match read(api, url, query, stale)? {
@@ -311,10 +311,8 @@ pub fn master(api: &Api, url: &str, group: &str, stale: bool) -> Result<Reply, A
 }
 
 /// `GET /v1/services`: every group's name, mode, phase, master, epoch and member count.
-pub fn list(api: &Api, url: &str) -> Result<Reply, ApiError> {
-    let query = Query::Services {
-        tenant: TenantId::DEFAULT,
-    };
+pub fn list(api: &Scoped, url: &str) -> Result<Reply, ApiError> {
+    let query = Query::Services { tenant: api.tenant };
     match read(api, url, query, false)? {
         ReadAnswer::Services(views) => {
             let groups: Vec<Value> = views

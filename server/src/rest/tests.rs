@@ -60,6 +60,8 @@ impl InProcessNode {
             stopping: AtomicBool::new(false),
             debug_panic_route: false,
             pick_counters: Default::default(),
+            admin_token: None,
+            watches_open: Default::default(),
         };
         let node = InProcessNode {
             runtime,

@@ -12,7 +12,7 @@
 //! Each compare names exactly one target: `version`, `create_revision`, `modify_revision`
 //! or `value` (text); `relation` is `equal` (the default), `not_equal`, `less` or `greater`.
 
-use super::Api;
+use super::Scoped;
 use super::errors::{ApiError, Reply};
 use super::kv::write;
 use rafting_core::replica::Numbered;
@@ -147,7 +147,7 @@ fn transaction(body: &[u8]) -> Result<Transaction, ApiError> {
 
 /// `POST /v1/txn`.
 pub fn run(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     body: &[u8],
@@ -162,7 +162,7 @@ pub fn run(
 
 /// `POST /v1/sessions` with `{"ttl_ms": N}`: answers `{"session", "ttl_ms", "expires_at_ms"}`.
 pub fn open_session(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     body: &[u8],
@@ -180,7 +180,7 @@ pub fn open_session(
 
 /// `PUT /v1/sessions/<id>/keepalive`.
 pub fn keep_alive(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     session: u64,
@@ -191,7 +191,7 @@ pub fn keep_alive(
 
 /// `DELETE /v1/sessions/<id>`: closes the session and deletes its ephemeral keys.
 pub fn close_session(
-    api: &Api,
+    api: &Scoped,
     url: &str,
     numbered: Option<Numbered>,
     session: u64,

@@ -58,13 +58,19 @@ pub fn free_address_pair() -> (SocketAddr, SocketAddr) {
 impl TestCluster {
     /// Starts `size` nodes and returns once every process is spawned (not yet elected).
     pub fn start(size: u64) -> TestCluster {
+        TestCluster::start_with(size, &[])
+    }
+
+    /// Starts `size` nodes, each with `extra` arguments after the usual ones.
+    pub fn start_with(size: u64, extra: &[String]) -> TestCluster {
         let data = tempfile::tempdir().unwrap();
         let addresses: Vec<(SocketAddr, SocketAddr)> =
             (0..size).map(|_| free_address_pair()).collect();
         let nodes = (1..=size)
             .map(|id| {
                 let directory = data.path().join(format!("node-{id}"));
-                let arguments = node_arguments(id, &addresses, &directory);
+                let mut arguments = node_arguments(id, &addresses, &directory);
+                arguments.extend(extra.iter().cloned());
                 let (http, udp) = addresses[id as usize - 1];
                 let mut node = TestNode {
                     id,
