@@ -16,6 +16,8 @@ pub struct Streams {
     pub faults: ChaCha8Rng,
     pub workload: ChaCha8Rng,
     pub disk: ChaCha8Rng,
+    /// Client-to-node delays (drawn only when a scenario sets `workload.client_latency_ms`).
+    pub client_network: ChaCha8Rng,
     /// Seeds for the nodes' own generators (election jitter), one per node.
     pub node_seeds: Vec<u64>,
 }
@@ -30,7 +32,10 @@ impl Streams {
         let workload = derive();
         let disk = derive();
         let node_seeds = (0..nodes).map(|_| master.next_u64()).collect();
+        // Derived after the node seeds, so that every earlier stream stays as it was.
+        let client_network = ChaCha8Rng::seed_from_u64(master.next_u64());
         Streams {
+            client_network,
             params,
             network,
             faults,

@@ -303,6 +303,13 @@ pub struct Workload {
     /// together, so a deposed leader that still serves would be asked only by clients that
     /// nobody else contradicts; wandering clients find the new leader and write through it.
     pub wander_probability: Span<f64>,
+    /// One-way delay between a client and a node, drawn per request and per answer. Zero (the
+    /// default) hands a request to the node in the same instant the client sends it.
+    pub client_latency_ms: [u64; 2],
+    /// A request sent to a paused node waits in its socket and is handed to it when it resumes,
+    /// before what its peers sent meanwhile (a node that wakes from a long pause answers its
+    /// clients on what it believed when it stopped). Otherwise a paused node refuses at once.
+    pub hold_requests_while_paused: bool,
     /// Test-only planted anomaly: KV reads skip ReadIndex and are served from the store of
     /// the running node that has applied least (stale reads). Never read from a file.
     #[serde(skip)]
@@ -320,6 +327,8 @@ impl Default for Workload {
             session_ttl_ms: 5000,
             session_tick_interval_ms: 200,
             wander_probability: Span::zero(),
+            client_latency_ms: [0, 0],
+            hold_requests_while_paused: false,
             planted_stale_reads: false,
         }
     }
@@ -423,6 +432,13 @@ pub enum ScriptedEvent {
         at_ms: u64,
         duration_ms: u64,
     },
+    /// The next node to win an election after `at_ms` stops for `duration_ms` in the step it
+    /// wins, before its first entry of the term can commit (it has sent its no-op; the
+    /// answers wait for it).
+    PauseNewLeader {
+        at_ms: u64,
+        duration_ms: u64,
+    },
     /// The running leader is asked to hand leadership over to `to`.
     TransferLeader {
         at_ms: u64,
@@ -452,6 +468,7 @@ impl ScriptedEvent {
             | ScriptedEvent::Network { at_ms, .. }
             | ScriptedEvent::Pause { at_ms, .. }
             | ScriptedEvent::PauseLeader { at_ms, .. }
+            | ScriptedEvent::PauseNewLeader { at_ms, .. }
             | ScriptedEvent::TransferLeader { at_ms, .. }
             | ScriptedEvent::Campaign { at_ms, .. } => *at_ms,
         }

@@ -17,7 +17,7 @@ use crate::trace::{TraceEvent, Tracer};
 use crate::wal_disk::WalDisk;
 use crate::workload::{Client, History};
 use rafting_core::raft::{Config, ConfigError, Envelope, Node, RoleName};
-use rafting_core::replica::{Replica, ReplicaConfig};
+use rafting_core::replica::{Answer, Input, Replica, ReplicaConfig};
 use rafting_core::store::{Store, StoreConfig};
 use rafting_core::{LogIndex, NodeId, Term};
 use rand::Rng;
@@ -93,6 +93,15 @@ pub(crate) enum EventKind {
     ClientTimeout {
         client: usize,
         operation: u64,
+    },
+    /// A client's request reaches a node (after `workload.client_latency_ms`).
+    ClientRequest {
+        node: usize,
+        inputs: Vec<Input>,
+    },
+    /// A node's answer reaches its client.
+    ClientAnswer {
+        answer: Answer,
     },
     Restart {
         node: usize,
@@ -195,6 +204,9 @@ pub(crate) struct Host {
     pub paused: bool,
     /// Events that arrived while paused, delivered on resume.
     pub backlog: Vec<EventKind>,
+    /// Client requests that arrived while paused (sticky clients): handed to the node first
+    /// on resume, before the backlog.
+    pub held_requests: Vec<Vec<Input>>,
     /// When the node asked to be woken, and when the pending timer event fires.
     pub wake_us: u64,
     pub timer_at_us: u64,
@@ -273,6 +285,8 @@ pub struct Simulator<'s, 'w> {
     pub(crate) services: Option<crate::services::ServicesWorld>,
     /// The protocol situations this seed reached.
     pub(crate) coverage: Coverage,
+    /// A `pause_new_leader` event waits for the next election win: pause the winner this long.
+    pub(crate) pause_next_leader_ms: Option<u64>,
 }
 
 /// Runs one seed of a scenario, writing its trace to `trace` if given.
@@ -321,6 +335,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 catching_up: false,
                 paused: false,
                 backlog: Vec::new(),
+                held_requests: Vec::new(),
                 wake_us: u64::MAX,
                 timer_at_us: u64::MAX,
                 clock_rate_ppm: params.clock_rate_ppm[position],
@@ -365,6 +380,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             kv,
             services,
             coverage: Coverage::default(),
+            pause_next_leader_ms: None,
         })
     }
 
@@ -515,6 +531,8 @@ impl<'s, 'w> Simulator<'s, 'w> {
             EventKind::ClientTimeout { client, operation } => {
                 self.on_client_timeout(client, operation)
             }
+            EventKind::ClientRequest { node, inputs } => self.deliver_client_request(node, inputs),
+            EventKind::ClientAnswer { answer } => self.on_client_answer(answer),
             EventKind::Restart { node } => self.restart(node),
             EventKind::CrashHint { to, peer } => self.on_crash_hint(to, peer),
             EventKind::Resume { node } => self.resume(node),

@@ -260,6 +260,9 @@ impl Simulator<'_, '_> {
                 if self.kv.is_some() {
                     self.kv_on_new_leader();
                 }
+                if let Some(duration_ms) = self.pause_next_leader_ms.take() {
+                    self.pause(node, duration_ms);
+                }
             }
             self.tracer.record(
                 self.now_us,

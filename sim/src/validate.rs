@@ -135,6 +135,10 @@ fn validate_ranges(scenario: &Scenario) -> Result<(), Invalid> {
         "workload.wander_probability",
         scenario.workload.wander_probability,
     )?;
+    ordered(
+        "workload.client_latency_ms",
+        scenario.workload.client_latency_ms,
+    )?;
     non_negative("pauses.per_minute", scenario.pauses.per_minute, 600.0)?;
     ordered("pauses.duration_ms", scenario.pauses.duration_ms)?;
     ordered("disk.fsync_latency_ms", scenario.disk.fsync_latency_ms)?;
