@@ -65,8 +65,39 @@ pub struct Params {
     pub check_quorum: bool,
     pub wipe_probability: f64,
     pub wander_probability: f64,
+    /// The nodes' batching and flow-control limits this seed runs with.
+    pub limits: NodeLimits,
     #[serde(skip)]
     pub kinds: Vec<PartitionKind>,
+}
+
+/// The limits of `rafting_core::raft::Config` a seed draws (`[timing]` ranges).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NodeLimits {
+    pub entries_per_append_max: usize,
+    pub bytes_per_append_max: usize,
+    pub inflight_messages_max: usize,
+    pub inflight_bytes_max: usize,
+    pub uncommitted_entries_max: usize,
+    pub uncommitted_bytes_max: usize,
+    pub pending_reads_max: usize,
+}
+
+impl NodeLimits {
+    /// Draws each limit in its range; a fixed value (every default) draws nothing, so that
+    /// scenarios without ranges keep every recorded seed as it was.
+    fn draw(timing: &crate::scenario::Timing, rng: &mut ChaCha8Rng) -> NodeLimits {
+        let mut draw = |span: Span<u64>| draw_u64(rng, span.low(), span.high()) as usize;
+        NodeLimits {
+            entries_per_append_max: draw(timing.entries_per_append_max),
+            bytes_per_append_max: draw(timing.bytes_per_append_max),
+            inflight_messages_max: draw(timing.inflight_messages_max),
+            inflight_bytes_max: draw(timing.inflight_bytes_max),
+            uncommitted_entries_max: draw(timing.uncommitted_entries_max),
+            uncommitted_bytes_max: draw(timing.uncommitted_bytes_max),
+            pending_reads_max: draw(timing.pending_reads_max),
+        }
+    }
 }
 
 /// A toggle's value for this seed. Drawn only when asked, so that scenarios with fixed
@@ -118,6 +149,7 @@ impl Params {
         // scenarios without wipes keep every recorded seed as it was.
         let wipe_probability = draw_f64(rng, scenario.crashes.wipe_probability);
         let wander_probability = draw_f64(rng, scenario.workload.wander_probability);
+        let limits = NodeLimits::draw(&scenario.timing, rng);
         Params {
             loss_probability,
             duplicate_probability,
@@ -133,6 +165,7 @@ impl Params {
             check_quorum,
             wipe_probability,
             wander_probability,
+            limits,
             kinds,
         }
     }

@@ -149,6 +149,16 @@ pub struct Timing {
     pub election_timeout_ms: [u64; 2],
     pub pre_vote: Toggle,
     pub check_quorum: Toggle,
+    /// The nodes' batching and flow-control limits, each a range drawn once per seed (the same
+    /// for every node), so that limits the workloads never approach at their defaults are
+    /// reached in some seeds. Defaults: `rafting_core::raft::Config::new`'s.
+    pub entries_per_append_max: Span<u64>,
+    pub bytes_per_append_max: Span<u64>,
+    pub inflight_messages_max: Span<u64>,
+    pub inflight_bytes_max: Span<u64>,
+    pub uncommitted_entries_max: Span<u64>,
+    pub uncommitted_bytes_max: Span<u64>,
+    pub pending_reads_max: Span<u64>,
 }
 
 impl Default for Timing {
@@ -158,6 +168,13 @@ impl Default for Timing {
             election_timeout_ms: [1000, 2000],
             pre_vote: Toggle::Fixed(true),
             check_quorum: Toggle::Fixed(true),
+            entries_per_append_max: Span::Exactly(256),
+            bytes_per_append_max: Span::Exactly(48 * 1024),
+            inflight_messages_max: Span::Exactly(64),
+            inflight_bytes_max: Span::Exactly(4 * 1024 * 1024),
+            uncommitted_entries_max: Span::Exactly(10_000),
+            uncommitted_bytes_max: Span::Exactly(32 * 1024 * 1024),
+            pending_reads_max: Span::Exactly(10_000),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! node restarts and resumes, links heal, the network turns reliable) and the cluster must
 //! elect a leader and finish every pending request within `liveness.bound_ms`.
 
-use crate::checkers::{Record, Violation, check};
+use crate::checkers::{self, Record, Violation, check};
 use crate::coverage::Coverage;
 use crate::kv::sessions::ClockBounds;
 use crate::kv::{KvReport, KvWorld};
@@ -287,6 +287,8 @@ pub struct Simulator<'s, 'w> {
     pub(crate) coverage: Coverage,
     /// A `pause_new_leader` event waits for the next election win: pause the winner this long.
     pub(crate) pause_next_leader_ms: Option<u64>,
+    /// The highest index known committed when faults stopped: every node must apply it.
+    pub(crate) liveness_target: LogIndex,
 }
 
 /// Runs one seed of a scenario, writing its trace to `trace` if given.
@@ -381,6 +383,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             services,
             coverage: Coverage::default(),
             pause_next_leader_ms: None,
+            liveness_target: LogIndex::ZERO,
         })
     }
 
@@ -589,6 +592,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
         self.phase = Phase::Liveness {
             started_us: self.now_us,
         };
+        self.liveness_target = LogIndex(self.record.committed.len() as u64);
         self.tracer
             .record(self.now_us, TraceEvent::Phase { phase: "liveness" });
         self.heal();
@@ -615,12 +619,23 @@ impl<'s, 'w> Simulator<'s, 'w> {
             .hosts
             .iter()
             .any(|host| host.node().is_some_and(Node::is_leader));
-        if leader && (self.services.is_none() || self.services_settled()) {
+        if leader
+            && (self.services.is_none() || self.services_settled())
+            && checkers::nodes_behind(self.liveness_target, &self.applied_indexes()).is_empty()
+        {
             self.phase = Phase::Done;
             self.liveness_ms = Some((self.now_us - started_us) / MICROS_PER_MS);
             self.tracer
                 .record(self.now_us, TraceEvent::Phase { phase: "settled" });
         }
+    }
+
+    /// Each node's applied index (none for a node that is not running).
+    fn applied_indexes(&self) -> Vec<(NodeId, Option<LogIndex>)> {
+        self.hosts
+            .iter()
+            .map(|host| (host.id, host.replica.is_some().then_some(host.last_applied)))
+            .collect()
     }
 
     fn liveness_failed(&mut self) {
@@ -636,6 +651,13 @@ impl<'s, 'w> Simulator<'s, 'w> {
             .filter(|host| host.node().is_some_and(Node::is_leader))
             .map(|host| host.id.get())
             .collect();
+        let services_settled = self.services.is_none() || self.services_settled();
+        if unfinished.is_empty() && !leaders.is_empty() && services_settled {
+            let result = checkers::caught_up(self.liveness_target, &self.applied_indexes());
+            if result.is_err() {
+                return self.check(result);
+            }
+        }
         let detail = format!(
             "not settled {} ms after faults stopped: leaders {leaders:?}, clients unfinished {unfinished:?}",
             self.scenario.liveness.bound_ms
@@ -722,6 +744,14 @@ fn node_config(
     config.election_timeout_ms_max = scenario.timing.election_timeout_ms[1];
     config.pre_vote = params.pre_vote;
     config.check_quorum = params.check_quorum;
+    let limits = params.limits;
+    config.entries_per_append_max = limits.entries_per_append_max;
+    config.bytes_per_append_max = limits.bytes_per_append_max;
+    config.inflight_messages_max = limits.inflight_messages_max;
+    config.inflight_bytes_max = limits.inflight_bytes_max;
+    config.uncommitted_entries_max = limits.uncommitted_entries_max;
+    config.uncommitted_bytes_max = limits.uncommitted_bytes_max;
+    config.pending_reads_max = limits.pending_reads_max;
     config
 }
 

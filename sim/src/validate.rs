@@ -67,6 +67,27 @@ fn validate_timing(scenario: &Scenario) -> Result<(), Invalid> {
             "needs heartbeat_interval_ms < low < high",
         );
     }
+    let limits = [
+        (
+            "timing.entries_per_append_max",
+            timing.entries_per_append_max,
+        ),
+        ("timing.bytes_per_append_max", timing.bytes_per_append_max),
+        ("timing.inflight_messages_max", timing.inflight_messages_max),
+        ("timing.inflight_bytes_max", timing.inflight_bytes_max),
+        (
+            "timing.uncommitted_entries_max",
+            timing.uncommitted_entries_max,
+        ),
+        ("timing.uncommitted_bytes_max", timing.uncommitted_bytes_max),
+        ("timing.pending_reads_max", timing.pending_reads_max),
+    ];
+    for (key, span) in limits {
+        if span.low() == 0 {
+            return fail(key, "must be positive");
+        }
+        ordered(key, [span.low(), span.high()])?;
+    }
     if scenario.workload.request_timeout_ms == 0 {
         return fail("workload.request_timeout_ms", "must be positive");
     }
