@@ -46,9 +46,18 @@ impl Streams {
     }
 }
 
+/// The cluster size a seed of a `nodes_drawn` scenario runs with. Drawn from a generator of
+/// its own, before anything else, so that the size never shifts another draw.
+pub fn draw_cluster_size(seed: u64, low: u64, high: u64) -> u64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_C1A5_7E55_1CE5);
+    draw_u64(&mut rng, low, high)
+}
+
 /// The concrete values one seed runs with.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Params {
+    /// Cluster size (drawn when the scenario sets `nodes_drawn`).
+    pub nodes: u64,
     pub loss_probability: f64,
     pub duplicate_probability: f64,
     pub reorder_probability: f64,
@@ -151,6 +160,7 @@ impl Params {
         let wander_probability = draw_f64(rng, scenario.workload.wander_probability);
         let limits = NodeLimits::draw(&scenario.timing, rng);
         Params {
+            nodes: scenario.nodes,
             loss_probability,
             duplicate_probability,
             reorder_probability,

@@ -95,6 +95,10 @@ pub struct Scenario {
     pub description: String,
     pub profile: Profile,
     pub nodes: u64,
+    /// Swarm over the cluster size: each seed draws its own size in `[low, high]` (at most
+    /// `nodes`), so one scenario runs single nodes, even sizes and large clusters alike.
+    #[serde(default)]
+    pub nodes_drawn: Option<[u64; 2]>,
     /// Length of the safety phase (faults on), in simulated milliseconds.
     pub duration_ms: u64,
     #[serde(default)]

@@ -297,6 +297,17 @@ pub fn run_seed(
     seed: u64,
     trace: Option<&mut dyn Write>,
 ) -> Result<SeedOutcome, SimError> {
+    let sized;
+    let scenario = match scenario.nodes_drawn {
+        Some([low, high]) => {
+            sized = Scenario {
+                nodes: crate::params::draw_cluster_size(seed, low, high),
+                ..scenario.clone()
+            };
+            &sized
+        }
+        None => scenario,
+    };
     let mut simulator = Simulator::new(scenario, seed, trace)?;
     simulator.run();
     simulator.finish()

@@ -49,6 +49,21 @@ pub fn validate(scenario: &Scenario) -> Result<(), Invalid> {
     if scenario.duration_ms == 0 {
         return fail("duration_ms", "must be positive");
     }
+    if let Some([low, high]) = scenario.nodes_drawn {
+        if low == 0 || low > high || high > scenario.nodes {
+            return fail("nodes_drawn", "needs 1 <= low <= high <= nodes");
+        }
+        if let Some((key, node)) = scenario
+            .named_nodes()
+            .into_iter()
+            .find(|&(_, node)| node > low)
+        {
+            return fail(
+                &key,
+                format!("node {node} may not exist: nodes_drawn starts at {low}"),
+            );
+        }
+    }
     validate_timing(scenario)?;
     validate_ranges(scenario)?;
     validate_profile(scenario)?;
