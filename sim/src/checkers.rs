@@ -46,6 +46,106 @@ pub mod check {
     /// A node's store agrees with itself: its listings (whole, paged, per directory), its gets,
     /// its key count and its watch history (replayed) all describe the same key space.
     pub const STORE_CONSISTENT: &str = "store_consistent";
+    /// After faults stop, every node applies at least what the cluster had committed when they
+    /// stopped: a node the leader never catches up (its disk lost entries it had acknowledged,
+    /// it never learns the newer term) is an availability bug no safety check sees.
+    pub const CAUGHT_UP: &str = "caught_up";
+    /// A node keeps the limits its configuration sets: an append carries at most
+    /// `entries_per_append_max` entries and, beyond its first entry, at most
+    /// `bytes_per_append_max` bytes; a leader that accepted a proposal holds at most
+    /// `uncommitted_entries_max` entries and `uncommitted_bytes_max` bytes beyond its commit.
+    /// Sizes are counted here, not with core's own `size_bytes`.
+    pub const LIMITS_KEPT: &str = "limits_kept";
+}
+
+/// Core's documented per-entry overhead in byte limits (term, index, tag).
+const ENTRY_OVERHEAD_BYTES: usize = 24;
+
+/// What an entry counts for in byte limits: core's documented per-entry overhead plus its
+/// payload, computed here independently of `Entry::size_bytes`.
+pub fn entry_bytes(entry: &Entry) -> usize {
+    ENTRY_OVERHEAD_BYTES
+        + match &entry.payload {
+            EntryPayload::Noop => 0,
+            EntryPayload::Command(data) => data.len(),
+        }
+}
+
+/// An append leaving `node` stays within the node's per-append limits (the first entry always
+/// fits, however large).
+pub fn append_within_limits(
+    node: NodeId,
+    config: &rafting_core::raft::Config,
+    envelope: &Envelope,
+) -> Result<(), Violation> {
+    let Message::AppendEntries(append) = &envelope.message else {
+        return Ok(());
+    };
+    let count = append.entries.len();
+    let bytes: usize = append.entries.iter().map(entry_bytes).sum();
+    let detail = if count > config.entries_per_append_max {
+        format!(
+            "an append carries {count} entries, above entries_per_append_max {}",
+            config.entries_per_append_max
+        )
+    } else if count > 1 && bytes > config.bytes_per_append_max {
+        format!(
+            "an append carries {count} entries of {bytes} bytes, above bytes_per_append_max {}",
+            config.bytes_per_append_max
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Violation {
+        check: check::LIMITS_KEPT,
+        at_us: 0,
+        nodes: vec![node.get(), envelope.to.get()],
+        index: append.entries.first().map(|entry| entry.index.get()),
+        term: Some(append.term.get()),
+        detail,
+    })
+}
+
+/// A leader that has just accepted a proposal holds no more uncommitted entries or bytes than
+/// its limits allow: each proposal is admitted only while the backlog is below them.
+pub fn uncommitted_within_limits(
+    node: NodeId,
+    config: &rafting_core::raft::Config,
+    log: &RaftLog,
+) -> Result<(), Violation> {
+    let commit = log.commit();
+    let entries = log.last_index().get().saturating_sub(commit.get());
+    let mut bytes = 0usize;
+    let mut index = commit.next();
+    while index <= log.last_index() {
+        bytes += log.entry(index).map_or(0, entry_bytes);
+        index = index.next();
+    }
+    let detail = if entries > config.uncommitted_entries_max as u64 {
+        format!(
+            "{entries} entries beyond commit {}, above uncommitted_entries_max {}",
+            commit.get(),
+            config.uncommitted_entries_max
+        )
+    } else if bytes > config.uncommitted_bytes_max + ENTRY_OVERHEAD_BYTES {
+        // A proposal is admitted by its payload's size; the entry it becomes also carries the
+        // per-entry overhead, so the last one admitted may pass the cap by that much.
+        format!(
+            "{bytes} bytes beyond commit {}, above uncommitted_bytes_max {}",
+            commit.get(),
+            config.uncommitted_bytes_max
+        )
+    } else {
+        return Ok(());
+    };
+    Err(Violation {
+        check: check::LIMITS_KEPT,
+        at_us: 0,
+        nodes: vec![node.get()],
+        index: Some(log.last_index().get()),
+        term: None,
+        detail,
+    })
 }
 
 /// One broken property, with the nodes and indexes involved.
@@ -441,6 +541,48 @@ fn usage_agrees_with_recount(store: &Store) -> Option<String> {
 /// retained must be its current state). The KV clients only see answers to their own
 /// requests; this reads the rest of the store (pagination, watches, revisions) as a client
 /// would, so a store bug that every node repeats identically still shows.
+/// The nodes that have not applied up to `target` (a node not running has applied nothing).
+pub fn nodes_behind(target: LogIndex, applied: &[(NodeId, Option<LogIndex>)]) -> Vec<u64> {
+    applied
+        .iter()
+        .filter(|(_, applied)| applied.is_none_or(|applied| applied < target))
+        .map(|(node, _)| node.get())
+        .collect()
+}
+
+/// Availability after faults stop: every node has applied `target`, the highest index the
+/// cluster had committed when faults stopped. Judged when the liveness bound runs out with a
+/// leader elected and every client served, so only a node left behind is reported.
+pub fn caught_up(
+    target: LogIndex,
+    applied: &[(NodeId, Option<LogIndex>)],
+) -> Result<(), Violation> {
+    let behind = nodes_behind(target, applied);
+    if behind.is_empty() {
+        return Ok(());
+    }
+    let detail = applied
+        .iter()
+        .filter(|(node, _)| behind.contains(&node.get()))
+        .map(|(node, applied)| match applied {
+            Some(applied) => format!("{node} applied {}", applied.get()),
+            None => format!("{node} not running"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Err(Violation {
+        check: check::CAUGHT_UP,
+        at_us: 0,
+        nodes: behind,
+        index: Some(target.get()),
+        term: None,
+        detail: format!(
+            "not caught up with index {}, committed when faults stopped: {detail}",
+            target.get()
+        ),
+    })
+}
+
 pub fn store_consistent(node: NodeId, store: &Store) -> Result<(), Violation> {
     store_consistency_error(store).map_or(Ok(()), |detail| {
         Err(Violation::new(check::STORE_CONSISTENT, &[node], detail))

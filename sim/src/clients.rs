@@ -10,6 +10,7 @@
 //! entry may ever commit there (`acknowledged_write_kept`).
 
 use crate::checkers::{self, Violation, check};
+use crate::network::MICROS_PER_MS;
 use crate::simulator::{EventKind, Phase, Simulator};
 use crate::trace::TraceEvent;
 use crate::workload::Outcome;
@@ -46,11 +47,7 @@ impl Simulator<'_, '_> {
 
     /// Coverage: a request reaching a node that leads a term older than the latest leader's.
     pub(crate) fn note_request_at(&mut self, target: usize) {
-        let Some(node) = self.hosts[target].node().filter(|node| node.is_leader()) else {
-            return;
-        };
-        let latest = self.record.leaders.keys().next_back().copied();
-        if latest.is_some_and(|latest| latest > node.term()) {
+        if self.at_deposed_leader(target) {
             self.coverage
                 .reach(crate::coverage::REQUEST_AT_DEPOSED_LEADER, self.now_us);
         }
@@ -66,8 +63,66 @@ impl Simulator<'_, '_> {
     /// Sends a write to `target`'s replica and flushes it at once (the runtime flushes at the
     /// end of each round of events; a simulated request is a round of its own).
     pub(crate) fn send_write(&mut self, target: usize, write: Input) {
-        self.step_node(target, write);
-        self.step_node(target, Input::Flush);
+        self.send_client_request(target, vec![write, Input::Flush]);
+    }
+
+    /// Sends a client's request to `target`: at once, or after the client network's delay.
+    pub(crate) fn send_client_request(&mut self, target: usize, inputs: Vec<Input>) {
+        let [low, high] = self.scenario.workload.client_latency_ms;
+        if high == 0 {
+            self.deliver_client_request(target, inputs);
+            return;
+        }
+        let delay_us = self
+            .streams
+            .client_network
+            .random_range(low * MICROS_PER_MS..=high * MICROS_PER_MS);
+        let kind = EventKind::ClientRequest {
+            node: target,
+            inputs,
+        };
+        self.schedule(self.now_us + delay_us, kind);
+    }
+
+    /// A client's request reaches `node`: lost if it is down (the client times out), held
+    /// until it resumes if it is paused, handed to its replica otherwise.
+    pub(crate) fn deliver_client_request(&mut self, node: usize, inputs: Vec<Input>) {
+        let host = &mut self.hosts[node];
+        if host.replica.is_none() {
+            return;
+        }
+        if host.paused {
+            host.held_requests.push(inputs);
+            return;
+        }
+        if inputs
+            .iter()
+            .any(|input| matches!(input, Input::Read { .. }))
+            && self.at_deposed_leader(node)
+        {
+            self.coverage
+                .reach(crate::coverage::READ_AT_DEPOSED_LEADER, self.now_us);
+        }
+        for input in inputs {
+            self.step_node(node, input);
+        }
+    }
+
+    /// Whether `node` leads a term older than the latest leader's.
+    fn at_deposed_leader(&self, node: usize) -> bool {
+        let Some(raft) = self.hosts[node].node().filter(|raft| raft.is_leader()) else {
+            return false;
+        };
+        let latest = self.record.leaders.keys().next_back().copied();
+        latest.is_some_and(|latest| latest > raft.term())
+    }
+
+    /// Whether a client may send to `target` now: it runs, or it is paused and holds requests
+    /// (a crashed node refuses the connection at once).
+    pub(crate) fn reachable(&self, target: usize) -> bool {
+        let host = &self.hosts[target];
+        let holds = self.scenario.workload.hold_requests_while_paused;
+        host.running() || (holds && host.replica.is_some())
     }
 
     pub(crate) fn retry_soon(&mut self, client: usize, pick_random_node: bool) {
@@ -98,7 +153,7 @@ impl Simulator<'_, '_> {
             .invoke(client_id, target as u64 + 1, self.now_us);
         self.clients[client].unfinished = true;
         self.trace_client(client, operation, "invoke", None);
-        if !self.hosts[target].running() {
+        if !self.reachable(target) {
             self.history
                 .complete(operation, Outcome::Failed, self.now_us);
             self.trace_client(client, operation, "unavailable", None);
@@ -163,23 +218,45 @@ impl Simulator<'_, '_> {
             Answer::Write { id, result } if id.0 & crate::services::MEMBER_REQUEST_BIT != 0 => {
                 self.on_member_answer_sent(result, id.0 & !crate::services::MEMBER_REQUEST_BIT)
             }
-            Answer::Write { id, result } => self.on_write_answer(node, id.0, result),
-            Answer::Read { id, result } => self.kv_read_answer(id.0, result),
+            Answer::Write { id, result } => {
+                if let Ok(applied) = &result {
+                    // Every "applied at i", even one its client no longer waits for, checked
+                    // against the answering node's log as it is now.
+                    self.check_answered_entry(node, id.0, applied.index);
+                }
+                self.answer_client(Answer::Write { id, result });
+            }
+            Answer::Read { .. } => self.answer_client(answer),
             // Scripted transfers only watch what follows.
             Answer::Transfer { .. } => {}
         }
     }
 
-    fn on_write_answer(
-        &mut self,
-        node: usize,
-        attempt: u64,
-        result: Result<Applied, ReplicaError>,
-    ) {
-        if let Ok(applied) = &result {
-            // Every "applied at i", even one its client no longer waits for.
-            self.check_answered_entry(node, attempt, applied.index);
+    /// Sends a replica's answer back to its client: at once, or after the client network's
+    /// delay.
+    fn answer_client(&mut self, answer: Answer) {
+        let [low, high] = self.scenario.workload.client_latency_ms;
+        if high == 0 {
+            self.on_client_answer(answer);
+            return;
         }
+        let delay_us = self
+            .streams
+            .client_network
+            .random_range(low * MICROS_PER_MS..=high * MICROS_PER_MS);
+        self.schedule(self.now_us + delay_us, EventKind::ClientAnswer { answer });
+    }
+
+    /// A replica's answer reaches its client.
+    pub(crate) fn on_client_answer(&mut self, answer: Answer) {
+        match answer {
+            Answer::Write { id, result } => self.on_write_answer(id.0, result),
+            Answer::Read { id, result } => self.kv_read_answer(id.0, result),
+            Answer::Transfer { .. } => {}
+        }
+    }
+
+    fn on_write_answer(&mut self, attempt: u64, result: Result<Applied, ReplicaError>) {
         let Some(client) = self.client_of_attempt(attempt) else {
             return;
         };

@@ -17,6 +17,9 @@ pub const FOLLOWER_TRUNCATED_SUFFIX: &str = "follower_truncated_suffix";
 /// A client request reached a node that still believed it led while a later term had a
 /// leader (a deposed leader).
 pub const REQUEST_AT_DEPOSED_LEADER: &str = "request_at_deposed_leader";
+/// A linearizable read was handed to a node that still believed it led while a later term
+/// had a leader (ReadIndex's reason to exist).
+pub const READ_AT_DEPOSED_LEADER: &str = "read_at_deposed_leader";
 /// A node campaigned on a leadership transfer (TimeoutNow) and won.
 pub const ELECTED_BY_TRANSFER: &str = "elected_by_transfer";
 /// A second, different node became leader during the seed.
@@ -43,6 +46,7 @@ pub const STATES: &[&str] = &[
     CRASH_WITH_UNSYNCED_WRITE,
     FOLLOWER_TRUNCATED_SUFFIX,
     REQUEST_AT_DEPOSED_LEADER,
+    READ_AT_DEPOSED_LEADER,
     ELECTED_BY_TRANSFER,
     LEADER_CHANGE,
     WIPED_DISK_REJOINED,

@@ -150,6 +150,7 @@ impl Simulator<'_, '_> {
         host.sync_covers = 0;
         host.paused = false;
         host.backlog.clear();
+        host.held_requests.clear();
         host.timer_at_us = u64::MAX;
         host.wake_us = u64::MAX;
         let mut torn_note = torn.map_or(String::new(), |kept| {
@@ -259,15 +260,22 @@ impl Simulator<'_, '_> {
         let host = &mut self.hosts[node];
         host.paused = false;
         let backlog = std::mem::take(&mut host.backlog);
+        let held = std::mem::take(&mut host.held_requests);
         self.fault(format!(
-            "resume n{} ({} events waited)",
+            "resume n{} ({} events and {} client requests waited)",
             node + 1,
-            backlog.len()
+            backlog.len(),
+            held.len()
         ));
         for kind in backlog {
             self.schedule(self.now_us, kind);
         }
         self.events += 1;
+        // Client requests first: the node answers them on what it believed when it stopped,
+        // before the messages that would tell it about a newer term.
+        for inputs in held {
+            self.deliver_client_request(node, inputs);
+        }
         self.step_node(node, Input::Tick);
     }
 
@@ -372,6 +380,9 @@ impl Simulator<'_, '_> {
                 if let Some(leader) = self.leader_position() {
                     self.pause(leader, duration_ms);
                 }
+            }
+            ScriptedEvent::PauseNewLeader { duration_ms, .. } => {
+                self.pause_next_leader_ms = Some(duration_ms);
             }
         }
     }

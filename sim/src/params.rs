@@ -16,6 +16,8 @@ pub struct Streams {
     pub faults: ChaCha8Rng,
     pub workload: ChaCha8Rng,
     pub disk: ChaCha8Rng,
+    /// Client-to-node delays (drawn only when a scenario sets `workload.client_latency_ms`).
+    pub client_network: ChaCha8Rng,
     /// Seeds for the nodes' own generators (election jitter), one per node.
     pub node_seeds: Vec<u64>,
 }
@@ -30,7 +32,10 @@ impl Streams {
         let workload = derive();
         let disk = derive();
         let node_seeds = (0..nodes).map(|_| master.next_u64()).collect();
+        // Derived after the node seeds, so that every earlier stream stays as it was.
+        let client_network = ChaCha8Rng::seed_from_u64(master.next_u64());
         Streams {
+            client_network,
             params,
             network,
             faults,
@@ -41,9 +46,18 @@ impl Streams {
     }
 }
 
+/// The cluster size a seed of a `nodes_drawn` scenario runs with. Drawn from a generator of
+/// its own, before anything else, so that the size never shifts another draw.
+pub fn draw_cluster_size(seed: u64, low: u64, high: u64) -> u64 {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_C1A5_7E55_1CE5);
+    draw_u64(&mut rng, low, high)
+}
+
 /// The concrete values one seed runs with.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Params {
+    /// Cluster size (drawn when the scenario sets `nodes_drawn`).
+    pub nodes: u64,
     pub loss_probability: f64,
     pub duplicate_probability: f64,
     pub reorder_probability: f64,
@@ -60,8 +74,39 @@ pub struct Params {
     pub check_quorum: bool,
     pub wipe_probability: f64,
     pub wander_probability: f64,
+    /// The nodes' batching and flow-control limits this seed runs with.
+    pub limits: NodeLimits,
     #[serde(skip)]
     pub kinds: Vec<PartitionKind>,
+}
+
+/// The limits of `rafting_core::raft::Config` a seed draws (`[timing]` ranges).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct NodeLimits {
+    pub entries_per_append_max: usize,
+    pub bytes_per_append_max: usize,
+    pub inflight_messages_max: usize,
+    pub inflight_bytes_max: usize,
+    pub uncommitted_entries_max: usize,
+    pub uncommitted_bytes_max: usize,
+    pub pending_reads_max: usize,
+}
+
+impl NodeLimits {
+    /// Draws each limit in its range; a fixed value (every default) draws nothing, so that
+    /// scenarios without ranges keep every recorded seed as it was.
+    fn draw(timing: &crate::scenario::Timing, rng: &mut ChaCha8Rng) -> NodeLimits {
+        let mut draw = |span: Span<u64>| draw_u64(rng, span.low(), span.high()) as usize;
+        NodeLimits {
+            entries_per_append_max: draw(timing.entries_per_append_max),
+            bytes_per_append_max: draw(timing.bytes_per_append_max),
+            inflight_messages_max: draw(timing.inflight_messages_max),
+            inflight_bytes_max: draw(timing.inflight_bytes_max),
+            uncommitted_entries_max: draw(timing.uncommitted_entries_max),
+            uncommitted_bytes_max: draw(timing.uncommitted_bytes_max),
+            pending_reads_max: draw(timing.pending_reads_max),
+        }
+    }
 }
 
 /// A toggle's value for this seed. Drawn only when asked, so that scenarios with fixed
@@ -113,7 +158,9 @@ impl Params {
         // scenarios without wipes keep every recorded seed as it was.
         let wipe_probability = draw_f64(rng, scenario.crashes.wipe_probability);
         let wander_probability = draw_f64(rng, scenario.workload.wander_probability);
+        let limits = NodeLimits::draw(&scenario.timing, rng);
         Params {
+            nodes: scenario.nodes,
             loss_probability,
             duplicate_probability,
             reorder_probability,
@@ -128,6 +175,7 @@ impl Params {
             check_quorum,
             wipe_probability,
             wander_probability,
+            limits,
             kinds,
         }
     }

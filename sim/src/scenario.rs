@@ -95,6 +95,10 @@ pub struct Scenario {
     pub description: String,
     pub profile: Profile,
     pub nodes: u64,
+    /// Swarm over the cluster size: each seed draws its own size in `[low, high]` (at most
+    /// `nodes`), so one scenario runs single nodes, even sizes and large clusters alike.
+    #[serde(default)]
+    pub nodes_drawn: Option<[u64; 2]>,
     /// Length of the safety phase (faults on), in simulated milliseconds.
     pub duration_ms: u64,
     #[serde(default)]
@@ -149,6 +153,16 @@ pub struct Timing {
     pub election_timeout_ms: [u64; 2],
     pub pre_vote: Toggle,
     pub check_quorum: Toggle,
+    /// The nodes' batching and flow-control limits, each a range drawn once per seed (the same
+    /// for every node), so that limits the workloads never approach at their defaults are
+    /// reached in some seeds. Defaults: `rafting_core::raft::Config::new`'s.
+    pub entries_per_append_max: Span<u64>,
+    pub bytes_per_append_max: Span<u64>,
+    pub inflight_messages_max: Span<u64>,
+    pub inflight_bytes_max: Span<u64>,
+    pub uncommitted_entries_max: Span<u64>,
+    pub uncommitted_bytes_max: Span<u64>,
+    pub pending_reads_max: Span<u64>,
 }
 
 impl Default for Timing {
@@ -158,6 +172,13 @@ impl Default for Timing {
             election_timeout_ms: [1000, 2000],
             pre_vote: Toggle::Fixed(true),
             check_quorum: Toggle::Fixed(true),
+            entries_per_append_max: Span::Exactly(256),
+            bytes_per_append_max: Span::Exactly(48 * 1024),
+            inflight_messages_max: Span::Exactly(64),
+            inflight_bytes_max: Span::Exactly(4 * 1024 * 1024),
+            uncommitted_entries_max: Span::Exactly(10_000),
+            uncommitted_bytes_max: Span::Exactly(32 * 1024 * 1024),
+            pending_reads_max: Span::Exactly(10_000),
         }
     }
 }
@@ -303,6 +324,13 @@ pub struct Workload {
     /// together, so a deposed leader that still serves would be asked only by clients that
     /// nobody else contradicts; wandering clients find the new leader and write through it.
     pub wander_probability: Span<f64>,
+    /// One-way delay between a client and a node, drawn per request and per answer. Zero (the
+    /// default) hands a request to the node in the same instant the client sends it.
+    pub client_latency_ms: [u64; 2],
+    /// A request sent to a paused node waits in its socket and is handed to it when it resumes,
+    /// before what its peers sent meanwhile (a node that wakes from a long pause answers its
+    /// clients on what it believed when it stopped). Otherwise a paused node refuses at once.
+    pub hold_requests_while_paused: bool,
     /// Test-only planted anomaly: KV reads skip ReadIndex and are served from the store of
     /// the running node that has applied least (stale reads). Never read from a file.
     #[serde(skip)]
@@ -320,6 +348,8 @@ impl Default for Workload {
             session_ttl_ms: 5000,
             session_tick_interval_ms: 200,
             wander_probability: Span::zero(),
+            client_latency_ms: [0, 0],
+            hold_requests_while_paused: false,
             planted_stale_reads: false,
         }
     }
@@ -423,6 +453,13 @@ pub enum ScriptedEvent {
         at_ms: u64,
         duration_ms: u64,
     },
+    /// The next node to win an election after `at_ms` stops for `duration_ms` in the step it
+    /// wins, before its first entry of the term can commit (it has sent its no-op; the
+    /// answers wait for it).
+    PauseNewLeader {
+        at_ms: u64,
+        duration_ms: u64,
+    },
     /// The running leader is asked to hand leadership over to `to`.
     TransferLeader {
         at_ms: u64,
@@ -452,6 +489,7 @@ impl ScriptedEvent {
             | ScriptedEvent::Network { at_ms, .. }
             | ScriptedEvent::Pause { at_ms, .. }
             | ScriptedEvent::PauseLeader { at_ms, .. }
+            | ScriptedEvent::PauseNewLeader { at_ms, .. }
             | ScriptedEvent::TransferLeader { at_ms, .. }
             | ScriptedEvent::Campaign { at_ms, .. } => *at_ms,
         }

@@ -6,7 +6,7 @@
 //! node restarts and resumes, links heal, the network turns reliable) and the cluster must
 //! elect a leader and finish every pending request within `liveness.bound_ms`.
 
-use crate::checkers::{Record, Violation, check};
+use crate::checkers::{self, Record, Violation, check};
 use crate::coverage::Coverage;
 use crate::kv::sessions::ClockBounds;
 use crate::kv::{KvReport, KvWorld};
@@ -17,7 +17,7 @@ use crate::trace::{TraceEvent, Tracer};
 use crate::wal_disk::WalDisk;
 use crate::workload::{Client, History};
 use rafting_core::raft::{Config, ConfigError, Envelope, Node, RoleName};
-use rafting_core::replica::{Replica, ReplicaConfig};
+use rafting_core::replica::{Answer, Input, Replica, ReplicaConfig};
 use rafting_core::store::{Store, StoreConfig};
 use rafting_core::{LogIndex, NodeId, Term};
 use rand::Rng;
@@ -93,6 +93,15 @@ pub(crate) enum EventKind {
     ClientTimeout {
         client: usize,
         operation: u64,
+    },
+    /// A client's request reaches a node (after `workload.client_latency_ms`).
+    ClientRequest {
+        node: usize,
+        inputs: Vec<Input>,
+    },
+    /// A node's answer reaches its client.
+    ClientAnswer {
+        answer: Answer,
     },
     Restart {
         node: usize,
@@ -206,6 +215,9 @@ pub(crate) struct Host {
     pub paused: bool,
     /// Events that arrived while paused, delivered on resume.
     pub backlog: Vec<EventKind>,
+    /// Client requests that arrived while paused (sticky clients): handed to the node first
+    /// on resume, before the backlog.
+    pub held_requests: Vec<Vec<Input>>,
     /// When the node asked to be woken, and when the pending timer event fires.
     pub wake_us: u64,
     pub timer_at_us: u64,
@@ -284,6 +296,10 @@ pub struct Simulator<'s, 'w> {
     pub(crate) services: Option<crate::services::ServicesWorld>,
     /// The protocol situations this seed reached.
     pub(crate) coverage: Coverage,
+    /// A `pause_new_leader` event waits for the next election win: pause the winner this long.
+    pub(crate) pause_next_leader_ms: Option<u64>,
+    /// The highest index known committed when faults stopped: every node must apply it.
+    pub(crate) liveness_target: LogIndex,
 }
 
 /// Runs one seed of a scenario, writing its trace to `trace` if given.
@@ -292,6 +308,17 @@ pub fn run_seed(
     seed: u64,
     trace: Option<&mut dyn Write>,
 ) -> Result<SeedOutcome, SimError> {
+    let sized;
+    let scenario = match scenario.nodes_drawn {
+        Some([low, high]) => {
+            sized = Scenario {
+                nodes: crate::params::draw_cluster_size(seed, low, high),
+                ..scenario.clone()
+            };
+            &sized
+        }
+        None => scenario,
+    };
     let mut simulator = Simulator::new(scenario, seed, trace)?;
     simulator.run();
     simulator.finish()
@@ -332,6 +359,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 catching_up: false,
                 paused: false,
                 backlog: Vec::new(),
+                held_requests: Vec::new(),
                 wake_us: u64::MAX,
                 timer_at_us: u64::MAX,
                 clock_rate_ppm: params.clock_rate_ppm[position],
@@ -376,6 +404,8 @@ impl<'s, 'w> Simulator<'s, 'w> {
             kv,
             services,
             coverage: Coverage::default(),
+            pause_next_leader_ms: None,
+            liveness_target: LogIndex::ZERO,
         })
     }
 
@@ -530,6 +560,8 @@ impl<'s, 'w> Simulator<'s, 'w> {
             EventKind::ClientTimeout { client, operation } => {
                 self.on_client_timeout(client, operation)
             }
+            EventKind::ClientRequest { node, inputs } => self.deliver_client_request(node, inputs),
+            EventKind::ClientAnswer { answer } => self.on_client_answer(answer),
             EventKind::Restart { node } => self.restart(node),
             EventKind::CrashHint { to, peer } => self.on_crash_hint(to, peer),
             EventKind::Resume { node } => self.resume(node),
@@ -593,6 +625,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
         self.phase = Phase::Liveness {
             started_us: self.now_us,
         };
+        self.liveness_target = LogIndex(self.record.committed.len() as u64);
         self.tracer
             .record(self.now_us, TraceEvent::Phase { phase: "liveness" });
         self.heal();
@@ -619,12 +652,23 @@ impl<'s, 'w> Simulator<'s, 'w> {
             .hosts
             .iter()
             .any(|host| host.node().is_some_and(Node::is_leader));
-        if leader && (self.services.is_none() || self.services_settled()) {
+        if leader
+            && (self.services.is_none() || self.services_settled())
+            && checkers::nodes_behind(self.liveness_target, &self.applied_indexes()).is_empty()
+        {
             self.phase = Phase::Done;
             self.liveness_ms = Some((self.now_us - started_us) / MICROS_PER_MS);
             self.tracer
                 .record(self.now_us, TraceEvent::Phase { phase: "settled" });
         }
+    }
+
+    /// Each node's applied index (none for a node that is not running).
+    fn applied_indexes(&self) -> Vec<(NodeId, Option<LogIndex>)> {
+        self.hosts
+            .iter()
+            .map(|host| (host.id, host.replica.is_some().then_some(host.last_applied)))
+            .collect()
     }
 
     fn liveness_failed(&mut self) {
@@ -640,6 +684,13 @@ impl<'s, 'w> Simulator<'s, 'w> {
             .filter(|host| host.node().is_some_and(Node::is_leader))
             .map(|host| host.id.get())
             .collect();
+        let services_settled = self.services.is_none() || self.services_settled();
+        if unfinished.is_empty() && !leaders.is_empty() && services_settled {
+            let result = checkers::caught_up(self.liveness_target, &self.applied_indexes());
+            if result.is_err() {
+                return self.check(result);
+            }
+        }
         let detail = format!(
             "not settled {} ms after faults stopped: leaders {leaders:?}, clients unfinished {unfinished:?}",
             self.scenario.liveness.bound_ms
@@ -726,6 +777,14 @@ fn node_config(
     config.election_timeout_ms_max = scenario.timing.election_timeout_ms[1];
     config.pre_vote = params.pre_vote;
     config.check_quorum = params.check_quorum;
+    let limits = params.limits;
+    config.entries_per_append_max = limits.entries_per_append_max;
+    config.bytes_per_append_max = limits.bytes_per_append_max;
+    config.inflight_messages_max = limits.inflight_messages_max;
+    config.inflight_bytes_max = limits.inflight_bytes_max;
+    config.uncommitted_entries_max = limits.uncommitted_entries_max;
+    config.uncommitted_bytes_max = limits.uncommitted_bytes_max;
+    config.pending_reads_max = limits.pending_reads_max;
     config
 }
 

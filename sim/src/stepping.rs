@@ -8,7 +8,7 @@ use crate::coverage;
 use crate::network::Fate;
 use crate::simulator::{EventKind, Simulator};
 use crate::trace::TraceEvent;
-use rafting_core::raft::{Envelope, Message, Node, PersistBatch, RoleName};
+use rafting_core::raft::{EntryPayload, Envelope, Message, Node, PersistBatch, RoleName};
 use rafting_core::replica::{AppliedEntry, Input, Output};
 use rafting_core::{LogIndex, Millis};
 use rand::Rng;
@@ -158,14 +158,22 @@ impl Simulator<'_, '_> {
     }
 
     fn carry_out(&mut self, node: usize, output: Output) {
+        let proposed = self.proposed_in_own_term(node, &output.persist);
         for batch in output.persist {
             self.persist(node, batch);
         }
         self.check_node_state(node);
         let host = &self.hosts[node];
+        if proposed && let Some(raft) = host.node().filter(|raft| raft.is_leader()) {
+            let result = checkers::uncommitted_within_limits(host.id, &host.config, raft.log());
+            self.check(result);
+        }
+        let host = &self.hosts[node];
         for envelope in &output.messages {
             let durable = host.disk.durable();
-            if let Err(violation) = checkers::acts_on_durable_state(host.id, durable, envelope) {
+            let result = checkers::acts_on_durable_state(host.id, durable, envelope)
+                .and_then(|()| checkers::append_within_limits(host.id, &host.config, envelope));
+            if let Err(violation) = result {
                 self.violate(violation);
                 break;
             }
@@ -183,6 +191,19 @@ impl Simulator<'_, '_> {
             .global_us(output.wake_at.get())
             .max(self.now_us + 1);
         self.arm_timer(node, wake_us);
+    }
+
+    /// Whether a leader's step appended a command of its own term (a proposal it accepted).
+    fn proposed_in_own_term(&self, node: usize, batches: &[PersistBatch]) -> bool {
+        let Some(raft) = self.hosts[node].node().filter(|raft| raft.is_leader()) else {
+            return false;
+        };
+        batches
+            .iter()
+            .flat_map(|batch| &batch.entries)
+            .any(|entry| {
+                entry.term == raft.term() && matches!(entry.payload, EntryPayload::Command(_))
+            })
     }
 
     fn persist(&mut self, node: usize, batch: PersistBatch) {
@@ -259,6 +280,9 @@ impl Simulator<'_, '_> {
                 self.check(result);
                 if self.kv.is_some() {
                     self.kv_on_new_leader();
+                }
+                if let Some(duration_ms) = self.pause_next_leader_ms.take() {
+                    self.pause(node, duration_ms);
                 }
             }
             self.tracer.record(

@@ -49,6 +49,21 @@ pub fn validate(scenario: &Scenario) -> Result<(), Invalid> {
     if scenario.duration_ms == 0 {
         return fail("duration_ms", "must be positive");
     }
+    if let Some([low, high]) = scenario.nodes_drawn {
+        if low == 0 || low > high || high > scenario.nodes {
+            return fail("nodes_drawn", "needs 1 <= low <= high <= nodes");
+        }
+        if let Some((key, node)) = scenario
+            .named_nodes()
+            .into_iter()
+            .find(|&(_, node)| node > low)
+        {
+            return fail(
+                &key,
+                format!("node {node} may not exist: nodes_drawn starts at {low}"),
+            );
+        }
+    }
     validate_timing(scenario)?;
     validate_ranges(scenario)?;
     validate_profile(scenario)?;
@@ -66,6 +81,27 @@ fn validate_timing(scenario: &Scenario) -> Result<(), Invalid> {
             "timing.election_timeout_ms",
             "needs heartbeat_interval_ms < low < high",
         );
+    }
+    let limits = [
+        (
+            "timing.entries_per_append_max",
+            timing.entries_per_append_max,
+        ),
+        ("timing.bytes_per_append_max", timing.bytes_per_append_max),
+        ("timing.inflight_messages_max", timing.inflight_messages_max),
+        ("timing.inflight_bytes_max", timing.inflight_bytes_max),
+        (
+            "timing.uncommitted_entries_max",
+            timing.uncommitted_entries_max,
+        ),
+        ("timing.uncommitted_bytes_max", timing.uncommitted_bytes_max),
+        ("timing.pending_reads_max", timing.pending_reads_max),
+    ];
+    for (key, span) in limits {
+        if span.low() == 0 {
+            return fail(key, "must be positive");
+        }
+        ordered(key, [span.low(), span.high()])?;
     }
     if scenario.workload.request_timeout_ms == 0 {
         return fail("workload.request_timeout_ms", "must be positive");
@@ -134,6 +170,10 @@ fn validate_ranges(scenario: &Scenario) -> Result<(), Invalid> {
     probability(
         "workload.wander_probability",
         scenario.workload.wander_probability,
+    )?;
+    ordered(
+        "workload.client_latency_ms",
+        scenario.workload.client_latency_ms,
     )?;
     non_negative("pauses.per_minute", scenario.pauses.per_minute, 600.0)?;
     ordered("pauses.duration_ms", scenario.pauses.duration_ms)?;

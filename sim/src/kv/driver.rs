@@ -141,7 +141,7 @@ impl Simulator<'_, '_> {
     fn kv_attempt(&mut self, client: usize) {
         let target = self.clients[client].target;
         self.note_request_at(target);
-        if !self.hosts[target].running() {
+        if !self.reachable(target) {
             self.retry_soon(client, true);
             return;
         }
@@ -243,7 +243,7 @@ impl Simulator<'_, '_> {
             consistency: Consistency::Linearizable,
             deadline: self.request_deadline(target),
         };
-        self.step_node(target, read);
+        self.send_client_request(target, vec![read]);
     }
 
     pub(crate) fn kv_timeout(&mut self, client: usize, attempt: u64) {
