@@ -120,8 +120,12 @@ impl Simulator<'_, '_> {
 
     /// A node applied an entry: if its view of the farm changed, the callers watching it hear
     /// of it after a network delay.
-    pub(crate) fn farm_applied(&mut self, node: usize, applied_index: u64) {
-        let members = self.node_farm_members(node);
+    pub(crate) fn farm_applied(
+        &mut self,
+        node: usize,
+        applied_index: u64,
+        members: &[MemberEntry],
+    ) {
         let listed: Vec<Listed> = members
             .iter()
             .map(|m| (m.instance.clone(), m.weight, m.draining))
@@ -134,7 +138,7 @@ impl Simulator<'_, '_> {
             .filter(|&caller| self.farm().callers[caller].target == node)
             .collect();
         for caller in watchers {
-            self.deliver_view(caller, node, applied_index, members.clone());
+            self.deliver_view(caller, node, applied_index, members.to_vec());
         }
     }
 
@@ -232,36 +236,37 @@ impl Simulator<'_, '_> {
             state.turn = state.turn.wrapping_add(1);
             farm::round_robin(state.turn, candidates.len())
         };
-        let picked: Option<Listed> = index
-            .and_then(|index| candidates.get(index))
-            .map(|member| (member.instance.clone(), member.weight, member.draining));
-        let view: Vec<Listed> = state
-            .view
-            .iter()
-            .map(|m| (m.instance.clone(), m.weight, m.draining))
-            .collect();
-        if let Some(picked) = picked {
-            self.record_pick(caller, &picked, &view);
+        let picked = index.and_then(|index| candidates.get(index)).map(|member| {
+            // What the caller's own view says of the member it picked.
+            let listed = state
+                .view
+                .iter()
+                .find(|entry| entry.instance == member.instance)
+                .map(|entry| (entry.weight, entry.draining));
+            (member.instance.clone(), listed)
+        });
+        if let Some((instance, listed)) = picked {
+            self.record_pick(caller, &instance, listed);
         }
         let interval = self.services_pick_interval();
         let delay = self.farm().random.random_range(interval[0]..=interval[1]);
         self.schedule_in_ms(delay, EventKind::CallerPick { caller });
     }
 
-    fn record_pick(&mut self, caller: usize, picked: &Listed, view: &[Listed]) {
+    fn record_pick(&mut self, caller: usize, picked: &str, listed: Option<(u32, bool)>) {
         let now = self.now_us;
         let liveness = matches!(self.phase, crate::simulator::Phase::Liveness { .. });
         let (ttl_ms, slack_ms) = self.services_stale_bound();
         let world = self.farm();
         world.picks += 1;
         if liveness {
-            *world.liveness_picks.entry(picked.0.clone()).or_default() += 1;
+            *world.liveness_picks.entry(picked.to_owned()).or_default() += 1;
         }
-        let since = world.unpickable_since.get(&picked.0).copied();
-        let result = pick_filter(caller, picked, view);
+        let since = world.unpickable_since.get(picked).copied();
+        let result = pick_filter(caller, picked, listed);
         self.check(result);
         if let (Some(slack_ms), Some(since)) = (slack_ms, since) {
-            let result = stale_pick(caller, &picked.0, now, since, ttl_ms + slack_ms);
+            let result = stale_pick(caller, picked, now, since, ttl_ms + slack_ms);
             self.check(result);
         }
     }
@@ -280,19 +285,17 @@ impl Simulator<'_, '_> {
     }
 }
 
-/// `farm_pick_filter`: the picked member is in the caller's view, not draining, with a weight.
-pub fn pick_filter(caller: usize, picked: &Listed, view: &[Listed]) -> Result<(), Violation> {
-    let listed = view.iter().find(|(instance, _, _)| *instance == picked.0);
+/// `farm_pick_filter`: the picked member is in the caller's view (`listed`: its weight and
+/// whether it drains there), not draining, with a weight.
+pub fn pick_filter(
+    caller: usize,
+    picked: &str,
+    listed: Option<(u32, bool)>,
+) -> Result<(), Violation> {
     let detail = match listed {
-        None => format!(
-            "caller {caller} picked {} which its view does not list",
-            picked.0
-        ),
-        Some((_, _, true)) => format!(
-            "caller {caller} picked {} which it knows is draining",
-            picked.0
-        ),
-        Some((_, 0, _)) => format!("caller {caller} picked {} at weight 0", picked.0),
+        None => format!("caller {caller} picked {picked} which its view does not list"),
+        Some((_, true)) => format!("caller {caller} picked {picked} which it knows is draining"),
+        Some((0, _)) => format!("caller {caller} picked {picked} at weight 0"),
         Some(_) => return Ok(()),
     };
     Err(Violation {
@@ -335,20 +338,16 @@ pub fn stale_pick(
 mod tests {
     use super::*;
 
-    fn listed(instance: &str, weight: u32, draining: bool) -> Listed {
-        (instance.to_owned(), weight, draining)
-    }
-
     #[test]
     fn the_pick_filter_catches_a_draining_a_weightless_and_an_unknown_pick() {
-        let view = [
-            listed("a", 1, false),
-            listed("b", 1, true),
-            listed("c", 0, false),
+        assert!(pick_filter(0, "a", Some((1, false))).is_ok());
+        let cases = [
+            ("b", Some((1, true)), "draining"),
+            ("c", Some((0, false)), "weight 0"),
+            ("d", None, "does not list"),
         ];
-        assert!(pick_filter(0, &listed("a", 1, false), &view).is_ok());
-        for (picked, words) in [("b", "draining"), ("c", "weight 0"), ("d", "does not list")] {
-            let violation = pick_filter(1, &listed(picked, 1, false), &view).unwrap_err();
+        for (picked, listed, words) in cases {
+            let violation = pick_filter(1, picked, listed).unwrap_err();
             assert_eq!(violation.check, check::FARM_PICK_FILTER);
             assert!(violation.detail.contains(words), "{}", violation.detail);
         }

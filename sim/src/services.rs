@@ -832,14 +832,15 @@ impl Simulator<'_, '_> {
     /// failover must come in time.
     pub(crate) fn services_applied(&mut self, node: usize, applied: &AppliedEntry) {
         self.note_renewal(applied);
-        if self.farm_mode() {
-            self.farm_applied(node, applied.entry.index.get());
-        }
-        let Some(view) = self.hosts[node]
+        let view = self.hosts[node]
             .replica
             .as_ref()
-            .and_then(|replica| replica.store().group_view(TenantId::DEFAULT, GROUP))
-        else {
+            .and_then(|replica| replica.store().group_view(TenantId::DEFAULT, GROUP));
+        if self.farm_mode() {
+            let members = view.as_ref().map_or(&[][..], |view| &view.members[..]);
+            self.farm_applied(node, applied.entry.index.get(), members);
+        }
+        let Some(view) = view else {
             return;
         };
         let forming = view.phase == rafting_core::store::services::GroupPhase::Forming;
