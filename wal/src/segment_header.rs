@@ -132,7 +132,7 @@ pub(crate) fn read_u32(bytes: &[u8]) -> u32 {
     u32::from_le_bytes(buffer)
 }
 
-fn read_u64(bytes: &[u8]) -> u64 {
+pub(crate) fn read_u64(bytes: &[u8]) -> u64 {
     let mut buffer = [0u8; 8];
     buffer.copy_from_slice(&bytes[..8]);
     u64::from_le_bytes(buffer)

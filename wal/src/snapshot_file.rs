@@ -24,7 +24,7 @@
 //! A damaged file is refused with the offset of what is wrong, never half-read.
 
 use crate::error::WalError;
-use crate::segment_header::{ClusterId, LogOwner, read_u32};
+use crate::segment_header::{ClusterId, LogOwner, read_u32, read_u64};
 use rafting_core::{LogIndex, NodeId, Term};
 use std::collections::BTreeSet;
 
@@ -183,10 +183,7 @@ impl<'b> Reader<'_, 'b> {
     }
 
     fn u64(&mut self, what: &str) -> Result<u64, WalError> {
-        let field = self.take(8, what)?;
-        let mut buffer = [0u8; 8];
-        buffer.copy_from_slice(field);
-        Ok(u64::from_le_bytes(buffer))
+        self.take(8, what).map(read_u64)
     }
 
     fn corrupt(&self, offset: usize, reason: String) -> WalError {

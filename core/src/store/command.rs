@@ -155,7 +155,8 @@ pub enum TransactionOperation {
     },
 }
 
-fn bincode_config() -> bincode::config::Configuration {
+/// The encoding of commands and of the store's snapshot image.
+pub(crate) fn bincode_config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 

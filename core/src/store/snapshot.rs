@@ -9,6 +9,7 @@
 //! header naming cluster, node, index and term) is the snapshot file's business, not this
 //! module's; here, bytes that do not decode are refused with a typed error, never a panic.
 
+use super::command::bincode_config;
 use super::store::Store;
 
 /// The image format this build writes and the only one it reads.
@@ -27,10 +28,6 @@ pub enum SnapshotError {
     Decode { reason: String },
     #[error("the snapshot image has {extra} bytes after the store")]
     TrailingBytes { extra: usize },
-}
-
-fn bincode_config() -> bincode::config::Configuration {
-    bincode::config::standard()
 }
 
 /// Decodes a store with a bound on what the image may claim to hold (lengths of strings,
