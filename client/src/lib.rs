@@ -123,12 +123,16 @@ pub struct Rafting {
     outstanding: Mutex<std::collections::BTreeSet<u64>>,
 }
 
+/// The environment variable that carries a token, for [`connect_from_env`] and the `rafting`
+/// CLI alike.
+pub const TOKEN_VARIABLE: &str = "RAFTING_TOKEN";
+
 /// Connects to the nodes listed in `RAFTING_ENDPOINTS` (comma-separated), or
 /// [`ENDPOINT_DEFAULT`], with the token in `RAFTING_TOKEN` if it is set.
 pub fn connect_from_env() -> Result<Arc<Rafting>, Error> {
     let endpoints =
         std::env::var("RAFTING_ENDPOINTS").unwrap_or_else(|_| ENDPOINT_DEFAULT.to_owned());
-    let token = std::env::var("RAFTING_TOKEN").unwrap_or_default();
+    let token = std::env::var(TOKEN_VARIABLE).unwrap_or_default();
     Connect::new(&endpoints).token(&token).connect()
 }
 

@@ -55,7 +55,7 @@ impl MasterGuard {
     /// Whether this process may still act as master right now (its own clock, its lease).
     pub fn is_valid(&self) -> bool {
         let agent = self.shared.agent.lock().unwrap_or_else(|p| p.into_inner());
-        agent.acting_role(self.shared.now()) == Role::Master && agent.epoch() == self.epoch
+        leads(&agent, self.shared.now(), self.epoch)
     }
 
     /// A signal sent once, the moment this process stops being master: its lease ran out on
@@ -68,8 +68,7 @@ impl MasterGuard {
             let mut agent = shared.agent.lock().unwrap_or_else(|p| p.into_inner());
             loop {
                 let now = shared.now();
-                let master = agent.acting_role(now) == Role::Master && agent.epoch() == epoch;
-                if !master || shared.stop.load(Ordering::Relaxed) {
+                if !leads(&agent, now, epoch) || shared.stop.load(Ordering::Relaxed) {
                     let _ = sender.send(());
                     return;
                 }
@@ -91,6 +90,12 @@ impl MasterGuard {
         }
         receiver
     }
+}
+
+/// Whether the member may act as master of `epoch` at `now`: the one rule behind
+/// [`MasterGuard::is_valid`] and [`MasterGuard::lost`].
+fn leads(agent: &Agent, now: Millis, epoch: u64) -> bool {
+    agent.acting_role(now) == Role::Master && agent.epoch() == epoch
 }
 
 impl Candidate {

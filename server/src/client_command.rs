@@ -139,8 +139,8 @@ pub fn send_with_headers(
 }
 
 /// The variable that carries the token of every client command (`rafting dev --secure`
-/// prints how to set it).
-pub const TOKEN_VARIABLE: &str = "RAFTING_TOKEN";
+/// prints how to set it); the client library reads the same one.
+pub use rafting_client::TOKEN_VARIABLE;
 
 /// `Authorization: Bearer $RAFTING_TOKEN`, unless the caller sets the header itself or the
 /// variable is unset or empty.
