@@ -2,18 +2,11 @@
 //! stop being picked in time, every live member gets picks; and the checkers that say so catch
 //! planted bugs.
 
+mod common;
+
+use common::shipped_for as scenario;
 use rafting_sim::farm::check;
 use rafting_sim::{Scenario, run_seed};
-use std::path::Path;
-
-fn scenario(file: &str, duration_ms: u64) -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(file);
-    let mut scenario = Scenario::load(&path).unwrap_or_else(|error| panic!("{error}"));
-    scenario.duration_ms = duration_ms;
-    scenario
-}
 
 /// The first of `seeds` whose run fails `check`, with the violation's detail.
 fn first_caught(scenario: &Scenario, seeds: u64, check: &str) -> Option<(u64, String)> {

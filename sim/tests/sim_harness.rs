@@ -3,18 +3,14 @@
 //! as the runtime does, and a scenario whose story does not happen fails. Each of the first
 //! three failed before its fix.
 
+mod common;
+
+use common::shipped as load;
 use rafting_sim::{Scenario, run_seed};
 use std::path::Path;
 
 fn parse(text: &str) -> Scenario {
     Scenario::parse(text, Path::new("inline.toml")).unwrap_or_else(|error| panic!("{error}"))
-}
-
-fn load(name: &str) -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(name);
-    Scenario::load(&path).unwrap_or_else(|error| panic!("{error}"))
 }
 
 // With no clients nothing but the timers steps a node; the first timer must step every node,

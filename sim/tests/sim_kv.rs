@@ -2,16 +2,11 @@
 //! on; a planted anomaly (reads served from the contacted node's store without ReadIndex) is
 //! caught by that check; and a KV seed replays byte for byte.
 
+mod common;
+
+use common::shipped as load;
 use rafting_sim::kv::sessions::check;
 use rafting_sim::{Scenario, run_seed};
-use std::path::Path;
-
-fn load(name: &str) -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(name);
-    Scenario::load(&path).unwrap_or_else(|error| panic!("{error}"))
-}
 
 /// A shorter copy of a scenario, to keep the debug-mode test quick.
 fn shortened(name: &str, duration_ms: u64) -> Scenario {

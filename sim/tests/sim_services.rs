@@ -1,18 +1,11 @@
 //! The services workload: members acting as master never overlap in real time, and the
 //! checker that says so catches a member that acts without a lease.
 
-use rafting_sim::services::check;
-use rafting_sim::{Scenario, run_seed};
-use std::path::Path;
+mod common;
 
-fn scenario(file: &str, duration_ms: u64) -> Scenario {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../scenarios")
-        .join(file);
-    let mut scenario = Scenario::load(&path).unwrap_or_else(|error| panic!("{error}"));
-    scenario.duration_ms = duration_ms;
-    scenario
-}
+use common::shipped_for as scenario;
+use rafting_sim::run_seed;
+use rafting_sim::services::check;
 
 // The planted bug: a member that acts as master from an answer until it hears otherwise (no
 // lease). Paused or cut off, it goes on acting while a standby is appointed: some seed must
