@@ -10,7 +10,11 @@ pub enum EntryPayload {
     /// (and learn the commit index of) everything before it (Raft §5.4.2, §8).
     Noop,
     /// An opaque client command for the state machine.
-    Command(Vec<u8>),
+    ///
+    /// Serialized as bytes (one copy), not as a sequence of numbers: the encoding is the same
+    /// (a length, then the bytes), but a 256 KiB value costs a `memcpy` instead of 262,144
+    /// calls.
+    Command(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 impl EntryPayload {
@@ -49,4 +53,34 @@ pub struct HardState {
     pub term: Term,
     pub voted_for: Option<NodeId>,
     pub commit: LogIndex,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The payload as it was encoded before `serde_bytes`: a sequence of numbers.
+    #[derive(Serialize)]
+    enum PayloadAsNumbers {
+        #[allow(dead_code)]
+        Noop,
+        Command(Vec<u8>),
+    }
+
+    #[test]
+    fn a_command_encodes_to_the_same_bytes_as_before_so_old_logs_and_peers_still_read() {
+        let config = bincode::config::standard();
+        for length in [0usize, 1, 250, 251, 65_536, 300_000] {
+            let data: Vec<u8> = (0..length).map(|byte| byte as u8).collect();
+            let now =
+                bincode::serde::encode_to_vec(EntryPayload::Command(data.clone()), config).unwrap();
+            let before =
+                bincode::serde::encode_to_vec(PayloadAsNumbers::Command(data.clone()), config)
+                    .unwrap();
+            assert_eq!(now, before, "length {length}");
+            let (decoded, used): (EntryPayload, usize) =
+                bincode::serde::decode_from_slice(&before, config).unwrap();
+            assert_eq!((decoded, used), (EntryPayload::Command(data), before.len()));
+        }
+    }
 }

@@ -53,6 +53,7 @@ pub enum Operation {
     /// the session closes or expires.
     Put {
         key: String,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         session: Option<SessionId>,
     },
@@ -62,6 +63,7 @@ pub enum Operation {
     CompareAndSet {
         key: String,
         expected_version: u64,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         session: Option<SessionId>,
     },
@@ -132,7 +134,7 @@ pub enum CompareTarget {
     Version(u64),
     CreateRevision(Revision),
     ModifyRevision(Revision),
-    Value(Vec<u8>),
+    Value(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The epoch of the service group named by the compare's `key` (0 for a group that does
     /// not exist): a master makes its writes conditional on still holding its epoch.
     Epoch(u64),
@@ -147,6 +149,7 @@ pub enum TransactionOperation {
     },
     Put {
         key: String,
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         session: Option<SessionId>,
     },

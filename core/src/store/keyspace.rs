@@ -13,6 +13,7 @@ use std::ops::Bound;
 /// A key's value and metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Record {
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     pub version: u64,
     pub create_revision: Revision,
