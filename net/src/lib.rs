@@ -6,6 +6,7 @@ pub mod data_lock;
 pub mod datagram;
 pub mod metrics;
 pub mod runtime;
+pub mod socket_buffers;
 pub mod storage;
 pub mod transport;
 pub mod wal;

@@ -92,8 +92,28 @@ impl HttpError {
     }
 }
 
+/// A request's head, as the [`Handler`] may see it before the body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestHead<'a> {
+    pub method: &'a str,
+    pub target: &'a str,
+    pub headers: &'a [(String, Vec<u8>)],
+    /// The body's length when the client declared it (`Content-Length`; 0 without a body);
+    /// `None` for a chunked body.
+    pub body_bytes: Option<usize>,
+}
+
 /// What the server serves.
 pub trait Handler: Send + Sync + 'static {
+    /// May answer a request from its head alone, before its body is read: a tenant over its
+    /// rate, say, so that refusing a flood of large writes costs the node no more than reading
+    /// their heads. The body is then read into a small buffer and dropped, and the connection
+    /// kept; a chunked body, one larger than [`Limits::body_bytes_max`] or one the client waits
+    /// to send until `100 Continue` is never read: the connection closes after the answer. By
+    /// default every request is read whole.
+    fn screen(&self, _head: &RequestHead<'_>) -> Option<Response> {
+        None
+    }
     fn handle(&self, request: Request) -> Response;
     /// The answer to a request that could not be read, or a connection turned away.
     fn refuse(&self, error: &HttpError) -> Response;
@@ -313,6 +333,16 @@ enum Incoming {
         request: Request,
         keep_alive: bool,
     },
+    /// Answered from its head by [`Handler::screen`]. The answer goes first; then the body
+    /// of `body_to_drop` bytes is read and dropped (`None`: it is not read, and the connection
+    /// closes after the answer).
+    Screened {
+        response: Response,
+        body_to_drop: Option<usize>,
+        keep_alive: bool,
+        head_only: bool,
+        started: Instant,
+    },
     /// The client closed, went idle too long, was evicted, or the server is stopping between
     /// requests.
     Closed,
@@ -355,6 +385,28 @@ impl Connection {
                     self.requests_served += 1;
                     let keep_alive = keep_alive && !self.shared.stopping.load(Ordering::Relaxed);
                     if self.write(&response, keep_alive, head_only).is_err() || !keep_alive {
+                        break;
+                    }
+                }
+                Incoming::Screened {
+                    response,
+                    body_to_drop,
+                    keep_alive,
+                    head_only,
+                    started,
+                } => {
+                    self.requests_served += 1;
+                    let keep_alive = keep_alive
+                        && body_to_drop.is_some()
+                        && !self.shared.stopping.load(Ordering::Relaxed);
+                    if self.write(&response, keep_alive, head_only).is_err() {
+                        break;
+                    }
+                    let dropped = body_to_drop
+                        .is_some_and(|length| self.discard_body(length, started).is_ok());
+                    if !keep_alive || !dropped {
+                        let _ = self.stream.shutdown(Shutdown::Write);
+                        self.linger();
                         break;
                     }
                 }
@@ -496,6 +548,9 @@ impl Connection {
         };
         self.pending.drain(..head_bytes);
         let started = started.unwrap_or_else(Instant::now);
+        if let Some(screened) = self.screen(&head, started) {
+            return screened;
+        }
         if head.expect_continue && head.framing != Framing::None {
             let _ = (&*self.stream).write_all(b"HTTP/1.1 100 Continue\r\n\r\n");
         }
@@ -518,17 +573,97 @@ impl Connection {
         }
     }
 
+    /// Asks the handler whether the request is answered from its head.
+    fn screen(&mut self, head: &Head, started: Instant) -> Option<Incoming> {
+        let body_bytes = match head.framing {
+            Framing::None => Some(0),
+            Framing::Length(length) => Some(length),
+            Framing::Chunked => None,
+        };
+        let response = self.shared.handler.screen(&RequestHead {
+            method: &head.method,
+            target: &head.target,
+            headers: &head.headers,
+            body_bytes,
+        })?;
+        let body_to_drop = body_bytes.filter(|&length| {
+            length == 0 || (length <= self.shared.limits.body_bytes_max && !head.expect_continue)
+        });
+        Some(Incoming::Screened {
+            response,
+            body_to_drop,
+            keep_alive: head.keep_alive,
+            head_only: head.method == "HEAD",
+            started,
+        })
+    }
+
+    /// Reads `length` bytes of body and drops them, a buffer at a time.
+    fn discard_body(&mut self, length: usize, started: Instant) -> Result<(), HttpError> {
+        let buffered = length.min(self.pending.len());
+        self.pending.drain(..buffered);
+        let mut left = length - buffered;
+        let mut buffer = [0u8; READ_CHUNK_BYTES];
+        while left > 0 {
+            let wanted = left.min(buffer.len());
+            let read = self.read_body_into(&mut buffer[..wanted], started)?;
+            left -= read;
+        }
+        Ok(())
+    }
+
+    /// Reads some body bytes into `buffer`; an end of stream is an error, as the head promised
+    /// more.
+    fn read_body_into(&mut self, buffer: &mut [u8], started: Instant) -> Result<usize, HttpError> {
+        let waiting_since = Instant::now();
+        loop {
+            match (&*self.stream).read(buffer) {
+                Ok(0) => return Err(HttpError::Malformed("the body ended early".into())),
+                Ok(read) => return Ok(read),
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    self.waited_enough(Wait::Body(started), waiting_since)?;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(HttpError::Malformed("the body ended early".into())),
+            }
+        }
+    }
+
+    /// Reads a body of `length` bytes straight into the buffer it is handed over in: one copy
+    /// from the socket, none after.
     fn read_exact_body(&mut self, length: usize, started: Instant) -> Result<Vec<u8>, HttpError> {
         let max = self.shared.limits.body_bytes_max;
         if length > max {
             return Err(HttpError::BodyTooLarge { size: length, max });
         }
-        while self.pending.len() < length {
-            if !self.fill(Wait::Body(started))? {
-                return Err(HttpError::Malformed("the body ended early".into()));
+        if self.pending.len() < length {
+            self.pending.reserve_exact(length - self.pending.len());
+            let waiting_since = Instant::now();
+            while self.pending.len() < length {
+                let wanted = (length - self.pending.len()) as u64;
+                match (&*self.stream).take(wanted).read_to_end(&mut self.pending) {
+                    Ok(0) => return Err(HttpError::Malformed("the body ended early".into())),
+                    Ok(_) => {}
+                    Err(error)
+                        if matches!(
+                            error.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        self.waited_enough(Wait::Body(started), waiting_since)?;
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Err(HttpError::Malformed("the body ended early".into())),
+                }
             }
         }
-        Ok(self.pending.drain(..length).collect())
+        let rest = self.pending.split_off(length);
+        Ok(std::mem::replace(&mut self.pending, rest))
     }
 
     fn read_chunked_body(&mut self, started: Instant) -> Result<Vec<u8>, HttpError> {

@@ -370,3 +370,97 @@ fn the_client_library_works_inside_its_tenant_with_a_token() {
     let refused = anonymous.put("/x", b"1").unwrap_err();
     assert_eq!(refused.code(), Some("unauthenticated"), "{refused}");
 }
+
+#[test]
+fn a_tenant_over_its_rate_is_refused_at_the_head_before_its_body_is_sent() {
+    // Proves the front refuses from the replica's refusal without reading the body: once a
+    // 256 KiB put is refused for `rate_write_bytes`, the next one is answered 429 as soon as
+    // its head arrives (with no body sent at all), the body sent afterwards is dropped and the
+    // same connection serves the next request; a smaller put that fits, and another tenant,
+    // are not refused.
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (cluster, _secrets) = secure_cluster(1);
+    let base = cluster.url(0);
+    let caps = json!({"write_bytes_rate": 1_000, "write_bytes_burst": 300_000});
+    let flood = create_tenant(&base, "flood", caps);
+    let calm = create_tenant(&base, "calm", json!({}));
+    let big = vec![b'v'; 256 * 1024];
+    assert_eq!(call(&base, "PUT", "/v1/kv/big1", &flood, &big).0, 200);
+    let (status, refused) = call(&base, "PUT", "/v1/kv/big2", &flood, &big);
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (429, Some("rate_write_bytes")),
+        "{refused}"
+    );
+
+    let address = base.trim_start_matches("http://");
+    let stream = std::net::TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    let head = |key: &str, token: &str, length: usize| {
+        format!(
+            "PUT /v1/kv/{key} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+             Content-Length: {length}\r\n\r\n"
+        )
+    };
+    // Reads one answer: its status and body.
+    let answer = |reader: &mut BufReader<std::net::TcpStream>| -> (u16, Value) {
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).unwrap();
+        let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body).unwrap();
+        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    };
+
+    let asked = Instant::now();
+    writer
+        .write_all(head("big3", &flood, big.len()).as_bytes())
+        .unwrap();
+    let (status, refused) = answer(&mut reader);
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (429, Some("rate_write_bytes")),
+        "refused from the head alone: {refused}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(refused["retry_after_ms"].as_u64().unwrap() > 0, "{refused}");
+    writer.write_all(&big).unwrap();
+    writer
+        .write_all(head("small", &flood, 10).as_bytes())
+        .unwrap();
+    writer.write_all(b"0123456789").unwrap();
+    let (status, answer_small) = answer(&mut reader);
+    assert_eq!(
+        status, 200,
+        "the refused body was dropped and the connection kept; a put that fits passes: \
+         {answer_small}"
+    );
+    assert_eq!(
+        call(&base, "PUT", "/v1/kv/big", &calm, &big).0,
+        200,
+        "another tenant is not refused"
+    );
+    let (status, value) = call(&base, "GET", "/v1/kv/big3", &flood, b"");
+    assert_eq!(status, 404, "the refused put wrote nothing: {value}");
+}

@@ -126,25 +126,36 @@ pub enum ReplicaError {
     #[error("request of {size} bytes exceeds the limit of {max}")]
     TooLarge { size: usize, max: usize },
     /// The tenant is over its request rate (a token bucket on the node serving it).
-    #[error(
-        "tenant {tenant} is over its {what} rate of {rate}/s (burst {burst}); retry in \
-         {retry_after_ms} ms",
-        what = match kind {
-            RateKind::Writes => "write",
-            RateKind::WriteBytes => "written bytes",
-            RateKind::Reads => "read",
-        }
-    )]
-    RateLimited {
-        tenant: String,
-        kind: RateKind,
-        rate: u64,
-        burst: u64,
-        retry_after_ms: u64,
-    },
+    #[error(transparent)]
+    RateLimited(RateRefusal),
     /// A read the store refused (a bad key, a compacted watch).
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A request refused because its tenant is over a rate: who, which rate, and when to come
+/// back. `needed` is what the request asked of the bucket (1 for a request, its bytes for
+/// [`RateKind::WriteBytes`], at most the burst): until `retry_after_ms` has passed, the bucket
+/// holds fewer tokens than that, so any request of the tenant needing as much of the same kind
+/// would be refused too. The HTTP front relies on it to refuse such requests before it reads
+/// their bodies.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+#[error(
+    "tenant {tenant} is over its {what} rate of {rate}/s (burst {burst}); retry in \
+     {retry_after_ms} ms",
+    what = match kind {
+        RateKind::Writes => "write",
+        RateKind::WriteBytes => "written bytes",
+        RateKind::Reads => "read",
+    }
+)]
+pub struct RateRefusal {
+    pub tenant: String,
+    pub kind: RateKind,
+    pub rate: u64,
+    pub burst: u64,
+    pub retry_after_ms: u64,
+    pub needed: u64,
 }
 
 impl ReplicaError {
@@ -155,7 +166,7 @@ impl ReplicaError {
             ReplicaError::Timeout => "timeout",
             ReplicaError::Overloaded(_) => "overloaded",
             ReplicaError::TooLarge { .. } => "too_large",
-            ReplicaError::RateLimited { kind, .. } => kind.code(),
+            ReplicaError::RateLimited(refusal) => refusal.kind.code(),
             ReplicaError::Store(error) => error.code(),
         }
     }

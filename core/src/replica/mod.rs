@@ -32,7 +32,9 @@ mod rates;
 mod replica;
 
 pub use io::{
-    Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, ReplicaError, RequestId,
+    Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, RateRefusal, ReplicaError,
+    RequestId,
 };
+pub use queue::put_cost_bytes;
 pub use rates::{OverRate, RateKind};
 pub use replica::{Replica, ReplicaConfig};

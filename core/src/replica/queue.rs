@@ -180,10 +180,15 @@ impl WriteQueue {
 }
 
 /// What a write costs in its tenant's turn: the bytes it puts in the log, roughly.
+/// What a put of a `key_bytes` key and a `value_bytes` value costs in the write-bytes rate.
+pub fn put_cost_bytes(key_bytes: usize, value_bytes: usize) -> u64 {
+    WRITE_OVERHEAD_BYTES + (key_bytes + value_bytes) as u64
+}
+
 pub(super) fn cost_bytes(operation: &Operation) -> u64 {
     let payload = match operation {
         Operation::Put { key, value, .. } | Operation::CompareAndSet { key, value, .. } => {
-            key.len() + value.len()
+            return put_cost_bytes(key.len(), value.len());
         }
         Operation::Delete { key } => key.len(),
         Operation::Transaction(transaction) => transaction

@@ -52,6 +52,8 @@ pub struct OverRate {
     pub rate: u64,
     pub burst: u64,
     pub retry_after_ms: u64,
+    /// The tokens the request needed (its amount, at most the burst).
+    pub needed: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -108,6 +110,7 @@ impl RateLimiter {
             rate,
             burst,
             retry_after_ms,
+            needed: needed_milli.div_ceil(MILLI),
         })
     }
 }

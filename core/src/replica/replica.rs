@@ -1,7 +1,8 @@
 //! The [`Replica`]: a Raft node, its store, and the request path between them and clients.
 
 use super::io::{
-    Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, ReplicaError, RequestId,
+    Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, RateRefusal, ReplicaError,
+    RequestId,
 };
 use super::queue::{Queued, WriteQueue, cost_bytes};
 use super::rates::{OverRate, RateKind, RateLimiter};
@@ -286,12 +287,16 @@ impl Replica {
                      rate,
                      burst,
                      retry_after_ms,
-                 }| ReplicaError::RateLimited {
-                    tenant: self.store.tenant_name(tenant),
-                    kind,
-                    rate,
-                    burst,
-                    retry_after_ms,
+                     needed,
+                 }| {
+                    ReplicaError::RateLimited(RateRefusal {
+                        tenant: self.store.tenant_name(tenant),
+                        kind,
+                        rate,
+                        burst,
+                        retry_after_ms,
+                        needed,
+                    })
                 },
             )
     }

@@ -27,7 +27,7 @@ use node_loop::{NodeLoop, Peers};
 use rafting_core::NodeId;
 use rafting_core::raft::{Config, DurableState, Envelope, Node, Status};
 pub use rafting_core::replica::Consistency;
-use rafting_core::replica::{Numbered, Replica, ReplicaConfig, ReplicaError};
+use rafting_core::replica::{Numbered, RateRefusal, Replica, ReplicaConfig, ReplicaError};
 use rafting_core::store::{
     ClientId, Operation, Outcome, Query, ReadAnswer, Store, StoreConfig, StoreError, TenantId,
 };
@@ -105,12 +105,8 @@ pub enum ClientError {
     #[error("request of {size} bytes exceeds the limit of {max}")]
     TooLarge { size: usize, max: usize },
     /// The tenant is over its request rate; retry after the time given.
-    #[error("{message}")]
-    RateLimited {
-        code: &'static str,
-        message: String,
-        retry_after_ms: u64,
-    },
+    #[error(transparent)]
+    RateLimited(RateRefusal),
     #[error("the node is shutting down")]
     ShuttingDown,
     #[error("the node's storage failed: {0}")]
@@ -126,7 +122,7 @@ impl ClientError {
             ClientError::OutcomeUnknown { .. } => "outcome_unknown",
             ClientError::Overloaded(_) => "overloaded",
             ClientError::TooLarge { .. } => "too_large",
-            ClientError::RateLimited { code, .. } => code,
+            ClientError::RateLimited(refusal) => refusal.kind.code(),
             ClientError::ShuttingDown => "shutting_down",
             ClientError::StorageFailed(_) => "storage_failed",
         }
@@ -142,13 +138,7 @@ impl From<ReplicaError> for ClientError {
             ReplicaError::Overloaded(reason) => ClientError::Overloaded(reason.into()),
             ReplicaError::TooLarge { size, max } => ClientError::TooLarge { size, max },
             ReplicaError::Store(error) => ClientError::Store(error),
-            limited @ ReplicaError::RateLimited { retry_after_ms, .. } => {
-                ClientError::RateLimited {
-                    code: limited.code(),
-                    message: limited.to_string(),
-                    retry_after_ms,
-                }
-            }
+            ReplicaError::RateLimited(refusal) => ClientError::RateLimited(refusal),
         }
     }
 }
@@ -269,6 +259,10 @@ impl Runtime {
             address: config.udp_listen,
             source,
         })?;
+        match crate::socket_buffers::enlarge(&socket) {
+            Ok((receive, send)) => tracing::info!(receive, send, "peer socket buffers"),
+            Err(error) => tracing::warn!(%error, "cannot enlarge the peer socket's buffers"),
+        }
         let metrics = Arc::new(Metrics::default());
         let (events, events_receiver) = mpsc::sync_channel(config.request_queue_max.max(16));
         let (batches, batches_receiver) = mpsc::channel();

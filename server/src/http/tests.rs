@@ -405,3 +405,83 @@ proptest::proptest! {
         let _ = parse_head(&bytes, 256);
     }
 }
+
+/// Answers every request whose target starts with `/refused` from its head alone, with 429.
+struct Screening;
+
+impl Handler for Screening {
+    fn screen(&self, head: &RequestHead<'_>) -> Option<Response> {
+        head.target.starts_with("/refused").then(|| Response {
+            status: 429,
+            headers: Vec::new(),
+            body: format!("refused, body of {:?} bytes unread", head.body_bytes).into_bytes(),
+        })
+    }
+
+    fn handle(&self, request: Request) -> Response {
+        Echo.handle(request)
+    }
+
+    fn refuse(&self, error: &HttpError) -> Response {
+        Echo.refuse(error)
+    }
+}
+
+fn screening_server() -> HttpServer {
+    HttpServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+        Arc::new(Screening),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_screened_request_is_answered_before_its_body_arrives_and_the_body_is_then_dropped() {
+    let server = screening_server();
+    let mut stream = connect(&server);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    stream
+        .write_all(b"PUT /refused HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .unwrap();
+    let (status, headers, body) = response(&mut reader);
+    assert_eq!(
+        (status, body.as_str()),
+        (429, "refused, body of Some(100000) bytes unread")
+    );
+    assert!(
+        !headers.iter().any(|(n, _)| n == "connection"),
+        "kept alive: {headers:?}"
+    );
+    stream.write_all(&vec![b'x'; 100_000]).unwrap();
+    stream
+        .write_all(b"PUT /next HTTP/1.1\r\nContent-Length: 2\r\n\r\nok")
+        .unwrap();
+    let (status, _, body) = response(&mut reader);
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "PUT /next body=ok"),
+        "the dropped body was not taken for a request"
+    );
+}
+
+#[test]
+fn a_screened_request_whose_body_would_not_be_read_closes_its_connection() {
+    let server = screening_server();
+    for head in [
+        "PUT /refused HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "PUT /refused HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        "PUT /refused HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n",
+    ] {
+        let mut stream = connect(&server);
+        stream.write_all(head.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let (status, headers, _) = response(&mut reader);
+        assert_eq!(status, 429, "{head:?}");
+        assert!(
+            headers.contains(&("connection".into(), "close".into())),
+            "{head:?}: {headers:?}"
+        );
+        assert!(closed(&mut reader), "{head:?}");
+    }
+}

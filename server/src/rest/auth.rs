@@ -141,6 +141,13 @@ fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> 
         .map(|(_, value)| value.as_slice())
 }
 
+/// The tenant a request's token names (`<tenant>.<secret>`), unverified: a hint for deciding
+/// whether a request is worth verifying early, never a reason to serve it.
+pub fn claimed_tenant(headers: &[(String, Vec<u8>)]) -> Option<&str> {
+    let (name, _) = bearer(headers).ok()?.split_once('.')?;
+    Some(name)
+}
+
 /// The token of `Authorization: Bearer <token>`.
 fn bearer(headers: &[(String, Vec<u8>)]) -> Result<&str, ApiError> {
     let value = header(headers, "Authorization")

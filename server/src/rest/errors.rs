@@ -4,6 +4,7 @@
 //! The mapping from runtime and store errors to HTTP statuses lives here, in one table, so
 //! that every route answers the same failure the same way.
 
+use rafting_core::replica::RateRefusal;
 use rafting_core::store::StoreError;
 use rafting_net::runtime::ClientError;
 
@@ -223,14 +224,18 @@ pub fn from_client_error(
         | ClientError::Overloaded(_)
         | ClientError::ShuttingDown => ApiError::new(503, code, message).retry_after(1),
         ClientError::TooLarge { .. } => ApiError::new(413, code, message),
-        ClientError::RateLimited { retry_after_ms, .. } => {
-            let seconds = retry_after_ms.div_ceil(1_000).clamp(1, 3_600) as u32;
-            ApiError::new(429, code, message)
-                .retry_after(seconds)
-                .with_detail("retry_after_ms", retry_after_ms.into())
-        }
+        ClientError::RateLimited(refusal) => rate_limited(&refusal),
         ClientError::StorageFailed(_) => ApiError::new(500, code, message),
     }
+}
+
+/// `429` for a tenant over a rate, with `Retry-After` in whole seconds and the exact wait in
+/// `retry_after_ms`.
+pub fn rate_limited(refusal: &RateRefusal) -> ApiError {
+    let seconds = refusal.retry_after_ms.div_ceil(1_000).clamp(1, 3_600) as u32;
+    ApiError::new(429, refusal.kind.code(), refusal.to_string())
+        .retry_after(seconds)
+        .with_detail("retry_after_ms", refusal.retry_after_ms.into())
 }
 
 #[cfg(test)]

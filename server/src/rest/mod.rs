@@ -20,14 +20,15 @@ pub mod services;
 pub mod tenants;
 #[cfg(test)]
 mod tests;
+pub mod throttle;
 pub mod transaction;
 pub mod ui;
 
-use crate::http::{Handler, HttpError, HttpServer, Limits, Request, Response};
+use crate::http::{Handler, HttpError, HttpServer, Limits, Request, RequestHead, Response};
 use errors::{ApiError, Reply};
 use http_metrics::HttpMetrics;
 use rafting_core::NodeId;
-use rafting_core::replica::Numbered;
+use rafting_core::replica::{Numbered, put_cost_bytes};
 use rafting_core::store::{Caps, ClientId, TenantId};
 use rafting_net::runtime::{ClientError, NodeHandle};
 use routes::Route;
@@ -64,6 +65,8 @@ pub struct Api {
     pub admin_token: Option<String>,
     /// Watch long polls open on this node, per tenant (the `watches` cap).
     pub watches_open: std::sync::Mutex<BTreeMap<TenantId, u64>>,
+    /// The replica's rate refusals still in force, to refuse at a request's head ([`throttle`]).
+    pub throttles: throttle::Throttles,
 }
 
 /// One request's view of the API: the node, and the tenant the request acts in (from its
@@ -81,6 +84,19 @@ impl std::ops::Deref for Scoped<'_> {
 
     fn deref(&self) -> &Api {
         self.api
+    }
+}
+
+impl Scoped<'_> {
+    /// [`Api::client_error`], remembering a rate refusal so that the tenant's next requests
+    /// that would meet it are refused at their heads ([`throttle`]).
+    pub fn client_error(&self, error: ClientError, url: &str) -> ApiError {
+        if let ClientError::RateLimited(refusal) = &error {
+            self.api
+                .throttles
+                .remember(refusal, std::time::Instant::now());
+        }
+        self.api.client_error(error, url)
     }
 }
 
@@ -149,6 +165,38 @@ impl RestServer {
 }
 
 impl Handler for Api {
+    /// Refuses a write or a read of a tenant the replica has just refused for its rate, while
+    /// that refusal holds, before the body is read ([`throttle`]).
+    fn screen(&self, head: &RequestHead<'_>) -> Option<Response> {
+        let claimed = auth::claimed_tenant(head.headers)?;
+        if !self.throttles.is_throttled(claimed) {
+            return None;
+        }
+        let route = routes::parse(head.method, head.target).ok()?;
+        let demand = match &route {
+            Route::KvPut { key, .. } => throttle::Demand::Write {
+                bytes: put_cost_bytes(key.len(), head.body_bytes?),
+            },
+            Route::KvGet { .. } | Route::KvList { .. } => throttle::Demand::Read,
+            _ => return None,
+        };
+        // The token is verified before its tenant is refused anything: an unknown caller
+        // learns nothing of a tenant's rates.
+        let scoped = auth::scope(self, &route, head.headers).ok()?;
+        let auth::Principal::Tenant { name } = &scoped.principal else {
+            return None;
+        };
+        let refusal = self
+            .throttles
+            .refusal(name, demand, std::time::Instant::now())?;
+        let mut response = into_response(errors::rate_limited(&refusal).into_reply());
+        self.http_metrics.count(route.name(), response.status);
+        if let Some(origin) = cors::member_origin(head.headers, &self.members) {
+            cors::allow(&mut response, &origin);
+        }
+        Some(response)
+    }
+
     /// Serves one request; a member's dashboard may call it from another origin ([`cors`]).
     fn handle(&self, request: Request) -> Response {
         let origin = cors::member_origin(&request.headers, &self.members);

@@ -62,6 +62,7 @@ impl InProcessNode {
             pick_counters: Default::default(),
             admin_token: None,
             watches_open: Default::default(),
+            throttles: Default::default(),
         };
         let node = InProcessNode {
             runtime,
