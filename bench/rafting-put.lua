@@ -1,6 +1,8 @@
 -- rafting-put.lua - wrk script: each request PUTs a DISTINCT key with a VALUE_SIZE-byte value.
 --   wrk -t2 -c64 -d15s --latency -s bench/rafting-put.lua http://127.0.0.1:8001
 -- Keys: /<KEY_PREFIX>/<thread>/<counter 10 digits>; the same workload as etcd-put.lua.
+-- Optional: TOKEN (sent as `Authorization: Bearer <TOKEN>`, for a tenant of a secure cluster)
+-- and KEYS (each thread cycles over that many keys instead of writing new ones).
 local threads = {}
 local thread_count = 0
 function setup(thread)
@@ -13,12 +15,17 @@ local prefix, value
 function init(args)
   prefix = "/v1/kv/" .. (os.getenv("KEY_PREFIX") or "bench") .. "/" .. tostring(tid) .. "/"
   value = string.rep("v", tonumber(os.getenv("VALUE_SIZE") or "100"))
+  keys = tonumber(os.getenv("KEYS") or "0")
+  headers = {}
+  if os.getenv("TOKEN") then headers["Authorization"] = "Bearer " .. os.getenv("TOKEN") end
   n = 0
 end
 
 function request()
   n = n + 1
-  return wrk.format("PUT", prefix .. string.format("%010d", n), nil, value)
+  local key = n
+  if keys > 0 then key = n % keys end
+  return wrk.format("PUT", prefix .. string.format("%010d", key), headers, value)
 end
 
 function done(summary, latency, requests)

@@ -1,35 +1,44 @@
 #!/usr/bin/env python3
 """tenants-flood.py - does a well-behaved tenant keep its latency while another floods?
 
-Against a running cluster with tenants on (`rafting dev --secure`, release build), as the
-administrator (--admin-token, default: the contents of .rafting-dev/admin.token):
+Against a running cluster, release build, on this machine:
 
-  1. creates tenants `bench-b` (no caps) and `bench-a` (the default caps for new tenants:
-     1,000 writes/s, burst 2,000, 64 MiB, 10,000 keys), or reuses them with new tokens;
-  2. baseline: tenant B sends a steady --rate (200) puts/s of 100-byte values on --b-connections
-     (4) keep-alive connections to the leader for --duration seconds, measuring each put;
-  3. flood: the same B load while tenant A sends puts of --a-value-bytes (256 KiB, the largest
-     value) as fast as --a-connections (64) threads can, for --duration seconds.
+  rafting (default): a `rafting dev --secure` cluster, as the administrator (--admin-token,
+    default: the contents of .rafting-dev/admin.token). It creates tenants `bench-b` (no caps)
+    and `bench-a` (the default caps of a new tenant: 1,000 writes/s, 4 MiB written/s, 64 MiB,
+    10,000 keys; or --a-caps), or reuses them with new tokens.
+  etcd (--system etcd): the local cluster of bench/etcd-cluster.sh. etcd has no tenants, so
+    "A" and "B" are just two clients of the same cluster, which is the point of comparing.
 
-It prints B's p50/p99/max and throughput in both runs, B's errors (there should be none), and
-what A got: puts accepted, 403 quota_* and 429 rate_* refusals. Python 3 standard library
-only; loopback only; time and threads are bounded.
+  1. baseline: B sends a steady --rate (200) puts/s of 100-byte values on --b-connections (4)
+     keep-alive connections to the leader for --duration seconds, timing each put;
+  2. flood: the same B load while A floods with wrk (its own process, as the issue asks): puts
+     of --a-value-bytes (256 KiB, the largest value) on --a-connections (64) connections,
+     cycling over 50 keys per wrk thread (bench/rafting-put.lua or bench/etcd-put.lua).
 
-  bench/tenants-flood.py --endpoint http://127.0.0.1:8001
+It prints B's puts/s, p50/p99/max and errors (there should be none) in both runs, and what A
+got (wrk's requests, and how many were refused). Needs `wrk`; loopback only; bounded time.
+
+  bench/tenants-flood.py --duration 10
+  bench/tenants-flood.py --system etcd --endpoint http://127.0.0.1:22379
 """
 
 import argparse
-import collections
+import base64
 import http.client
 import json
+import os
+import re
 import statistics
+import subprocess
 import sys
 import threading
 import time
 import urllib.parse
 
 DURATION_MAX_SECONDS = 300
-THREADS_MAX = 512
+CONNECTIONS_MAX = 512
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def connect(endpoint):
@@ -38,16 +47,14 @@ def connect(endpoint):
 
 
 def call(connection, method, path, token, body=None):
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     connection.request(method, path, body=body, headers=headers)
     response = connection.getresponse()
-    payload = response.read()
-    return response.status, payload, response.getheader("Location")
+    return response.status, response.read()
 
 
-def leader_endpoint(endpoint, admin):
-    connection = connect(endpoint)
-    status, payload, _ = call(connection, "GET", "/v1/cluster", admin)
+def rafting_leader(endpoint, admin):
+    status, payload = call(connect(endpoint), "GET", "/v1/cluster", admin)
     if status != 200:
         sys.exit(f"GET /v1/cluster: {status} {payload[:200]!r}")
     cluster = json.loads(payload)
@@ -57,21 +64,45 @@ def leader_endpoint(endpoint, admin):
     return endpoint
 
 
+def etcd_leader(endpoint):
+    """The client URL of etcd's leader (from the status of the given member)."""
+    status, payload = call(connect(endpoint), "POST", "/v3/maintenance/status", None, b"{}")
+    if status != 200:
+        sys.exit(f"etcd status: {status} {payload[:200]!r}")
+    leader = json.loads(payload)["leader"]
+    status, payload = call(connect(endpoint), "POST", "/v3/cluster/member/list", None, b"{}")
+    for member in json.loads(payload)["members"]:
+        if member["ID"] == leader:
+            return member["clientURLs"][0]
+    return endpoint
+
+
 def tenant_token(endpoint, admin, name, caps):
     connection = connect(endpoint)
     body = {"name": name} if caps is None else {"name": name, "caps": caps}
-    status, payload, _ = call(connection, "POST", "/v1/tenants", admin, json.dumps(body))
+    status, payload = call(connection, "POST", "/v1/tenants", admin, json.dumps(body))
     if status == 201:
         return json.loads(payload)["token"]
     if caps is not None:
         call(connection, "PUT", f"/v1/tenants/{name}", admin, json.dumps(caps))
-    status, payload, _ = call(connection, "POST", f"/v1/tenants/{name}/tokens", admin)
+    status, payload = call(connection, "POST", f"/v1/tenants/{name}/tokens", admin)
     if status != 201:
         sys.exit(f"cannot get a token for {name}: {status} {payload[:200]!r}")
     return json.loads(payload)["token"]
 
 
-def steady(endpoint, token, rate, connections, duration, results):
+def put_request(system, token, key, value):
+    """(method, path, token, body) of one put of B."""
+    if system == "etcd":
+        body = json.dumps({
+            "key": base64.b64encode(key.encode()).decode(),
+            "value": base64.b64encode(value).decode(),
+        })
+        return "POST", "/v3/kv/put", None, body
+    return "PUT", f"/v1/kv{key}", token, value
+
+
+def steady(system, endpoint, token, rate, connections, duration, results):
     """`rate` puts/s spread over `connections` threads, each put timed."""
     interval = connections / rate
     stop_at = time.monotonic() + duration
@@ -89,11 +120,12 @@ def steady(endpoint, token, rate, connections, duration, results):
                 time.sleep(next_at - now)
             next_at += interval
             sequence += 1
+            method, path, put_token, body = put_request(
+                system, token, f"/b/{index}/{sequence % 100}", value
+            )
             started = time.monotonic()
             try:
-                status, payload, _ = call(
-                    connection, "PUT", f"/v1/kv/b/{index}/{sequence % 100}", token, value
-                )
+                status, payload = call(connection, method, path, put_token, body)
             except OSError as error:
                 results["errors"].append(str(error))
                 connection = connect(endpoint)
@@ -111,32 +143,19 @@ def steady(endpoint, token, rate, connections, duration, results):
         thread.join()
 
 
-def flood(endpoint, token, connections, value_bytes, duration, counts):
-    stop_at = time.monotonic() + duration
-    lock = threading.Lock()
-
-    def worker(index):
-        connection = connect(endpoint)
-        value = b"a" * value_bytes
-        sequence = 0
-        while time.monotonic() < stop_at:
-            sequence += 1
-            try:
-                status, payload, _ = call(
-                    connection, "PUT", f"/v1/kv/a/{index}/{sequence % 50}", token, value
-                )
-                code = json.loads(payload).get("code", "ok") if payload[:1] == b"{" else "ok"
-            except (OSError, ValueError, http.client.HTTPException):
-                connection = connect(endpoint)
-                code = "connection_error"
-                status = 0
-            with lock:
-                counts[f"{status} {code}"] += 1
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
-    for thread in threads:
-        thread.start()
-    return threads
+def flood(system, endpoint, token, connections, value_bytes, duration):
+    """Starts wrk as tenant A; returns the process (its output is wrk's report)."""
+    script = os.path.join(HERE, "etcd-put.lua" if system == "etcd" else "rafting-put.lua")
+    environment = dict(os.environ, VALUE_SIZE=str(value_bytes), KEYS="50", KEY_PREFIX="a")
+    if token:
+        environment["TOKEN"] = token
+    command = [
+        "wrk", "-t2", f"-c{connections}", f"-d{duration:.0f}s", "--timeout", "10s",
+        "-s", script, endpoint,
+    ]
+    return subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 def report(label, results, duration):
@@ -154,9 +173,24 @@ def report(label, results, duration):
         print(f"  error: {error}")
 
 
+def report_flood(output, duration):
+    requests = re.search(r"(\d+) requests in", output)
+    refused = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    if not requests:
+        print("A (wrk) printed no summary:\n" + output)
+        return
+    total = int(requests.group(1))
+    refused = int(refused.group(1)) if refused else 0
+    print(
+        f"A (wrk): {total / duration:.0f} requests/s, {(total - refused) / duration:.1f} "
+        f"accepted/s, {refused / duration:.0f} refused/s"
+    )
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--endpoint", default="http://127.0.0.1:8001")
+    parser.add_argument("--system", choices=["rafting", "etcd"], default="rafting")
+    parser.add_argument("--endpoint", default=None)
     parser.add_argument("--admin-token", default=None)
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--rate", type=float, default=200)
@@ -170,32 +204,36 @@ def main():
     arguments = parser.parse_args()
     if not 0 < arguments.duration <= DURATION_MAX_SECONDS:
         sys.exit(f"--duration must be in (0, {DURATION_MAX_SECONDS}]")
-    if not 0 < arguments.a_connections + arguments.b_connections <= THREADS_MAX:
-        sys.exit(f"at most {THREADS_MAX} connections in all")
-    admin = arguments.admin_token
-    if admin is None:
-        with open(".rafting-dev/admin.token") as file:
-            admin = file.read().strip()
-    leader = leader_endpoint(arguments.endpoint, admin)
-    token_b = tenant_token(leader, admin, "bench-b", {})
-    a_caps = json.loads(arguments.a_caps) if arguments.a_caps else None
-    token_a = tenant_token(leader, admin, "bench-a", a_caps)
+    if not 0 < arguments.a_connections + arguments.b_connections <= CONNECTIONS_MAX:
+        sys.exit(f"at most {CONNECTIONS_MAX} connections in all")
+    system = arguments.system
+    if system == "etcd":
+        leader = etcd_leader(arguments.endpoint or "http://127.0.0.1:22379")
+        token_a = token_b = None
+    else:
+        admin = arguments.admin_token
+        if admin is None:
+            with open(".rafting-dev/admin.token") as file:
+                admin = file.read().strip()
+        leader = rafting_leader(arguments.endpoint or "http://127.0.0.1:8001", admin)
+        token_b = tenant_token(leader, admin, "bench-b", {})
+        a_caps = json.loads(arguments.a_caps) if arguments.a_caps else None
+        token_a = tenant_token(leader, admin, "bench-a", a_caps)
+    print(f"{system}, leader {leader}")
 
+    duration = arguments.duration
     alone = {"latencies": [], "errors": []}
-    steady(leader, token_b, arguments.rate, arguments.b_connections, arguments.duration, alone)
-    report("alone", alone, arguments.duration)
+    steady(system, leader, token_b, arguments.rate, arguments.b_connections, duration, alone)
+    report("alone", alone, duration)
 
-    counts = collections.Counter()
-    flooders = flood(
-        leader, token_a, arguments.a_connections, arguments.a_value_bytes,
-        arguments.duration, counts,
+    flooder = flood(
+        system, leader, token_a, arguments.a_connections, arguments.a_value_bytes, duration
     )
     flooded = {"latencies": [], "errors": []}
-    steady(leader, token_b, arguments.rate, arguments.b_connections, arguments.duration, flooded)
-    for thread in flooders:
-        thread.join()
-    report("while A floods", flooded, arguments.duration)
-    print("A got: " + ", ".join(f"{key}: {value}" for key, value in sorted(counts.items())))
+    steady(system, leader, token_b, arguments.rate, arguments.b_connections, duration, flooded)
+    output, _ = flooder.communicate(timeout=duration + 60)
+    report("while A floods", flooded, duration)
+    report_flood(output, duration)
 
 
 if __name__ == "__main__":

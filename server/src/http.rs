@@ -103,15 +103,28 @@ pub struct RequestHead<'a> {
     pub body_bytes: Option<usize>,
 }
 
+/// An answer given from a request's head alone ([`Handler::screen`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Screened {
+    pub response: Response,
+    /// Close the connection after the answer instead of reading the next request.
+    pub close: bool,
+}
+
+/// What the handler keeps on a connection between its requests (who the connection belongs
+/// to, say); dropped when the connection closes.
+pub type ConnectionState = Option<Box<dyn std::any::Any + Send>>;
+
 /// What the server serves.
 pub trait Handler: Send + Sync + 'static {
     /// May answer a request from its head alone, before its body is read: a tenant over its
     /// rate, say, so that refusing a flood of large writes costs the node no more than reading
     /// their heads. The body is then read into a small buffer and dropped, and the connection
-    /// kept; a chunked body, one larger than [`Limits::body_bytes_max`] or one the client waits
-    /// to send until `100 Continue` is never read: the connection closes after the answer. By
-    /// default every request is read whole.
-    fn screen(&self, _head: &RequestHead<'_>) -> Option<Response> {
+    /// kept unless the answer says to close it; a chunked body, one larger than
+    /// [`Limits::body_bytes_max`] or one the client waits to send until `100 Continue` is
+    /// never read: the connection closes after the answer. `state` is the connection's own,
+    /// kept from one request to the next. By default every request is read whole.
+    fn screen(&self, _head: &RequestHead<'_>, _state: &mut ConnectionState) -> Option<Screened> {
         None
     }
     fn handle(&self, request: Request) -> Response;
@@ -319,6 +332,8 @@ struct Connection {
     /// The connection's place in [`IdleConnections`] while it waits for a request.
     idle_ticket: Option<IdleTicket>,
     requests_served: u64,
+    /// The handler's state for this connection ([`Handler::screen`]).
+    state: ConnectionState,
 }
 
 impl Drop for Connection {
@@ -370,6 +385,7 @@ impl Connection {
             pending: Vec::new(),
             idle_ticket: None,
             requests_served: 0,
+            state: None,
         }
     }
 
@@ -580,19 +596,21 @@ impl Connection {
             Framing::Length(length) => Some(length),
             Framing::Chunked => None,
         };
-        let response = self.shared.handler.screen(&RequestHead {
+        let head_seen = RequestHead {
             method: &head.method,
             target: &head.target,
             headers: &head.headers,
             body_bytes,
-        })?;
+        };
+        let Screened { response, close } =
+            self.shared.handler.screen(&head_seen, &mut self.state)?;
         let body_to_drop = body_bytes.filter(|&length| {
             length == 0 || (length <= self.shared.limits.body_bytes_max && !head.expect_continue)
         });
         Some(Incoming::Screened {
             response,
             body_to_drop,
-            keep_alive: head.keep_alive,
+            keep_alive: head.keep_alive && !close,
             head_only: head.method == "HEAD",
             started,
         })

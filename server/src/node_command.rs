@@ -127,6 +127,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         admin_token: config.admin_token.clone(),
         watches_open: Default::default(),
         throttles: Default::default(),
+        tenant_connections: Default::default(),
     });
     let server = match RestServer::start(own.http, config.http_connections_max, api.clone()) {
         Ok(server) => server,

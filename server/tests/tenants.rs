@@ -464,3 +464,71 @@ fn a_tenant_over_its_rate_is_refused_at_the_head_before_its_body_is_sent() {
     let (status, value) = call(&base, "GET", "/v1/kv/big3", &flood, b"");
     assert_eq!(status, 404, "the refused put wrote nothing: {value}");
 }
+
+#[test]
+fn a_tenant_holds_at_most_its_cap_of_connections_to_a_node() {
+    // Proves the `connections` cap: a tenant capped at 2 is served on two keep-alive
+    // connections; a third is answered 429 `quota_connections` and closed; once one of the two
+    // closes, a new one is served. Another tenant and the administrator are not counted
+    // against it, and the tenant's view shows what it holds on the node.
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (cluster, _secrets) = secure_cluster(1);
+    let base = cluster.url(0);
+    let capped = create_tenant(&base, "capped", json!({"connections": 2}));
+    let other = create_tenant(&base, "other", json!({"connections": 2}));
+    let address = base.trim_start_matches("http://").to_owned();
+    // Opens a connection and sends one GET with `token`: its status, and the connection.
+    let open = |token: &str| -> (u16, BufReader<std::net::TcpStream>) {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let request =
+            format!("GET /v1/kv/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut reader = BufReader::new(stream);
+        let mut status_line = String::new();
+        reader.read_line(&mut status_line).unwrap();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        reader.read_exact(&mut vec![0; length]).unwrap();
+        (status_line.split(' ').nth(1).unwrap().parse().unwrap(), reader)
+    };
+    let (first, _one) = open(&capped);
+    let (second, two) = open(&capped);
+    assert_eq!((first, second), (404, 404), "served: the key is absent");
+    let (third, mut three) = open(&capped);
+    assert_eq!(third, 429, "over the cap of 2 connections");
+    assert!(
+        matches!(three.read(&mut [0; 16]), Ok(0)),
+        "the connection over the cap is closed"
+    );
+    assert_eq!(open(&other).0, 404, "another tenant has its own connections");
+    let (status, view) = call(&base, "GET", "/v1/tenants/capped", ADMIN, b"");
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["on_this_node"]["connections"], 2, "{view}");
+    drop(two);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, _kept) = open(&capped);
+        if status == 404 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a closed connection gives its slot back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

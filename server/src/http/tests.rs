@@ -410,11 +410,27 @@ proptest::proptest! {
 struct Screening;
 
 impl Handler for Screening {
-    fn screen(&self, head: &RequestHead<'_>) -> Option<Response> {
-        head.target.starts_with("/refused").then(|| Response {
-            status: 429,
-            headers: Vec::new(),
-            body: format!("refused, body of {:?} bytes unread", head.body_bytes).into_bytes(),
+    fn screen(&self, head: &RequestHead<'_>, state: &mut ConnectionState) -> Option<Screened> {
+        let seen = state.get_or_insert_with(|| Box::new(0u32));
+        let seen = seen.downcast_mut::<u32>().unwrap();
+        *seen += 1;
+        if head.target == "/count" {
+            return Some(Screened {
+                response: Response {
+                    status: 200,
+                    headers: Vec::new(),
+                    body: format!("{seen} requests on this connection").into_bytes(),
+                },
+                close: false,
+            });
+        }
+        head.target.starts_with("/refused").then(|| Screened {
+            response: Response {
+                status: 429,
+                headers: Vec::new(),
+                body: format!("refused, body of {:?} bytes unread", head.body_bytes).into_bytes(),
+            },
+            close: head.target == "/refused/close",
         })
     }
 
@@ -472,6 +488,7 @@ fn a_screened_request_whose_body_would_not_be_read_closes_its_connection() {
         "PUT /refused HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
         "PUT /refused HTTP/1.1\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
         "PUT /refused HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n",
+        "GET /refused/close HTTP/1.1\r\n\r\n",
     ] {
         let mut stream = connect(&server);
         stream.write_all(head.as_bytes()).unwrap();
@@ -484,4 +501,25 @@ fn a_screened_request_whose_body_would_not_be_read_closes_its_connection() {
         );
         assert!(closed(&mut reader), "{head:?}");
     }
+}
+
+#[test]
+fn the_handler_keeps_its_state_per_connection() {
+    let server = screening_server();
+    let mut first = connect(&server);
+    let mut first_reader = BufReader::new(first.try_clone().unwrap());
+    first
+        .write_all(b"GET /a HTTP/1.1\r\n\r\nGET /count HTTP/1.1\r\n\r\n")
+        .unwrap();
+    assert_eq!(response(&mut first_reader).2, "GET /a body=");
+    assert_eq!(
+        response(&mut first_reader).2,
+        "2 requests on this connection"
+    );
+    let mut second = connect(&server);
+    second.write_all(b"GET /count HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(
+        response(&mut BufReader::new(second)).2,
+        "1 requests on this connection"
+    );
 }

@@ -141,11 +141,9 @@ fn header<'h>(headers: &'h [(String, Vec<u8>)], name: &str) -> Option<&'h [u8]> 
         .map(|(_, value)| value.as_slice())
 }
 
-/// The tenant a request's token names (`<tenant>.<secret>`), unverified: a hint for deciding
-/// whether a request is worth verifying early, never a reason to serve it.
-pub fn claimed_tenant(headers: &[(String, Vec<u8>)]) -> Option<&str> {
-    let (name, _) = bearer(headers).ok()?.split_once('.')?;
-    Some(name)
+/// The bearer token of a request, if it carries a well-formed one.
+pub fn bearer_token(headers: &[(String, Vec<u8>)]) -> Option<&str> {
+    bearer(headers).ok()
 }
 
 /// The token of `Authorization: Bearer <token>`.
@@ -171,7 +169,7 @@ fn unauthenticated(message: &str) -> ApiError {
 }
 
 /// Equality that takes as long whatever the first differing byte.
-fn constant_time_equal(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_equal(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

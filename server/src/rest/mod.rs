@@ -11,6 +11,7 @@ pub mod auth;
 pub mod cluster;
 pub mod cors;
 pub mod errors;
+pub mod front;
 pub mod http_metrics;
 pub mod json;
 pub mod kv;
@@ -24,11 +25,14 @@ pub mod throttle;
 pub mod transaction;
 pub mod ui;
 
-use crate::http::{Handler, HttpError, HttpServer, Limits, Request, RequestHead, Response};
+use crate::http::{
+    ConnectionState, Handler, HttpError, HttpServer, Limits, Request, RequestHead, Response,
+    Screened,
+};
 use errors::{ApiError, Reply};
 use http_metrics::HttpMetrics;
 use rafting_core::NodeId;
-use rafting_core::replica::{Numbered, put_cost_bytes};
+use rafting_core::replica::Numbered;
 use rafting_core::store::{Caps, ClientId, TenantId};
 use rafting_net::runtime::{ClientError, NodeHandle};
 use routes::Route;
@@ -67,6 +71,8 @@ pub struct Api {
     pub watches_open: std::sync::Mutex<BTreeMap<TenantId, u64>>,
     /// The replica's rate refusals still in force, to refuse at a request's head ([`throttle`]).
     pub throttles: throttle::Throttles,
+    /// Connections open to this node, per tenant (the `connections` cap; see [`front`]).
+    pub tenant_connections: front::TenantConnections,
 }
 
 /// One request's view of the API: the node, and the tenant the request acts in (from its
@@ -165,36 +171,10 @@ impl RestServer {
 }
 
 impl Handler for Api {
-    /// Refuses a write or a read of a tenant the replica has just refused for its rate, while
-    /// that refusal holds, before the body is read ([`throttle`]).
-    fn screen(&self, head: &RequestHead<'_>) -> Option<Response> {
-        let claimed = auth::claimed_tenant(head.headers)?;
-        if !self.throttles.is_throttled(claimed) {
-            return None;
-        }
-        let route = routes::parse(head.method, head.target).ok()?;
-        let demand = match &route {
-            Route::KvPut { key, .. } => throttle::Demand::Write {
-                bytes: put_cost_bytes(key.len(), head.body_bytes?),
-            },
-            Route::KvGet { .. } | Route::KvList { .. } => throttle::Demand::Read,
-            _ => return None,
-        };
-        // The token is verified before its tenant is refused anything: an unknown caller
-        // learns nothing of a tenant's rates.
-        let scoped = auth::scope(self, &route, head.headers).ok()?;
-        let auth::Principal::Tenant { name } = &scoped.principal else {
-            return None;
-        };
-        let refusal = self
-            .throttles
-            .refusal(name, demand, std::time::Instant::now())?;
-        let mut response = into_response(errors::rate_limited(&refusal).into_reply());
-        self.http_metrics.count(route.name(), response.status);
-        if let Some(origin) = cors::member_origin(head.headers, &self.members) {
-            cors::allow(&mut response, &origin);
-        }
-        Some(response)
+    /// Counts a tenant's connections and refuses what a rate refusal still covers, before the
+    /// body is read ([`front`]).
+    fn screen(&self, head: &RequestHead<'_>, state: &mut ConnectionState) -> Option<Screened> {
+        front::screen(self, head, state)
     }
 
     /// Serves one request; a member's dashboard may call it from another origin ([`cors`]).

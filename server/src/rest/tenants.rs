@@ -8,7 +8,7 @@
 use super::auth::Principal;
 use super::errors::{ApiError, Reply};
 use super::kv::write;
-use super::{Scoped, routes::Route};
+use super::{Api, Scoped, routes::Route};
 use rafting_core::replica::Numbered;
 use rafting_core::store::tenants::validate_tenant_name;
 use rafting_core::store::{
@@ -52,12 +52,25 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
-pub fn view_json(view: &TenantView) -> Value {
+/// A tenant as JSON: its caps, its usage of the stored caps (the same on every node), and what
+/// it holds of the node-local ones on the node that answers (`on_this_node`).
+pub fn view_json(api: &Api, view: &TenantView) -> Value {
+    let watches = api
+        .watches_open
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .get(&view.id)
+        .copied()
+        .unwrap_or(0);
     json!({
         "id": view.id.get(),
         "name": view.name,
         "caps": view.caps,
         "usage": view.usage,
+        "on_this_node": {
+            "connections": api.tenant_connections.held(&view.name),
+            "watches": watches,
+        },
         "tokens": view.tokens,
     })
 }
@@ -75,7 +88,7 @@ pub fn serve(
             let ReadAnswer::Tenants(views) = read(api, url, Query::Tenants, *stale)? else {
                 return Err(unexpected());
             };
-            let tenants: Vec<Value> = views.iter().map(view_json).collect();
+            let tenants: Vec<Value> = views.iter().map(|view| view_json(api, view)).collect();
             Ok(Reply::json(&json!({ "tenants": tenants })))
         }
         Route::Tenants {
@@ -95,7 +108,7 @@ pub fn serve(
             let ReadAnswer::Tenant(view) = read(api, url, query, *stale)? else {
                 return Err(unexpected());
             };
-            Ok(Reply::json(&view_json(&view)))
+            Ok(Reply::json(&view_json(api, &view)))
         }
         Route::TenantCreate => {
             let create: CreateBody = decode(body, "tenant")?;
@@ -110,7 +123,7 @@ pub fn serve(
             };
             write(api, url, numbered, Operation::Tenant(Box::new(command)))?;
             let view = show(api, url, &create.name)?;
-            let answer = json!({"tenant": view_json(&view), "token": token, "token_id": 1});
+            let answer = json!({"tenant": view_json(api, &view), "token": token, "token_id": 1});
             Ok(Reply::json_with_status(201, &answer))
         }
         Route::TenantCaps { name } => {
@@ -120,7 +133,7 @@ pub fn serve(
                 caps,
             };
             write(api, url, numbered, Operation::Tenant(Box::new(command)))?;
-            Ok(Reply::json(&view_json(&show(api, url, name)?)))
+            Ok(Reply::json(&view_json(api, &show(api, url, name)?)))
         }
         Route::TenantDelete { name, purge } => {
             let command = TenantCommand::Delete {

@@ -63,6 +63,7 @@ impl InProcessNode {
             admin_token: None,
             watches_open: Default::default(),
             throttles: Default::default(),
+            tenant_connections: Default::default(),
         };
         let node = InProcessNode {
             runtime,

@@ -1,0 +1,155 @@
+//! What the REST API decides at a request's head, before its body is read
+//! ([`crate::http::Handler::screen`]): whose connection this is, whether the tenant may hold
+//! one more connection to this node, and whether a rate refusal of the replica still holds for
+//! it ([`super::throttle`]).
+//!
+//! A connection belongs to the tenant of the last token verified on it. The first request of a
+//! connection (or one with another token) is authenticated here, once; the next ones with the
+//! same token are not authenticated again at their heads (the handler still checks every
+//! request). A tenant holds at most its `connections` cap of connections to one node: the one
+//! over it is answered `429 quota_connections` and closed, so one tenant cannot take the
+//! connection threads every tenant shares. The administrator and an open cluster are not
+//! counted.
+
+use super::errors::ApiError;
+use super::throttle::Demand;
+use super::{Api, auth, errors, into_response, routes};
+use crate::http::{ConnectionState, RequestHead, Screened};
+use rafting_core::replica::put_cost_bytes;
+use routes::Route;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+/// Connections open to this node, per tenant name.
+#[derive(Debug, Default)]
+pub struct TenantConnections {
+    open: Arc<Mutex<BTreeMap<String, u64>>>,
+}
+
+impl TenantConnections {
+    /// Takes one of `tenant`'s connection slots, or says how many it holds when at `cap`.
+    fn take(&self, tenant: &str, cap: Option<u64>) -> Result<Slot, u64> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = open.get(tenant).copied().unwrap_or(0);
+        if cap.is_some_and(|cap| held >= cap) {
+            return Err(held);
+        }
+        open.insert(tenant.to_owned(), held + 1);
+        Ok(Slot {
+            open: self.open.clone(),
+            tenant: tenant.to_owned(),
+        })
+    }
+
+    /// How many connections `tenant` holds to this node.
+    pub fn held(&self, tenant: &str) -> u64 {
+        let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        open.get(tenant).copied().unwrap_or(0)
+    }
+}
+
+/// One connection counted for a tenant; given back when dropped (the connection closed or
+/// moved to another token).
+#[derive(Debug)]
+struct Slot {
+    open: Arc<Mutex<BTreeMap<String, u64>>>,
+    tenant: String,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(held) = open.get_mut(&self.tenant) {
+            *held -= 1;
+            if *held == 0 {
+                open.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+/// Whom a connection belongs to: the token verified on it and its tenant's slot.
+#[derive(Debug)]
+struct Owner {
+    token: String,
+    tenant: String,
+    _slot: Slot,
+}
+
+/// [`crate::http::Handler::screen`] for the API.
+pub fn screen(api: &Api, head: &RequestHead<'_>, state: &mut ConnectionState) -> Option<Screened> {
+    api.admin_token.as_ref()?;
+    let token = auth::bearer_token(head.headers)?;
+    let owner = state
+        .as_ref()
+        .and_then(|state| state.downcast_ref::<Owner>());
+    let known = owner
+        .is_some_and(|owner| auth::constant_time_equal(owner.token.as_bytes(), token.as_bytes()));
+    let route = routes::parse(head.method, head.target).ok()?;
+    if !known {
+        // A new token on this connection: the old owner's slot is given back first.
+        *state = None;
+        let scoped = auth::scope(api, &route, head.headers).ok()?;
+        let auth::Principal::Tenant { name } = &scoped.principal else {
+            return None;
+        };
+        let cap = scoped.caps.and_then(|caps| caps.connections);
+        match api.tenant_connections.take(name, cap) {
+            Ok(slot) => {
+                *state = Some(Box::new(Owner {
+                    token: token.to_owned(),
+                    tenant: name.clone(),
+                    _slot: slot,
+                }));
+            }
+            Err(held) => {
+                let error = ApiError::new(
+                    429,
+                    "quota_connections",
+                    format!(
+                        "tenant {name} holds {held} connections to this node, its cap of {}; \
+                         close one (or reuse it: keep-alive) and retry",
+                        cap.unwrap_or(0)
+                    ),
+                )
+                .retry_after(1);
+                return Some(answer(api, &route, head, error, true));
+            }
+        }
+    }
+    let tenant = &state.as_ref()?.downcast_ref::<Owner>()?.tenant;
+    if !api.throttles.is_throttled(tenant) {
+        return None;
+    }
+    let demand = match &route {
+        Route::KvPut { key, .. } => Demand::Write {
+            bytes: put_cost_bytes(key.len(), head.body_bytes?),
+        },
+        Route::KvGet { .. } | Route::KvList { .. } => Demand::Read,
+        _ => return None,
+    };
+    let refusal = api.throttles.refusal(tenant, demand, Instant::now())?;
+    Some(answer(
+        api,
+        &route,
+        head,
+        errors::rate_limited(&refusal),
+        false,
+    ))
+}
+
+fn answer(
+    api: &Api,
+    route: &Route,
+    head: &RequestHead<'_>,
+    error: ApiError,
+    close: bool,
+) -> Screened {
+    let mut response = into_response(error.into_reply());
+    api.http_metrics.count(route.name(), response.status);
+    if let Some(origin) = super::cors::member_origin(head.headers, &api.members) {
+        super::cors::allow(&mut response, &origin);
+    }
+    Screened { response, close }
+}
