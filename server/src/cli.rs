@@ -80,8 +80,19 @@ pub enum RawClusterCommand {
 pub enum RawSim {
     /// Run many seeds of a scenario and report every violated check.
     Run(RawSimRun),
-    /// Run one seed and write its full trace as JSON lines.
+    /// Run one seed and write its full trace as JSON lines (and/or its timeline as HTML).
     Replay(RawSimReplay),
+    /// Draw a trace written by `sim replay --trace` as a timeline: one self-contained HTML page.
+    Timeline(SimTimeline),
+}
+
+#[derive(Debug, Args)]
+pub struct SimTimeline {
+    /// The trace (JSON lines).
+    pub trace: PathBuf,
+    /// Where to write the page.
+    #[arg(long)]
+    pub html: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -109,9 +120,13 @@ pub struct RawSimReplay {
     /// The seed to replay.
     #[arg(long)]
     pub seed: u64,
-    /// Where to write the trace (JSON lines); standard output when absent.
+    /// Where to write the trace (JSON lines); standard output when neither this nor --html
+    /// is given.
     #[arg(long)]
     pub trace: Option<PathBuf>,
+    /// Where to write the seed's timeline: one self-contained HTML page to open in a browser.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
 }
 
 /// A validated `rafting sim run`.
@@ -132,6 +147,7 @@ pub struct SimReplay {
     pub scenario: Scenario,
     pub seed: u64,
     pub trace: Option<PathBuf>,
+    pub html: Option<PathBuf>,
 }
 
 /// What the binary was asked to do, validated.
@@ -160,6 +176,7 @@ pub enum Command {
     },
     SimRun(SimRun),
     SimReplay(SimReplay),
+    SimTimeline(SimTimeline),
 }
 
 const JOBS_MAX: usize = 256;
@@ -220,8 +237,10 @@ impl RawCli {
                     scenario,
                     seed: raw.seed,
                     trace: raw.trace,
+                    html: raw.html,
                 }))
             }
+            RawCommand::Sim(RawSim::Timeline(timeline)) => Ok(Command::SimTimeline(timeline)),
         }
     }
 }

@@ -17,6 +17,7 @@ mod session_command;
 mod signals;
 mod sim_command;
 mod tenant_command;
+mod timeline;
 
 use clap::Parser;
 use std::process::ExitCode;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         cli::Command::Tenant { endpoint, command } => tenant_command::run(&endpoint, &command),
         cli::Command::SimRun(run) => sim_command::run(&run),
         cli::Command::SimReplay(replay) => sim_command::replay(&replay),
+        cli::Command::SimTimeline(timeline) => sim_command::timeline(&timeline).map(|()| true),
     });
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! `rafting sim run` and `rafting sim replay`: the simulator's command-line face.
 
-use crate::cli::{SimReplay, SimRun};
+use crate::cli::{SimReplay, SimRun, SimTimeline};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use rafting_sim::{SeedReport, run_seed, run_seeds};
@@ -47,6 +47,17 @@ fn replay_command(scenario: &Path, seed: u64) -> String {
         .unwrap_or_else(|_| "rafting".to_owned());
     format!(
         "{executable} sim replay {} --seed {seed} --trace trace-{seed}.jsonl",
+        scenario.display()
+    )
+}
+
+/// The command that draws a seed's timeline (see [`crate::timeline`]).
+fn timeline_command(scenario: &Path, seed: u64) -> String {
+    let executable = std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "rafting".to_owned());
+    format!(
+        "{executable} sim replay {} --seed {seed} --html timeline-{seed}.html",
         scenario.display()
     )
 }
@@ -118,8 +129,9 @@ pub fn run(command: &SimRun) -> Result<bool> {
         let replay = replay_command(&command.scenario_path, report.seed);
         writeln!(
             out,
-            "FAIL seed {}: {violation}\n  replay: {replay}",
-            report.seed
+            "FAIL seed {}: {violation}\n  replay: {replay}\n  timeline: {}",
+            report.seed,
+            timeline_command(&command.scenario_path, report.seed)
         )?;
         failures.push(Failure {
             seed: report.seed,
@@ -149,21 +161,54 @@ pub fn run(command: &SimRun) -> Result<bool> {
     Ok(summary.violations == 0)
 }
 
-/// Replays one seed, writing its trace; returns whether it passed.
+/// `rafting sim timeline TRACE --html FILE`.
+pub fn timeline(command: &SimTimeline) -> Result<()> {
+    let trace = std::fs::read(&command.trace)
+        .with_context(|| format!("reading the trace {}", command.trace.display()))?;
+    write_timeline(&trace, &command.html)?;
+    eprintln!("wrote {}", command.html.display());
+    Ok(())
+}
+
+/// Draws `trace` into the page at `path`.
+fn write_timeline(trace: &[u8], path: &Path) -> Result<()> {
+    let timeline = crate::timeline::build(trace).context("reading the trace")?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut writer = std::io::BufWriter::new(file);
+    crate::timeline::write_html(&timeline, &mut writer)?;
+    writer
+        .flush()
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Replays one seed, writing its trace and/or its timeline; returns whether it passed.
 pub fn replay(command: &SimReplay) -> Result<bool> {
-    let outcome = match &command.trace {
-        Some(path) => {
+    let outcome = match (&command.trace, &command.html) {
+        (None, None) => {
+            let mut stdout = std::io::stdout().lock();
+            run_seed(&command.scenario, command.seed, Some(&mut stdout))
+                .context("replaying the seed")?
+        }
+        (Some(path), None) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("creating the trace file {}", path.display()))?;
             let mut writer = std::io::BufWriter::new(file);
             run_seed(&command.scenario, command.seed, Some(&mut writer))
+                .context("replaying the seed")?
         }
-        None => {
-            let mut stdout = std::io::stdout().lock();
-            run_seed(&command.scenario, command.seed, Some(&mut stdout))
+        (trace_path, Some(html_path)) => {
+            let mut trace = Vec::new();
+            let outcome = run_seed(&command.scenario, command.seed, Some(&mut trace))
+                .context("replaying the seed")?;
+            if let Some(path) = trace_path {
+                std::fs::write(path, &trace)
+                    .with_context(|| format!("writing the trace file {}", path.display()))?;
+            }
+            write_timeline(&trace, html_path)?;
+            outcome
         }
-    }
-    .context("replaying the seed")?;
+    };
     let report = &outcome.report;
     let mut err = std::io::stderr().lock();
     writeln!(

@@ -23,32 +23,12 @@ use common::{TestCluster, get_retrying, request};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use webdriver::{Browser, find_on_path};
+use webdriver::{Browser, browser_tools};
 
 const ELECTION_WAIT: Duration = Duration::from_secs(15);
 /// How soon the page must show a new leader after kill -9 of the old one.
 const NEW_LEADER_SHOWN_WITHIN: Duration = Duration::from_secs(2);
 const NARROW_WIDTH: u32 = 420;
-
-/// Chromium and chromedriver, or `None` (with the notice printed) when the machine lacks them.
-fn browser_tools() -> Option<(PathBuf, PathBuf)> {
-    let chromium = find_on_path("chromium").or_else(|| find_on_path("chromium-browser"));
-    let chromedriver = find_on_path("chromedriver");
-    match (chromium, chromedriver) {
-        (Some(chromium), Some(chromedriver)) => Some((chromium, chromedriver)),
-        _ if std::env::var_os("CI").is_some() => panic!(
-            "chromium and chromedriver are required under CI (.ci/run installs them: \
-             apt-get install -y chromium chromium-driver)"
-        ),
-        _ => {
-            eprintln!(
-                "SKIPPED dashboard browser test: chromium or chromedriver not on PATH \
-                 (apt-get install -y chromium chromium-driver)"
-            );
-            None
-        }
-    }
-}
 
 /// Polls `probe` every 50 ms until it gives a value or `timeout` passes.
 fn wait_for<T>(timeout: Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
@@ -187,7 +167,7 @@ fn assert_fits_the_window(browser: &Browser, view: &str) {
 
 #[test]
 fn the_dashboard_follows_failover_transfers_leadership_writes_keys_and_shows_services() {
-    let Some((chromium, chromedriver)) = browser_tools() else {
+    let Some((chromium, chromedriver)) = browser_tools("dashboard") else {
         return;
     };
     let mut cluster = TestCluster::start(3);

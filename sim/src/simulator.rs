@@ -78,6 +78,8 @@ pub(crate) enum EventKind {
     Deliver {
         to: usize,
         envelope: Envelope,
+        /// When it was sent, for the trace.
+        sent_us: u64,
     },
     Timer {
         node: usize,
@@ -553,7 +555,11 @@ impl<'s, 'w> Simulator<'s, 'w> {
             return;
         }
         match kind {
-            EventKind::Deliver { to, envelope } => self.on_deliver(to, envelope),
+            EventKind::Deliver {
+                to,
+                envelope,
+                sent_us,
+            } => self.on_deliver(to, envelope, sent_us),
             EventKind::Timer { node, incarnation } => self.on_timer(node, incarnation),
             EventKind::Fsync { node, incarnation } => self.on_fsync(node, incarnation),
             EventKind::ClientSend { client } => self.on_client_send(client),

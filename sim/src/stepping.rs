@@ -14,17 +14,22 @@ use rafting_core::{LogIndex, Millis};
 use rand::Rng;
 
 impl Simulator<'_, '_> {
-    pub(crate) fn on_deliver(&mut self, to: usize, envelope: Envelope) {
+    pub(crate) fn on_deliver(&mut self, to: usize, envelope: Envelope, sent_us: u64) {
         let from = envelope.from.get() as usize - 1;
         if self.hosts[to].replica.is_none() {
-            self.trace_drop(&envelope, "node down");
+            self.trace_drop(&envelope, sent_us, "node down");
             return;
         }
         if self.network.is_blocked(from, to) {
-            self.trace_drop(&envelope, "partitioned");
+            self.trace_drop(&envelope, sent_us, "partitioned");
             return;
         }
-        let Some(kind) = self.hold_if_paused(to, EventKind::Deliver { to, envelope }) else {
+        let held = EventKind::Deliver {
+            to,
+            envelope,
+            sent_us,
+        };
+        let Some(kind) = self.hold_if_paused(to, held) else {
             return;
         };
         let EventKind::Deliver { envelope, .. } = kind else {
@@ -37,6 +42,7 @@ impl Simulator<'_, '_> {
                 TraceEvent::Deliver {
                     from: envelope.from.get(),
                     to: envelope.to.get(),
+                    sent_us,
                     message: envelope.message.kind(),
                     term: envelope.message.term().get(),
                     append: crate::trace::AppendSummary::of(&envelope.message),
@@ -51,7 +57,7 @@ impl Simulator<'_, '_> {
         }
     }
 
-    fn trace_drop(&mut self, envelope: &Envelope, reason: &'static str) {
+    fn trace_drop(&mut self, envelope: &Envelope, sent_us: u64, reason: &'static str) {
         self.events += 1;
         if self.tracer.enabled() {
             self.tracer.record(
@@ -59,6 +65,7 @@ impl Simulator<'_, '_> {
                 TraceEvent::Drop {
                     from: envelope.from.get(),
                     to: envelope.to.get(),
+                    sent_us,
                     message: envelope.message.kind(),
                     term: envelope.message.term().get(),
                     reason,
@@ -391,16 +398,26 @@ impl Simulator<'_, '_> {
             .network
             .send(&mut self.streams.network, self.now_us, from, to)
         {
-            Fate::Drop(reason) => self.trace_drop(&envelope, reason),
+            Fate::Drop(reason) => self.trace_drop(&envelope, self.now_us, reason),
             Fate::Deliver {
                 at_us,
                 duplicate_at_us,
             } => {
+                let sent_us = self.now_us;
                 if let Some(duplicate_at_us) = duplicate_at_us {
-                    let copy = envelope.clone();
-                    self.schedule(duplicate_at_us, EventKind::Deliver { to, envelope: copy });
+                    let copy = EventKind::Deliver {
+                        to,
+                        envelope: envelope.clone(),
+                        sent_us,
+                    };
+                    self.schedule(duplicate_at_us, copy);
                 }
-                self.schedule(at_us, EventKind::Deliver { to, envelope });
+                let deliver = EventKind::Deliver {
+                    to,
+                    envelope,
+                    sent_us,
+                };
+                self.schedule(at_us, deliver);
             }
         }
     }

@@ -15,17 +15,21 @@ pub enum TraceEvent<'a> {
         seed: u64,
         params: &'a Params,
     },
+    /// A message reaches `to` (sent at `sent_us`).
     Deliver {
         from: u64,
         to: u64,
+        sent_us: u64,
         message: &'static str,
         term: u64,
         #[serde(skip_serializing_if = "Option::is_none")]
         append: Option<AppendSummary>,
     },
+    /// A message is lost: at its sending (loss) or at its arrival (node down, partitioned).
     Drop {
         from: u64,
         to: u64,
+        sent_us: u64,
         message: &'static str,
         term: u64,
         reason: &'static str,

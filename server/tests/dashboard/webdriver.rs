@@ -18,6 +18,27 @@ pub fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// Chromium and chromedriver, or `None` (with a notice that the `what` test is skipped) when
+/// the machine lacks them. Under `CI` they are required (`.ci/run` installs both).
+pub fn browser_tools(what: &str) -> Option<(PathBuf, PathBuf)> {
+    let chromium = find_on_path("chromium").or_else(|| find_on_path("chromium-browser"));
+    let chromedriver = find_on_path("chromedriver");
+    match (chromium, chromedriver) {
+        (Some(chromium), Some(chromedriver)) => Some((chromium, chromedriver)),
+        _ if std::env::var_os("CI").is_some() => panic!(
+            "chromium and chromedriver are required under CI (.ci/run installs them: \
+             apt-get install -y chromium chromium-driver)"
+        ),
+        _ => {
+            eprintln!(
+                "SKIPPED {what} browser test: chromium or chromedriver not on PATH \
+                 (apt-get install -y chromium chromium-driver)"
+            );
+            None
+        }
+    }
+}
+
 /// A chromedriver process and one browser session in it; both end when it is dropped.
 pub struct Browser {
     driver: Child,
