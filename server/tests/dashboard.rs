@@ -172,7 +172,7 @@ fn the_dashboard_follows_failover_transfers_leadership_writes_keys_and_shows_ser
     };
     let mut cluster = TestCluster::start(3);
     let first_leader = cluster.wait_for_leader(ELECTION_WAIT);
-    // The page comes from a follower, so its writes are redirected to another origin.
+    // The page comes from a follower, so its writes go to another origin (the leader's).
     let home = (1..=3).find(|&id| id != first_leader).unwrap();
     let home_url = cluster.node(home).url();
     register_service_groups(&home_url);
@@ -319,5 +319,123 @@ fn the_dashboard_follows_failover_transfers_leadership_writes_keys_and_shows_ser
             .iter()
             .any(|row| row.id == home && row.unreachable);
         (text.contains("does not answer; via") && home_down).then_some(())
+    });
+}
+
+#[test]
+fn on_a_cluster_with_tenants_the_dashboard_asks_for_a_token_and_shows_tenants_against_caps() {
+    // Proves the dashboard respects auth: the page of a cluster started with
+    // --admin-token-file asks for a token (its API calls are refused 401 without one); with the
+    // admin token it shows the cluster and, in the tenants view, each tenant's usage against
+    // its caps; with a tenant's token it shows that tenant alone; no error once a token is in.
+    let Some((chromium, chromedriver)) = browser_tools("dashboard") else {
+        return;
+    };
+    const ADMIN: &str = "admin-token-for-the-dashboard-0123456789";
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("admin.token");
+    std::fs::write(&token_file, ADMIN).unwrap();
+    let extra = [
+        "--admin-token-file".to_owned(),
+        token_file.display().to_string(),
+    ];
+    let cluster = TestCluster::start_with(3, &extra);
+    let base = cluster.node(1).url();
+    let admin = [("Authorization", format!("Bearer {ADMIN}"))];
+    let body = json!({"name": "team-a", "caps": {"keys": 10, "watches": 4}}).to_string();
+    let deadline = Instant::now() + ELECTION_WAIT;
+    let created = loop {
+        let url = format!("{base}/v1/tenants");
+        let (status, answer) = common::request_with_headers("POST", &url, &admin, body.as_bytes());
+        if status == 201 {
+            break serde_json::from_slice::<Value>(&answer).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{status} {}",
+            String::from_utf8_lossy(&answer)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let tenant_token = created["token"].as_str().unwrap().to_owned();
+    let as_tenant = [("Authorization", format!("Bearer {tenant_token}"))];
+    // The node learns the new token when it applies the tenant's creation.
+    loop {
+        let url = format!("{base}/v1/kv/a");
+        let (status, answer) = common::request_with_headers("PUT", &url, &as_tenant, b"1");
+        if status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{status} {}",
+            String::from_utf8_lossy(&answer)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let driver_port = common::free_address_pair().0.port();
+    let browser = Browser::start(&chromedriver, &chromium, driver_port, 1200, 900);
+    browser.navigate(&format!("{base}/ui"));
+    let form = browser.find("#token-form");
+    wait_for(Duration::from_secs(10), "the page asks for a token", || {
+        let hidden = browser.execute(
+            "return arguments[0].hidden;",
+            json!([{
+                "element-6066-11e4-a52e-4f735466cecf": form
+            }]),
+        );
+        (hidden == json!(false)).then_some(())
+    });
+    screenshot(&browser, "token");
+    browser.type_text(&browser.find("#token"), ADMIN);
+    browser.click(&browser.find("#token-form button[type=submit]"));
+    wait_for(Duration::from_secs(10), "3 members with one leader", || {
+        let rows = member_rows(&browser);
+        (rows.len() == 3).then(|| shown_leader(&browser)).flatten()
+    });
+    // The refusals before the token was given are expected; none after.
+    let _before = browser.console_log();
+
+    open_view(&browser, "tenants");
+    let row = wait_for(Duration::from_secs(10), "team-a listed", || {
+        browser
+            .find_all("#tenants tbody tr[data-name=\"team-a\"]")
+            .into_iter()
+            .next()
+    });
+    let asking = browser.execute(
+        "return getComputedStyle(document.getElementById('token-form')).display !== 'none';",
+        json!([]),
+    );
+    assert_eq!(asking, json!(false), "the token was taken: no more asking");
+    let text = browser.text(&row);
+    assert!(text.contains("team-a") && text.contains("1 / 10"), "{text}");
+    let stored = browser.execute(
+        "return sessionStorage.getItem('rafting.token') === arguments[0]
+            && !location.href.includes(arguments[0]);",
+        json!([ADMIN]),
+    );
+    assert_eq!(
+        stored,
+        json!(true),
+        "the token lives in session storage, never the URL"
+    );
+    screenshot(&browser, "tenants");
+    assert_eq!(console_errors(&browser), Vec::<String>::new());
+
+    // A tenant's own token shows that tenant alone.
+    browser.click(&browser.find("#forget-token"));
+    browser.execute(
+        "sessionStorage.setItem('rafting.token', arguments[0]); location.reload();",
+        json!([tenant_token]),
+    );
+    wait_for(Duration::from_secs(10), "the tenant's own row", || {
+        let rows = browser.find_all("#tenants tbody tr");
+        let names = browser.execute(
+            "return Array.from(document.querySelectorAll('#tenants tbody tr')).map(r => r.dataset.name);",
+            json!([]),
+        );
+        (rows.len() == 1 && names == json!(["team-a"])).then_some(())
     });
 }

@@ -10,6 +10,8 @@ const REQUEST_TIMEOUT_MS = 2000;
 const WATCH_TIMEOUT_MS = 25000;
 const HISTORY_MAX = 30;
 const KEYS_LIST_LIMIT = 200;
+const TOKEN_KEY = "rafting.token";
+const NEAR_CAP = 0.9;
 const VALUE_PREVIEW_CHARS = 48;
 
 const state = {
@@ -22,6 +24,10 @@ const state = {
   unreachable: new Set(),
   keys: { prefix: "/", entries: [], revision: 0, selected: null, generation: 0 },
   servicesShown: "",
+  // The leader's base URL, from the last /v1/cluster answer (null when none leads).
+  leaderBase: null,
+  // The bearer token, if the cluster asked for one (kept in session storage, never in a URL).
+  token: sessionStorage.getItem(TOKEN_KEY),
 };
 
 const byId = (id) => document.getElementById(id);
@@ -53,21 +59,32 @@ async function request(base, method, path, options = {}) {
   const timeout = options.timeoutMs || REQUEST_TIMEOUT_MS;
   const timer = setTimeout(() => controller.abort(), timeout);
   try {
-    return await fetch(base + path, {
+    const token = state.token;
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const response = await fetch(base + path, {
       method,
       body: options.body,
+      headers,
       signal: controller.signal,
       cache: "no-store",
     });
+    // A browser drops Authorization on a redirect to another origin, so a 401 after one says
+    // nothing about the token; nor does one to a request sent before the token changed.
+    if (response.status === 401 && !response.redirected && token === state.token) {
+      askForToken(await describeFailure(response.clone()));
+    }
+    return response;
   } finally {
     clearTimeout(timer);
   }
 }
 
-// A request to the member currently answering. Writes sent to a follower come back as 307s
-// to the leader, which fetch follows with the same method and body.
+// A request to the leader when the page knows it (else to the member currently answering):
+// writes and linearizable reads sent to a follower come back as 307s to the leader, which
+// fetch follows with the same method and body, but without the token (a browser drops
+// Authorization on a redirect to another origin).
 function api(method, path, options) {
-  return request(state.endpoints[state.current], method, path, options);
+  return request(state.leaderBase || state.endpoints[state.current], method, path, options);
 }
 
 // The API's error body `{"code","message"}` as one line.
@@ -80,6 +97,34 @@ async function describeFailure(response) {
   }
 }
 
+// ---- the token
+
+// The cluster runs with tenants on and refused the token (or its absence): ask for one.
+function askForToken(reason) {
+  byId("token-reason").textContent = state.token
+    ? `the token was refused (${reason}); enter another`
+    : `this cluster needs a token (${reason})`;
+  byId("token-form").hidden = false;
+}
+
+function useToken(event) {
+  event.preventDefault();
+  const token = byId("token").value.trim();
+  if (!token) return;
+  state.token = token;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  byId("token").value = "";
+  byId("token-form").hidden = true;
+  byId("forget-token").hidden = false;
+  showView(state.view);
+}
+
+function forgetToken() {
+  state.token = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  byId("forget-token").hidden = true;
+}
+
 function showMessage(id, text, isError) {
   const message = byId(id);
   message.textContent = text;
@@ -89,7 +134,7 @@ function showMessage(id, text, isError) {
 // ---- tabs
 
 function showView(view) {
-  if (!["cluster", "keys", "services"].includes(view)) view = "cluster";
+  if (!["cluster", "keys", "services", "tenants"].includes(view)) view = "cluster";
   state.view = view;
   for (const section of document.querySelectorAll(".view")) {
     section.hidden = section.id !== `view-${view}`;
@@ -99,6 +144,7 @@ function showView(view) {
   }
   if (view === "keys") listKeys();
   if (view === "services") refreshServices();
+  if (view === "tenants") refreshTenants();
 }
 
 // ---- cluster
@@ -125,6 +171,10 @@ async function pollCluster() {
     const base = state.endpoints[state.current];
     try {
       const response = await request(base, "GET", "/v1/cluster");
+      if (response.status === 401) {
+        renderConnection(base, "this cluster needs a token: enter it above");
+        return;
+      }
       if (!response.ok) throw new Error(await describeFailure(response));
       const cluster = await response.json();
       learnEndpoints(cluster);
@@ -157,6 +207,7 @@ function isLeader(node, cluster) {
 function renderCluster(cluster) {
   const nodes = cluster.nodes || [];
   const leader = nodes.find((node) => isLeader(node, cluster));
+  state.leaderBase = leader && leader.http ? baseOf(leader.http) : null;
   const reachable = nodes.filter((node) => node.reachable === true).length;
   byId("cluster-summary").textContent = leader
     ? `leader: node ${leader.id} · term ${cluster.term} · ${reachable} of ${nodes.length} members reachable`
@@ -470,6 +521,59 @@ async function resignMaster(button) {
   }
 }
 
+// ---- tenants
+
+// Every tenant with the admin token; a tenant's own token shows that tenant alone.
+async function refreshTenants() {
+  try {
+    let response = await api("GET", "/v1/tenants");
+    let tenants;
+    if (response.status === 403 && state.token && state.token.includes(".")) {
+      const own = state.token.slice(0, state.token.indexOf("."));
+      response = await api("GET", `/v1/tenants/${encodeURIComponent(own)}`);
+      if (!response.ok) throw new Error(await describeFailure(response));
+      tenants = [await response.json()];
+    } else {
+      if (!response.ok) throw new Error(await describeFailure(response));
+      tenants = (await response.json()).tenants;
+    }
+    byId("tenants")
+      .querySelector("tbody")
+      .replaceChildren(...tenants.map(tenantRow));
+    byId("tenants-summary").textContent = `${tenants.length} tenants · updated ${now()}`;
+  } catch (error) {
+    byId("tenants-summary").textContent = `reading the tenants failed: ${error.message}`;
+  }
+}
+
+function tenantRow(tenant) {
+  const caps = tenant.caps || {};
+  const usage = tenant.usage || {};
+  const here = tenant.on_this_node || {};
+  const against = (used, cap) => {
+    const near = cap !== null && cap !== undefined && used >= cap * NEAR_CAP;
+    const text = cap === null || cap === undefined ? `${used} / —` : `${used} / ${cap}`;
+    return el("td", { class: near ? "number near-cap" : "number" }, text);
+  };
+  const rate = (value) => el("td", { class: "number" }, value ?? "—");
+  return el(
+    "tr",
+    { "data-name": tenant.name },
+    el("td", {}, tenant.name),
+    against(usage.keys ?? 0, caps.keys),
+    against(usage.bytes ?? 0, caps.bytes),
+    against(usage.sessions ?? 0, caps.sessions),
+    against(usage.services ?? 0, caps.services),
+    against(usage.members ?? 0, caps.members),
+    against(here.watches ?? 0, caps.watches),
+    against(here.connections ?? 0, caps.connections),
+    rate(caps.write_rate),
+    rate(caps.write_bytes_rate),
+    rate(caps.read_rate),
+    el("td", { class: "number" }, (tenant.tokens || []).length),
+  );
+}
+
 // ---- start
 
 function start() {
@@ -500,6 +604,9 @@ function start() {
     if (button) deleteKey(button.dataset.key);
   });
   byId("put-form").addEventListener("submit", putKey);
+  byId("token-form").addEventListener("submit", useToken);
+  byId("forget-token").addEventListener("click", forgetToken);
+  byId("forget-token").hidden = !state.token;
   byId("groups").addEventListener("click", (event) => {
     const button = event.target.closest("button.resign");
     if (button) resignMaster(button);
@@ -513,6 +620,7 @@ function start() {
   loop();
   setInterval(() => {
     if (state.view === "services") refreshServices();
+    if (state.view === "tenants") refreshTenants();
   }, SERVICES_POLL_MS);
 }
 

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 /// Methods and headers a member's page may use across origins.
 const ALLOW_METHODS: &str = "GET, HEAD, PUT, POST, DELETE";
-const ALLOW_HEADERS: &str =
-    "Content-Type, X-Rafting-Client, X-Rafting-Sequence, X-Rafting-Acknowledged-Below";
+const ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Rafting-Client, X-Rafting-Sequence, \
+     X-Rafting-Acknowledged-Below";
 /// The key metadata a `GET /v1/kv/<key>` answers in headers, readable by the page.
 const EXPOSE_HEADERS: &str = "X-Rafting-Version, X-Rafting-Create-Revision, \
      X-Rafting-Modify-Revision, X-Rafting-Session";
