@@ -109,6 +109,9 @@ pub struct Screened {
     pub response: Response,
     /// Close the connection after the answer instead of reading the next request.
     pub close: bool,
+    /// Hold the answer this long first, reading nothing meanwhile (a client told to wait
+    /// that sends again at once waits anyway, and its body stays in its own buffers).
+    pub delay: Duration,
 }
 
 /// What the handler keeps on a connection between its requests (who the connection belongs
@@ -357,6 +360,7 @@ enum Incoming {
         keep_alive: bool,
         head_only: bool,
         started: Instant,
+        delay: Duration,
     },
     /// The client closed, went idle too long, was evicted, or the server is stopping between
     /// requests.
@@ -410,7 +414,9 @@ impl Connection {
                     keep_alive,
                     head_only,
                     started,
+                    delay,
                 } => {
+                    self.hold(delay);
                     self.requests_served += 1;
                     let keep_alive = keep_alive
                         && body_to_drop.is_some()
@@ -602,8 +608,11 @@ impl Connection {
             headers: &head.headers,
             body_bytes,
         };
-        let Screened { response, close } =
-            self.shared.handler.screen(&head_seen, &mut self.state)?;
+        let Screened {
+            response,
+            close,
+            delay,
+        } = self.shared.handler.screen(&head_seen, &mut self.state)?;
         let body_to_drop = body_bytes.filter(|&length| {
             length == 0 || (length <= self.shared.limits.body_bytes_max && !head.expect_continue)
         });
@@ -613,7 +622,20 @@ impl Connection {
             keep_alive: head.keep_alive && !close,
             head_only: head.method == "HEAD",
             started,
+            delay,
         })
+    }
+
+    /// Waits `delay`, or until the server stops.
+    fn hold(&self, delay: Duration) {
+        let until = Instant::now() + delay;
+        while !self.shared.stopping.load(Ordering::Relaxed) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(POLL_INTERVAL));
+        }
     }
 
     /// Reads `length` bytes of body and drops them, a buffer at a time.

@@ -422,6 +422,7 @@ impl Handler for Screening {
                     body: format!("{seen} requests on this connection").into_bytes(),
                 },
                 close: false,
+                delay: Duration::ZERO,
             });
         }
         head.target.starts_with("/refused").then(|| Screened {
@@ -431,6 +432,11 @@ impl Handler for Screening {
                 body: format!("refused, body of {:?} bytes unread", head.body_bytes).into_bytes(),
             },
             close: head.target == "/refused/close",
+            delay: if head.target == "/refused/slow" {
+                Duration::from_millis(300)
+            } else {
+                Duration::ZERO
+            },
         })
     }
 
@@ -521,5 +527,29 @@ fn the_handler_keeps_its_state_per_connection() {
     assert_eq!(
         response(&mut BufReader::new(second)).2,
         "1 requests on this connection"
+    );
+}
+
+#[test]
+fn a_screened_answer_may_be_held_and_reads_nothing_meanwhile() {
+    let server = screening_server();
+    let mut stream = connect(&server);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let asked = Instant::now();
+    stream
+        .write_all(b"PUT /refused/slow HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc")
+        .unwrap();
+    let (status, _, _) = response(&mut reader);
+    assert_eq!(status, 429);
+    assert!(
+        asked.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        asked.elapsed()
+    );
+    stream.write_all(b"GET /next HTTP/1.1\r\n\r\n").unwrap();
+    assert_eq!(
+        response(&mut reader).2,
+        "GET /next body=",
+        "kept alive after the hold"
     );
 }

@@ -10,6 +10,12 @@
 //! over it is answered `429 quota_connections` and closed, so one tenant cannot take the
 //! connection threads every tenant shares. The administrator and an open cluster are not
 //! counted.
+//!
+//! A request refused at its head for a rate the replica refused moments ago was sent by a
+//! client that did not wait as told: its answer is held for the rest of that wait (at most
+//! [`HOLD_MAX`]) before it is sent and the body read, so a flood slows to the rate it was
+//! answered with instead of costing the node a refusal per round trip. A tenant holds at most
+//! its `connections` threads this way.
 
 use super::errors::ApiError;
 use super::throttle::Demand;
@@ -19,7 +25,10 @@ use rafting_core::replica::put_cost_bytes;
 use routes::Route;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// The longest a request refused at its head is held before its answer.
+const HOLD_MAX: Duration = Duration::from_secs(1);
 
 /// Connections open to this node, per tenant name.
 #[derive(Debug, Default)]
@@ -114,7 +123,7 @@ pub fn screen(api: &Api, head: &RequestHead<'_>, state: &mut ConnectionState) ->
                     ),
                 )
                 .retry_after(1);
-                return Some(answer(api, &route, head, error, true));
+                return Some(answer(api, &route, head, error, true, Duration::ZERO));
             }
         }
     }
@@ -130,13 +139,11 @@ pub fn screen(api: &Api, head: &RequestHead<'_>, state: &mut ConnectionState) ->
         _ => return None,
     };
     let refusal = api.throttles.refusal(tenant, demand, Instant::now())?;
-    Some(answer(
-        api,
-        &route,
-        head,
-        errors::rate_limited(&refusal),
-        false,
-    ))
+    // A client that sends again while told to wait is held for that wait (at most
+    // HOLD_MAX), which slows a flood to the rate it was answered with.
+    let hold = Duration::from_millis(refusal.retry_after_ms).min(HOLD_MAX);
+    let error = errors::rate_limited(&refusal);
+    Some(answer(api, &route, head, error, false, hold))
 }
 
 fn answer(
@@ -145,11 +152,16 @@ fn answer(
     head: &RequestHead<'_>,
     error: ApiError,
     close: bool,
+    delay: Duration,
 ) -> Screened {
     let mut response = into_response(error.into_reply());
     api.http_metrics.count(route.name(), response.status);
     if let Some(origin) = super::cors::member_origin(head.headers, &api.members) {
         super::cors::allow(&mut response, &origin);
     }
-    Screened { response, close }
+    Screened {
+        response,
+        close,
+        delay,
+    }
 }
