@@ -64,6 +64,8 @@ pub struct SeedReport {
     pub params: Params,
     /// The protocol situations the seed reached (see [`crate::coverage`]).
     pub coverage: Coverage,
+    /// What the attacker sent and what became of it (empty without one).
+    pub attack: crate::attacker::AttackReport,
 }
 
 /// A seed's report and the client history it recorded.
@@ -79,6 +81,15 @@ pub(crate) enum EventKind {
         to: usize,
         envelope: Envelope,
     },
+    /// Datagrams reach `to` (wire mode): from node `from`, or from the attacker (`None`).
+    DeliverBytes {
+        to: usize,
+        from: Option<usize>,
+        datagrams: Vec<Vec<u8>>,
+        attack: Option<crate::attacker::Attack>,
+    },
+    /// The attacker sends its next datagram.
+    AttackerTurn,
     Timer {
         node: usize,
         incarnation: u64,
@@ -300,6 +311,8 @@ pub struct Simulator<'s, 'w> {
     pub(crate) pause_next_leader_ms: Option<u64>,
     /// The highest index known committed when faults stopped: every node must apply it.
     pub(crate) liveness_target: LogIndex,
+    /// Real datagrams on the network, when the scenario has a secret or an attacker.
+    pub(crate) wire: Option<crate::attacker::Wire>,
 }
 
 /// Runs one seed of a scenario, writing its trace to `trace` if given.
@@ -406,6 +419,8 @@ impl<'s, 'w> Simulator<'s, 'w> {
             coverage: Coverage::default(),
             pause_next_leader_ms: None,
             liveness_target: LogIndex::ZERO,
+            wire: (scenario.secret || scenario.attacker.enabled())
+                .then(|| crate::attacker::Wire::new(nodes, scenario.secret)),
         })
     }
 
@@ -474,6 +489,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             self.services_start();
         }
         self.schedule_first_faults();
+        self.schedule_attacker();
         self.schedule_script();
         self.schedule(
             self.scenario.duration_ms * MICROS_PER_MS,
@@ -535,7 +551,12 @@ impl<'s, 'w> Simulator<'s, 'w> {
         let in_flight = self
             .queue
             .iter()
-            .filter(|event| matches!(event.kind, EventKind::Deliver { .. }))
+            .filter(|event| {
+                matches!(
+                    event.kind,
+                    EventKind::Deliver { .. } | EventKind::DeliverBytes { .. }
+                )
+            })
             .count();
         Some(Violation {
             check: check::HANG,
@@ -554,6 +575,13 @@ impl<'s, 'w> Simulator<'s, 'w> {
         }
         match kind {
             EventKind::Deliver { to, envelope } => self.on_deliver(to, envelope),
+            EventKind::DeliverBytes {
+                to,
+                from,
+                datagrams,
+                attack,
+            } => self.on_deliver_bytes(to, from, datagrams, attack),
+            EventKind::AttackerTurn => self.on_attacker_turn(),
             EventKind::Timer { node, incarnation } => self.on_timer(node, incarnation),
             EventKind::Fsync { node, incarnation } => self.on_fsync(node, incarnation),
             EventKind::ClientSend { client } => self.on_client_send(client),
@@ -756,6 +784,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             services,
             params: self.params,
             coverage: self.coverage,
+            attack: self.wire.map(|wire| wire.report).unwrap_or_default(),
         };
         Ok(SeedOutcome {
             report,

@@ -30,6 +30,11 @@ impl Simulator<'_, '_> {
         let EventKind::Deliver { envelope, .. } = kind else {
             unreachable!("hold_if_paused returns the event it was given");
         };
+        self.hand_over(to, envelope);
+    }
+
+    /// A message that reached a running node is stepped into it.
+    pub(crate) fn hand_over(&mut self, to: usize, envelope: Envelope) {
         self.events += 1;
         if self.tracer.enabled() {
             self.tracer.record(
@@ -51,7 +56,7 @@ impl Simulator<'_, '_> {
         }
     }
 
-    fn trace_drop(&mut self, envelope: &Envelope, reason: &'static str) {
+    pub(crate) fn trace_drop(&mut self, envelope: &Envelope, reason: &'static str) {
         self.events += 1;
         if self.tracer.enabled() {
             self.tracer.record(
@@ -385,6 +390,9 @@ impl Simulator<'_, '_> {
     }
 
     fn send(&mut self, envelope: Envelope) {
+        if self.wire.is_some() {
+            return self.send_datagrams(envelope);
+        }
         let from = envelope.from.get() as usize - 1;
         let to = envelope.to.get() as usize - 1;
         match self

@@ -38,7 +38,7 @@ pub const FRAGMENT_PAYLOAD_BYTES_MAX: usize =
 /// Most fragments one message may have; bounds a message to about 3.8 MB.
 pub const FRAGMENTS_MAX: u16 = 64;
 pub const MESSAGE_BYTES_MAX: usize = FRAGMENT_PAYLOAD_BYTES_MAX * FRAGMENTS_MAX as usize;
-const CHECKSUM_OFFSET: usize = 46;
+pub const CHECKSUM_OFFSET: usize = 46;
 /// A probe: no payload, nothing to deliver. Only its fate matters to the sender.
 pub const FLAG_PROBE: u8 = 0x01;
 /// The payload is followed by the authentication trailer (see [`crate::auth`]).
