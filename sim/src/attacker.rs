@@ -293,7 +293,10 @@ impl Simulator<'_, '_> {
         let nodes = self.hosts.len();
         let settings = &self.scenario.attacker;
         let mut kinds = vec![Attack::Garbage];
-        let captured = self.wire.as_ref().is_some_and(|wire| !wire.captured.is_empty());
+        let captured = self
+            .wire
+            .as_ref()
+            .is_some_and(|wire| !wire.captured.is_empty());
         if settings.forge {
             kinds.push(Attack::Forged);
         }
@@ -368,7 +371,10 @@ impl Simulator<'_, '_> {
             .node()
             .map(|node| {
                 let log = node.log();
-                (log.commit(), log.term_at(log.commit()).unwrap_or(Term::ZERO))
+                (
+                    log.commit(),
+                    log.term_at(log.commit()).unwrap_or(Term::ZERO),
+                )
             })
             .unwrap_or((LogIndex::ZERO, Term::ZERO));
         let envelope = Envelope {
@@ -405,11 +411,17 @@ impl Simulator<'_, '_> {
         let pick = self.streams.attacker.random_range(0..wire.captured.len());
         let (to, mut bytes) = wire.captured[pick].clone();
         if attack == Attack::Mutated && !bytes.is_empty() {
+            let original = bytes.clone();
             for _ in 0..self.streams.attacker.random_range(1..=3) {
                 let position = self.streams.attacker.random_range(0..bytes.len());
                 bytes[position] ^= 1 << self.streams.attacker.random_range(0..8);
             }
             fix_checksum(&mut bytes);
+            if bytes == original {
+                // The flips undid each other, or hit only the checksum the fix restored: that
+                // would be a replay, not a mutation.
+                bytes[0] ^= 1;
+            }
         }
         (to, bytes)
     }

@@ -183,7 +183,11 @@ fn validate_ranges(scenario: &Scenario) -> Result<(), Invalid> {
         scenario.disk.torn_write_probability,
     )?;
     non_negative("clock.drift_max", scenario.clock.drift_max, 0.5)?;
-    non_negative("attacker.per_second", scenario.attacker.per_second, 10_000.0)?;
+    non_negative(
+        "attacker.per_second",
+        scenario.attacker.per_second,
+        10_000.0,
+    )?;
     let interval = scenario.workload.request_interval_ms;
     if interval.low() > interval.high() {
         return fail(
