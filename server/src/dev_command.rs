@@ -611,4 +611,35 @@ mod tests {
         let line = node_arguments(&config, 2, true).join(" ");
         assert!(line.ends_with(" --initial-cluster-state new"), "{line}");
     }
+
+    /// `--secure` hands every node the admin token and the cluster secret, both made in DIR
+    /// with mode 0600 and kept for the next run; a DIR that has them refuses to run open.
+    #[test]
+    fn secure_passes_the_token_and_the_cluster_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        let directory = tempfile::tempdir().unwrap();
+        let mut config = DevConfig {
+            nodes: 3,
+            http_port: 9001,
+            data: directory.path().to_path_buf(),
+            secure: true,
+        };
+        let line = node_arguments(&config, 1, false).join(" ");
+        let secret = directory.path().join(CLUSTER_SECRET_FILE);
+        assert!(
+            line.contains(&format!("--cluster-secret-file {}", secret.display())),
+            "{line}"
+        );
+        assert!(line.contains("--admin-token-file"), "{line}");
+        prepare_secrets(&config).unwrap();
+        let first = std::fs::read_to_string(&secret).unwrap();
+        assert_eq!(first.trim().len(), 64);
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        prepare_secrets(&config).unwrap();
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), first);
+        config.secure = false;
+        let error = prepare_secrets(&config).unwrap_err().to_string();
+        assert!(error.contains("--secure"), "{error}");
+    }
 }
