@@ -90,7 +90,10 @@ fn forged_and_replayed_datagrams_are_dropped_and_counted() {
     let probe = datagram::encode_probe(CLUSTER_ID, NodeId(2), NodeId(1), &old);
     send(&probe);
     send(&probe);
-    assert!(wait_for_drops(&base, "auth", 10) >= 10, "wrong tags not counted");
+    assert!(
+        wait_for_drops(&base, "auth", 10) >= 10,
+        "wrong tags not counted"
+    );
     assert!(wait_for_drops(&base, "unauthenticated", 1) >= 1);
     assert!(wait_for_drops(&base, "replay", 1) >= 1);
     // Bytes shorter than a header are truncated, the others have no magic.
@@ -98,12 +101,20 @@ fn forged_and_replayed_datagrams_are_dropped_and_counted() {
     assert!(wait_for_drops(&base, "bad_magic", 2) >= 2);
     // The cluster works on, and nothing forged reached any log.
     for index in 0..3 {
-        put_retrying(&cluster.url(index), &format!("/after-{index}"), "2", deadline);
+        put_retrying(
+            &cluster.url(index),
+            &format!("/after-{index}"),
+            "2",
+            deadline,
+        );
     }
     for index in 0..3 {
         let (status, body) = get_retrying(&cluster.url(index), "/after-2", deadline);
         assert_eq!((status, body.as_slice()), (200, b"2".as_slice()));
     }
     let log = target.node_log();
-    assert!(log.contains("datagrams refused"), "no warning in the log:\n{log}");
+    assert!(
+        log.contains("datagrams refused"),
+        "no warning in the log:\n{log}"
+    );
 }
