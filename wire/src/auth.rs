@@ -57,7 +57,7 @@ pub const REPLAY_WINDOW_BITS: u64 = 1024;
 const WINDOW_WORDS: usize = (REPLAY_WINDOW_BITS / 64) as usize;
 const KEY_LABEL: &[u8] = b"RAFTiNG datagram key v1";
 
-const _: () = assert!(REPLAY_WINDOW_BITS % 64 == 0);
+const _: () = assert!(WINDOW_WORDS as u64 * 64 == REPLAY_WINDOW_BITS);
 const _: () = assert!(TAG_BYTES >= 16 && TAG_BYTES <= 32);
 
 /// Why a cluster secret was refused.
