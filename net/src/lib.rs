@@ -3,7 +3,9 @@
 //! decisions; those live in core.
 
 pub mod data_lock;
-pub mod datagram;
+/// The datagram format lives in `rafting-wire`, shared with the simulator.
+pub use rafting_wire::datagram;
+pub mod incarnation;
 pub mod metrics;
 pub mod runtime;
 pub mod socket_buffers;

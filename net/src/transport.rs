@@ -1,10 +1,11 @@
 //! UDP between peers: a receive thread that turns datagrams into messages for the node loop,
 //! and a sender the node loop uses directly.
 
-use crate::datagram::{self, Receiver};
+use crate::datagram::{self, DropReason, Receiver};
 use crate::metrics::Metrics;
 use rafting_core::NodeId;
 use rafting_core::raft::Envelope;
+use rafting_wire::Sealer;
 use std::collections::{BTreeMap, btree_map};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -19,6 +20,9 @@ pub struct Sender {
     cluster_id: u64,
     peers: BTreeMap<NodeId, SocketAddr>,
     next_message_id: u64,
+    /// Authenticates datagrams with the cluster key, if any; shared with the [`Prober`], so
+    /// that messages and probes to a peer draw from one sequence.
+    sealer: Arc<Sealer>,
     metrics: Arc<Metrics>,
 }
 
@@ -27,6 +31,7 @@ impl Sender {
         socket: UdpSocket,
         cluster_id: u64,
         peers: BTreeMap<NodeId, SocketAddr>,
+        sealer: Arc<Sealer>,
         metrics: Arc<Metrics>,
     ) -> Sender {
         Sender {
@@ -34,6 +39,7 @@ impl Sender {
             cluster_id,
             peers,
             next_message_id: 1,
+            sealer,
             metrics,
         }
     }
@@ -45,7 +51,12 @@ impl Sender {
             return;
         };
         self.next_message_id += 1;
-        let datagrams = match datagram::encode(self.cluster_id, self.next_message_id, envelope) {
+        let datagrams = match datagram::encode(
+            self.cluster_id,
+            self.next_message_id,
+            envelope,
+            &self.sealer,
+        ) {
             Ok(datagrams) => datagrams,
             Err(error) => {
                 tracing::warn!(%error, to = %envelope.to, "message not sent");
@@ -74,6 +85,7 @@ pub struct Prober {
     me: NodeId,
     peers: BTreeMap<NodeId, SocketAddr>,
     sockets: BTreeMap<NodeId, UdpSocket>,
+    sealer: Arc<Sealer>,
     metrics: Arc<Metrics>,
 }
 
@@ -82,6 +94,7 @@ impl Prober {
         cluster_id: u64,
         me: NodeId,
         peers: BTreeMap<NodeId, SocketAddr>,
+        sealer: Arc<Sealer>,
         metrics: Arc<Metrics>,
     ) -> Prober {
         Prober {
@@ -89,6 +102,7 @@ impl Prober {
             me,
             peers,
             sockets: BTreeMap::new(),
+            sealer,
             metrics,
         }
     }
@@ -106,7 +120,7 @@ impl Prober {
             return true;
         }
         Metrics::count(&self.metrics.leader_probes);
-        let probe = datagram::encode_probe(self.cluster_id, self.me, peer);
+        let probe = datagram::encode_probe(self.cluster_id, self.me, peer, &self.sealer);
         if refused(socket.send(&probe).err()) {
             return true;
         }
@@ -152,9 +166,10 @@ pub fn spawn_receiver(
         .name("udp-receive".into())
         .spawn(move || {
             let mut buffer = vec![0u8; 65_536];
+            let mut warnings = DropWarnings::default();
             while !stop.load(Ordering::Relaxed) {
-                let length = match socket.recv_from(&mut buffer) {
-                    Ok((length, _)) => length,
+                let (length, source) = match socket.recv_from(&mut buffer) {
+                    Ok(received) => received,
                     Err(error)
                         if matches!(
                             error.kind(),
@@ -179,12 +194,69 @@ pub fn spawn_receiver(
                     }
                     Ok(None) => {}
                     Err(reason) => {
-                        tracing::debug!(reason = reason.as_str(), "datagram dropped");
+                        tracing::debug!(reason = reason.as_str(), %source, "datagram dropped");
                         metrics.dropped(reason);
+                        warnings.note(reason, source);
                     }
                 }
             }
         })
+}
+
+/// How often, at most, one kind of security drop is logged as a warning.
+const DROP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Warns of datagrams refused for security reasons (a wrong or missing tag, a replay), at most
+/// once per [`DROP_WARNING_INTERVAL`] and reason, with how many were refused meanwhile: a
+/// flood of forged datagrams must not become a flood of log lines. Other drops stay at debug.
+#[derive(Default)]
+struct DropWarnings {
+    last: BTreeMap<DropReason, (std::time::Instant, u64)>,
+}
+
+impl DropWarnings {
+    fn note(&mut self, reason: DropReason, source: SocketAddr) {
+        let Some(explanation) = security_explanation(reason) else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let (last_warned, refused) = self
+            .last
+            .entry(reason)
+            .or_insert((now - DROP_WARNING_INTERVAL, 0));
+        *refused += 1;
+        if now.duration_since(*last_warned) < DROP_WARNING_INTERVAL {
+            return;
+        }
+        tracing::warn!(
+            reason = reason.as_str(),
+            %source,
+            refused = *refused,
+            "datagrams refused: {explanation}"
+        );
+        *last_warned = now;
+        *refused = 0;
+    }
+}
+
+/// What a security drop means, for the operator reading the log.
+fn security_explanation(reason: DropReason) -> Option<&'static str> {
+    Some(match reason {
+        DropReason::Auth => {
+            "wrong authentication tag (a sender without this cluster's secret, or a changed \
+             datagram)"
+        }
+        DropReason::Unauthenticated => {
+            "a peer sends unauthenticated datagrams but this node has --cluster-secret-file; \
+             give every member the same secret"
+        }
+        DropReason::AuthNotConfigured => {
+            "a peer sends authenticated datagrams but this node has no --cluster-secret-file; \
+             give every member the same secret"
+        }
+        DropReason::Replay => "a datagram received before (a replay, or a duplicate)",
+        _ => return None,
+    })
 }
 
 #[cfg(test)]
@@ -193,7 +265,8 @@ mod tests {
 
     fn prober_to(address: SocketAddr) -> Prober {
         let peers = BTreeMap::from([(NodeId(2), address)]);
-        Prober::new(7, NodeId(1), peers, Arc::new(Metrics::default()))
+        let sealer = Arc::new(Sealer::open());
+        Prober::new(7, NodeId(1), peers, sealer, Arc::new(Metrics::default()))
     }
 
     #[test]
@@ -207,7 +280,7 @@ mod tests {
             .unwrap();
         let mut buffer = [0u8; 128];
         let length = listener.recv(&mut buffer).unwrap();
-        let mut receiver = Receiver::new(7, NodeId(2), vec![NodeId(1)]);
+        let mut receiver = Receiver::new(7, NodeId(2), vec![NodeId(1)], None);
         assert_eq!(receiver.receive(&buffer[..length]), Ok(None));
     }
 

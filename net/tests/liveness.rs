@@ -25,6 +25,7 @@ fn one_node(data: &std::path::Path) -> RuntimeConfig {
         request_queue_max: 64,
         leader_probes: false,
         bootstrap: true,
+        cluster_key: None,
     }
 }
 

@@ -43,6 +43,7 @@ fn config(id: u64, addresses: &[SocketAddr], data: &Path) -> RuntimeConfig {
         request_queue_max: 1024,
         leader_probes: true,
         bootstrap: true,
+        cluster_key: None,
     }
 }
 

@@ -60,8 +60,9 @@ pub struct RawDev {
     /// Folder with one sub-folder per node; running again on it restarts the same cluster
     #[arg(long, default_value = ".rafting-dev")]
     pub data: PathBuf,
-    /// Turn tenants and tokens on: make an admin token (kept in DIR/admin.token, mode 0600,
-    /// and reused on the next run), start the nodes with it, and print how to use it
+    /// Turn tenants, tokens and authenticated peers on: make an admin token (DIR/admin.token)
+    /// and a cluster secret (DIR/cluster.secret), both mode 0600 and reused on the next run,
+    /// start the nodes with them, and print how to use the token
     #[arg(long)]
     pub secure: bool,
 }
@@ -140,42 +141,54 @@ fn node_arguments(config: &DevConfig, id: u16, bootstrap: bool) -> Vec<String> {
     if config.secure {
         arguments.push("--admin-token-file".to_owned());
         arguments.push(config.data.join(ADMIN_TOKEN_FILE).display().to_string());
+        arguments.push("--cluster-secret-file".to_owned());
+        arguments.push(config.data.join(CLUSTER_SECRET_FILE).display().to_string());
     }
     arguments
 }
 
 /// The admin token of `dev --secure`, in DIR.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+/// The cluster secret of `dev --secure`, in DIR: its nodes authenticate their datagrams.
+pub const CLUSTER_SECRET_FILE: &str = "cluster.secret";
 
-/// Makes DIR/admin.token (mode 0600) unless it exists, and refuses to run a DIR that has
-/// one without `--secure` (that would open its tenants' data to anyone).
-fn prepare_admin_token(config: &DevConfig) -> Result<()> {
-    let path = config.data.join(ADMIN_TOKEN_FILE);
-    if !config.secure {
-        if path.exists() {
-            bail!(
-                "{} holds an admin token: this cluster was started with --secure; run it \
-                 with --secure again",
-                config.data.display()
-            );
+/// Makes DIR/admin.token and DIR/cluster.secret (mode 0600) unless they exist, and refuses to
+/// run a DIR that has either without `--secure` (that would open its tenants' data to anyone,
+/// or start nodes that refuse each other's datagrams).
+fn prepare_secrets(config: &DevConfig) -> Result<()> {
+    for (name, prefix) in [(ADMIN_TOKEN_FILE, "admin-"), (CLUSTER_SECRET_FILE, "")] {
+        let path = config.data.join(name);
+        if !config.secure {
+            if path.exists() {
+                bail!(
+                    "{} holds {name}: this cluster was started with --secure; run it with \
+                     --secure again",
+                    config.data.display()
+                );
+            }
+            continue;
         }
-        return Ok(());
+        if !path.exists() {
+            write_random_secret(&path, prefix)?;
+        }
     }
-    if path.exists() {
-        return Ok(());
-    }
+    Ok(())
+}
+
+/// Writes `prefix` and 32 random bytes in hex to a new file of mode 0600.
+fn write_random_secret(path: &Path, prefix: &str) -> Result<()> {
     use rand::RngCore;
     use std::os::unix::fs::OpenOptionsExt;
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
-    let token: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
+    let hex: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(file, "admin-{token}")
+    writeln!(file, "{prefix}{hex}")
         .and_then(|()| file.sync_all())
         .with_context(|| format!("writing {}", path.display()))
 }
@@ -429,6 +442,10 @@ fn print_banner(config: &DevConfig, nodes: &[DevNode], executable: &Path, leader
     );
     if config.secure {
         let token = config.data.join(ADMIN_TOKEN_FILE);
+        say!(
+            "Peers authenticate their datagrams with {}.",
+            config.data.join(CLUSTER_SECRET_FILE).display()
+        );
         say!("Tenants are on: every request but /v1/health and /metrics needs a token.");
         say!("  export RAFTING_TOKEN=$(cat {})", token.display());
         say!(
@@ -515,7 +532,7 @@ pub fn run(config: &DevConfig) -> Result<bool> {
         .with_context(|| format!("creating {}", config.data.display()))?;
     let _lock = lock_data_directory(&config.data)?;
     check_cluster_file(config)?;
-    prepare_admin_token(config)?;
+    prepare_secrets(config)?;
     let executable = std::env::current_exe().context("finding the rafting executable")?;
     let bootstrap = creates_the_cluster(config);
     signals::install();
@@ -593,5 +610,36 @@ mod tests {
         );
         let line = node_arguments(&config, 2, true).join(" ");
         assert!(line.ends_with(" --initial-cluster-state new"), "{line}");
+    }
+
+    /// `--secure` hands every node the admin token and the cluster secret, both made in DIR
+    /// with mode 0600 and kept for the next run; a DIR that has them refuses to run open.
+    #[test]
+    fn secure_passes_the_token_and_the_cluster_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        let directory = tempfile::tempdir().unwrap();
+        let mut config = DevConfig {
+            nodes: 3,
+            http_port: 9001,
+            data: directory.path().to_path_buf(),
+            secure: true,
+        };
+        let line = node_arguments(&config, 1, false).join(" ");
+        let secret = directory.path().join(CLUSTER_SECRET_FILE);
+        assert!(
+            line.contains(&format!("--cluster-secret-file {}", secret.display())),
+            "{line}"
+        );
+        assert!(line.contains("--admin-token-file"), "{line}");
+        prepare_secrets(&config).unwrap();
+        let first = std::fs::read_to_string(&secret).unwrap();
+        assert_eq!(first.trim().len(), 64);
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        prepare_secrets(&config).unwrap();
+        assert_eq!(std::fs::read_to_string(&secret).unwrap(), first);
+        config.secure = false;
+        let error = prepare_secrets(&config).unwrap_err().to_string();
+        assert!(error.contains("--secure"), "{error}");
     }
 }

@@ -88,6 +88,7 @@ fn runtime_config(config: &NodeConfig) -> RuntimeConfig {
         request_queue_max: REQUEST_QUEUE_MAX,
         leader_probes: config.leader_probes,
         bootstrap: config.bootstrap,
+        cluster_key: config.cluster_key.clone(),
     }
 }
 
@@ -143,6 +144,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         members = config.members.len(),
         data = %config.data_directory.display(),
         auth = if config.admin_token.is_some() { "tokens" } else { "open" },
+        peers = if config.cluster_key.is_some() { "authenticated" } else { "open" },
         "node started"
     );
     if api.debug_panic_route {

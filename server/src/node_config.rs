@@ -6,6 +6,7 @@ use crate::rest::{HTTP_CONNECTIONS_DEFAULT, NodeAddresses};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rafting_core::NodeId;
+use rafting_wire::ClusterKey;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -87,6 +88,13 @@ pub struct RawNode {
     /// Give every member the same file
     #[arg(long, value_name = "FILE")]
     pub admin_token_file: Option<PathBuf>,
+    /// File holding the cluster secret (at least 32 bytes, e.g. from `openssl rand -hex 32`;
+    /// surrounding whitespace is ignored; readable by its owner only). With it, every
+    /// datagram between members carries an HMAC-SHA256 tag and a replay guard, and datagrams
+    /// without a right tag are dropped. Give every member the same file. Without it, peers
+    /// trust any datagram with the right cluster id
+    #[arg(long, value_name = "FILE")]
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// The TOML file of `rafting node --config`.
@@ -108,6 +116,7 @@ pub struct FileNode {
     pub leader_probes: Option<bool>,
     pub initial_cluster_state: Option<InitialClusterState>,
     pub admin_token_file: Option<PathBuf>,
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 /// How a node on an empty data directory starts (`--initial-cluster-state`).
@@ -149,6 +158,9 @@ pub struct NodeConfig {
     pub force_new_membership: bool,
     /// The administrator's token (`--admin-token-file`); `None`: the cluster runs open.
     pub admin_token: Option<String>,
+    /// The key of the cluster secret (`--cluster-secret-file`); `None`: peer datagrams are
+    /// not authenticated.
+    pub cluster_key: Option<ClusterKey>,
 }
 
 impl NodeConfig {
@@ -363,6 +375,10 @@ impl RawNode {
                 Some(path) => Some(read_admin_token(&path)?),
                 None => None,
             },
+            cluster_key: match self.cluster_secret_file.or(file.cluster_secret_file) {
+                Some(path) => Some(read_cluster_secret(&path)?),
+                None => None,
+            },
         };
         check_timing(&config, &names)?;
         Ok(config)
@@ -385,6 +401,35 @@ fn read_admin_token(path: &Path) -> Result<String> {
         );
     }
     Ok(token)
+}
+
+/// Reads the cluster secret file and derives the key. Refused: an unreadable file, a secret
+/// shorter than [`rafting_wire::auth::SECRET_BYTES_MIN`] bytes, and a file that others may
+/// read or that anyone but its owner may write (as ssh refuses such a private key): a secret
+/// others can read is no secret.
+fn read_cluster_secret(path: &Path) -> Result<ClusterKey> {
+    use std::os::unix::fs::PermissionsExt;
+    let setting = "--cluster-secret-file";
+    let metadata = std::fs::metadata(path)
+        .with_context(|| format!("{setting}: reading {}", path.display()))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o026 != 0 {
+        bail!(
+            "{setting}: {} has mode {mode:03o}: others may read it or someone but its owner may \
+             write it; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        );
+    }
+    let bytes =
+        std::fs::read(path).with_context(|| format!("{setting}: reading {}", path.display()))?;
+    let secret = bytes.trim_ascii();
+    ClusterKey::from_secret(secret).with_context(|| {
+        format!(
+            "{setting}: {} (make one with `openssl rand -hex 32 > FILE`)",
+            path.display()
+        )
+    })
 }
 
 fn check_timing(config: &NodeConfig, names: &SettingNames) -> Result<()> {
@@ -511,6 +556,37 @@ mod tests {
         };
         let error = format!("{:#}", raw.validate().unwrap_err());
         assert!(error.contains("--heartbeat-interval-ms"), "{error}");
+    }
+
+    /// The cluster secret file is read with its whitespace trimmed; a short secret, a
+    /// missing file and a file others can read are refused naming the flag.
+    #[test]
+    fn the_cluster_secret_file_is_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("cluster.secret");
+        let with_secret = |path: &Path| {
+            RawNode {
+                cluster_secret_file: Some(path.to_path_buf()),
+                ..RawNode::default()
+            }
+            .validate()
+            .map_err(|error| format!("{error:#}"))
+        };
+        std::fs::write(&path, format!("{}\n", "ab".repeat(32))).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(with_secret(&path).unwrap().cluster_key.is_some());
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = with_secret(&path).unwrap_err();
+        assert!(error.contains("chmod 600"), "{error}");
+        std::fs::write(&path, "short\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let error = with_secret(&path).unwrap_err();
+        assert!(error.contains("--cluster-secret-file"), "{error}");
+        assert!(error.contains("at least 32"), "{error}");
+        let error = with_secret(&directory.path().join("missing")).unwrap_err();
+        assert!(error.contains("--cluster-secret-file"), "{error}");
+        assert!(RawNode::default().validate().unwrap().cluster_key.is_none());
     }
 
     #[test]

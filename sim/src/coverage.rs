@@ -40,6 +40,15 @@ pub const GROUP_REFORMED: &str = "group_reformed";
 /// A farm caller learned that a member it could pick began draining.
 pub const FARM_DRAIN_SEEN: &str = "farm_drain_seen";
 
+/// An attack datagram of random bytes was refused (wire mode, see [`crate::attacker`]).
+pub const GARBAGE_DATAGRAM_REFUSED: &str = "garbage_datagram_refused";
+/// A forged message (a claimed sender, no or a wrong tag) was refused.
+pub const FORGED_DATAGRAM_REFUSED: &str = "forged_datagram_refused";
+/// A replayed genuine datagram was refused.
+pub const REPLAYED_DATAGRAM_REFUSED: &str = "replayed_datagram_refused";
+/// A captured datagram with flipped bits (and a fixed checksum) was refused.
+pub const MUTATED_DATAGRAM_REFUSED: &str = "mutated_datagram_refused";
+
 /// Every state the simulator tracks, in the order summaries print them.
 pub const STATES: &[&str] = &[
     OLD_TERM_ENTRY_AT_NEW_LEADER,
@@ -55,6 +64,10 @@ pub const STATES: &[&str] = &[
     MASTER_STALLED_PAST_TTL,
     GROUP_REFORMED,
     FARM_DRAIN_SEEN,
+    GARBAGE_DATAGRAM_REFUSED,
+    FORGED_DATAGRAM_REFUSED,
+    REPLAYED_DATAGRAM_REFUSED,
+    MUTATED_DATAGRAM_REFUSED,
 ];
 
 /// The states one seed reached, with the simulated time (µs) it first reached each.

@@ -232,6 +232,9 @@ impl Simulator<'_, '_> {
         let commit = raft.commit_index();
         // No snapshots yet: the node re-applies its log from the start to a fresh store.
         host.start_replica(raft);
+        if let Some(wire) = self.wire.as_mut() {
+            wire.restart(node, self.now_us);
+        }
         if self.services.is_some() {
             self.services_node_restarted(node);
         }

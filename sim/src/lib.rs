@@ -10,11 +10,13 @@
 //!
 //! Modules, in the order a seed uses them: [`scenario`] and [`validate`] (the file),
 //! [`params`] (swarm draws and random streams), [`simulator`] (the event loop), `stepping`
-//! (driving one host's replica and checking it), `faults` and `clients`, [`network`] and
+//! (driving one host's replica and checking it), `faults`, [`attacker`] (real bytes on the
+//! network, and the attacker fault) and `clients`, [`network`] and
 //! [`disk`] (the simulated world), [`checkers`] (the named safety checks), [`workload`] (the
 //! history), [`trace`] (JSON lines), [`runner`] (many seeds) and [`regressions`] (seeds that
 //! once failed).
 
+pub mod attacker;
 pub mod checkers;
 mod clients;
 pub mod coverage;

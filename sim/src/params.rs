@@ -18,6 +18,8 @@ pub struct Streams {
     pub disk: ChaCha8Rng,
     /// Client-to-node delays (drawn only when a scenario sets `workload.client_latency_ms`).
     pub client_network: ChaCha8Rng,
+    /// The attacker's choices (drawn only when a scenario has an `[attacker]`).
+    pub attacker: ChaCha8Rng,
     /// Seeds for the nodes' own generators (election jitter), one per node.
     pub node_seeds: Vec<u64>,
 }
@@ -34,7 +36,9 @@ impl Streams {
         let node_seeds = (0..nodes).map(|_| master.next_u64()).collect();
         // Derived after the node seeds, so that every earlier stream stays as it was.
         let client_network = ChaCha8Rng::seed_from_u64(master.next_u64());
+        let attacker = ChaCha8Rng::seed_from_u64(master.next_u64());
         Streams {
+            attacker,
             client_network,
             params,
             network,
@@ -76,6 +80,8 @@ pub struct Params {
     pub wander_probability: f64,
     /// The nodes' batching and flow-control limits this seed runs with.
     pub limits: NodeLimits,
+    /// Datagrams the attacker sends per simulated second (0: no attacker).
+    pub attacks_per_second: f64,
     #[serde(skip)]
     pub kinds: Vec<PartitionKind>,
 }
@@ -159,7 +165,9 @@ impl Params {
         let wipe_probability = draw_f64(rng, scenario.crashes.wipe_probability);
         let wander_probability = draw_f64(rng, scenario.workload.wander_probability);
         let limits = NodeLimits::draw(&scenario.timing, rng);
+        let attacks_per_second = draw_f64(rng, scenario.attacker.per_second);
         Params {
+            attacks_per_second,
             nodes: scenario.nodes,
             loss_probability,
             duplicate_probability,

@@ -115,6 +115,13 @@ pub struct Scenario {
     pub disk: DiskRanges,
     #[serde(default)]
     pub clock: ClockRanges,
+    /// The members share a cluster secret: datagrams are authenticated as the runtime's with
+    /// `--cluster-secret-file` (the network then carries real bytes, see [`crate::attacker`]).
+    #[serde(default)]
+    pub secret: bool,
+    /// A non-member that sends forged, replayed and mutated datagrams (relaxed only).
+    #[serde(default)]
+    pub attacker: AttackerRanges,
     #[serde(default)]
     pub workload: Workload,
     /// The services workload's members (`workload.kind = "services"`).
@@ -278,6 +285,40 @@ impl Default for DiskRanges {
             fsync_latency_ms: [1, 5],
             torn_write_probability: Span::zero(),
         }
+    }
+}
+
+/// The attacker fault: a process on the network, no member, sending bad datagrams.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AttackerRanges {
+    /// Datagrams it sends per simulated second (range; 0, the default: no attacker).
+    pub per_second: Span<f64>,
+    /// Send forged messages (a higher-term AppendEntries committing a forged entry).
+    pub forge: bool,
+    /// Send captured genuine datagrams again.
+    pub replay: bool,
+    /// Send captured datagrams with bits flipped and the checksum fixed.
+    pub mutate: bool,
+    /// Claim to be a member half the time (otherwise a non-member id).
+    pub spoof_member: bool,
+}
+
+impl Default for AttackerRanges {
+    fn default() -> Self {
+        AttackerRanges {
+            per_second: Span::zero(),
+            forge: true,
+            replay: true,
+            mutate: true,
+            spoof_member: true,
+        }
+    }
+}
+
+impl AttackerRanges {
+    pub fn enabled(&self) -> bool {
+        self.per_second.high() > 0.0
     }
 }
 

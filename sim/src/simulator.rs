@@ -64,6 +64,8 @@ pub struct SeedReport {
     pub params: Params,
     /// The protocol situations the seed reached (see [`crate::coverage`]).
     pub coverage: Coverage,
+    /// What the attacker sent and what became of it (empty without one).
+    pub attack: crate::attacker::AttackReport,
 }
 
 /// A seed's report and the client history it recorded.
@@ -81,6 +83,17 @@ pub(crate) enum EventKind {
         /// When it was sent, for the trace.
         sent_us: u64,
     },
+    /// Datagrams reach `to` (wire mode): from node `from`, or from the attacker (`None`).
+    DeliverBytes {
+        to: usize,
+        from: Option<usize>,
+        datagrams: Vec<Vec<u8>>,
+        attack: Option<crate::attacker::Attack>,
+        /// When they were sent, for the trace.
+        sent_us: u64,
+    },
+    /// The attacker sends its next datagram.
+    AttackerTurn,
     Timer {
         node: usize,
         incarnation: u64,
@@ -302,6 +315,8 @@ pub struct Simulator<'s, 'w> {
     pub(crate) pause_next_leader_ms: Option<u64>,
     /// The highest index known committed when faults stopped: every node must apply it.
     pub(crate) liveness_target: LogIndex,
+    /// Real datagrams on the network, when the scenario has a secret or an attacker.
+    pub(crate) wire: Option<crate::attacker::Wire>,
 }
 
 /// Runs one seed of a scenario, writing its trace to `trace` if given.
@@ -408,6 +423,8 @@ impl<'s, 'w> Simulator<'s, 'w> {
             coverage: Coverage::default(),
             pause_next_leader_ms: None,
             liveness_target: LogIndex::ZERO,
+            wire: (scenario.secret || scenario.attacker.enabled())
+                .then(|| crate::attacker::Wire::new(nodes, scenario.secret)),
         })
     }
 
@@ -476,6 +493,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             self.services_start();
         }
         self.schedule_first_faults();
+        self.schedule_attacker();
         self.schedule_script();
         self.schedule(
             self.scenario.duration_ms * MICROS_PER_MS,
@@ -537,7 +555,12 @@ impl<'s, 'w> Simulator<'s, 'w> {
         let in_flight = self
             .queue
             .iter()
-            .filter(|event| matches!(event.kind, EventKind::Deliver { .. }))
+            .filter(|event| {
+                matches!(
+                    event.kind,
+                    EventKind::Deliver { .. } | EventKind::DeliverBytes { .. }
+                )
+            })
             .count();
         Some(Violation {
             check: check::HANG,
@@ -560,6 +583,14 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 envelope,
                 sent_us,
             } => self.on_deliver(to, envelope, sent_us),
+            EventKind::DeliverBytes {
+                to,
+                from,
+                datagrams,
+                attack,
+                sent_us,
+            } => self.on_deliver_bytes(to, from, datagrams, attack, sent_us),
+            EventKind::AttackerTurn => self.on_attacker_turn(),
             EventKind::Timer { node, incarnation } => self.on_timer(node, incarnation),
             EventKind::Fsync { node, incarnation } => self.on_fsync(node, incarnation),
             EventKind::ClientSend { client } => self.on_client_send(client),
@@ -762,6 +793,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             services,
             params: self.params,
             coverage: self.coverage,
+            attack: self.wire.map(|wire| wire.report).unwrap_or_default(),
         };
         Ok(SeedOutcome {
             report,

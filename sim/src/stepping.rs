@@ -35,6 +35,11 @@ impl Simulator<'_, '_> {
         let EventKind::Deliver { envelope, .. } = kind else {
             unreachable!("hold_if_paused returns the event it was given");
         };
+        self.hand_over(to, envelope, sent_us);
+    }
+
+    /// A message (sent at `sent_us`) that reached a running node is stepped into it.
+    pub(crate) fn hand_over(&mut self, to: usize, envelope: Envelope, sent_us: u64) {
         self.events += 1;
         if self.tracer.enabled() {
             self.tracer.record(
@@ -57,7 +62,7 @@ impl Simulator<'_, '_> {
         }
     }
 
-    fn trace_drop(&mut self, envelope: &Envelope, sent_us: u64, reason: &'static str) {
+    pub(crate) fn trace_drop(&mut self, envelope: &Envelope, sent_us: u64, reason: &'static str) {
         self.events += 1;
         if self.tracer.enabled() {
             self.tracer.record(
@@ -392,6 +397,9 @@ impl Simulator<'_, '_> {
     }
 
     fn send(&mut self, envelope: Envelope) {
+        if self.wire.is_some() {
+            return self.send_datagrams(envelope);
+        }
         let from = envelope.from.get() as usize - 1;
         let to = envelope.to.get() as usize - 1;
         match self

@@ -183,6 +183,11 @@ fn validate_ranges(scenario: &Scenario) -> Result<(), Invalid> {
         scenario.disk.torn_write_probability,
     )?;
     non_negative("clock.drift_max", scenario.clock.drift_max, 0.5)?;
+    non_negative(
+        "attacker.per_second",
+        scenario.attacker.per_second,
+        10_000.0,
+    )?;
     let interval = scenario.workload.request_interval_ms;
     if interval.low() > interval.high() {
         return fail(
@@ -217,6 +222,9 @@ fn validate_profile(scenario: &Scenario) -> Result<(), Invalid> {
     }
     if scenario.clock.drift_max.high() > 0.0 {
         return fail("clock.drift_max", why);
+    }
+    if scenario.attacker.enabled() {
+        return fail("attacker.per_second", why);
     }
     let brief_kinds = [PartitionKind::Halves, PartitionKind::IsolateLeader];
     if let Some(kind) = scenario

@@ -28,8 +28,8 @@ fn unknown_key_names_key_and_file() {
     assert!(error.contains("nodee"), "{error}");
 }
 
-// Bad values name their key: a probability above 1, a node that does not exist, and a
-// relaxed-only fault in a brief scenario.
+// Bad values name their key: a probability above 1, a node that does not exist, and
+// relaxed-only faults (duplication, the attacker) in a brief scenario.
 #[test]
 fn bad_values_name_their_key() {
     let error = parse(&format!(
@@ -45,6 +45,10 @@ fn bad_values_name_their_key() {
     ))
     .unwrap_err();
     assert!(error.contains("network.duplicate_probability"), "{error}");
+    assert!(error.contains("brief"), "{error}");
+    // The brief assumes a network no one attacks.
+    let error = parse(&format!("{MINIMAL}\n[attacker]\nper_second = 10\n")).unwrap_err();
+    assert!(error.contains("attacker.per_second"), "{error}");
     assert!(error.contains("brief"), "{error}");
 }
 

@@ -107,7 +107,8 @@ mod tests {
     /// A watch on leader n2, which listens (so probes are never refused), heartbeat 100 ms.
     fn watch(listener: &UdpSocket) -> LeaderWatch {
         let peers = BTreeMap::from([(NodeId(2), listener.local_addr().unwrap())]);
-        let prober = Prober::new(7, NodeId(1), peers, Arc::new(Metrics::default()));
+        let sealer = Arc::new(rafting_wire::Sealer::open());
+        let prober = Prober::new(7, NodeId(1), peers, sealer, Arc::new(Metrics::default()));
         LeaderWatch::new(Some(prober), 100)
     }
 

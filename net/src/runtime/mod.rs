@@ -32,6 +32,7 @@ use rafting_core::store::{
     ClientId, Operation, Outcome, Query, ReadAnswer, Store, StoreConfig, StoreError, TenantId,
 };
 use rafting_wal::ClusterId;
+use rafting_wire::{ClusterKey, Sealer};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
@@ -65,6 +66,10 @@ pub struct RuntimeConfig {
     /// no log catches up from a leader before it votes or campaigns: its data may have been
     /// lost, and a voter that forgot what it acknowledged could elect a stale node.
     pub bootstrap: bool,
+    /// The key derived from the cluster secret: every datagram is then authenticated and
+    /// checked against replays (see `rafting_wire::auth`). `None`: an open cluster, whose
+    /// datagrams carry no tag, as before authentication existed.
+    pub cluster_key: Option<ClusterKey>,
 }
 
 /// The file that records, across restarts, that a node started on an empty disk and has not
@@ -87,6 +92,21 @@ fn must_catch_up(config: &RuntimeConfig) -> std::io::Result<bool> {
     file.sync_all()?;
     std::fs::File::open(&config.data_directory)?.sync_all()?;
     Ok(true)
+}
+
+/// What stamps this node's datagrams: nothing in an open cluster; with a cluster key, a new
+/// incarnation made durable in the data directory first.
+fn sealer_for(config: &RuntimeConfig) -> Result<Sealer, StartError> {
+    let Some(key) = config.cluster_key.clone() else {
+        return Ok(Sealer::open());
+    };
+    let incarnation = crate::incarnation::next_incarnation(&config.data_directory)
+        .map_err(StartError::Incarnation)?;
+    tracing::info!(
+        incarnation,
+        "datagrams are authenticated with the cluster secret"
+    );
+    Ok(Sealer::new(key, incarnation, config.peers.keys().copied()))
 }
 
 /// Why a client request failed. `code()` is stable and is what the REST API reports.
@@ -197,6 +217,8 @@ pub enum StartError {
     Thread(std::io::Error),
     #[error("cannot record the catch-up marker in the data directory: {0}")]
     Marker(std::io::Error),
+    #[error("cannot record this start's incarnation in the data directory: {0}")]
+    Incarnation(std::io::Error),
 }
 
 /// The server's door into a running node. Cheap to clone; every method may be called from
@@ -285,6 +307,7 @@ impl Runtime {
             config.cluster_id,
             id,
             config.peers.keys().copied().collect(),
+            config.cluster_key.clone(),
         );
         let message_events = events.clone();
         threads.push(
@@ -297,15 +320,18 @@ impl Runtime {
             )
             .map_err(StartError::Thread)?,
         );
+        let sealer = Arc::new(sealer_for(&config)?);
         let sender = Sender::new(
             socket,
             config.cluster_id,
             config.peers.clone(),
+            sealer.clone(),
             metrics.clone(),
         );
-        let prober = config
-            .leader_probes
-            .then(|| Prober::new(config.cluster_id, id, config.peers.clone(), metrics.clone()));
+        let prober = config.leader_probes.then(|| {
+            let peers = config.peers.clone();
+            Prober::new(config.cluster_id, id, peers, sealer, metrics.clone())
+        });
         let watch = LeaderWatch::new(prober, config.raft.heartbeat_interval_ms);
         let store = Store::new(config.store.clone());
         let replica_config = ReplicaConfig {

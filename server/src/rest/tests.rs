@@ -45,6 +45,7 @@ impl InProcessNode {
             request_queue_max: 256,
             leader_probes: false,
             bootstrap: true,
+            cluster_key: None,
         })
         .unwrap();
         let addresses = NodeAddresses {

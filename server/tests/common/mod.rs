@@ -336,3 +336,13 @@ pub fn datagrams_dropped(base: &str) -> u64 {
         .filter_map(|line| line.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
+
+/// A node's `rafting_datagrams_dropped_total{reason="REASON"}`.
+pub fn datagrams_dropped_for(base: &str, reason: &str) -> u64 {
+    let (_, body) = request("GET", &format!("{base}/metrics"), b"");
+    let series = format!("rafting_datagrams_dropped_total{{reason=\"{reason}\"}} ");
+    String::from_utf8_lossy(&body)
+        .lines()
+        .find_map(|line| line.strip_prefix(&series)?.parse::<u64>().ok())
+        .unwrap_or(0)
+}
