@@ -76,6 +76,11 @@ pub struct Params {
     pub wander_probability: f64,
     /// The nodes' batching and flow-control limits this seed runs with.
     pub limits: NodeLimits,
+    /// Entries between snapshots (0: none), chunk size (0: default), and snapshot faults.
+    pub snapshot_every_entries: u64,
+    pub snapshot_chunk_bytes: u64,
+    pub snapshot_corrupt_probability: f64,
+    pub chunk_corruption_probability: f64,
     #[serde(skip)]
     pub kinds: Vec<PartitionKind>,
 }
@@ -159,6 +164,14 @@ impl Params {
         let wipe_probability = draw_f64(rng, scenario.crashes.wipe_probability);
         let wander_probability = draw_f64(rng, scenario.workload.wander_probability);
         let limits = NodeLimits::draw(&scenario.timing, rng);
+        // Drawn after everything else, and only when the scenario asks, for the same reason.
+        let snapshots = &scenario.snapshots;
+        let every = snapshots.every_entries;
+        let snapshot_every_entries = draw_u64(rng, every.low(), every.high());
+        let chunk = snapshots.chunk_bytes;
+        let snapshot_chunk_bytes = draw_u64(rng, chunk.low(), chunk.high());
+        let snapshot_corrupt_probability = draw_f64(rng, snapshots.corrupt_probability);
+        let chunk_corruption_probability = draw_f64(rng, snapshots.chunk_corruption_probability);
         Params {
             nodes: scenario.nodes,
             loss_probability,
@@ -176,6 +189,10 @@ impl Params {
             wipe_probability,
             wander_probability,
             limits,
+            snapshot_every_entries,
+            snapshot_chunk_bytes,
+            snapshot_corrupt_probability,
+            chunk_corruption_probability,
             kinds,
         }
     }

@@ -35,4 +35,6 @@ pub use io::{
     Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, ReplicaError, RequestId,
 };
 pub use rates::{OverRate, RateKind};
-pub use replica::{Replica, ReplicaConfig};
+pub use replica::{
+    Replica, ReplicaConfig, SNAPSHOT_EVERY_BYTES_DEFAULT, SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+};

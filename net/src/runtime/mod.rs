@@ -261,6 +261,7 @@ impl Runtime {
         let durable = DurableState {
             hard_state: recovered.hard_state.unwrap_or_default(),
             entries: recovered.entries,
+            snapshot: None,
         };
         let mut raft_config = config.raft.clone();
         raft_config.catch_up_before_voting = catch_up;
