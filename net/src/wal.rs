@@ -27,8 +27,8 @@ mod segment_files;
 use rafting_core::raft::{Entry, HardState, PersistSnapshot, Snapshot};
 use rafting_core::{LogIndex, NodeId};
 use rafting_wal::snapshot_file::{
-    SnapshotMeta, encode_snapshot_file, newest_valid_snapshot, parse_snapshot_file_name,
-    snapshot_file_name, snapshot_files_to_delete,
+    SnapshotMeta, decode_snapshot_file, encode_snapshot_file, newest_valid_snapshot,
+    parse_snapshot_file_name, snapshot_file_name, snapshot_files_to_delete,
 };
 use rafting_wal::{
     Batch, ClusterId, LogOwner, LogShape, RecordRef, RecoveredLog, SEGMENT_HEADER_BYTES,
@@ -161,8 +161,11 @@ impl Wal {
             segment_last.push((sequence, log.shape().last_index()));
         }
         let snapshot_files = segment_files::read_snapshot_files(&directory)?;
+        // Damaged files stay on disk for inspection but are neither counted among the two
+        // kept nor deleted.
         let snapshot_names = snapshot_files
             .iter()
+            .filter(|(name, bytes)| decode_snapshot_file(name, bytes, config.owner()).is_ok())
             .map(|(name, _)| name.clone())
             .collect();
         let (snapshot, damaged_snapshots) = newest_valid_snapshot(&snapshot_files, config.owner());

@@ -253,7 +253,10 @@ fn snapshots_compact_the_log_and_a_damaged_one_falls_back_to_the_previous() {
     assert_eq!(snapshot.index, LogIndex::new(300));
     assert!(recovered.damaged_snapshots.is_empty());
     let first = recovered.entries.first().unwrap().index.get();
-    assert!(first > 1 && first <= 201, "segments up to the previous snapshot go: {first}");
+    assert!(
+        first > 1 && first <= 201,
+        "segments up to the previous snapshot go: {first}"
+    );
 
     let newest = directory
         .path()

@@ -24,8 +24,8 @@ use crate::disk::SimulatedDisk;
 use rafting_core::raft::{BatchId, DurableState, PersistBatch, Snapshot, entries_after_snapshot};
 use rafting_core::{LogIndex, NodeId};
 use rafting_wal::snapshot_file::{
-    SnapshotMeta, encode_snapshot_file, newest_valid_snapshot, snapshot_file_name,
-    snapshot_files_to_delete,
+    SnapshotMeta, decode_snapshot_file, encode_snapshot_file, newest_valid_snapshot,
+    snapshot_file_name, snapshot_files_to_delete,
 };
 use rafting_wal::{
     Batch, ClusterId, LogOwner, LogShape, RecordRef, RecoveredLog, SegmentExpectation, WalError,
@@ -256,14 +256,22 @@ impl WalDisk {
             bytes,
             index_max: None,
         });
-        let names: Vec<String> = self.snapshot_files.iter().map(|(n, _)| n.clone()).collect();
+        // Damaged files are neither counted nor deleted (kept for inspection, as the runtime
+        // does): two *valid* snapshots are kept.
+        let owner = self.owner;
+        let names: Vec<String> = self
+            .snapshot_files
+            .iter()
+            .filter(|(name, bytes)| decode_snapshot_file(name, bytes, owner).is_ok())
+            .map(|(name, _)| name.clone())
+            .collect();
         let delete = snapshot_files_to_delete(&names);
         self.snapshot_files
             .retain(|(name, _)| !delete.contains(name));
-        let mut indexes: Vec<LogIndex> = self
-            .snapshot_files
+        let mut indexes: Vec<LogIndex> = names
             .iter()
-            .filter_map(|(name, _)| rafting_wal::snapshot_file::parse_snapshot_file_name(name))
+            .filter(|name| !delete.contains(name))
+            .filter_map(|name| rafting_wal::snapshot_file::parse_snapshot_file_name(name))
             .map(|(index, _)| index)
             .collect();
         indexes.sort();

@@ -41,11 +41,9 @@ impl IncomingSnapshot {
 /// The entries recovered after a snapshot that continue it (Raft Figure 13, step 6): those
 /// after `(base, base_term)` if the log holds that entry or begins right after it; none if
 /// the log holds another entry there (it was discarded when the snapshot was installed) or
-/// leaves a gap after it (an older snapshot had to stand in for a damaged newer one).
+/// leaves a gap after it (an older snapshot had to stand in for a damaged newer one, or none
+/// is left and the log begins after index 1). Never panics on what a disk returns.
 pub fn entries_after_snapshot(entries: Vec<Entry>, base: LogIndex, base_term: Term) -> Vec<Entry> {
-    if base == LogIndex::ZERO {
-        return entries;
-    }
     let continues = match entries.iter().find(|entry| entry.index == base) {
         Some(entry) => entry.term == base_term,
         None => entries
@@ -377,6 +375,12 @@ mod tests {
         assert_eq!(
             entries_after_snapshot(entries(1..=3, 1), LogIndex::ZERO, Term::ZERO).len(),
             3
+        );
+        let compacted_without_snapshot =
+            entries_after_snapshot(entries(7..=9, 1), LogIndex::ZERO, Term::ZERO);
+        assert!(
+            compacted_without_snapshot.is_empty(),
+            "no snapshot and a log after 1"
         );
     }
 }
