@@ -192,10 +192,10 @@ pub fn snapshot_files_to_delete(names: &[String]) -> Vec<String> {
 /// The newest snapshot among `files` (name and content) that checks out, newest first by
 /// name, with the errors of the damaged ones it skipped on the way (each naming its file and
 /// offset: the caller logs them). A damaged file is never half-used.
-pub fn newest_valid_snapshot<'a>(
-    files: &'a [(String, Vec<u8>)],
+pub fn newest_valid_snapshot(
+    files: &[(String, Vec<u8>)],
     owner: LogOwner,
-) -> (Option<(SnapshotMeta, &'a [u8])>, Vec<WalError>) {
+) -> (Option<(SnapshotMeta, &[u8])>, Vec<WalError>) {
     let mut candidates: Vec<&(String, Vec<u8>)> = files
         .iter()
         .filter(|(name, _)| parse_snapshot_file_name(name).is_some())
