@@ -29,11 +29,17 @@ struct Cluster {
 
 impl Cluster {
     fn new(size: u64, config: ReplicaConfig) -> Cluster {
+        Cluster::with_raft(size, config, |_| {})
+    }
+
+    fn with_raft(size: u64, config: ReplicaConfig, adjust: impl Fn(&mut Config)) -> Cluster {
         let ids: Vec<NodeId> = (1..=size).map(NodeId).collect();
         let replicas = ids
             .iter()
             .map(|&id| {
-                let node = Node::new(Config::new(id, ids.iter().copied(), 7)).unwrap();
+                let mut raft = Config::new(id, ids.iter().copied(), 7);
+                adjust(&mut raft);
+                let node = Node::new(raft).unwrap();
                 Replica::new(node, Store::default(), config)
             })
             .collect();
@@ -564,5 +570,61 @@ fn a_write_that_timed_out_may_still_commit_and_nobody_waits_for_it() {
             .unwrap()
             .version,
         1
+    );
+}
+
+/// A follower cut off while the leader writes and compacts its log comes back needing
+/// entries the leader no longer has: it gets the snapshot in many small chunks (a window of
+/// four), installs it and ends with the leader's store, byte for byte, and the entries after.
+#[test]
+fn a_follower_behind_the_leaders_log_base_catches_up_by_snapshot() {
+    let config = ReplicaConfig {
+        snapshot_every_entries: 5,
+        ..ReplicaConfig::default()
+    };
+    let mut cluster = Cluster::with_raft(3, config, |raft| {
+        raft.snapshot_chunk_bytes = 64;
+        raft.inflight_messages_max = 4;
+    });
+    let leader = cluster.elect();
+    let behind = (leader + 1) % 3;
+    cluster.isolated[behind] = true;
+    for id in 1..=40 {
+        let key = format!("/k/{id}");
+        cluster.write(leader, id, Operation::put(&key, b"some value"), None);
+        cluster.step(leader, Input::Flush);
+        cluster.settle();
+        written(cluster.answer(RequestId(id)));
+    }
+    let status = cluster.replicas[leader].node().status();
+    assert!(status.snapshot_index.get() > 30, "{status:?}");
+    assert_eq!(status.first_log_index, status.snapshot_index.next());
+    let behind_status = cluster.replicas[behind].node().status();
+    assert!(behind_status.last_index < status.first_log_index);
+
+    cluster.isolated[behind] = false;
+    cluster.run_for(2_000);
+    let caught_up = cluster.replicas[behind].node().status();
+    assert_eq!(caught_up.snapshots_installed, 1, "{caught_up:?}");
+    assert_eq!(
+        caught_up.applied_index,
+        cluster.replicas[leader].node().applied_index()
+    );
+    assert!(
+        cluster.replicas[behind].store().snapshot() == cluster.replicas[leader].store().snapshot(),
+        "the installed store differs from the leader's"
+    );
+    // It goes on replicating by appends after the snapshot.
+    cluster.write(leader, 100, Operation::put("/after", b"x"), None);
+    cluster.step(leader, Input::Flush);
+    cluster.settle();
+    written(cluster.answer(RequestId(100)));
+    cluster.run_for(300);
+    let same = |cluster: &Cluster| {
+        cluster.replicas[behind].store().snapshot() == cluster.replicas[leader].store().snapshot()
+    };
+    assert!(
+        same(&cluster),
+        "the follower's store differs after the next write"
     );
 }

@@ -2,6 +2,8 @@
 //!
 //! The node loop hands over each batch as core emits it. The thread takes everything queued,
 //! writes it as one group with one fdatasync, and only then reports the last batch durable.
+//! A batch that carries a snapshot splits the group: what came before it is written, then
+//! the snapshot file, then the rest; once all is durable the log is compacted.
 
 use crate::metrics::Metrics;
 use crate::wal::Wal;
@@ -38,12 +40,9 @@ pub fn spawn_storage(
                 }
             }
             let last = group.last().map(|batch| batch.id).expect("non-empty group");
-            let records: Vec<Batch> = group
-                .into_iter()
-                .map(|batch| Batch { hard_state: batch.hard_state, entries: batch.entries })
-                .collect();
+            let count = group.len() as u64;
             let started = Instant::now();
-            if let Err(error) = wal.append_all(&records) {
+            if let Err(error) = write_group(&mut wal, group) {
                 tracing::error!(%error, "write-ahead log append failed; the node stops persisting");
                 report(StorageReport::Failed(error.to_string()));
                 return;
@@ -51,10 +50,41 @@ pub fn spawn_storage(
             metrics.observe_fsync(started.elapsed().as_micros() as u64);
             metrics
                 .batches_persisted
-                .fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
             if !report(StorageReport::Persisted(last)) {
                 return;
             }
         }
     })
+}
+
+/// Writes a group of batches in order: runs of plain batches as one frame each, a snapshot
+/// file (and its reset record) before the batch that carries it, and compacts the log once a
+/// snapshot and everything before it are durable.
+fn write_group(wal: &mut Wal, group: Vec<PersistBatch>) -> Result<(), rafting_wal::WalError> {
+    let mut records: Vec<Batch> = Vec::with_capacity(group.len());
+    let mut compact = false;
+    for batch in group {
+        if let Some(persist) = &batch.snapshot {
+            wal.append_all(&records)?;
+            records.clear();
+            wal.persist_snapshot(persist)?;
+            tracing::info!(
+                index = persist.snapshot.index.get(),
+                bytes = persist.snapshot.image.len(),
+                installed = persist.log_reset,
+                "snapshot written"
+            );
+            compact = true;
+        }
+        records.push(Batch {
+            hard_state: batch.hard_state,
+            entries: batch.entries,
+        });
+    }
+    wal.append_all(&records)?;
+    if compact {
+        wal.compact()?;
+    }
+    Ok(())
 }

@@ -13,22 +13,33 @@
 //! - On [`Wal::open`], every segment is verified. A torn tail at the end of the last segment
 //!   is cut (on disk too); any other damage is an error naming the file and byte offset.
 //!
-//! Snapshots and compaction: each segment starts with the hard state current when it was
-//! created, so whole segments older than a snapshot can be deleted (and the directory synced)
-//! without losing the hard state; [`Wal::segment_sequences`] is the handle for that.
+//! Snapshots and compaction: snapshot files live beside the segments. [`Wal::persist_snapshot`]
+//! writes one atomically (temporary file, fsync, rename, directory fsync) and, for a snapshot
+//! installed over a log that did not continue it, then writes a reset record. Once the batch
+//! is durable, [`Wal::compact`] starts a new segment (each segment starts with the hard state
+//! current when it was created, so nothing is lost), keeps the newest two snapshot files and
+//! deletes the oldest segments whose entries the *previous* snapshot covers: should the newest
+//! snapshot file be damaged, recovery falls back to the previous one and the log after it.
+//! [`Wal::open`] loads the newest snapshot file that checks out and reports the damaged ones.
 
 mod segment_files;
 
-use rafting_core::raft::{Entry, HardState};
+use rafting_core::raft::{Entry, HardState, PersistSnapshot, Snapshot};
 use rafting_core::{LogIndex, NodeId};
+use rafting_wal::snapshot_file::{
+    SnapshotMeta, decode_snapshot_file, encode_snapshot_file, newest_valid_snapshot,
+    parse_snapshot_file_name, snapshot_file_name, snapshot_files_to_delete,
+};
 use rafting_wal::{
     Batch, ClusterId, LogOwner, LogShape, RecordRef, RecoveredLog, SEGMENT_HEADER_BYTES,
     SegmentExpectation, encode_frame, replay_segment,
 };
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use rafting_wal::{WalError, WalErrorKind};
 
@@ -44,6 +55,8 @@ pub struct WalConfig {
     /// A segment is closed and a new one started once the next write would take it past
     /// this size (a single write larger than this still goes into one segment).
     pub segment_bytes_target: u64,
+    /// The cluster's voters, recorded in each snapshot file's header.
+    pub voters: BTreeSet<NodeId>,
 }
 
 impl WalConfig {
@@ -54,6 +67,7 @@ impl WalConfig {
             cluster_id,
             node_id,
             segment_bytes_target: 64 * 1024 * 1024,
+            voters: BTreeSet::new(),
         }
     }
 
@@ -74,6 +88,11 @@ pub struct Recovered {
     pub entries: Vec<Entry>,
     /// Bytes of torn tail cut off the last segment (zero after a clean shutdown).
     pub torn_tail_bytes: u64,
+    /// The newest snapshot file that checks out.
+    pub snapshot: Option<Snapshot>,
+    /// Snapshot files that did not check out, as their errors (each names the file and
+    /// offset); they were skipped, never half-read.
+    pub damaged_snapshots: Vec<String>,
 }
 
 /// The segment being appended to.
@@ -97,6 +116,11 @@ pub struct Wal {
     failed: bool,
     /// Reused for every frame, so steady-state appends do not allocate.
     frame_buffer: Vec<u8>,
+    /// Each segment's sequence and the log's last index when it ended (or now, for the
+    /// active one), oldest first.
+    segment_last: Vec<(u64, Option<LogIndex>)>,
+    /// The snapshot files on disk, by name.
+    snapshot_names: Vec<String>,
 }
 
 impl Wal {
@@ -122,6 +146,7 @@ impl Wal {
         let mut log = RecoveredLog::default();
         let mut torn_tail_bytes = 0;
         let mut last_valid_length = 0;
+        let mut segment_last = Vec::with_capacity(sequences.len());
         for &sequence in &sequences {
             let path = segment_files::segment_path(&directory, sequence);
             let bytes = segment_files::read_segment(&path)?;
@@ -133,7 +158,22 @@ impl Wal {
             let scan = replay_segment(&path.display().to_string(), &bytes, expectation, &mut log)?;
             torn_tail_bytes = scan.torn_tail_bytes;
             last_valid_length = scan.valid_length;
+            segment_last.push((sequence, log.shape().last_index()));
         }
+        let snapshot_files = segment_files::read_snapshot_files(&directory)?;
+        // Damaged files stay on disk for inspection but are neither counted among the two
+        // kept nor deleted.
+        let snapshot_names = snapshot_files
+            .iter()
+            .filter(|(name, bytes)| decode_snapshot_file(name, bytes, config.owner()).is_ok())
+            .map(|(name, _)| name.clone())
+            .collect();
+        let (snapshot, damaged_snapshots) = newest_valid_snapshot(&snapshot_files, config.owner());
+        let snapshot = snapshot.map(|(meta, image)| Snapshot {
+            index: meta.index,
+            term: meta.term,
+            image: Arc::new(image.to_vec()),
+        });
         let path = segment_files::segment_path(&directory, last_sequence);
         if torn_tail_bytes > 0 {
             tracing::warn!(
@@ -158,11 +198,15 @@ impl Wal {
             hard_state: log.hard_state,
             failed: false,
             frame_buffer: Vec::new(),
+            segment_last,
+            snapshot_names,
         };
         let recovered = Recovered {
             hard_state: log.hard_state,
             entries: log.entries,
             torn_tail_bytes,
+            snapshot,
+            damaged_snapshots: damaged_snapshots.iter().map(ToString::to_string).collect(),
         };
         Ok((wal, recovered))
     }
@@ -192,6 +236,8 @@ impl Wal {
             hard_state: None,
             failed: false,
             frame_buffer: Vec::new(),
+            segment_last: vec![(FIRST_SEQUENCE, None)],
+            snapshot_names: Vec::new(),
         };
         Ok((wal, Recovered::default()))
     }
@@ -231,6 +277,77 @@ impl Wal {
         written?;
         self.shape = shape;
         self.hard_state = hard_state;
+        self.note_active_last();
+        Ok(())
+    }
+
+    fn note_active_last(&mut self) {
+        let last = self.shape.last_index();
+        if let Some(active) = self.segment_last.last_mut() {
+            active.1 = last;
+        }
+    }
+
+    /// Makes a snapshot durable: its file, written atomically, then (for a snapshot installed
+    /// over a log that did not continue it) a reset record in the log. Call before writing
+    /// the rest of its batch, and [`Wal::compact`] once the batch is durable.
+    pub fn persist_snapshot(&mut self, persist: &PersistSnapshot) -> Result<(), WalError> {
+        let snapshot = &persist.snapshot;
+        let meta = SnapshotMeta {
+            owner: self.config.owner(),
+            index: snapshot.index,
+            term: snapshot.term,
+            voters: self.config.voters.clone(),
+        };
+        let name = snapshot_file_name(snapshot.index, snapshot.term);
+        let content = encode_snapshot_file(&meta, &snapshot.image);
+        segment_files::write_snapshot_file(&self.config.directory, &name, &content)
+            .inspect_err(|_| self.failed = true)?;
+        if !self.snapshot_names.contains(&name) {
+            self.snapshot_names.push(name);
+        }
+        if persist.log_reset {
+            let mut frame = Vec::new();
+            encode_frame(
+                &[RecordRef::Reset {
+                    after: snapshot.index,
+                }],
+                &mut frame,
+            )?;
+            self.write_durably(&frame)?;
+            self.shape.reset(snapshot.index);
+            self.note_active_last();
+        }
+        Ok(())
+    }
+
+    /// After a snapshot is durable: starts a new segment, keeps the newest two snapshot files
+    /// and deletes the oldest segments whose entries the previous snapshot covers.
+    pub fn compact(&mut self) -> Result<(), WalError> {
+        self.roll_segment()?;
+        let directory = self.config.directory.clone();
+        let excess = snapshot_files_to_delete(&self.snapshot_names);
+        segment_files::remove_files(&directory, &excess)?;
+        self.snapshot_names.retain(|name| !excess.contains(name));
+        let mut indexes: Vec<LogIndex> = self
+            .snapshot_names
+            .iter()
+            .filter_map(|name| parse_snapshot_file_name(name))
+            .map(|(index, _)| index)
+            .collect();
+        indexes.sort_unstable();
+        let Some(&covered) = indexes.iter().rev().nth(1) else {
+            return Ok(());
+        };
+        let mut deleted = Vec::new();
+        while self.segment_last.len() > 1
+            && self.segment_last[0].1.is_some_and(|last| last <= covered)
+        {
+            let (sequence, _) = self.segment_last.remove(0);
+            deleted.push(segment_files::segment_file_name(sequence));
+        }
+        segment_files::remove_files(&directory, &deleted)?;
+        self.first_sequence = self.segment_last[0].0;
         Ok(())
     }
 
@@ -281,6 +398,7 @@ impl Wal {
             &initial_frames,
         );
         let (path, file) = created.inspect_err(|_| self.failed = true)?;
+        self.segment_last.push((sequence, self.shape.last_index()));
         self.active = ActiveSegment {
             sequence,
             path,

@@ -23,6 +23,8 @@ fn one_node(data: &std::path::Path) -> RuntimeConfig {
         data_directory: data.to_path_buf(),
         session_tick_interval_ms: 200,
         request_queue_max: 64,
+        snapshot_every_entries: rafting_core::replica::SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+        snapshot_every_bytes: rafting_core::replica::SNAPSHOT_EVERY_BYTES_DEFAULT,
         leader_probes: false,
         bootstrap: true,
         cluster_key: None,

@@ -41,6 +41,8 @@ fn config(id: u64, addresses: &[SocketAddr], data: &Path) -> RuntimeConfig {
         data_directory: data.join(format!("n{id}")),
         session_tick_interval_ms: 200,
         request_queue_max: 1024,
+        snapshot_every_entries: rafting_core::replica::SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+        snapshot_every_bytes: rafting_core::replica::SNAPSHOT_EVERY_BYTES_DEFAULT,
         leader_probes: true,
         bootstrap: true,
         cluster_key: None,

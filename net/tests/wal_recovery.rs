@@ -210,3 +210,72 @@ fn foreign_empty_and_missing_segments_are_refused() {
     assert_eq!(error.kind(), WalErrorKind::BadHeader);
     assert!(error.to_string().contains("empty"), "{error}");
 }
+
+fn snapshot_at(index: u64, term: u64) -> rafting_core::raft::PersistSnapshot {
+    rafting_core::raft::PersistSnapshot {
+        snapshot: rafting_core::raft::Snapshot {
+            index: LogIndex::new(index),
+            term: Term::new(term),
+            image: std::sync::Arc::new(format!("image at {index}").into_bytes()),
+        },
+        log_reset: false,
+    }
+}
+
+fn names(directory: &Path, suffix: &str) -> Vec<String> {
+    segment_files(directory)
+        .iter()
+        .filter_map(|path| path.file_name()?.to_str().map(str::to_string))
+        .filter(|name| name.ends_with(suffix))
+        .collect()
+}
+
+// Snapshots compact the log on disk: each one starts a new segment, the oldest segments the
+// previous snapshot covers are deleted, two snapshot files are kept. A reopen loads the newest
+// snapshot; with the newest damaged it reports the file and falls back to the previous one,
+// and the log still covers everything after it.
+#[test]
+fn snapshots_compact_the_log_and_a_damaged_one_falls_back_to_the_previous() {
+    let directory = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(config(directory.path())).unwrap();
+    for (round, start) in (1..=300).step_by(10).enumerate() {
+        wal.append(&batch(1, start..=start + 9)).unwrap();
+        if round % 10 == 9 {
+            wal.persist_snapshot(&snapshot_at(start + 9, 1)).unwrap();
+            wal.compact().unwrap();
+        }
+    }
+    assert_eq!(names(directory.path(), ".snap").len(), 2);
+    drop(wal);
+
+    let (_, recovered) = Wal::open(config(directory.path())).unwrap();
+    let snapshot = recovered.snapshot.expect("a snapshot");
+    assert_eq!(snapshot.index, LogIndex::new(300));
+    assert!(recovered.damaged_snapshots.is_empty());
+    let first = recovered.entries.first().unwrap().index.get();
+    assert!(
+        first > 1 && first <= 201,
+        "segments up to the previous snapshot go: {first}"
+    );
+
+    let newest = directory
+        .path()
+        .join(names(directory.path(), ".snap").pop().unwrap());
+    let mut bytes = fs::read(&newest).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x10;
+    fs::write(&newest, bytes).unwrap();
+    let (_, recovered) = Wal::open(config(directory.path())).unwrap();
+    assert_eq!(recovered.snapshot.unwrap().index, LogIndex::new(200));
+    assert!(
+        recovered.damaged_snapshots[0].contains("snapshot-"),
+        "{:?}",
+        recovered.damaged_snapshots
+    );
+    let first = recovered.entries.first().unwrap().index.get();
+    assert!(
+        first <= 201,
+        "the log still covers what follows the previous snapshot: {first}"
+    );
+    assert_eq!(recovered.entries.last().unwrap().index.get(), 300);
+}

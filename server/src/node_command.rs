@@ -87,6 +87,8 @@ fn runtime_config(config: &NodeConfig) -> RuntimeConfig {
         session_tick_interval_ms: SESSION_TICK_INTERVAL_MS,
         request_queue_max: REQUEST_QUEUE_MAX,
         leader_probes: config.leader_probes,
+        snapshot_every_entries: config.snapshot_every_entries,
+        snapshot_every_bytes: config.snapshot_every_bytes,
         bootstrap: config.bootstrap,
         cluster_key: config.cluster_key.clone(),
     }

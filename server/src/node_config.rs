@@ -70,6 +70,14 @@ pub struct RawNode {
     /// instead of after the election timeout [default: true]
     #[arg(long, value_name = "true|false")]
     pub leader_probes: Option<bool>,
+    /// Snapshot the store and compact the log after this many entries applied since the
+    /// last snapshot (0: never by count) [default: 100000]
+    #[arg(long, value_name = "N")]
+    pub snapshot_every_entries: Option<u64>,
+    /// Snapshot the store and compact the log after this many bytes of entries applied since
+    /// the last snapshot (0: never by size) [default: 67108864, 64 MiB]
+    #[arg(long, value_name = "BYTES")]
+    pub snapshot_every_bytes: Option<u64>,
     /// `new` bootstraps a brand-new cluster: a node that finds no log in its data directory
     /// votes at once. `existing` (the default) is for joining or re-joining a running
     /// cluster: such a node catches up from a leader before it votes or campaigns, since its
@@ -114,6 +122,8 @@ pub struct FileNode {
     pub request_timeout_ms: Option<u64>,
     pub http_connections_max: Option<usize>,
     pub leader_probes: Option<bool>,
+    pub snapshot_every_entries: Option<u64>,
+    pub snapshot_every_bytes: Option<u64>,
     pub initial_cluster_state: Option<InitialClusterState>,
     pub admin_token_file: Option<PathBuf>,
     pub cluster_secret_file: Option<PathBuf>,
@@ -152,6 +162,9 @@ pub struct NodeConfig {
     pub request_timeout_ms: u64,
     pub http_connections_max: usize,
     pub leader_probes: bool,
+    /// Entries and bytes applied between two snapshots (0: that trigger is off).
+    pub snapshot_every_entries: u64,
+    pub snapshot_every_bytes: u64,
     /// An empty data directory bootstraps a new cluster (`--initial-cluster-state new`).
     pub bootstrap: bool,
     /// Start even with members other than those recorded with the data (recovery).
@@ -366,6 +379,12 @@ impl RawNode {
                 .or(file.http_connections_max)
                 .unwrap_or(HTTP_CONNECTIONS_DEFAULT),
             leader_probes: (self.leader_probes.or(file.leader_probes)).unwrap_or(true),
+            snapshot_every_entries: (self.snapshot_every_entries)
+                .or(file.snapshot_every_entries)
+                .unwrap_or(rafting_core::replica::SNAPSHOT_EVERY_ENTRIES_DEFAULT),
+            snapshot_every_bytes: (self.snapshot_every_bytes)
+                .or(file.snapshot_every_bytes)
+                .unwrap_or(rafting_core::replica::SNAPSHOT_EVERY_BYTES_DEFAULT),
             bootstrap: (self.initial_cluster_state)
                 .or(file.initial_cluster_state)
                 .unwrap_or_default()

@@ -56,6 +56,11 @@ pub mod check {
     /// `uncommitted_entries_max` entries and `uncommitted_bytes_max` bytes beyond its commit.
     /// Sizes are counted here, not with core's own `size_bytes`.
     pub const LIMITS_KEPT: &str = "limits_kept";
+    /// Every snapshot of a given index holds the same state: two nodes that took one there
+    /// took identical images, and a follower that installed one from a leader ends with
+    /// exactly the store its sender had at that index (its store, imaged again, equals the
+    /// image the sender took).
+    pub const SNAPSHOT_STATE_MATCHES: &str = "snapshot_state_matches";
 }
 
 /// Core's documented per-entry overhead in byte limits (term, index, tag).
@@ -199,15 +204,45 @@ impl std::fmt::Display for Violation {
 pub fn digest(payload: &EntryPayload) -> u64 {
     match payload {
         EntryPayload::Noop => 0,
-        EntryPayload::Command(data) => {
-            let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-            for byte in data {
-                hash ^= u64::from(*byte);
-                hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-            }
-            hash | 1
-        }
+        EntryPayload::Command(data) => bytes_digest(data),
     }
+}
+
+/// A stable 64-bit fingerprint of bytes (FNV-1a), never zero.
+pub fn bytes_digest(data: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in data {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash | 1
+}
+
+/// Snapshot State: `node` took (`installed: false`) or installed a snapshot at `index` whose
+/// state has fingerprint `digest`. Images taken at one index must agree; an installed state
+/// must equal an image some node took there.
+pub fn snapshot_state_matches(
+    snapshots: &mut BTreeMap<LogIndex, u64>,
+    node: NodeId,
+    index: LogIndex,
+    digest: u64,
+    installed: bool,
+) -> Result<(), Violation> {
+    let detail = match (snapshots.get(&index), installed) {
+        (Some(&taken), _) if taken == digest => return Ok(()),
+        (Some(_), false) => format!("took a snapshot at {index} unlike another node's there"),
+        (Some(_), true) => format!(
+            "installed a snapshot at {index} whose state differs from the one its sender took"
+        ),
+        (None, false) => {
+            snapshots.insert(index, digest);
+            return Ok(());
+        }
+        (None, true) => format!("installed a snapshot at {index} that no node took"),
+    };
+    let mut violation = Violation::new(check::SNAPSHOT_STATE_MATCHES, &[node], detail);
+    violation.index = Some(index.get());
+    Err(violation)
 }
 
 /// What one entry looked like the first time any node wrote it.
@@ -234,6 +269,8 @@ pub struct Record {
     pub applied: Vec<Slot>,
     /// Proposals reported committed to a client: index -> payload digest.
     pub acknowledged: BTreeMap<LogIndex, u64>,
+    /// The fingerprint of the store image any node took at an index.
+    pub snapshots: BTreeMap<LogIndex, u64>,
 }
 
 fn slot_at(slots: &[Slot], index: LogIndex) -> Option<Slot> {
@@ -318,17 +355,9 @@ pub fn acts_on_durable_state(
             AppendOutcome::Accepted { match_index } if hard_state.term < term => fail(format!(
                 "acknowledges entries up to {match_index} in term {term}, a term its disk lacks"
             )),
-            AppendOutcome::Accepted { match_index }
-                if durable
-                    .entries
-                    .last()
-                    .map_or(LogIndex::ZERO, |entry| entry.index)
-                    < match_index =>
-            {
-                fail(format!(
-                    "acknowledges entries up to {match_index} that are not durable"
-                ))
-            }
+            AppendOutcome::Accepted { match_index } if durable.last_index() < match_index => fail(
+                format!("acknowledges entries up to {match_index} that are not durable"),
+            ),
             _ => Ok(()),
         },
         _ => Ok(()),
@@ -374,7 +403,10 @@ pub fn leader_completeness(
     node: NodeId,
     log: &RaftLog,
 ) -> Result<(), Violation> {
-    for (position, &(term, _)) in committed.iter().enumerate() {
+    // Entries before the log's base were compacted into a snapshot; the base itself keeps
+    // its term.
+    let skip = usize::try_from(log.base().get().saturating_sub(1)).unwrap_or(usize::MAX);
+    for (position, &(term, _)) in committed.iter().enumerate().skip(skip) {
         let index = LogIndex(position as u64 + 1);
         if log.term_at(index) != Some(term) {
             let detail = format!(
@@ -398,8 +430,11 @@ pub fn committed_entries_kept(
     log: &RaftLog,
     from: LogIndex,
 ) -> Result<(), Violation> {
-    let start = usize::try_from(from.get().saturating_sub(1)).unwrap_or(usize::MAX);
-    for (held, &(term, _)) in before.iter().zip(committed).skip(start) {
+    let first = from.max(log.base());
+    for held in before.iter().filter(|held| held.index >= first) {
+        let Some((term, _)) = slot_at(committed, held.index) else {
+            break;
+        };
         if held.term == term && log.term_at(held.index) != Some(term) {
             let index = held.index;
             let detail = format!("node replaced committed entry {index} of term {term}");

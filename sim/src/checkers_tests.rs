@@ -47,6 +47,7 @@ fn envelope(from: u64, to: u64, message: Message) -> Envelope {
 
 fn durable(term: u64, voted_for: Option<u64>, last_index: u64) -> DurableState {
     DurableState {
+        snapshot: None,
         hard_state: rafting_core::raft::HardState {
             term: Term(term),
             voted_for: voted_for.map(NodeId),

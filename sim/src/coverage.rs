@@ -27,6 +27,23 @@ pub const LEADER_CHANGE: &str = "leader_change";
 /// A node lost its whole disk in a crash and came back with nothing.
 pub const WIPED_DISK_REJOINED: &str = "wiped_disk_rejoined";
 
+/// A node took a snapshot of its store (and compacted its log once it was durable).
+pub const SNAPSHOT_TAKEN: &str = "snapshot_taken";
+/// A follower installed a snapshot streamed by a leader.
+pub const SNAPSHOT_INSTALLED: &str = "snapshot_installed";
+/// A leader resent snapshot chunks from the follower's acknowledged offset (chunks or answers
+/// were lost, or the follower lost its partial copy).
+pub const SNAPSHOT_RESENT: &str = "snapshot_resent";
+/// A new leader went on with a transfer an earlier leader began (same snapshot, the
+/// follower's offset).
+pub const SNAPSHOT_RESUMED_BY_NEW_LEADER: &str = "snapshot_resumed_by_new_leader";
+/// A follower refused an assembled snapshot whose checksum did not match.
+pub const SNAPSHOT_CHECKSUM_REFUSED: &str = "snapshot_checksum_refused";
+/// A node restarted from a snapshot (and the log after it).
+pub const RESTARTED_FROM_SNAPSHOT: &str = "restarted_from_snapshot";
+/// A node restarted with its newest snapshot file damaged and fell back to the previous one.
+pub const SNAPSHOT_FALLBACK: &str = "snapshot_fallback";
+
 /// A service member began acting as master after another member had (a handover happened).
 pub const MASTER_HANDOVER: &str = "master_handover";
 /// A master resigned (a graceful handover).
@@ -59,6 +76,13 @@ pub const STATES: &[&str] = &[
     ELECTED_BY_TRANSFER,
     LEADER_CHANGE,
     WIPED_DISK_REJOINED,
+    SNAPSHOT_TAKEN,
+    SNAPSHOT_INSTALLED,
+    SNAPSHOT_RESENT,
+    SNAPSHOT_RESUMED_BY_NEW_LEADER,
+    SNAPSHOT_CHECKSUM_REFUSED,
+    RESTARTED_FROM_SNAPSHOT,
+    SNAPSHOT_FALLBACK,
     MASTER_HANDOVER,
     MASTER_RESIGNED,
     MASTER_STALLED_PAST_TTL,

@@ -8,7 +8,6 @@
 //! [`SimulatedDisk`] is the seam where rafting-wal's byte-level recovery will plug in: a
 //! byte-backed implementation encodes the same batches as records and runs the real recovery.
 
-use rafting_core::LogIndex;
 use rafting_core::raft::{BatchId, DurableState, Entry, PersistBatch};
 use std::collections::VecDeque;
 
@@ -50,13 +49,11 @@ impl BatchDisk {
         let Some(first) = entries.first() else {
             return;
         };
-        let keep = usize::try_from(first.index.get().saturating_sub(1)).unwrap_or(usize::MAX);
-        self.durable.entries.truncate(keep);
+        self.durable
+            .entries
+            .retain(|entry| entry.index < first.index);
         assert_eq!(
-            self.durable
-                .entries
-                .last()
-                .map_or(LogIndex::ZERO, |entry| entry.index),
+            self.durable.last_index().min(first.index.prev()),
             first.index.prev(),
             "a persist batch must continue the durable log without a gap"
         );
@@ -71,6 +68,12 @@ impl SimulatedDisk for BatchDisk {
 
     fn sync_next(&mut self) -> Option<BatchId> {
         let batch = self.pending.pop_front()?;
+        if let Some(persist) = &batch.snapshot {
+            if persist.log_reset {
+                self.durable.entries.clear();
+            }
+            self.durable.snapshot = Some(persist.snapshot.clone());
+        }
         if let Some(hard_state) = batch.hard_state {
             self.durable.hard_state = hard_state;
         }
@@ -113,8 +116,8 @@ impl SimulatedDisk for BatchDisk {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use rafting_core::Term;
     use rafting_core::raft::{EntryPayload, HardState};
+    use rafting_core::{LogIndex, Term};
 
     fn entry(index: u64, term: u64) -> Entry {
         Entry {
@@ -140,6 +143,7 @@ pub(crate) mod tests {
                 commit: LogIndex::ZERO,
             }),
             entries,
+            snapshot: None,
         }
     }
 

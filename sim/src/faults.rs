@@ -18,7 +18,7 @@ fn mean_gap_ms(per_minute: f64) -> Option<u64> {
 }
 
 impl Simulator<'_, '_> {
-    fn fault(&mut self, what: String) {
+    pub(crate) fn fault(&mut self, what: String) {
         self.tracer.record(self.now_us, TraceEvent::Fault { what });
     }
 
@@ -143,10 +143,24 @@ impl Simulator<'_, '_> {
             self.check(result);
         }
         let wipe = self.draw_wipe(node);
+        let corrupt_snapshot = !wipe
+            && self.params.snapshot_corrupt_probability > 0.0
+            && self
+                .streams
+                .disk
+                .random_bool(self.params.snapshot_corrupt_probability);
         let host = &mut self.hosts[node];
         host.replica = None;
         host.incarnation += 1;
         host.disk.crash(torn);
+        if corrupt_snapshot {
+            let position = self.streams.disk.random_range(0..usize::MAX);
+            let bit = self.streams.disk.random_range(0..8u8);
+            if self.hosts[node].disk.corrupt_newest_snapshot(position, bit) {
+                self.fault(format!("n{}: newest snapshot file damaged", node + 1));
+            }
+        }
+        let host = &mut self.hosts[node];
         host.sync_covers = 0;
         host.paused = false;
         host.backlog.clear();
@@ -157,7 +171,7 @@ impl Simulator<'_, '_> {
             format!(" (torn write kept {kept} records)")
         });
         if wipe {
-            host.disk = crate::wal_disk::WalDisk::new(host.id);
+            host.disk = crate::wal_disk::WalDisk::new(host.id, host.config.voters.clone());
             host.catching_up = !self.scenario.crashes.planted_wiped_node_votes;
             torn_note.push_str(" (disk wiped)");
             self.coverage
@@ -218,6 +232,15 @@ impl Simulator<'_, '_> {
         }
         let host = &mut self.hosts[node];
         let durable = host.disk.recover();
+        if host.disk.damaged_snapshots() > 0 {
+            self.coverage
+                .reach(crate::coverage::SNAPSHOT_FALLBACK, self.now_us);
+        }
+        if durable.snapshot.is_some() {
+            self.coverage
+                .reach(crate::coverage::RESTARTED_FROM_SNAPSHOT, self.now_us);
+        }
+        let host = &mut self.hosts[node];
         let mut config = host.config.clone();
         config.seed ^= host.incarnation.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         config.catch_up_before_voting = host.catching_up;
@@ -226,11 +249,11 @@ impl Simulator<'_, '_> {
             Err(error) => panic!("a configuration accepted once is accepted again: {error}"),
         };
         host.last_commit = LogIndex::ZERO;
-        host.last_applied = LogIndex::ZERO;
+        host.last_applied = raft.applied_index();
         host.last_role = RoleName::Follower;
         host.last_term = raft.term();
         let commit = raft.commit_index();
-        // No snapshots yet: the node re-applies its log from the start to a fresh store.
+        // The node starts from its snapshot's store (if any) and re-applies the log after it.
         host.start_replica(raft);
         if let Some(wire) = self.wire.as_mut() {
             wire.restart(node, self.now_us);

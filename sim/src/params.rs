@@ -82,6 +82,11 @@ pub struct Params {
     pub limits: NodeLimits,
     /// Datagrams the attacker sends per simulated second (0: no attacker).
     pub attacks_per_second: f64,
+    /// Entries between snapshots (0: none), chunk size (0: default), and snapshot faults.
+    pub snapshot_every_entries: u64,
+    pub snapshot_chunk_bytes: u64,
+    pub snapshot_corrupt_probability: f64,
+    pub chunk_corruption_probability: f64,
     #[serde(skip)]
     pub kinds: Vec<PartitionKind>,
 }
@@ -166,6 +171,14 @@ impl Params {
         let wander_probability = draw_f64(rng, scenario.workload.wander_probability);
         let limits = NodeLimits::draw(&scenario.timing, rng);
         let attacks_per_second = draw_f64(rng, scenario.attacker.per_second);
+        // Drawn after everything else, and only when the scenario asks, for the same reason.
+        let snapshots = &scenario.snapshots;
+        let every = snapshots.every_entries;
+        let snapshot_every_entries = draw_u64(rng, every.low(), every.high());
+        let chunk = snapshots.chunk_bytes;
+        let snapshot_chunk_bytes = draw_u64(rng, chunk.low(), chunk.high());
+        let snapshot_corrupt_probability = draw_f64(rng, snapshots.corrupt_probability);
+        let chunk_corruption_probability = draw_f64(rng, snapshots.chunk_corruption_probability);
         Params {
             attacks_per_second,
             nodes: scenario.nodes,
@@ -184,6 +197,10 @@ impl Params {
             wipe_probability,
             wander_probability,
             limits,
+            snapshot_every_entries,
+            snapshot_chunk_bytes,
+            snapshot_corrupt_probability,
+            chunk_corruption_probability,
             kinds,
         }
     }

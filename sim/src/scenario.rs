@@ -113,6 +113,9 @@ pub struct Scenario {
     pub pauses: PauseRanges,
     #[serde(default)]
     pub disk: DiskRanges,
+    /// Snapshots and log compaction (off unless the scenario asks).
+    #[serde(default)]
+    pub snapshots: SnapshotRanges,
     #[serde(default)]
     pub clock: ClockRanges,
     /// The members share a cluster secret: datagrams are authenticated as the runtime's with
@@ -269,6 +272,28 @@ pub struct CrashRanges {
 pub struct PauseRanges {
     pub per_minute: Span<f64>,
     pub duration_ms: [u64; 2],
+}
+
+/// When nodes snapshot their store and compact their log, and the faults that concern
+/// snapshots. Each seed draws its own values.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotRanges {
+    /// Entries applied between two snapshots of a node (zero: never snapshot).
+    pub every_entries: Span<u64>,
+    /// Bytes of image per InstallSnapshot chunk (zero: the node's default).
+    pub chunk_bytes: Span<u64>,
+    /// Probability that a crash also flips a bit of the node's newest snapshot file (only
+    /// when the previous snapshot and the log still cover what it held: a damaged newest
+    /// snapshot must never cost acknowledged data).
+    pub corrupt_probability: Span<f64>,
+    /// Probability that an InstallSnapshot chunk arrives with one bit of its data flipped
+    /// (damage the datagram checksum missed); the end-to-end CRC must refuse the image.
+    pub chunk_corruption_probability: Span<f64>,
+    /// Test-only planted bug ([`rafting_core::raft::Config::planted_snapshot_unverified`]):
+    /// followers install snapshots without checking their CRC. Never read from a file.
+    #[serde(skip)]
+    pub planted_unverified: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]

@@ -271,8 +271,13 @@ impl Host {
 
     /// A replica around `node` with an empty store: a started node replays its committed
     /// entries into the store on its first steps.
+    /// A node restarted from a snapshot starts from the store in it.
     pub fn start_replica(&mut self, node: Node) {
-        let store = Store::new(StoreConfig::default());
+        let store = match node.snapshot() {
+            Some(snapshot) => Store::restore(&snapshot.image)
+                .unwrap_or_else(|error| panic!("a snapshot this node wrote must restore: {error}")),
+            None => Store::new(StoreConfig::default()),
+        };
         self.replica = Some(Replica::new(node, store, self.replica_config));
     }
 }
@@ -317,6 +322,9 @@ pub struct Simulator<'s, 'w> {
     pub(crate) liveness_target: LogIndex,
     /// Real datagrams on the network, when the scenario has a secret or an attacker.
     pub(crate) wire: Option<crate::attacker::Wire>,
+    /// The last snapshot chunk sent to a node, by (receiver, snapshot index, snapshot term):
+    /// its sender and where it ended (for coverage of resent and resumed transfers).
+    pub(crate) snapshot_chunks: BTreeMap<(usize, LogIndex, Term), (usize, u64)>,
 }
 
 /// Runs one seed of a scenario, writing its trace to `trace` if given.
@@ -366,11 +374,13 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 config,
                 replica_config: ReplicaConfig {
                     session_tick_interval_ms: scenario.workload.session_tick_interval_ms,
+                    snapshot_every_entries: params.snapshot_every_entries,
+                    snapshot_every_bytes: 0,
                     ..ReplicaConfig::default()
                 },
                 replica: None,
                 incarnation: 0,
-                disk: WalDisk::new(id),
+                disk: WalDisk::new(id, ids.iter().copied().collect()),
                 sync_covers: 0,
                 campaigned_on_transfer: None,
                 catching_up: false,
@@ -425,6 +435,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             liveness_target: LogIndex::ZERO,
             wire: (scenario.secret || scenario.attacker.enabled())
                 .then(|| crate::attacker::Wire::new(nodes, scenario.secret)),
+            snapshot_chunks: BTreeMap::new(),
         })
     }
 
@@ -823,6 +834,10 @@ fn node_config(
     config.uncommitted_entries_max = limits.uncommitted_entries_max;
     config.uncommitted_bytes_max = limits.uncommitted_bytes_max;
     config.pending_reads_max = limits.pending_reads_max;
+    if params.snapshot_chunk_bytes > 0 {
+        config.snapshot_chunk_bytes = params.snapshot_chunk_bytes as usize;
+    }
+    config.planted_snapshot_unverified = scenario.snapshots.planted_unverified;
     config
 }
 

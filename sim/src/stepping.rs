@@ -8,7 +8,9 @@ use crate::coverage;
 use crate::network::Fate;
 use crate::simulator::{EventKind, Simulator};
 use crate::trace::TraceEvent;
-use rafting_core::raft::{EntryPayload, Envelope, Message, Node, PersistBatch, RoleName};
+use rafting_core::raft::{
+    EntryPayload, Envelope, InstallSnapshot, Message, Node, PersistBatch, RoleName,
+};
 use rafting_core::replica::{AppliedEntry, Input, Output};
 use rafting_core::{LogIndex, Millis};
 use rand::Rng;
@@ -171,6 +173,7 @@ impl Simulator<'_, '_> {
 
     fn carry_out(&mut self, node: usize, output: Output) {
         let proposed = self.proposed_in_own_term(node, &output.persist);
+        self.check_snapshots(node, &output);
         for batch in output.persist {
             self.persist(node, batch);
         }
@@ -203,6 +206,52 @@ impl Simulator<'_, '_> {
             .global_us(output.wake_at.get())
             .max(self.now_us + 1);
         self.arm_timer(node, wake_us);
+    }
+
+    /// Checks the snapshots a node took or installed in this step against what others took
+    /// at the same index, and notes coverage.
+    fn check_snapshots(&mut self, node: usize, output: &Output) {
+        let id = self.hosts[node].id;
+        if self.hosts[node]
+            .node()
+            .is_some_and(|raft| raft.snapshot_checksum_failures() > 0)
+        {
+            self.coverage
+                .reach(coverage::SNAPSHOT_CHECKSUM_REFUSED, self.now_us);
+        }
+        let installed = output.installed.map(|(index, _)| index);
+        for batch in &output.persist {
+            let Some(persist) = batch.snapshot.as_ref() else {
+                continue;
+            };
+            let index = persist.snapshot.index;
+            if installed == Some(index) {
+                continue;
+            }
+            self.coverage.reach(coverage::SNAPSHOT_TAKEN, self.now_us);
+            let digest = checkers::bytes_digest(&persist.snapshot.image);
+            let snapshots = &mut self.record.snapshots;
+            let result = checkers::snapshot_state_matches(snapshots, id, index, digest, false);
+            self.check(result);
+        }
+        let Some(index) = installed else {
+            return;
+        };
+        self.coverage
+            .reach(coverage::SNAPSHOT_INSTALLED, self.now_us);
+        let host = &mut self.hosts[node];
+        host.last_applied = index;
+        let Some(replica) = host.replica.as_ref() else {
+            return;
+        };
+        let digest = checkers::bytes_digest(&replica.store().snapshot());
+        let snapshots = &mut self.record.snapshots;
+        let result = checkers::snapshot_state_matches(snapshots, id, index, digest, true);
+        self.check(result);
+        if self.tracer.enabled() {
+            let detail = format!("n{} installs snapshot at {index}", id.get());
+            self.fault(detail);
+        }
     }
 
     /// Whether a leader's step appended a command of its own term (a proposal it accepted).
@@ -325,7 +374,9 @@ impl Simulator<'_, '_> {
         let Some(raft) = host.node() else {
             return;
         };
-        let mut index = from.next();
+        // Entries a snapshot covers are no longer in the log (the snapshot checker vouches for
+        // them).
+        let mut index = from.max(raft.log().base()).next();
         while index <= to {
             let Some(entry) = raft.log().entry(index) else {
                 break;
@@ -396,12 +447,15 @@ impl Simulator<'_, '_> {
         }
     }
 
-    fn send(&mut self, envelope: Envelope) {
+    fn send(&mut self, mut envelope: Envelope) {
+        let from = envelope.from.get() as usize - 1;
+        let to = envelope.to.get() as usize - 1;
+        if let Message::InstallSnapshot(chunk) = &mut envelope.message {
+            self.note_chunk(from, to, chunk);
+        }
         if self.wire.is_some() {
             return self.send_datagrams(envelope);
         }
-        let from = envelope.from.get() as usize - 1;
-        let to = envelope.to.get() as usize - 1;
         match self
             .network
             .send(&mut self.streams.network, self.now_us, from, to)
@@ -427,6 +481,32 @@ impl Simulator<'_, '_> {
                 };
                 self.schedule(at_us, deliver);
             }
+        }
+    }
+
+    /// Coverage of snapshot transfers (a chunk resent, a transfer a new leader went on with),
+    /// and the chunk-damage fault: one bit of the chunk's data flipped on the way.
+    fn note_chunk(&mut self, from: usize, to: usize, chunk: &mut InstallSnapshot) {
+        let end = chunk.offset + chunk.data.len() as u64;
+        let key = (to, chunk.index, chunk.snapshot_term);
+        if let Some(&(sender, sent_end)) = self.snapshot_chunks.get(&key)
+            && chunk.offset > 0
+        {
+            if sender != from {
+                self.coverage
+                    .reach(coverage::SNAPSHOT_RESUMED_BY_NEW_LEADER, self.now_us);
+            } else if chunk.offset < sent_end {
+                self.coverage.reach(coverage::SNAPSHOT_RESENT, self.now_us);
+            }
+        }
+        self.snapshot_chunks.insert(key, (from, end));
+        let probability = self.params.chunk_corruption_probability;
+        if probability > 0.0
+            && !chunk.data.is_empty()
+            && self.streams.network.random_bool(probability)
+        {
+            let position = self.streams.network.random_range(0..chunk.data.len());
+            chunk.data[position] ^= 1 << self.streams.network.random_range(0..8u32);
         }
     }
 }

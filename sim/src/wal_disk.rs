@@ -11,39 +11,74 @@
 //! and every recovery checks that replaying the bytes gives the same state: a differential
 //! test of the log format that runs on every crash of every simulated seed.
 //!
+//! Snapshots are files of real bytes ([`encode_snapshot_file`]), chosen at recovery by the
+//! same [`newest_valid_snapshot`] the runtime uses. As the runtime does, a persisted snapshot
+//! starts a new segment, deletes the oldest segments whose entries the *previous* snapshot
+//! covers (so a damaged newest snapshot can always fall back to the previous one and the
+//! log), and keeps two snapshot files. A snapshot installed over a log that did not continue
+//! it writes a reset record after the file.
+//!
 //! [`BatchDisk`]: crate::disk::BatchDisk
 
 use crate::disk::SimulatedDisk;
-use rafting_core::NodeId;
-use rafting_core::raft::{BatchId, DurableState, PersistBatch};
-use rafting_wal::{
-    Batch, ClusterId, LogOwner, LogShape, RecoveredLog, SegmentExpectation, WalError, encode_frame,
-    new_segment_bytes, replay_segment,
+use rafting_core::raft::{BatchId, DurableState, PersistBatch, Snapshot, entries_after_snapshot};
+use rafting_core::{LogIndex, NodeId};
+use rafting_wal::snapshot_file::{
+    SnapshotMeta, decode_snapshot_file, encode_snapshot_file, newest_valid_snapshot,
+    snapshot_file_name, snapshot_files_to_delete,
 };
-use std::collections::VecDeque;
+use rafting_wal::{
+    Batch, ClusterId, LogOwner, LogShape, RecordRef, RecoveredLog, SegmentExpectation, WalError,
+    encode_frame, new_segment_bytes, replay_segment,
+};
+use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 
-const SEGMENT_NAME: &str = "simulated-segment-1";
+/// One simulated segment file.
+#[derive(Clone, Debug)]
+struct Segment {
+    sequence: u64,
+    bytes: Vec<u8>,
+    /// The highest index any entry written to it had (`None`: no entry yet).
+    index_max: Option<LogIndex>,
+}
+
+impl Segment {
+    fn name(&self) -> String {
+        format!("simulated-segment-{}", self.sequence)
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct WalDisk {
     owner: LogOwner,
-    /// The durable bytes of the one segment.
-    bytes: Vec<u8>,
+    voters: BTreeSet<NodeId>,
+    /// The durable segments, oldest first; the last is being written.
+    segments: Vec<Segment>,
+    /// The durable snapshot files, by name.
+    snapshot_files: Vec<(String, Vec<u8>)>,
     shape: LogShape,
-    /// The durable state as values, mirrored from the synced batches.
+    /// The durable state as values, mirrored from the synced batches (every entry since the
+    /// last reset, even those a snapshot covers: only entries after it are compared).
     durable: DurableState,
     pending: VecDeque<PersistBatch>,
 }
 
 impl WalDisk {
-    pub fn new(node: NodeId) -> WalDisk {
+    pub fn new(node: NodeId, voters: BTreeSet<NodeId>) -> WalDisk {
         let owner = LogOwner {
             cluster_id: ClusterId(1),
             node_id: node,
         };
         WalDisk {
             owner,
-            bytes: new_segment_bytes(owner, 1).to_vec(),
+            voters,
+            segments: vec![Segment {
+                sequence: 1,
+                bytes: new_segment_bytes(owner, 1).to_vec(),
+                index_max: None,
+            }],
+            snapshot_files: Vec::new(),
             shape: LogShape::default(),
             durable: DurableState::default(),
             pending: VecDeque::new(),
@@ -55,40 +90,102 @@ impl WalDisk {
         &self.durable
     }
 
-    /// The durable bytes of the segment.
+    /// The durable bytes of the segment being written.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes
+        &self.active().bytes
     }
 
-    /// Flips one bit of the durable bytes (a disk fault). Positions wrap around the segment.
+    /// How many segments and snapshot files the disk holds.
+    pub fn files(&self) -> (usize, usize) {
+        (self.segments.len(), self.snapshot_files.len())
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments.last().expect("a log always has a segment")
+    }
+
+    /// Flips one bit of the durable bytes of the segment being written (a disk fault).
+    /// Positions wrap around the segment.
     pub fn corrupt(&mut self, position: usize, bit: u8) {
-        let position = position % self.bytes.len();
-        self.bytes[position] ^= 1 << (bit % 8);
+        let segment = self
+            .segments
+            .last_mut()
+            .expect("a log always has a segment");
+        let position = position % segment.bytes.len();
+        segment.bytes[position] ^= 1 << (bit % 8);
     }
 
-    /// Runs the real recovery over the durable bytes.
-    pub fn replay(&self) -> Result<(DurableState, u64), WalError> {
-        let expectation = SegmentExpectation {
-            owner: self.owner,
-            sequence: 1,
-            is_last: true,
+    /// Flips one bit of the newest snapshot file (a disk fault), provided recovery still
+    /// reaches everything the disk held through the previous snapshot and the log (the damage
+    /// this models must cost nothing acknowledged). Returns whether it flipped it.
+    pub fn corrupt_newest_snapshot(&mut self, position: usize, bit: u8) -> bool {
+        let Some(newest) =
+            (0..self.snapshot_files.len()).max_by_key(|&at| &self.snapshot_files[at].0)
+        else {
+            return false;
         };
+        let flip = |files: &mut Vec<(String, Vec<u8>)>| {
+            let bytes = &mut files[newest].1;
+            let position = position % bytes.len();
+            bytes[position] ^= 1 << (bit % 8);
+        };
+        flip(&mut self.snapshot_files);
+        let reaches = self.replay().is_ok_and(|(state, _, _)| {
+            let (base, term) = state
+                .snapshot
+                .as_ref()
+                .map_or((LogIndex::ZERO, Default::default()), |s| (s.index, s.term));
+            let kept = entries_after_snapshot(state.entries, base, term);
+            kept.last().map_or(base, |entry| entry.index) >= self.durable.last_index()
+        });
+        if !reaches {
+            flip(&mut self.snapshot_files);
+        }
+        reaches
+    }
+
+    /// Snapshot files that do not check out (recovery skips them).
+    pub fn damaged_snapshots(&self) -> usize {
+        let (_, skipped) = newest_valid_snapshot(&self.snapshot_files, self.owner);
+        skipped.len()
+    }
+
+    /// Runs the real recovery over the durable bytes: the newest valid snapshot (with the
+    /// errors of damaged ones skipped), then every segment. Returns the recovered state and
+    /// the valid length of the last segment.
+    pub fn replay(&self) -> Result<(DurableState, u64, Vec<WalError>), WalError> {
+        let (found, skipped) = newest_valid_snapshot(&self.snapshot_files, self.owner);
+        let snapshot = found.map(|(meta, image)| Snapshot {
+            index: meta.index,
+            term: meta.term,
+            image: Arc::new(image.to_vec()),
+        });
         let mut log = RecoveredLog::default();
-        let scan = replay_segment(SEGMENT_NAME, &self.bytes, expectation, &mut log)?;
+        let mut valid_length = 0;
+        let last = self.active().sequence;
+        for segment in &self.segments {
+            let expectation = SegmentExpectation {
+                owner: self.owner,
+                sequence: segment.sequence,
+                is_last: segment.sequence == last,
+            };
+            let scan = replay_segment(&segment.name(), &segment.bytes, expectation, &mut log)?;
+            valid_length = scan.valid_length;
+        }
         let state = DurableState {
             hard_state: log.hard_state.unwrap_or_default(),
             entries: log.entries,
+            snapshot,
         };
-        Ok((state, scan.valid_length))
+        Ok((state, valid_length, skipped))
     }
 
-    fn encode(&self, batch: &PersistBatch) -> (Vec<u8>, LogShape) {
+    fn encode(&self, batch: &PersistBatch, shape: LogShape) -> (Vec<u8>, LogShape) {
         let batch = Batch {
             hard_state: batch.hard_state,
             entries: batch.entries.clone(),
         };
-        let (records, shape) = self
-            .shape
+        let (records, shape) = shape
             .plan_batch(&batch)
             .expect("core emitted a persist batch that breaks the log's ordering rules");
         let mut frame = Vec::new();
@@ -97,6 +194,12 @@ impl WalDisk {
     }
 
     fn mirror(&mut self, batch: &PersistBatch) {
+        if let Some(persist) = &batch.snapshot {
+            if persist.log_reset {
+                self.durable.entries.clear();
+            }
+            self.durable.snapshot = Some(persist.snapshot.clone());
+        }
         if let Some(hard_state) = batch.hard_state {
             self.durable.hard_state = hard_state;
         }
@@ -107,6 +210,86 @@ impl WalDisk {
             self.durable.entries.extend_from_slice(&batch.entries);
         }
     }
+
+    fn append_to_active(&mut self, frame: &[u8], index_max: Option<LogIndex>) {
+        let segment = self
+            .segments
+            .last_mut()
+            .expect("a log always has a segment");
+        segment.bytes.extend_from_slice(frame);
+        segment.index_max = segment.index_max.max(index_max);
+    }
+
+    /// Writes the snapshot file (the runtime: temporary file, fsync, rename, directory
+    /// fsync), then the reset record if the log is discarded.
+    fn write_snapshot(&mut self, snapshot: &Snapshot, log_reset: bool) {
+        let meta = SnapshotMeta {
+            owner: self.owner,
+            index: snapshot.index,
+            term: snapshot.term,
+            voters: self.voters.clone(),
+        };
+        let name = snapshot_file_name(snapshot.index, snapshot.term);
+        self.snapshot_files.retain(|(held, _)| *held != name);
+        self.snapshot_files
+            .push((name, encode_snapshot_file(&meta, &snapshot.image)));
+        if log_reset {
+            let mut frame = Vec::new();
+            let reset = [RecordRef::Reset {
+                after: snapshot.index,
+            }];
+            encode_frame(&reset, &mut frame).expect("a reset record fits a frame");
+            self.append_to_active(&frame, None);
+            self.shape.reset(snapshot.index);
+        }
+    }
+
+    /// After a snapshot is durable: a new segment (starting with the hard state), the oldest
+    /// segments the previous snapshot covers deleted, two snapshot files kept.
+    fn compact_files(&mut self) {
+        let sequence = self.active().sequence + 1;
+        let mut bytes = new_segment_bytes(self.owner, sequence).to_vec();
+        let hard_state = [RecordRef::HardState(&self.durable.hard_state)];
+        encode_frame(&hard_state, &mut bytes).expect("a hard state fits a frame");
+        self.segments.push(Segment {
+            sequence,
+            bytes,
+            index_max: None,
+        });
+        // Damaged files are neither counted nor deleted (kept for inspection, as the runtime
+        // does): two *valid* snapshots are kept.
+        let owner = self.owner;
+        let names: Vec<String> = self
+            .snapshot_files
+            .iter()
+            .filter(|(name, bytes)| decode_snapshot_file(name, bytes, owner).is_ok())
+            .map(|(name, _)| name.clone())
+            .collect();
+        let delete = snapshot_files_to_delete(&names);
+        self.snapshot_files
+            .retain(|(name, _)| !delete.contains(name));
+        let mut indexes: Vec<LogIndex> = names
+            .iter()
+            .filter(|name| !delete.contains(name))
+            .filter_map(|name| rafting_wal::snapshot_file::parse_snapshot_file_name(name))
+            .map(|(index, _)| index)
+            .collect();
+        indexes.sort();
+        let Some(&covered) = indexes.iter().rev().nth(1) else {
+            return;
+        };
+        while self.segments.len() > 1
+            && self.segments[0]
+                .index_max
+                .is_some_and(|index_max| index_max <= covered)
+        {
+            self.segments.remove(0);
+        }
+    }
+
+    fn records_of(&self, batch: &PersistBatch) -> usize {
+        usize::from(batch.hard_state.is_some()) + batch.entries.len() + 1
+    }
 }
 
 impl SimulatedDisk for WalDisk {
@@ -116,27 +299,45 @@ impl SimulatedDisk for WalDisk {
 
     fn sync_next(&mut self) -> Option<BatchId> {
         let batch = self.pending.pop_front()?;
-        let (frame, shape) = self.encode(&batch);
-        self.bytes.extend_from_slice(&frame);
+        if let Some(persist) = &batch.snapshot {
+            self.write_snapshot(&persist.snapshot, persist.log_reset);
+        }
+        let (frame, shape) = self.encode(&batch, self.shape);
+        let index_max = batch.entries.last().map(|entry| entry.index);
+        self.append_to_active(&frame, index_max);
         self.shape = shape;
         self.mirror(&batch);
+        if batch.snapshot.is_some() {
+            self.compact_files();
+        }
         Some(batch.id)
     }
 
     /// A torn write of `k` records leaves the same fraction of the in-flight frame's bytes
     /// (never all of it). Then, as the real log does when it is opened, the torn tail is cut.
+    /// A batch that carries a snapshot tears in its snapshot file, which is written first
+    /// under a temporary name: recovery never sees it, and the frame was never begun.
     fn crash(&mut self, torn_records: Option<usize>) {
         let in_flight = self.pending.pop_front();
         self.pending.clear();
         let (Some(batch), Some(records)) = (in_flight, torn_records) else {
             return;
         };
-        let (frame, _) = self.encode(&batch);
+        if batch.snapshot.is_some() {
+            return;
+        }
+        let (frame, _) = self.encode(&batch, self.shape);
         let total = self.records_of(&batch).max(1);
         let kept = frame.len() * records.min(total - 1) / total;
-        self.bytes.extend_from_slice(&frame[..kept]);
+        self.append_to_active(&frame[..kept], None);
         match self.replay() {
-            Ok((_, valid_length)) => self.bytes.truncate(valid_length as usize),
+            Ok((_, valid_length, _)) => {
+                let segment = self
+                    .segments
+                    .last_mut()
+                    .expect("a log always has a segment");
+                segment.bytes.truncate(valid_length as usize);
+            }
             Err(error) => panic!("a torn tail must be recoverable: {error}"),
         }
     }
@@ -147,26 +348,37 @@ impl SimulatedDisk for WalDisk {
             .map_or(0, |batch| self.records_of(batch))
     }
 
-    /// Recovers by replaying the bytes, and checks the result against the mirrored values.
+    /// Recovers by replaying the bytes, and checks the result against the mirrored values:
+    /// the same hard state, snapshot (unless a damaged newest one was skipped) and entries
+    /// after the snapshot.
     fn recover(&self) -> DurableState {
-        let (state, _) = self
+        let (state, _, skipped) = self
             .replay()
             .unwrap_or_else(|error| panic!("the simulated write-ahead log must recover: {error}"));
         assert_eq!(
-            state, self.durable,
+            state.hard_state, self.durable.hard_state,
             "replaying the log bytes disagrees with what was synced"
         );
+        if skipped.is_empty() {
+            assert_eq!(
+                state.snapshot, self.durable.snapshot,
+                "the snapshot recovered is not the one synced"
+            );
+            let base = state.snapshot.as_ref().map_or(LogIndex::ZERO, |s| s.index);
+            let after = |entries: &[rafting_core::raft::Entry]| -> Vec<rafting_core::raft::Entry> {
+                entries.iter().filter(|e| e.index > base).cloned().collect()
+            };
+            assert_eq!(
+                after(&state.entries),
+                after(&self.durable.entries),
+                "replaying the log bytes disagrees with what was synced"
+            );
+        }
         state
     }
 
     fn pending(&self) -> usize {
         self.pending.len()
-    }
-}
-
-impl WalDisk {
-    fn records_of(&self, batch: &PersistBatch) -> usize {
-        usize::from(batch.hard_state.is_some()) + batch.entries.len() + 1
     }
 }
 
@@ -200,7 +412,7 @@ mod tests {
     /// batches, including suffix replacements and hard-state-only batches.
     #[test]
     fn recovers_what_the_value_disk_recovers() {
-        let mut wal = WalDisk::new(NodeId(1));
+        let mut wal = WalDisk::new(NodeId(1), BTreeSet::from([NodeId(1)]));
         let mut values = BatchDisk::new();
         for batch in history() {
             wal.write(batch.clone());
@@ -216,7 +428,7 @@ mod tests {
     #[test]
     fn a_torn_write_loses_only_the_in_flight_batch() {
         for torn in 0..6 {
-            let mut wal = WalDisk::new(NodeId(1));
+            let mut wal = WalDisk::new(NodeId(1), BTreeSet::from([NodeId(1)]));
             let batches = history();
             for batch in &batches[..2] {
                 wal.write(batch.clone());
@@ -237,7 +449,7 @@ mod tests {
     /// served.
     #[test]
     fn corruption_in_the_middle_is_refused() {
-        let mut wal = WalDisk::new(NodeId(1));
+        let mut wal = WalDisk::new(NodeId(1), BTreeSet::from([NodeId(1)]));
         for batch in history() {
             wal.write(batch);
             wal.sync_next();
@@ -245,6 +457,6 @@ mod tests {
         let middle = wal.bytes().len() / 2;
         wal.corrupt(middle, 3);
         let error = wal.replay().unwrap_err();
-        assert!(error.to_string().contains(SEGMENT_NAME), "{error}");
+        assert!(error.to_string().contains("simulated-segment-1"), "{error}");
     }
 }

@@ -62,6 +62,12 @@ impl LogShape {
         Ok(())
     }
 
+    /// Forgets every entry: the next one must be `after + 1`.
+    pub fn reset(&mut self, after: LogIndex) {
+        self.first_index = None;
+        self.next_index = Some(after.next());
+    }
+
     /// Checks and applies the append of an entry with `index`.
     pub fn append(&mut self, index: LogIndex) -> Result<(), OrderViolation> {
         if index == LogIndex::ZERO {
@@ -151,6 +157,10 @@ impl RecoveredLog {
                 self.shape.append(entry.index)?;
                 self.entries.push(entry);
             }
+            Record::Reset { after } => {
+                self.shape.reset(after);
+                self.entries.clear();
+            }
         }
         Ok(())
     }
@@ -224,6 +234,24 @@ mod tests {
             })
             .unwrap_err();
         assert!(error.reason.contains("past the end"), "{error:?}");
+    }
+
+    // A reset (a snapshot installed over a log that did not continue it) forgets every entry
+    // and the log goes on right after the snapshot, even past a gap.
+    #[test]
+    fn a_reset_forgets_the_log_and_continues_after_the_snapshot() {
+        let mut log = RecoveredLog::default();
+        for index in 1..=5 {
+            log.apply(Record::Entry(entry(1, index))).unwrap();
+        }
+        log.apply(Record::Reset {
+            after: LogIndex::new(9),
+        })
+        .unwrap();
+        assert!(log.entries.is_empty());
+        assert!(log.apply(Record::Entry(entry(2, 11))).is_err());
+        log.apply(Record::Entry(entry(2, 10))).unwrap();
+        assert_eq!(indexes(&log), vec![(2, 10)]);
     }
 
     // A batch whose first entry overlaps the log gets a truncation record in front of it.

@@ -20,6 +20,10 @@ pub enum Record {
     Truncate { from: LogIndex },
     /// Append one entry; its index must follow the log.
     Entry(Entry),
+    /// Forget every entry: a snapshot covering the log up to `after` was installed from a
+    /// leader over a log that did not continue it. The next entry is `after + 1`. Written
+    /// only once that snapshot's file is durable.
+    Reset { after: LogIndex },
 }
 
 /// A borrowed [`Record`], so that writing never clones an entry.
@@ -28,6 +32,7 @@ pub enum RecordRef<'a> {
     HardState(&'a HardState),
     Truncate { from: LogIndex },
     Entry(&'a Entry),
+    Reset { after: LogIndex },
 }
 
 /// What the Raft core asks to make durable in one go: an optional new hard state, and entries

@@ -158,6 +158,59 @@ pub fn decode_snapshot_file<'a>(
     Ok((meta, image))
 }
 
+/// Snapshot files kept on disk: the newest, and the one before it until the newest is
+/// durable (and as a fallback should the newest be damaged).
+pub const SNAPSHOT_FILES_KEPT: usize = 2;
+
+/// The `(index, term)` a snapshot file's name gives, or `None` for any other name (a
+/// temporary file left by a crash mid-write is not a snapshot).
+pub fn parse_snapshot_file_name(name: &str) -> Option<(LogIndex, Term)> {
+    let middle = name.strip_prefix("snapshot-")?.strip_suffix(".snap")?;
+    let (index, term) = middle.split_once('-')?;
+    let digits = |text: &str| text.len() == 20 && text.bytes().all(|b| b.is_ascii_digit());
+    if !digits(index) || !digits(term) {
+        return None;
+    }
+    Some((
+        LogIndex::new(index.parse().ok()?),
+        Term::new(term.parse().ok()?),
+    ))
+}
+
+/// Of the snapshot files named in `names` (any order), those to delete so that only the
+/// newest [`SNAPSHOT_FILES_KEPT`] remain.
+pub fn snapshot_files_to_delete(names: &[String]) -> Vec<String> {
+    let mut snapshots: Vec<&String> = names
+        .iter()
+        .filter(|name| parse_snapshot_file_name(name).is_some())
+        .collect();
+    snapshots.sort_by_key(|name| parse_snapshot_file_name(name));
+    let excess = snapshots.len().saturating_sub(SNAPSHOT_FILES_KEPT);
+    snapshots.into_iter().take(excess).cloned().collect()
+}
+
+/// The newest snapshot among `files` (name and content) that checks out, newest first by
+/// name, with the errors of the damaged ones it skipped on the way (each naming its file and
+/// offset: the caller logs them). A damaged file is never half-used.
+pub fn newest_valid_snapshot(
+    files: &[(String, Vec<u8>)],
+    owner: LogOwner,
+) -> (Option<(SnapshotMeta, &[u8])>, Vec<WalError>) {
+    let mut candidates: Vec<&(String, Vec<u8>)> = files
+        .iter()
+        .filter(|(name, _)| parse_snapshot_file_name(name).is_some())
+        .collect();
+    candidates.sort_by_key(|(name, _)| std::cmp::Reverse(parse_snapshot_file_name(name)));
+    let mut skipped = Vec::new();
+    for (name, bytes) in candidates {
+        match decode_snapshot_file(name, bytes, owner) {
+            Ok(found) => return (Some(found), skipped),
+            Err(error) => skipped.push(error),
+        }
+    }
+    (None, skipped)
+}
+
 /// Reads fields in order, naming the offset of whatever is missing.
 struct Reader<'f, 'b> {
     file: &'f str,
@@ -222,6 +275,41 @@ mod tests {
         let (read, image) = decode_snapshot_file("s.snap", &bytes, owner()).unwrap();
         assert_eq!(read, meta());
         assert_eq!(image, b"the store");
+    }
+
+    // The newest file that checks out wins; a damaged newer one is skipped with its name, and
+    // only the newest two are kept.
+    #[test]
+    fn the_newest_valid_snapshot_is_chosen_and_two_are_kept() {
+        let at = |index: u64| {
+            let meta = SnapshotMeta {
+                index: LogIndex::new(index),
+                ..meta()
+            };
+            let name = snapshot_file_name(meta.index, meta.term);
+            (name, encode_snapshot_file(&meta, &[index as u8; 10]))
+        };
+        let mut files = vec![
+            at(5),
+            at(20),
+            at(9),
+            ("snapshot-x.snap.tmp".into(), vec![1]),
+        ];
+        let (found, skipped) = newest_valid_snapshot(&files, owner());
+        assert_eq!(found.unwrap().0.index, LogIndex::new(20));
+        assert!(skipped.is_empty());
+        let last = files[1].1.len() - 1;
+        files[1].1[last] ^= 1;
+        let (found, skipped) = newest_valid_snapshot(&files, owner());
+        assert_eq!(found.unwrap().0.index, LogIndex::new(9));
+        assert!(
+            skipped[0].to_string().contains(&files[1].0),
+            "{}",
+            skipped[0]
+        );
+        let names: Vec<String> = files.iter().map(|(name, _)| name.clone()).collect();
+        assert_eq!(snapshot_files_to_delete(&names), vec![files[0].0.clone()]);
+        assert_eq!(parse_snapshot_file_name("snapshot-1-2.snap"), None);
     }
 
     #[test]

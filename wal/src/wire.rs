@@ -13,6 +13,7 @@ pub(crate) enum WireRecordRef<'a> {
     HardState(&'a HardState),
     Truncate { from: LogIndex },
     Entry(WireEntryRef<'a>),
+    Reset { after: LogIndex },
 }
 
 #[derive(Serialize)]
@@ -41,6 +42,7 @@ impl<'a> From<&RecordRef<'a>> for WireRecordRef<'a> {
         match *record {
             RecordRef::HardState(hard_state) => WireRecordRef::HardState(hard_state),
             RecordRef::Truncate { from } => WireRecordRef::Truncate { from },
+            RecordRef::Reset { after } => WireRecordRef::Reset { after },
             RecordRef::Entry(entry) => WireRecordRef::Entry(WireEntryRef {
                 term: entry.term,
                 index: entry.index,
@@ -58,6 +60,7 @@ pub(crate) enum WireRecord {
     HardState(HardState),
     Truncate { from: LogIndex },
     Entry(WireEntry),
+    Reset { after: LogIndex },
 }
 
 #[derive(Deserialize)]
@@ -104,6 +107,7 @@ impl From<WireRecord> for Record {
         match record {
             WireRecord::HardState(hard_state) => Record::HardState(hard_state),
             WireRecord::Truncate { from } => Record::Truncate { from },
+            WireRecord::Reset { after } => Record::Reset { after },
             WireRecord::Entry(entry) => Record::Entry(Entry {
                 term: entry.term,
                 index: entry.index,

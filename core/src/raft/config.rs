@@ -47,6 +47,17 @@ pub struct Config {
     /// and every write it had helped commit could be lost. A brand-new cluster is bootstrapped
     /// with this off (the runtime's `--initial-cluster-state new`).
     pub catch_up_before_voting: bool,
+    /// Bytes of snapshot image per [`super::InstallSnapshot`] chunk: small enough that a
+    /// chunk fits one datagram. Chunks in flight share the append window
+    /// (`inflight_messages_max`, `inflight_bytes_max`).
+    pub snapshot_chunk_bytes: usize,
+    /// The largest snapshot a follower accepts from a leader (a bound against a damaged or
+    /// hostile length; far above any store the tenant caps allow).
+    pub snapshot_bytes_max: u64,
+    /// Test-only planted bug: a follower installs an assembled snapshot without checking its
+    /// CRC32C. The simulator's `snapshot_state_matches` checker must catch it once a chunk is
+    /// damaged in transit.
+    pub planted_snapshot_unverified: bool,
 }
 
 impl Config {
@@ -70,6 +81,9 @@ impl Config {
             proposal_bytes_max: 1024 * 1024,
             pending_reads_max: 10_000,
             catch_up_before_voting: false,
+            snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES_DEFAULT,
+            snapshot_bytes_max: 4 << 30,
+            planted_snapshot_unverified: false,
         }
     }
 
@@ -108,15 +122,27 @@ impl Config {
             (self.uncommitted_bytes_max, "uncommitted_bytes_max"),
             (self.proposal_bytes_max, "proposal_bytes_max"),
             (self.pending_reads_max, "pending_reads_max"),
+            (self.snapshot_chunk_bytes, "snapshot_chunk_bytes"),
         ];
         for (value, name) in positive {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
             }
         }
+        if self.snapshot_chunk_bytes > SNAPSHOT_CHUNK_BYTES_MAX {
+            return Err(ConfigError::Invalid(
+                "snapshot_chunk_bytes must fit one datagram (at most 56 KiB)",
+            ));
+        }
         Ok(())
     }
 }
+
+/// Default size of one snapshot chunk: with its header and the datagram envelope it stays
+/// well inside one UDP datagram (the runtime's limit is 60,000 bytes).
+pub const SNAPSHOT_CHUNK_BYTES_DEFAULT: usize = 32 * 1024;
+/// The largest chunk a node may be configured to send.
+pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 56 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum ConfigError {

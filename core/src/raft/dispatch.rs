@@ -1,7 +1,8 @@
 //! The message dispatcher: checks the term once, then hands the message to its handler.
 
 use super::message::{
-    AppendEntriesResponse, AppendOutcome, Envelope, HeartbeatResponse, Message, PreVoteResponse,
+    AppendEntriesResponse, AppendOutcome, Envelope, HeartbeatResponse, InstallSnapshotResponse,
+    Message, PreVoteResponse,
 };
 use super::node::Node;
 use super::role::Role;
@@ -39,6 +40,10 @@ impl Node {
             Message::Heartbeat(request) => self.on_heartbeat(from, request),
             Message::HeartbeatResponse(response) => self.on_heartbeat_response(from, response),
             Message::TimeoutNow(_) => self.on_timeout_now(from),
+            Message::InstallSnapshot(request) => self.on_install_snapshot(from, request),
+            Message::InstallSnapshotResponse(response) => {
+                self.on_install_snapshot_response(from, response)
+            }
         }
     }
 
@@ -55,7 +60,7 @@ impl Node {
                 // fast). Ignore it without adopting its term (thesis §4.2.3).
                 false
             }
-            Message::AppendEntries(_) | Message::Heartbeat(_) => {
+            Message::AppendEntries(_) | Message::Heartbeat(_) | Message::InstallSnapshot(_) => {
                 self.become_follower(message.term(), Some(from));
                 true
             }
@@ -90,6 +95,19 @@ impl Node {
                     last_log_index,
                 };
                 self.send(from, Message::HeartbeatResponse(response));
+            }
+            Message::InstallSnapshot(request)
+                if self.config.check_quorum || self.config.pre_vote =>
+            {
+                // A deposed leader still streaming a snapshot learns the new term.
+                let response = InstallSnapshotResponse {
+                    term,
+                    index: request.index,
+                    snapshot_term: request.snapshot_term,
+                    next_offset: 0,
+                    installed: false,
+                };
+                self.send(from, Message::InstallSnapshotResponse(response));
             }
             Message::PreVote(_) => {
                 let response = PreVoteResponse {

@@ -245,6 +245,30 @@ impl RaftLog {
         true
     }
 
+    /// Makes the log start after a snapshot received from a leader, which covers `(index,
+    /// term)` and is therefore committed and applied (Raft Figure 13, steps 6 and 7): if the
+    /// log holds that very entry, the entries after it stay; otherwise the whole log is
+    /// discarded. Returns whether it was discarded.
+    pub fn restore_to(&mut self, index: LogIndex, term: Term) -> bool {
+        let keeps_suffix = index > self.base && self.matches(index, term);
+        if keeps_suffix {
+            let drop = usize::try_from(index.get() - self.base.get()).unwrap_or(usize::MAX);
+            self.entries.drain(..drop.min(self.entries.len()));
+        } else {
+            // Nothing of the discarded log counts as durable; the old base still does, until
+            // the batch holding the new snapshot is reported durable.
+            self.entries.clear();
+            self.durable = self.durable.min(self.base);
+        }
+        self.base = index;
+        self.base_term = term;
+        self.commit = self.commit.max(index);
+        self.applied = index;
+        self.durable = self.durable.min(self.last_index());
+        self.uncommitted_bytes = self.bytes_between(self.commit, self.last_index());
+        !keeps_suffix
+    }
+
     /// Entries committed, durable here, and not yet handed out; marks them handed out.
     pub fn take_applicable(&mut self) -> Vec<Entry> {
         let upto = self.commit.min(self.durable);

@@ -26,6 +26,8 @@ pub enum Message {
     Heartbeat(Heartbeat),
     HeartbeatResponse(HeartbeatResponse),
     TimeoutNow(TimeoutNow),
+    InstallSnapshot(InstallSnapshot),
+    InstallSnapshotResponse(InstallSnapshotResponse),
 }
 
 impl Message {
@@ -41,6 +43,8 @@ impl Message {
             Message::Heartbeat(m) => m.term,
             Message::HeartbeatResponse(m) => m.term,
             Message::TimeoutNow(m) => m.term,
+            Message::InstallSnapshot(m) => m.term,
+            Message::InstallSnapshotResponse(m) => m.term,
         }
     }
 
@@ -56,6 +60,8 @@ impl Message {
             Message::Heartbeat(_) => "Heartbeat",
             Message::HeartbeatResponse(_) => "HeartbeatResponse",
             Message::TimeoutNow(_) => "TimeoutNow",
+            Message::InstallSnapshot(_) => "InstallSnapshot",
+            Message::InstallSnapshotResponse(_) => "InstallSnapshotResponse",
         }
     }
 }
@@ -149,4 +155,35 @@ pub struct HeartbeatResponse {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TimeoutNow {
     pub term: Term,
+}
+
+/// One chunk of the leader's newest snapshot, for a follower that needs entries the leader
+/// has compacted away (thesis §5.4.3 / Raft Figure 13, in chunks that fit a datagram).
+///
+/// Every chunk names the whole snapshot — its last included entry `(index, snapshot_term)`,
+/// its length and the CRC32C of the whole image — so a follower can tell a chunk of the
+/// transfer it is assembling from one of another snapshot, and verifies the assembled image
+/// end to end before installing it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshot {
+    pub term: Term,
+    pub index: LogIndex,
+    pub snapshot_term: Term,
+    pub total_bytes: u64,
+    pub checksum: u32,
+    /// Where `data` starts in the image.
+    pub offset: u64,
+    pub data: Vec<u8>,
+}
+
+/// A follower's answer to [`InstallSnapshot`]: the offset it expects next in the snapshot
+/// `(index, snapshot_term)`, or `installed` once the image is installed and durable (then
+/// its log matches the leader's up to `index`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSnapshotResponse {
+    pub term: Term,
+    pub index: LogIndex,
+    pub snapshot_term: Term,
+    pub next_offset: u64,
+    pub installed: bool,
 }

@@ -18,6 +18,8 @@ pub mod quorum;
 pub mod read;
 pub mod replication;
 pub mod role;
+mod snapshot;
+pub use snapshot::entries_after_snapshot;
 pub mod status;
 
 pub use config::{Config, ConfigError};
@@ -26,8 +28,8 @@ pub use log::RaftLog;
 pub use message::*;
 pub use node::Node;
 pub use output::{
-    BatchId, DurableState, Input, Output, PersistBatch, ProposalId, ProposalOutcome, ProposeError,
-    ReadError, ReadId, ReadOutcome,
+    BatchId, DurableState, Input, Output, PersistBatch, PersistSnapshot, ProposalId,
+    ProposalOutcome, ProposeError, ReadError, ReadId, ReadOutcome, Snapshot,
 };
 pub use role::RoleName;
 pub use status::{PeerStatus, Status};

@@ -5,9 +5,11 @@ use super::entry::{Entry, EntryPayload, HardState};
 use super::log::RaftLog;
 use super::message::{Envelope, Message};
 use super::output::{
-    BatchId, DurableState, Input, Output, PersistBatch, ProposalOutcome, ReadOutcome,
+    BatchId, DurableState, Input, Output, PersistBatch, PersistSnapshot, ProposalOutcome,
+    ReadOutcome, Snapshot,
 };
 use super::role::{LeaderState, Role, RoleName};
+use super::snapshot::{IncomingSnapshot, entries_after_snapshot};
 use super::status::{PeerStatus, Status};
 use crate::types::{LogIndex, Millis, NodeId, Term};
 use rand::{Rng, SeedableRng};
@@ -117,6 +119,19 @@ pub struct Node {
     /// Votes are refused for this term and earlier: a node that caught up after losing its
     /// disk may already have voted in them before the loss.
     pub(super) vote_floor: Term,
+    /// The newest snapshot this node holds: taken here and durable, or installed.
+    pub(super) snapshot: Option<Snapshot>,
+    /// A snapshot to hand out in the next persist batch.
+    pub(super) unsaved_snapshot: Option<PersistSnapshot>,
+    /// Snapshots taken here, by the batch that persists them: once it is durable the log is
+    /// compacted up to them.
+    pub(super) compactions: Vec<(u64, Snapshot)>,
+    /// A snapshot being received from the leader.
+    pub(super) incoming: Option<IncomingSnapshot>,
+    /// Assembled snapshots refused because their checksum did not match (for coverage).
+    pub(super) snapshot_checksum_failures: u64,
+    /// Snapshots installed from a leader.
+    pub(super) snapshots_installed: u64,
 }
 
 /// A node catching up after starting on an empty disk.
@@ -133,11 +148,19 @@ impl Node {
         Node::restart(config, DurableState::default())
     }
 
-    /// A node resuming from what it made durable before it stopped.
+    /// A node resuming from what it made durable before it stopped: its newest snapshot, if
+    /// any, and the log entries that continue it (a tail that does not is dropped: it was
+    /// discarded when the snapshot was installed, or an older snapshot stands in for a
+    /// damaged newer one and the leader will send what is missing).
     pub fn restart(config: Config, durable: DurableState) -> Result<Node, ConfigError> {
         config.validate()?;
         let rng = ChaCha8Rng::seed_from_u64(config.seed ^ config.id.get().rotate_left(32));
-        let log = RaftLog::recovered(durable.entries, durable.hard_state.commit);
+        let (base, base_term) = durable
+            .snapshot
+            .as_ref()
+            .map_or((LogIndex::ZERO, Term::ZERO), |s| (s.index, s.term));
+        let entries = entries_after_snapshot(durable.entries, base, base_term);
+        let log = RaftLog::recovered_after(base, base_term, entries, durable.hard_state.commit);
         let mut node = Node {
             rng,
             now: Millis::ZERO,
@@ -162,6 +185,12 @@ impl Node {
                 .catch_up_before_voting
                 .then_some(CatchUp { target: None }),
             vote_floor: Term::ZERO,
+            snapshot: durable.snapshot,
+            unsaved_snapshot: None,
+            compactions: Vec::new(),
+            incoming: None,
+            snapshot_checksum_failures: 0,
+            snapshots_installed: 0,
             config,
         };
         node.reset_election_deadline();
@@ -197,6 +226,7 @@ impl Node {
                 }
             }
             Input::PeerUnreachable { peer } => self.on_peer_unreachable(peer),
+            Input::SnapshotTaken { index, image } => self.on_snapshot_taken(index, image),
         }
         self.end_step()
     }
@@ -327,11 +357,18 @@ impl Node {
             last_index: self.log.last_index(),
             last_term: self.log.last_term(),
         };
+        let snapshot = self.unsaved_snapshot.take();
+        if let Some(taken) = snapshot.as_ref().filter(|persist| !persist.log_reset)
+            && self.snapshot.as_ref() != Some(&taken.snapshot)
+        {
+            self.compactions.push((id.sequence, taken.snapshot.clone()));
+        }
         self.next_batch += 1;
         Some(PersistBatch {
             id,
             hard_state: hard_state_out,
             entries,
+            snapshot,
         })
     }
 
@@ -339,6 +376,7 @@ impl Node {
     /// term or vote (the commit index alone rides along with the next batch).
     fn has_unsaved_changes(&self) -> bool {
         self.unsaved_from.is_some()
+            || self.unsaved_snapshot.is_some()
             || (self.term, self.voted_for)
                 != (
                     self.emitted_hard_state.term,
@@ -398,6 +436,7 @@ impl Node {
         }
         self.persisted_batch = batch.sequence;
         self.log.mark_durable(batch.last_index, batch.last_term);
+        self.compact_persisted(batch.sequence);
         if let Role::Candidate {
             self_vote_batch, ..
         } = &self.role
@@ -593,6 +632,10 @@ impl Node {
             last_index: self.log.last_index(),
             durable_index: self.log.durable(),
             catching_up: self.catch_up.is_some(),
+            snapshot_index: self.snapshot.as_ref().map_or(LogIndex::ZERO, |s| s.index),
+            first_log_index: self.log.first_index(),
+            snapshots_installed: self.snapshots_installed,
+            snapshot_checksum_failures: self.snapshot_checksum_failures,
             peers,
         }
     }

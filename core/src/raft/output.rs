@@ -4,6 +4,7 @@ use super::entry::{Entry, HardState};
 use super::message::Envelope;
 use crate::types::{LogIndex, Millis, NodeId, Term};
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use thiserror::Error;
 
 /// Caller-chosen identity of a proposal, echoed in its [`ProposalOutcome`].
@@ -43,6 +44,12 @@ pub enum Input {
     /// heartbeat interval instead of waiting out the election timeout. PreVote still applies,
     /// so a false report cannot unseat a leader the other followers still hear.
     PeerUnreachable { peer: NodeId },
+    /// The driver's state machine, with everything up to `index` applied and nothing after,
+    /// is `image`: the node persists it as a snapshot (in its next [`PersistBatch`]) and,
+    /// once that batch is durable, forgets the log up to `index`. Ignored unless
+    /// `index` is applied here and above the log's base, and no other snapshot is being
+    /// persisted.
+    SnapshotTaken { index: LogIndex, image: Vec<u8> },
 }
 
 /// Names one persistence batch. Batches are numbered in the order the node emits them; the
@@ -67,6 +74,30 @@ pub struct PersistBatch {
     /// Entries to append. If the first entry's index is at or below the last durable index,
     /// everything from that index on is replaced.
     pub entries: Vec<Entry>,
+    /// A snapshot to make durable **before** the hard state and the entries: one the driver
+    /// took ([`Input::SnapshotTaken`]) or one a leader sent. See [`PersistSnapshot`].
+    pub snapshot: Option<PersistSnapshot>,
+}
+
+/// The state machine at a log index: the image and the last entry it includes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub index: LogIndex,
+    pub term: Term,
+    /// Shared, so that a leader streaming it to several followers never copies it.
+    pub image: Arc<Vec<u8>>,
+}
+
+/// A snapshot the driver must write (temporary file, sync, rename, directory sync) before
+/// the rest of its batch. Once the batch is durable the driver may delete the log segments
+/// whose entries are all at or below `snapshot.index`, and older snapshot files but one.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistSnapshot {
+    pub snapshot: Snapshot,
+    /// Installed from a leader over a log that did not hold `(index, term)`: every entry the
+    /// log holds is discarded (after the snapshot is durable), and the next entry written is
+    /// `index + 1`.
+    pub log_reset: bool,
 }
 
 /// The fate of a proposal.
@@ -146,6 +177,10 @@ pub struct Output {
     pub committed: Vec<Entry>,
     pub proposals: Vec<ProposalOutcome>,
     pub reads: Vec<ReadOutcome>,
+    /// A snapshot from the leader was installed in this step: the driver replaces its state
+    /// machine with the image **before** applying `committed` (which follows it). It is also
+    /// in `persist`.
+    pub installed: Option<Snapshot>,
     pub wake_at: Millis,
 }
 
@@ -157,6 +192,7 @@ impl Output {
             && self.committed.is_empty()
             && self.proposals.is_empty()
             && self.reads.is_empty()
+            && self.installed.is_none()
     }
 }
 
@@ -165,4 +201,17 @@ impl Output {
 pub struct DurableState {
     pub hard_state: HardState,
     pub entries: Vec<Entry>,
+    /// The newest valid snapshot on disk. Entries at or below its index are ignored; entries
+    /// after it are kept only if they continue it (see [`super::Node::restart`]).
+    pub snapshot: Option<Snapshot>,
+}
+
+impl DurableState {
+    /// The last index this state covers: its last entry's, or the snapshot's.
+    pub fn last_index(&self) -> LogIndex {
+        let snapshot = self.snapshot.as_ref().map_or(LogIndex::ZERO, |s| s.index);
+        self.entries
+            .last()
+            .map_or(snapshot, |entry| entry.index.max(snapshot))
+    }
 }

@@ -8,6 +8,12 @@
 //!   +--------+  ------------------->  +-----------+
 //!     one append at a time,   first accepted     pipelined appends up to the
 //!     waits for an answer     append             in-flight window
+//!        |     ^
+//!        |     | installed (match = snapshot index)
+//!        v     |
+//!   +----------+   next index at or below the leader's log base: the entries it needs
+//!   | Snapshot |   are gone, so the leader streams its snapshot in chunks, within the
+//!   +----------+   same window, resuming from the offset the follower acknowledged
 //! ```
 
 use crate::types::LogIndex;
@@ -22,6 +28,91 @@ pub enum ProgressState {
     /// The follower is known to match up to `match_index`: stream appends optimistically,
     /// bounded by the in-flight window.
     Replicate { inflight: Inflight },
+    /// The follower needs entries the leader has compacted away: stream the snapshot.
+    Snapshot(SnapshotTransfer),
+}
+
+/// A snapshot being streamed to one follower. Offsets are bytes of the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotTransfer {
+    /// The snapshot's last included entry.
+    pub index: LogIndex,
+    pub term: crate::types::Term,
+    pub total_bytes: u64,
+    /// The follower holds the image up to here (the highest offset it asked for next).
+    pub acknowledged: u64,
+    /// Chunks up to here were sent.
+    pub sent: u64,
+    /// The offset the follower asked for in its latest answer (lower than `acknowledged`
+    /// when it lost its partial copy, or answered out of order).
+    pub reported: u64,
+    /// `acknowledged` at the previous heartbeat interval, to notice a stalled transfer.
+    pub acknowledged_at_last_interval: u64,
+    /// Whether any chunk was sent yet (an empty image still takes one chunk).
+    pub started: bool,
+}
+
+impl SnapshotTransfer {
+    pub fn new(index: LogIndex, term: crate::types::Term, total_bytes: u64) -> Self {
+        SnapshotTransfer {
+            index,
+            term,
+            total_bytes,
+            acknowledged: 0,
+            sent: 0,
+            reported: 0,
+            acknowledged_at_last_interval: 0,
+            started: false,
+        }
+    }
+
+    /// The next chunk to send, `(offset, length)`, if the window allows one: at most
+    /// `messages_max` chunks and about `bytes_max` bytes unacknowledged.
+    pub fn next_chunk(
+        &self,
+        chunk_bytes: usize,
+        messages_max: usize,
+        bytes_max: usize,
+    ) -> Option<(u64, usize)> {
+        let chunk = chunk_bytes.max(1) as u64;
+        let outstanding = self.sent.saturating_sub(self.acknowledged);
+        let outstanding_chunks = outstanding.div_ceil(chunk);
+        let done = self.started && self.sent >= self.total_bytes;
+        if done || outstanding_chunks >= messages_max as u64 || outstanding >= bytes_max as u64 {
+            return None;
+        }
+        let length = (self.total_bytes - self.sent.min(self.total_bytes)).min(chunk);
+        Some((self.sent, length as usize))
+    }
+
+    /// The follower asked for `next_offset` next.
+    pub fn on_answer(&mut self, next_offset: u64) {
+        let next_offset = next_offset.min(self.total_bytes);
+        self.reported = next_offset;
+        if next_offset > self.acknowledged {
+            self.acknowledged = next_offset;
+            self.sent = self.sent.max(next_offset);
+        }
+    }
+
+    /// A heartbeat interval passed: if nothing was acknowledged during it, chunks were lost
+    /// (or the follower lost its partial copy), so resend from what the follower last asked for.
+    pub fn on_heartbeat_interval(&mut self) {
+        if self.acknowledged == self.acknowledged_at_last_interval && self.started {
+            // A follower that has the whole image but whose answer was lost needs only one
+            // more chunk to answer again: resend the last byte rather than nothing.
+            let from = self.reported.min(self.acknowledged);
+            let from = if from >= self.total_bytes {
+                self.total_bytes.saturating_sub(1)
+            } else {
+                from
+            };
+            self.acknowledged = from;
+            self.sent = from;
+            self.started = false;
+        }
+        self.acknowledged_at_last_interval = self.acknowledged;
+    }
 }
 
 /// Appends sent but not yet acknowledged, bounded in messages and bytes.
@@ -122,6 +213,7 @@ impl Progress {
         match &self.state {
             ProgressState::Probe { paused } => !paused,
             ProgressState::Replicate { inflight } => !inflight.is_full(messages_max, bytes_max),
+            ProgressState::Snapshot(_) => false,
         }
     }
 
@@ -136,6 +228,7 @@ impl Progress {
                     self.next_index = last_index.next();
                 }
             }
+            ProgressState::Snapshot(_) => {}
         }
     }
 
@@ -147,7 +240,7 @@ impl Progress {
         }
         self.next_index = self.next_index.max(index.next());
         match &mut self.state {
-            ProgressState::Probe { .. } => self.become_replicate(),
+            ProgressState::Probe { .. } | ProgressState::Snapshot(_) => self.become_replicate(),
             ProgressState::Replicate { inflight } => inflight.free_to(index),
         }
         moved
@@ -181,7 +274,20 @@ impl Progress {
                 self.state = ProgressState::Probe { paused: !moved };
                 true
             }
+            ProgressState::Snapshot(_) => false,
         }
+    }
+
+    /// Starts streaming the snapshot that covers `(index, term)`.
+    pub fn become_snapshot(&mut self, index: LogIndex, term: crate::types::Term, total: u64) {
+        self.state = ProgressState::Snapshot(SnapshotTransfer::new(index, term, total));
+    }
+
+    /// The follower installed the snapshot that ends at `index`: its log matches up to there.
+    pub fn on_snapshot_installed(&mut self, index: LogIndex) {
+        self.match_index = self.match_index.max(index);
+        self.next_index = self.match_index.next();
+        self.state = ProgressState::Probe { paused: false };
     }
 
     pub fn become_probe(&mut self) {
@@ -202,10 +308,11 @@ impl Progress {
     pub fn on_heartbeat_interval(&mut self) {
         let stalled = self.match_index == self.match_index_at_last_heartbeat;
         self.match_index_at_last_heartbeat = self.match_index;
-        match &self.state {
+        match &mut self.state {
             ProgressState::Replicate { inflight } if stalled && !inflight.is_empty() => {
                 self.become_probe();
             }
+            ProgressState::Snapshot(transfer) => transfer.on_heartbeat_interval(),
             _ => self.unpause(),
         }
     }
@@ -221,6 +328,7 @@ impl Progress {
         match self.state {
             ProgressState::Probe { .. } => "probe",
             ProgressState::Replicate { .. } => "replicate",
+            ProgressState::Snapshot(_) => "snapshot",
         }
     }
 }

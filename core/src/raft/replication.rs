@@ -220,6 +220,9 @@ impl Node {
     }
 
     fn send_appends_to(&mut self, peer: NodeId) {
+        if self.send_snapshot_to(peer) {
+            return;
+        }
         let entries_max = self.config.entries_per_append_max;
         let bytes_max = self.config.bytes_per_append_max;
         let (messages_max, inflight_bytes_max) = (

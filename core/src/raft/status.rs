@@ -15,6 +15,14 @@ pub struct Status {
     pub durable_index: LogIndex,
     /// Started on an empty disk and not yet caught up: it neither votes nor campaigns.
     pub catching_up: bool,
+    /// The last entry the newest snapshot this node holds covers (zero: none).
+    pub snapshot_index: LogIndex,
+    /// The first index the in-memory log holds an entry for.
+    pub first_log_index: LogIndex,
+    /// Snapshots installed from a leader since this node started.
+    pub snapshots_installed: u64,
+    /// Assembled snapshots refused because their checksum did not match.
+    pub snapshot_checksum_failures: u64,
     /// The leader's view of each follower; empty on other roles.
     pub peers: Vec<PeerStatus>,
 }

@@ -211,5 +211,11 @@ pub struct Output {
     pub messages: Vec<Envelope>,
     pub answers: Vec<Answer>,
     pub applied: Vec<AppliedEntry>,
+    /// A snapshot from the leader replaced the store in this step, covering the log up to
+    /// `(index, term)`; `applied` continues after it. For observers, like `applied`.
+    pub installed: Option<(LogIndex, Term)>,
+    /// The installed image checked out but did not decode as a store (another build's
+    /// format): the store was left as it was. For observers and logs.
+    pub install_failure: Option<String>,
     pub wake_at: Millis,
 }

@@ -37,4 +37,6 @@ pub use io::{
 };
 pub use queue::put_cost_bytes;
 pub use rates::{OverRate, RateKind};
-pub use replica::{Replica, ReplicaConfig};
+pub use replica::{
+    Replica, ReplicaConfig, SNAPSHOT_EVERY_BYTES_DEFAULT, SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+};

@@ -423,6 +423,23 @@ pub fn describe(message: &Message) -> String {
             m.last_log_index.get()
         ),
         Message::TimeoutNow(m) => format!("TimeoutNow term={}", m.term.get()),
+        Message::InstallSnapshot(m) => format!(
+            "InstallSnapshot term={} snapshot={}@{} bytes={}..{} of {}",
+            m.term.get(),
+            m.index.get(),
+            m.snapshot_term.get(),
+            m.offset,
+            m.offset + m.data.len() as u64,
+            m.total_bytes
+        ),
+        Message::InstallSnapshotResponse(m) => format!(
+            "InstallSnapshotResponse term={} snapshot={}@{} next={}{}",
+            m.term.get(),
+            m.index.get(),
+            m.snapshot_term.get(),
+            m.next_offset,
+            if m.installed { " installed" } else { "" }
+        ),
     }
 }
 

@@ -58,6 +58,10 @@ pub struct RuntimeConfig {
     pub session_tick_interval_ms: u64,
     /// Client requests queued for the node loop at most; more wait at the channel.
     pub request_queue_max: usize,
+    /// Entries and bytes applied between two snapshots (0: that trigger is off; see
+    /// [`rafting_core::replica::ReplicaConfig`]).
+    pub snapshot_every_entries: u64,
+    pub snapshot_every_bytes: u64,
     /// Probe a leader that falls silent, so that its crash is noticed within a few heartbeat
     /// intervals when its host reports the port closed (see `transport::Prober`).
     pub leader_probes: bool,
@@ -219,6 +223,8 @@ pub enum StartError {
     Marker(std::io::Error),
     #[error("cannot record this start's incarnation in the data directory: {0}")]
     Incarnation(std::io::Error),
+    #[error("the snapshot file checks out but its store image does not load: {0}")]
+    Snapshot(#[from] rafting_core::store::SnapshotError),
 }
 
 /// The server's door into a running node. Cheap to clone; every method may be called from
@@ -254,12 +260,16 @@ impl Runtime {
                  --initial-cluster-state new"
             );
         }
-        let wal_config = WalConfig::new(
+        let mut wal_config = WalConfig::new(
             config.data_directory.join("wal"),
             ClusterId(config.cluster_id),
             id,
         );
+        wal_config.voters = config.raft.voters.clone();
         let (wal, recovered) = Wal::open(wal_config)?;
+        for damaged in &recovered.damaged_snapshots {
+            tracing::error!(%damaged, "skipped a damaged snapshot file; using an older one and the log");
+        }
         if recovered.torn_tail_bytes > 0 {
             tracing::warn!(
                 bytes = recovered.torn_tail_bytes,
@@ -268,11 +278,13 @@ impl Runtime {
         }
         tracing::info!(
             entries = recovered.entries.len(),
+            snapshot_index = recovered.snapshot.as_ref().map_or(0, |s| s.index.get()),
             "recovered the write-ahead log"
         );
         let durable = DurableState {
             hard_state: recovered.hard_state.unwrap_or_default(),
             entries: recovered.entries,
+            snapshot: recovered.snapshot,
         };
         let mut raft_config = config.raft.clone();
         raft_config.catch_up_before_voting = catch_up;
@@ -333,9 +345,14 @@ impl Runtime {
             Prober::new(config.cluster_id, id, peers, sealer, metrics.clone())
         });
         let watch = LeaderWatch::new(prober, config.raft.heartbeat_interval_ms);
-        let store = Store::new(config.store.clone());
+        let store = match node.snapshot() {
+            Some(snapshot) => Store::restore(&snapshot.image)?,
+            None => Store::new(config.store.clone()),
+        };
         let replica_config = ReplicaConfig {
             session_tick_interval_ms: config.session_tick_interval_ms,
+            snapshot_every_entries: config.snapshot_every_entries,
+            snapshot_every_bytes: config.snapshot_every_bytes,
             ..ReplicaConfig::default()
         };
         let replica = Replica::new(node, store, replica_config);

@@ -1,5 +1,5 @@
-//! The segment files of one log directory: their names, listing them, creating a new one
-//! atomically, and the fsyncs that make file creation and removal durable.
+//! The segment and snapshot files of one log directory: their names, listing them, creating
+//! a new one atomically, and the fsyncs that make file creation and removal durable.
 
 use rafting_wal::{LogOwner, WalError, new_segment_bytes};
 use std::fs::{self, File, OpenOptions};
@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 const SEGMENT_SUFFIX: &str = ".wal";
 const TEMPORARY_SUFFIX: &str = ".wal.tmp";
+const SNAPSHOT_TEMPORARY_SUFFIX: &str = ".snap.tmp";
 
 /// The file name of segment `sequence`: zero-padded so names sort in log order.
 pub fn segment_file_name(sequence: u64) -> String {
@@ -29,7 +30,7 @@ pub fn list_segments(directory: &Path) -> Result<Vec<u64>, WalError> {
         let item = item.map_err(read_error)?;
         let name = item.file_name();
         let Some(name) = name.to_str() else { continue };
-        if name.ends_with(TEMPORARY_SUFFIX) {
+        if name.ends_with(TEMPORARY_SUFFIX) || name.ends_with(SNAPSHOT_TEMPORARY_SUFFIX) {
             let path = item.path();
             fs::remove_file(&path)
                 .map_err(|error| WalError::io(path.display(), "remove", error))?;
@@ -82,25 +83,71 @@ pub fn create_segment(
 ) -> Result<(PathBuf, File), WalError> {
     let path = segment_path(directory, sequence);
     let temporary_path = directory.join(format!("{sequence:020}{TEMPORARY_SUFFIX}"));
+    let mut content = new_segment_bytes(owner, sequence).to_vec();
+    content.extend_from_slice(initial_frames);
+    write_atomically(directory, &temporary_path, &path, &content)?;
+    let file = open_for_append(&path)?;
+    Ok((path, file))
+}
+
+/// Writes `content` as the file `path` so that a crash leaves either the whole file or
+/// none: under `temporary_path` first, synced, renamed, and the directory synced.
+fn write_atomically(
+    directory: &Path,
+    temporary_path: &Path,
+    path: &Path,
+    content: &[u8],
+) -> Result<(), WalError> {
     let shown = temporary_path.display();
     let mut file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .write(true)
-        .open(&temporary_path)
+        .open(temporary_path)
         .map_err(|error| WalError::io(&shown, "create", error))?;
-    let mut content = new_segment_bytes(owner, sequence).to_vec();
-    content.extend_from_slice(initial_frames);
-    file.write_all(&content)
+    file.write_all(content)
         .map_err(|error| WalError::io(&shown, "write", error))?;
     file.sync_all()
         .map_err(|error| WalError::io(&shown, "fsync", error))?;
     drop(file);
-    fs::rename(&temporary_path, &path)
+    fs::rename(temporary_path, path)
         .map_err(|error| WalError::io(path.display(), "rename", error))?;
-    sync_directory(directory)?;
-    let file = open_for_append(&path)?;
-    Ok((path, file))
+    sync_directory(directory)
+}
+
+/// Writes the snapshot file `name` (see [`rafting_wal::snapshot_file`]) atomically.
+pub fn write_snapshot_file(directory: &Path, name: &str, content: &[u8]) -> Result<(), WalError> {
+    let temporary_path = directory.join(format!("{name}{SNAPSHOT_TEMPORARY_SUFFIX}"));
+    write_atomically(directory, &temporary_path, &directory.join(name), content)
+}
+
+/// Every snapshot file in `directory`, by name, with its content.
+pub fn read_snapshot_files(directory: &Path) -> Result<Vec<(String, Vec<u8>)>, WalError> {
+    let read_error = |error| WalError::io(directory.display(), "read directory", error);
+    let mut files = Vec::new();
+    for item in fs::read_dir(directory).map_err(read_error)? {
+        let item = item.map_err(read_error)?;
+        let Some(name) = item.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if rafting_wal::snapshot_file::parse_snapshot_file_name(&name).is_some() {
+            let bytes = read_segment(&item.path())?;
+            files.push((name, bytes));
+        }
+    }
+    Ok(files)
+}
+
+/// Removes the files `names` from `directory` and makes the removal durable.
+pub fn remove_files(directory: &Path, names: &[String]) -> Result<(), WalError> {
+    for name in names {
+        let path = directory.join(name);
+        fs::remove_file(&path).map_err(|error| WalError::io(path.display(), "remove", error))?;
+    }
+    if !names.is_empty() {
+        sync_directory(directory)?;
+    }
+    Ok(())
 }
 
 /// Opens an existing segment to append to it.

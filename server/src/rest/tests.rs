@@ -43,6 +43,8 @@ impl InProcessNode {
             data_directory: data.path().to_path_buf(),
             session_tick_interval_ms: 250,
             request_queue_max: 256,
+            snapshot_every_entries: rafting_core::replica::SNAPSHOT_EVERY_ENTRIES_DEFAULT,
+            snapshot_every_bytes: rafting_core::replica::SNAPSHOT_EVERY_BYTES_DEFAULT,
             leader_probes: false,
             bootstrap: true,
             cluster_key: None,
