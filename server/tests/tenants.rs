@@ -503,7 +503,10 @@ fn a_tenant_holds_at_most_its_cap_of_connections_to_a_node() {
             }
         }
         reader.read_exact(&mut vec![0; length]).unwrap();
-        (status_line.split(' ').nth(1).unwrap().parse().unwrap(), reader)
+        (
+            status_line.split(' ').nth(1).unwrap().parse().unwrap(),
+            reader,
+        )
     };
     let (first, _one) = open(&capped);
     let (second, two) = open(&capped);
@@ -514,7 +517,11 @@ fn a_tenant_holds_at_most_its_cap_of_connections_to_a_node() {
         matches!(three.read(&mut [0; 16]), Ok(0)),
         "the connection over the cap is closed"
     );
-    assert_eq!(open(&other).0, 404, "another tenant has its own connections");
+    assert_eq!(
+        open(&other).0,
+        404,
+        "another tenant has its own connections"
+    );
     let (status, view) = call(&base, "GET", "/v1/tenants/capped", ADMIN, b"");
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["on_this_node"]["connections"], 2, "{view}");

@@ -40,6 +40,11 @@ pub const GROUP_REFORMED: &str = "group_reformed";
 /// A farm caller learned that a member it could pick began draining.
 pub const FARM_DRAIN_SEEN: &str = "farm_drain_seen";
 
+/// A tenant's write was refused because it would pass a stored cap (`quota_*`).
+pub const TENANT_REFUSED_QUOTA: &str = "tenant_refused_quota";
+/// A tenant's write was refused because it was over its write rate (`rate_*`).
+pub const TENANT_REFUSED_RATE: &str = "tenant_refused_rate";
+
 /// Every state the simulator tracks, in the order summaries print them.
 pub const STATES: &[&str] = &[
     OLD_TERM_ENTRY_AT_NEW_LEADER,
@@ -55,6 +60,8 @@ pub const STATES: &[&str] = &[
     MASTER_STALLED_PAST_TTL,
     GROUP_REFORMED,
     FARM_DRAIN_SEEN,
+    TENANT_REFUSED_QUOTA,
+    TENANT_REFUSED_RATE,
 ];
 
 /// The states one seed reached, with the simulated time (µs) it first reached each.

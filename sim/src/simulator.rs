@@ -200,6 +200,8 @@ pub(crate) struct Host {
     pub id: NodeId,
     pub config: Config,
     pub replica_config: ReplicaConfig,
+    /// The scenario's planted store bug (see `Workload::planted_keys_cap_unchecked`).
+    pub planted_keys_cap_unchecked: bool,
     pub replica: Option<Replica>,
     /// Bumped at every crash, so events of a previous life are recognised and ignored.
     pub incarnation: u64,
@@ -257,7 +259,10 @@ impl Host {
     /// A replica around `node` with an empty store: a started node replays its committed
     /// entries into the store on its first steps.
     pub fn start_replica(&mut self, node: Node) {
-        let store = Store::new(StoreConfig::default());
+        let store = Store::new(StoreConfig {
+            planted_keys_cap_unchecked: self.planted_keys_cap_unchecked,
+            ..StoreConfig::default()
+        });
         self.replica = Some(Replica::new(node, store, self.replica_config));
     }
 }
@@ -349,8 +354,10 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 config,
                 replica_config: ReplicaConfig {
                     session_tick_interval_ms: scenario.workload.session_tick_interval_ms,
+                    planted_unfair_admission: scenario.workload.planted_unfair_admission,
                     ..ReplicaConfig::default()
                 },
+                planted_keys_cap_unchecked: scenario.workload.planted_keys_cap_unchecked,
                 replica: None,
                 incarnation: 0,
                 disk: WalDisk::new(id),
@@ -371,7 +378,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             host.start_replica(node);
             hosts.push(host);
         }
-        let clients = (0..scenario.workload.clients)
+        let clients = (0..scenario.client_count())
             .map(|client| Client {
                 id: client + 1,
                 target: streams.workload.random_range(0..nodes),
@@ -811,9 +818,5 @@ fn kv_world(scenario: &Scenario, params: &Params) -> KvWorld {
         per_leader_change_us: stall_threshold_us + tick_interval_us,
         slack_us: 2 * tick_interval_us + 4 * (latency_us + fsync_us),
     };
-    KvWorld::new(
-        scenario.workload.clients as usize,
-        bounds,
-        stall_threshold_us,
-    )
+    KvWorld::new(&scenario.client_tenants(), bounds, stall_threshold_us)
 }

@@ -29,6 +29,12 @@ pub struct ReplicaConfig {
     pub queued_writes_per_tenant_max: usize,
     /// How often unanswered requests are checked against their deadlines.
     pub sweep_interval_ms: u64,
+    /// Test-only planted bug: admission is unfair. Writes queue first come, first served
+    /// across tenants (no deficit round robin), a tenant's share of the queue and its write
+    /// rates are not enforced. The simulator's `tenant_latency` checker must catch a
+    /// flooding tenant hurting the others.
+    #[doc(hidden)]
+    pub planted_unfair_admission: bool,
 }
 
 impl Default for ReplicaConfig {
@@ -38,6 +44,7 @@ impl Default for ReplicaConfig {
             queued_writes_max: 10_000,
             queued_writes_per_tenant_max: 2_500,
             sweep_interval_ms: 50,
+            planted_unfair_admission: false,
         }
     }
 }
@@ -138,7 +145,7 @@ impl Replica {
             reads: BTreeMap::new(),
             own: OwnRecord::Unregistered,
             own_outstanding: BTreeSet::new(),
-            queue: WriteQueue::default(),
+            queue: WriteQueue::new(config.planted_unfair_admission),
             rates: RateLimiter::default(),
             unsent: Vec::new(),
             next_session_tick: Millis::ZERO,
@@ -249,6 +256,12 @@ impl Replica {
     /// caps. A write that only frees (a delete, a session close, a member leaving) passes
     /// every one of them: a tenant at its caps must be able to clean up.
     fn admit_write(&mut self, write: &Queued) -> Result<(), ReplicaError> {
+        if self.config.planted_unfair_admission {
+            return self
+                .store
+                .check_quota(write.tenant, &write.operation)
+                .map_err(ReplicaError::Store);
+        }
         if self.queue.len_of(write.tenant) >= self.config.queued_writes_per_tenant_max {
             return Err(ReplicaError::Overloaded(
                 "this tenant's share of the write queue is full",

@@ -50,6 +50,19 @@ impl KvRequest {
             KvRequest::Write { input, .. } | KvRequest::Read { input, .. } => input,
         }
     }
+
+    /// The same request in `tenant`'s key space. (A write's tenant goes with the write; the
+    /// checked input stays as it is, since each tenant's history is checked on its own.)
+    pub fn in_tenant(mut self, tenant: TenantId) -> KvRequest {
+        if let KvRequest::Read { query, .. } = &mut self {
+            match query {
+                Query::Get { tenant: asked, .. } => *asked = tenant,
+                Query::List(list) => list.tenant = tenant,
+                _ => {}
+            }
+        }
+        self
+    }
 }
 
 /// The key `position` of directory `directory`.
