@@ -561,7 +561,7 @@ pub fn tenant_caps(node: NodeId, store: &Store) -> Result<(), Violation> {
                     "tenant {} holds {} {} but its cap is {limit}",
                     store.tenant_name(tenant),
                     usage.of(cap),
-                    cap.code()
+                    format!("{cap:?}").to_lowercase()
                 );
                 return Err(Violation::new(check::TENANT_CAPS, &[node], detail));
             }
