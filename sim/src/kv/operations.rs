@@ -261,6 +261,12 @@ pub fn write_output(input: &KvInput, response: &Response) -> Result<KvOutput, Un
         (_, Err(error @ (StoreError::UnknownClient { .. } | StoreError::StaleRequest { .. }))) => {
             Err(Untranslatable::Undecided(error.clone()))
         }
+        // A tenant's write refused by a stored cap when applied: it changed nothing, which the
+        // checker's model cannot say of a put, so it is recorded as maybe-applied (sound, if
+        // less strict; `tenant_caps` and `applied_answers_agree` judge the refusal itself).
+        (_, Err(error @ StoreError::QuotaExceeded { .. })) => {
+            Err(Untranslatable::Undecided(error.clone()))
+        }
         (KvInput::CompareAndSet { .. }, Ok(Outcome::Written { .. })) => {
             Ok(KvOutput::CompareAndSet { succeeded: true })
         }
