@@ -33,6 +33,22 @@ fn well_behaved_tenants_keep_their_latency_under_a_flood() {
     }
 }
 
+// Seeds of the chaos scenario (faults on; the tenant alpha at its small caps): no
+// violation, and each seed checks operations of the well-behaved tenants.
+#[test]
+fn tenants_under_chaos_keep_their_caps_and_histories() {
+    let scenario = quiet("tenants_chaos.toml", 10_000);
+    for seed in 1..=3 {
+        let report = run_seed(&scenario, seed, None).expect("runs").report;
+        assert!(
+            report.violation.is_none(),
+            "seed {seed}: {:?}",
+            report.violation
+        );
+        assert!(report.kv.ops_checked > 50, "seed {seed}: {:?}", report.kv);
+    }
+}
+
 // The planted store bug: the keys cap is never checked, so the flooding tenant (capped at
 // 100 keys) writes past it. `tenant_caps`, run on every node after every applied entry,
 // must catch it, naming the tenant and the cap.
