@@ -249,11 +249,16 @@ impl Simulator<'_, '_> {
         self.kv_send_read(client, target, query);
     }
 
+    /// A new request id outside the workload history's, marked with `bit`.
+    pub(crate) fn kv_next_attempt(&mut self, bit: u64) -> u64 {
+        let kv = self.kv.as_mut().expect("KV mode");
+        kv.next_attempt += 1;
+        bit | kv.next_attempt
+    }
+
     /// Sends a linearizable read of `query` as the client's attempt.
     pub(crate) fn kv_send_read(&mut self, client: usize, target: usize, query: Query) {
-        let kv = self.kv.as_mut().expect("KV mode");
-        kv.next_read += 1;
-        let attempt = READ_ATTEMPT_BIT | kv.next_read;
+        let attempt = self.kv_next_attempt(READ_ATTEMPT_BIT);
         self.start_attempt(client, attempt);
         let read = Input::Read {
             id: RequestId(attempt),

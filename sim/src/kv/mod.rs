@@ -115,7 +115,8 @@ pub struct KvWorld {
     pub(crate) latency_us_max: BTreeMap<String, u64>,
     pub(crate) sessions: BTreeMap<u64, SessionRecord>,
     pub(crate) bounds: ClockBounds,
-    pub(crate) next_read: u64,
+    /// The last request id given to a read or an unchecked write (under its bit).
+    pub(crate) next_attempt: u64,
     /// The highest commit index any node reached, and when it last grew.
     pub(crate) commit_max: u64,
     pub(crate) commit_max_us: u64,
@@ -163,7 +164,7 @@ impl KvWorld {
             latency_us_max: BTreeMap::new(),
             sessions: BTreeMap::new(),
             bounds,
-            next_read: 0,
+            next_attempt: 0,
             commit_max: 0,
             commit_max_us: 0,
             stall_threshold_us,

@@ -92,9 +92,7 @@ impl Simulator<'_, '_> {
         tenant: TenantId,
         operation: Operation,
     ) {
-        let kv = self.kv.as_mut().expect("KV mode");
-        kv.next_read += 1;
-        let attempt = UNCHECKED_ATTEMPT_BIT | kv.next_read;
+        let attempt = self.kv_next_attempt(UNCHECKED_ATTEMPT_BIT);
         self.start_attempt(client, attempt);
         let write = Input::Write {
             id: RequestId(attempt),
@@ -149,10 +147,9 @@ impl Simulator<'_, '_> {
             .max_by_key(|&node| self.hosts[node].last_term);
         let target = leader.unwrap_or(self.clients[client].target);
         if self.reachable(target) {
-            let kv = self.kv.as_mut().expect("KV mode");
-            kv.next_read += 1;
+            let attempt = self.kv_next_attempt(UNCHECKED_ATTEMPT_BIT);
             let write = Input::Write {
-                id: RequestId(UNCHECKED_ATTEMPT_BIT | kv.next_read),
+                id: RequestId(attempt),
                 tenant,
                 operation,
                 numbered: None,
