@@ -94,6 +94,17 @@ impl Simulator<'_, '_> {
     ) {
         let attempt = self.kv_next_attempt(UNCHECKED_ATTEMPT_BIT);
         self.start_attempt(client, attempt);
+        self.kv_send_unnumbered(target, attempt, tenant, operation);
+    }
+
+    /// Sends `operation` as an unnumbered write of `tenant` to `target`.
+    fn kv_send_unnumbered(
+        &mut self,
+        target: usize,
+        attempt: u64,
+        tenant: TenantId,
+        operation: Operation,
+    ) {
         let write = Input::Write {
             id: RequestId(attempt),
             tenant,
@@ -148,14 +159,7 @@ impl Simulator<'_, '_> {
         let target = leader.unwrap_or(self.clients[client].target);
         if self.reachable(target) {
             let attempt = self.kv_next_attempt(UNCHECKED_ATTEMPT_BIT);
-            let write = Input::Write {
-                id: RequestId(attempt),
-                tenant,
-                operation,
-                numbered: None,
-                deadline: self.request_deadline(target),
-            };
-            self.send_write(target, write);
+            self.kv_send_unnumbered(target, attempt, tenant, operation);
         }
         let position = self
             .kv_client(client)
