@@ -114,6 +114,14 @@ pub fn run(command: &SimRun) -> Result<bool> {
             summary.ops_checked, summary.linearizability_unknown
         )?;
     }
+    if !summary.latency_us_max.is_empty() {
+        let longest: Vec<String> = summary
+            .latency_us_max
+            .iter()
+            .map(|(tenant, latency_us)| format!("{tenant} {:.1} ms", *latency_us as f64 / 1000.0))
+            .collect();
+        writeln!(out, "longest request by tenant: {}", longest.join(", "))?;
+    }
     let reached: Vec<String> = summary
         .coverage
         .iter()

@@ -11,7 +11,8 @@ use rafting_core::raft::{
     AppendOutcome, DurableState, Entry, EntryPayload, Envelope, Message, RaftLog,
 };
 use rafting_core::store::{
-    Event, EventKind, KeyValue, ListQuery, Revision, Store, StoreError, TenantId, WatchQuery,
+    Cap, Event, EventKind, KeyValue, ListQuery, Response, Revision, Store, StoreError, TenantId,
+    WatchQuery,
 };
 use rafting_core::{LogIndex, NodeId, Term};
 use serde::Serialize;
@@ -61,6 +62,14 @@ pub mod check {
     /// exactly the store its sender had at that index (its store, imaged again, equals the
     /// image the sender took).
     pub const SNAPSHOT_STATE_MATCHES: &str = "snapshot_state_matches";
+    /// No tenant holds more than a stored cap allows (keys, bytes, sessions, services,
+    /// members), in any node's replicated state.
+    pub const TENANT_CAPS: &str = "tenant_caps";
+    /// Every node answers an applied entry the same way (what was refused, and why, is
+    /// decided by the state machine, so all nodes agree on it).
+    pub const APPLIED_ANSWERS_AGREE: &str = "applied_answers_agree";
+    /// A well-behaved tenant's requests complete within its bound while another floods.
+    pub const TENANT_LATENCY: &str = "tenant_latency";
 }
 
 /// Core's documented per-entry overhead in byte limits (term, index, tag).
@@ -271,6 +280,9 @@ pub struct Record {
     pub acknowledged: BTreeMap<LogIndex, u64>,
     /// The fingerprint of the store image any node took at an index.
     pub snapshots: BTreeMap<LogIndex, u64>,
+    /// The store's answer to each applied entry, by the first node that applied it: index ->
+    /// answer digest.
+    pub answers: BTreeMap<LogIndex, (NodeId, u64)>,
 }
 
 fn slot_at(slots: &[Slot], index: LogIndex) -> Option<Slot> {
@@ -557,6 +569,60 @@ pub fn acknowledged_write_kept(
         }
         _ => Ok(()),
     }
+}
+
+/// The stored caps [`tenant_caps`] holds usage to.
+const STORED_CAPS: [Cap; 5] = [
+    Cap::Keys,
+    Cap::Bytes,
+    Cap::Sessions,
+    Cap::Services,
+    Cap::Members,
+];
+
+/// No tenant's usage in `node`'s store passes one of its stored caps. Run after every entry
+/// a node applies. (Caps lowered below usage by an administrator would be a false alarm;
+/// the simulator never lowers caps.)
+pub fn tenant_caps(node: NodeId, store: &Store) -> Result<(), Violation> {
+    for tenant in store.tenants_with_usage() {
+        let (Some(caps), usage) = (store.tenant_caps(tenant), store.usage(tenant)) else {
+            continue;
+        };
+        for cap in STORED_CAPS {
+            if let Some(limit) = caps.of(cap)
+                && usage.of(cap) > limit
+            {
+                let detail = format!(
+                    "tenant {} holds {} {} but its cap is {limit}",
+                    store.tenant_name(tenant),
+                    usage.of(cap),
+                    format!("{cap:?}").to_lowercase()
+                );
+                return Err(Violation::new(check::TENANT_CAPS, &[node], detail));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `node` answered the entry at `index` with `answer`: the same answer as every node that
+/// applied it before (an answer includes every refusal, so all nodes agree on what a cap
+/// refused). Records the first answer.
+pub fn applied_answers_agree(
+    record: &mut Record,
+    node: NodeId,
+    index: LogIndex,
+    answer: &Response,
+) -> Result<(), Violation> {
+    let digest = digest(&EntryPayload::Command(format!("{answer:?}").into_bytes()));
+    let (first, agreed) = *record.answers.entry(index).or_insert((node, digest));
+    if agreed == digest {
+        return Ok(());
+    }
+    let detail = format!("{node} answered entry {index} with {answer:?}, unlike {first} before it");
+    let mut violation = Violation::new(check::APPLIED_ANSWERS_AGREE, &[node, first], detail);
+    violation.index = Some(index.get());
+    Err(violation)
 }
 
 /// Every tenant's usage (what its stored caps are checked against), counted as the store

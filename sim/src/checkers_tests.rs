@@ -341,3 +341,81 @@ fn store_consistent_accepts_a_store_built_by_ordinary_writes() {
         assert_eq!(store_consistent(NodeId(1), &store), Ok(()));
     }
 }
+
+// Two nodes answering entry 7 differently (one refused it for a cap, the other applied it)
+// is reported, naming both; the same answer again, from a third node, is not.
+#[test]
+fn applied_answers_agree_catches_nodes_that_disagree_on_a_refusal() {
+    use rafting_core::store::{Cap, Outcome, StoreError};
+    let mut record = Record::default();
+    let refused: Response = Err(StoreError::QuotaExceeded {
+        tenant: "flood".to_owned(),
+        cap: Cap::Keys,
+        usage: 3,
+        limit: 3,
+        requested: 1,
+    });
+    let index = LogIndex(7);
+    assert!(applied_answers_agree(&mut record, NodeId(1), index, &refused).is_ok());
+    assert!(applied_answers_agree(&mut record, NodeId(3), index, &refused).is_ok());
+    let applied: Response = Ok(Outcome::TenantChanged {
+        tenant: TenantId::new(2),
+    });
+    let violation = applied_answers_agree(&mut record, NodeId(2), index, &applied).unwrap_err();
+    assert_eq!(violation.check, check::APPLIED_ANSWERS_AGREE);
+    assert_eq!(violation.nodes, vec![2, 1]);
+    assert_eq!(violation.index, Some(7));
+}
+
+// A tenant holding more keys than its cap is reported by tenant_caps; within its caps, not.
+// (Caps are lowered below usage here through SetCaps, the one way an honest store gets
+// there; the simulator never lowers caps, so there it is a bug.)
+#[test]
+fn tenant_caps_catches_a_tenant_over_its_keys_cap() {
+    use rafting_core::store::{
+        Caps, Command, Operation, Outcome, Request, StoreConfig, TenantCommand, TokenRecord,
+    };
+    let mut store = Store::new(StoreConfig::default());
+    let Ok(Outcome::ClientRegistered { client }) =
+        store.apply(LogIndex(1), &Command::RegisterClient.encode())
+    else {
+        panic!("registration always succeeds");
+    };
+    let mut sequence = 0;
+    let mut apply = |store: &mut Store, tenant: TenantId, operation: Operation| {
+        sequence += 1;
+        let request = Request::new(client, sequence, operation).in_tenant(tenant);
+        store.apply(LogIndex(sequence + 1), &Command::Request(request).encode())
+    };
+    let admin = |command: TenantCommand| Operation::Tenant(Box::new(command));
+    let capped = |keys: u64| Caps {
+        keys: Some(keys),
+        ..Caps::default()
+    };
+    let create = TenantCommand::Create {
+        name: "capped".to_owned(),
+        caps: capped(2),
+        token: TokenRecord::new(b"salt", "secret"),
+    };
+    let Ok(Outcome::TokenIssued { tenant, .. }) =
+        apply(&mut store, TenantId::DEFAULT, admin(create))
+    else {
+        panic!("the tenant is created");
+    };
+    for key in ["/a", "/b"] {
+        assert!(apply(&mut store, tenant, Operation::put(key, b"v")).is_ok());
+    }
+    assert_eq!(tenant_caps(NodeId(1), &store), Ok(()));
+    let lowered = TenantCommand::SetCaps {
+        name: "capped".to_owned(),
+        caps: capped(1),
+    };
+    assert!(apply(&mut store, TenantId::DEFAULT, admin(lowered)).is_ok());
+    let violation = tenant_caps(NodeId(1), &store).unwrap_err();
+    assert_eq!(violation.check, check::TENANT_CAPS);
+    assert!(
+        violation.detail.contains("holds 2 keys"),
+        "{}",
+        violation.detail
+    );
+}

@@ -219,7 +219,9 @@ impl Simulator<'_, '_> {
                 self.on_member_answer_sent(result, id.0 & !crate::services::MEMBER_REQUEST_BIT)
             }
             Answer::Write { id, result } => {
-                if let Ok(applied) = &result {
+                if id.0 & crate::kv::UNCHECKED_ATTEMPT_BIT != 0 {
+                    self.note_unchecked_answer(&result);
+                } else if let Ok(applied) = &result {
                     // Every "applied at i", even one its client no longer waits for, checked
                     // against the answering node's log as it is now.
                     self.check_answered_entry(node, id.0, applied.index);

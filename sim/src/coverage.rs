@@ -65,6 +65,10 @@ pub const FORGED_DATAGRAM_REFUSED: &str = "forged_datagram_refused";
 pub const REPLAYED_DATAGRAM_REFUSED: &str = "replayed_datagram_refused";
 /// A captured datagram with flipped bits (and a fixed checksum) was refused.
 pub const MUTATED_DATAGRAM_REFUSED: &str = "mutated_datagram_refused";
+/// A tenant's write was refused because it would pass a stored cap (`quota_*`).
+pub const TENANT_REFUSED_QUOTA: &str = "tenant_refused_quota";
+/// A tenant's write was refused because it was over its write rate (`rate_*`).
+pub const TENANT_REFUSED_RATE: &str = "tenant_refused_rate";
 
 /// Every state the simulator tracks, in the order summaries print them.
 pub const STATES: &[&str] = &[
@@ -92,6 +96,8 @@ pub const STATES: &[&str] = &[
     FORGED_DATAGRAM_REFUSED,
     REPLAYED_DATAGRAM_REFUSED,
     MUTATED_DATAGRAM_REFUSED,
+    TENANT_REFUSED_QUOTA,
+    TENANT_REFUSED_RATE,
 ];
 
 /// The states one seed reached, with the simulated time (µs) it first reached each.

@@ -22,6 +22,9 @@ pub struct RunSummary {
     pub linearizability_unknown: u64,
     /// How many seeds reached each protocol situation of [`crate::coverage::STATES`].
     pub coverage: BTreeMap<&'static str, u64>,
+    /// The longest any request of each tenant took across all seeds, in µs (KV workload;
+    /// hostile tenants left out): what a `latency_ms_max` bound is chosen from.
+    pub latency_us_max: BTreeMap<String, u64>,
     pub reports: Vec<SeedReport>,
 }
 
@@ -45,6 +48,7 @@ impl RunSummary {
                 .filter(|report| report.kv.linearizability_unknown)
                 .count() as u64,
             coverage: crate::coverage::tally(reports.iter().map(|report| &report.coverage)),
+            latency_us_max: longest_latencies(&reports),
             reports,
         }
     }
@@ -103,4 +107,14 @@ pub fn run_seeds(
     }
     let reports = reports.into_inner().expect("workers have finished");
     Ok(RunSummary::from_reports(reports))
+}
+
+/// The longest latency of each tenant over `reports`.
+fn longest_latencies(reports: &[SeedReport]) -> BTreeMap<String, u64> {
+    let mut longest: BTreeMap<String, u64> = BTreeMap::new();
+    for (tenant, &latency_us) in reports.iter().flat_map(|report| &report.kv.latency_us_max) {
+        let entry = longest.entry(tenant.clone()).or_default();
+        *entry = (*entry).max(latency_us);
+    }
+    longest
 }

@@ -130,6 +130,9 @@ pub struct Scenario {
     /// The services workload's members (`workload.kind = "services"`).
     #[serde(default)]
     pub services: crate::services::ServicesSection,
+    /// KV only: tenants created at the start, each with its own clients (`[[tenants]]`).
+    #[serde(default)]
+    pub tenants: Vec<TenantSection>,
     #[serde(default)]
     pub liveness: Liveness,
     #[serde(default)]
@@ -401,6 +404,14 @@ pub struct Workload {
     /// the running node that has applied least (stale reads). Never read from a file.
     #[serde(skip)]
     pub planted_stale_reads: bool,
+    /// Test-only planted bug: the store never checks the keys cap
+    /// (`StoreConfig::planted_keys_cap_unchecked`). Never read from a file.
+    #[serde(skip)]
+    pub planted_keys_cap_unchecked: bool,
+    /// Test-only planted bug: the replica admits writes first come first served, without
+    /// per-tenant shares or rates (`ReplicaConfig::planted_unfair_admission`).
+    #[serde(skip)]
+    pub planted_unfair_admission: bool,
 }
 
 impl Default for Workload {
@@ -417,7 +428,48 @@ impl Default for Workload {
             client_latency_ms: [0, 0],
             hold_requests_while_paused: false,
             planted_stale_reads: false,
+            planted_keys_cap_unchecked: false,
+            planted_unfair_admission: false,
         }
+    }
+}
+
+/// A tenant of the KV workload. Its first client creates it at the start through the store's
+/// tenant command (as an administrator would, through the log); then each of its clients acts
+/// in it. A well-behaved tenant's clients run the KV workload (its history is checked for
+/// linearizability on its own); a hostile tenant's clients flood.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSection {
+    pub name: String,
+    /// The tenant's caps (absent ones are unlimited), as `POST /v1/tenants` takes them.
+    #[serde(default)]
+    pub caps: rafting_core::store::Caps,
+    pub clients: u64,
+    /// Its clients flood: every `flood_interval_ms`, a write of `value_bytes` to a new key or
+    /// a session opened and never renewed, to the leader, without waiting for answers.
+    #[serde(default)]
+    pub hostile: bool,
+    /// Hostile only: the size of its values.
+    #[serde(default = "TenantSection::value_bytes_default")]
+    pub value_bytes: usize,
+    /// Hostile only: each of its clients sends a write this often, answered or not.
+    #[serde(default = "TenantSection::flood_interval_ms_default")]
+    pub flood_interval_ms: u64,
+    /// Well-behaved only: every request of its clients is answered within this many
+    /// milliseconds of its first attempt (the `tenant_latency` check). For scenarios without
+    /// faults: a fault may hold any request up to its timeout.
+    #[serde(default)]
+    pub latency_ms_max: Option<u64>,
+}
+
+impl TenantSection {
+    fn value_bytes_default() -> usize {
+        64 * 1024
+    }
+
+    fn flood_interval_ms_default() -> u64 {
+        2
     }
 }
 
@@ -674,6 +726,28 @@ impl Expectation {
 }
 
 impl Scenario {
+    /// All clients: the workload's own (in the default tenant), then each tenant's.
+    pub fn client_count(&self) -> u64 {
+        self.workload.clients
+            + self
+                .tenants
+                .iter()
+                .map(|tenant| tenant.clients)
+                .sum::<u64>()
+    }
+
+    /// The tenant of each client, as a position in [`Scenario::tenants`] (`None`: the default
+    /// tenant), in the order of [`Scenario::client_count`]'s clients.
+    pub fn client_tenants(&self) -> Vec<Option<usize>> {
+        let own = (0..self.workload.clients).map(|_| None);
+        let tenants = self
+            .tenants
+            .iter()
+            .enumerate()
+            .flat_map(|(position, tenant)| (0..tenant.clients).map(move |_| Some(position)));
+        own.chain(tenants).collect()
+    }
+
     /// Reads, parses and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
         let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {

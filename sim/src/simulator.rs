@@ -215,6 +215,8 @@ pub(crate) struct Host {
     pub id: NodeId,
     pub config: Config,
     pub replica_config: ReplicaConfig,
+    /// The scenario's planted store bug (see `Workload::planted_keys_cap_unchecked`).
+    pub planted_keys_cap_unchecked: bool,
     pub replica: Option<Replica>,
     /// Bumped at every crash, so events of a previous life are recognised and ignored.
     pub incarnation: u64,
@@ -273,10 +275,15 @@ impl Host {
     /// entries into the store on its first steps.
     /// A node restarted from a snapshot starts from the store in it.
     pub fn start_replica(&mut self, node: Node) {
+        // (A store restored from a snapshot has the default configuration: the planted keys
+        // cap bug is for scenarios without snapshots.)
         let store = match node.snapshot() {
             Some(snapshot) => Store::restore(&snapshot.image)
                 .unwrap_or_else(|error| panic!("a snapshot this node wrote must restore: {error}")),
-            None => Store::new(StoreConfig::default()),
+            None => Store::new(StoreConfig {
+                planted_keys_cap_unchecked: self.planted_keys_cap_unchecked,
+                ..StoreConfig::default()
+            }),
         };
         self.replica = Some(Replica::new(node, store, self.replica_config));
     }
@@ -376,8 +383,10 @@ impl<'s, 'w> Simulator<'s, 'w> {
                     session_tick_interval_ms: scenario.workload.session_tick_interval_ms,
                     snapshot_every_entries: params.snapshot_every_entries,
                     snapshot_every_bytes: 0,
+                    planted_unfair_admission: scenario.workload.planted_unfair_admission,
                     ..ReplicaConfig::default()
                 },
+                planted_keys_cap_unchecked: scenario.workload.planted_keys_cap_unchecked,
                 replica: None,
                 incarnation: 0,
                 disk: WalDisk::new(id, ids.iter().copied().collect()),
@@ -398,7 +407,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             host.start_replica(node);
             hosts.push(host);
         }
-        let clients = (0..scenario.workload.clients)
+        let clients = (0..scenario.client_count())
             .map(|client| Client {
                 id: client + 1,
                 target: streams.workload.random_range(0..nodes),
@@ -864,9 +873,5 @@ fn kv_world(scenario: &Scenario, params: &Params) -> KvWorld {
         per_leader_change_us: stall_threshold_us + tick_interval_us,
         slack_us: 2 * tick_interval_us + 4 * (latency_us + fsync_us),
     };
-    KvWorld::new(
-        scenario.workload.clients as usize,
-        bounds,
-        stall_threshold_us,
-    )
+    KvWorld::new(&scenario.client_tenants(), bounds, stall_threshold_us)
 }

@@ -439,6 +439,14 @@ impl Simulator<'_, '_> {
         self.check(result);
         let result = checkers::state_machine_safety(&mut self.record.applied, id, entry);
         self.check(result);
+        if let Some(answer) = &applied.response {
+            let result = checkers::applied_answers_agree(&mut self.record, id, entry.index, answer);
+            self.check(result);
+        }
+        if let Some(replica) = self.hosts[node].replica.as_ref() {
+            let result = checkers::tenant_caps(id, replica.store());
+            self.check(result);
+        }
         if self.kv.is_some() {
             self.kv_applied(node, applied);
         }

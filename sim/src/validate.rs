@@ -3,7 +3,7 @@
 //! Each failure names the key (`network.loss_probability`) so that, with the file name the
 //! caller adds, the author knows exactly what to change.
 
-use crate::scenario::{PartitionKind, Profile, Scenario, Span};
+use crate::scenario::{PartitionKind, Profile, Scenario, Span, WorkloadKind};
 
 /// The key at fault and what is wrong with it.
 pub type Invalid = (String, String);
@@ -65,9 +65,56 @@ pub fn validate(scenario: &Scenario) -> Result<(), Invalid> {
         }
     }
     validate_timing(scenario)?;
+    validate_tenants(scenario)?;
     validate_ranges(scenario)?;
     validate_profile(scenario)?;
     validate_script(scenario)
+}
+
+/// `[[tenants]]`: KV only, well-formed distinct names, at least one client each, hostile
+/// values within the store's limit, latency bounds only where they mean something.
+fn validate_tenants(scenario: &Scenario) -> Result<(), Invalid> {
+    use rafting_core::store::StoreConfig;
+    use rafting_core::store::tenants::validate_tenant_name;
+    if !scenario.tenants.is_empty() && scenario.workload.kind != WorkloadKind::Kv {
+        return fail("tenants", "tenants need workload.kind = \"kv\"");
+    }
+    let value_bytes_max = StoreConfig::default().value_bytes_max;
+    for (position, tenant) in scenario.tenants.iter().enumerate() {
+        let key = |field: &str| format!("tenants[{position}].{field}");
+        if let Err(error) = validate_tenant_name(&tenant.name) {
+            return fail(&key("name"), error.to_string());
+        }
+        if scenario.tenants[..position]
+            .iter()
+            .any(|other| other.name == tenant.name)
+        {
+            return fail(&key("name"), "two tenants have this name");
+        }
+        if tenant.clients == 0 {
+            return fail(&key("clients"), "must be positive");
+        }
+        if tenant.hostile && !(1..=value_bytes_max).contains(&tenant.value_bytes) {
+            return fail(
+                &key("value_bytes"),
+                format!("must be within [1, {value_bytes_max}] (the store's value limit)"),
+            );
+        }
+        if tenant.hostile && tenant.flood_interval_ms == 0 {
+            return fail(&key("flood_interval_ms"), "must be positive");
+        }
+        match tenant.latency_ms_max {
+            Some(_) if tenant.hostile => {
+                return fail(
+                    &key("latency_ms_max"),
+                    "a hostile tenant has no latency bound",
+                );
+            }
+            Some(0) => return fail(&key("latency_ms_max"), "must be positive"),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn validate_timing(scenario: &Scenario) -> Result<(), Invalid> {

@@ -5,6 +5,7 @@
 mod common;
 
 use common::shipped as load;
+use common::trace_of;
 use rafting_sim::kv::sessions::check;
 use rafting_sim::{Scenario, run_seed};
 
@@ -72,12 +73,10 @@ fn stale_reads_are_caught_by_the_linearizability_check() {
 #[test]
 fn kv_seed_replays_identically() {
     let scenario = shortened("kv_chaos.toml", 8_000);
-    let trace = |seed| {
-        let mut bytes = Vec::new();
-        run_seed(&scenario, seed, Some(&mut bytes)).expect("runs");
-        bytes
-    };
-    let first = trace(5);
+    let first = trace_of(&scenario, 5);
     assert!(first.len() > 10_000);
-    assert!(first == trace(5), "seed 5 replayed differently");
+    assert!(
+        first == trace_of(&scenario, 5),
+        "seed 5 replayed differently"
+    );
 }

@@ -58,9 +58,28 @@ pub(super) struct WriteQueue {
     len: usize,
     /// Writes without a numbering of their own, which wait for this node's client record.
     unnumbered: usize,
+    /// The planted bug of `ReplicaConfig::planted_unfair_admission`: every write waits in
+    /// one queue, first come first served, whatever its tenant.
+    first_come_first_served: bool,
 }
 
 impl WriteQueue {
+    pub fn new(first_come_first_served: bool) -> WriteQueue {
+        WriteQueue {
+            first_come_first_served,
+            ..WriteQueue::default()
+        }
+    }
+
+    /// The queue `write` waits in: its tenant's (or the one shared queue).
+    fn queue_of(&self, write: &Queued) -> TenantId {
+        if self.first_come_first_served {
+            TenantId::DEFAULT
+        } else {
+            write.tenant
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -85,10 +104,11 @@ impl WriteQueue {
             self.unnumbered += 1;
         }
         self.len += 1;
-        let queue = self.tenants.entry(write.tenant).or_default();
+        let turn = self.queue_of(&write);
+        let queue = self.tenants.entry(turn).or_default();
         if queue.writes.is_empty() {
             queue.deficit_bytes = QUANTUM_BYTES;
-            self.turns.push_back(write.tenant);
+            self.turns.push_back(turn);
         }
         queue.writes.push_back(write);
     }

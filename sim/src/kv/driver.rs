@@ -21,12 +21,16 @@ const SESSION_ABANDON_PERCENT: u32 = 4;
 const SESSION_CLOSE_PERCENT: u32 = 4;
 
 impl Simulator<'_, '_> {
-    fn kv_client(&mut self, client: usize) -> &mut KvClient {
+    pub(crate) fn kv_client(&mut self, client: usize) -> &mut KvClient {
         &mut self.kv.as_mut().expect("KV mode").clients[client]
     }
 
     /// A client's turn: start its next request if it has none, then send an attempt.
     pub(crate) fn kv_send(&mut self, client: usize) {
+        if self.kv_hostile(client) && self.kv_client(client).tenant_id.is_some() {
+            self.kv_flood(client);
+            return;
+        }
         if self.kv_client(client).pending.is_none() {
             let kind = self.kv_next_request(client);
             let now = self.now_us;
@@ -52,6 +56,9 @@ impl Simulator<'_, '_> {
     /// Registration first, then a due session request, then a random KV request.
     fn kv_next_request(&mut self, client: usize) -> PendingKind {
         let state = self.kv_client(client).clone();
+        let Some(tenant) = state.tenant_id else {
+            return PendingKind::JoinTenant;
+        };
         if state.record.is_none() {
             return PendingKind::Register;
         }
@@ -82,7 +89,8 @@ impl Simulator<'_, '_> {
         }
         let value = format!("c{}-s{sequence}", self.clients[client].id);
         let keys = self.scenario.workload.keys_per_directory;
-        let request = operations::draw_request(&mut self.streams.workload, keys, value.as_bytes());
+        let request = operations::draw_request(&mut self.streams.workload, keys, value.as_bytes())
+            .in_tenant(tenant);
         PendingKind::Kv { sequence, request }
     }
 
@@ -148,7 +156,12 @@ impl Simulator<'_, '_> {
         let state = self.kv_client(client).clone();
         let pending = state.pending.expect("an attempt has a request");
         let record = state.record.unwrap_or_default();
+        let tenant = state.tenant_id.unwrap_or(TenantId::DEFAULT);
         let (operation, sequence) = match pending.kind {
+            PendingKind::JoinTenant => {
+                self.kv_join_attempt(client, target);
+                return;
+            }
             PendingKind::Register => {
                 let attempt = self.start_write_attempt(client, target, Command::RegisterClient);
                 let id = RequestId(attempt);
@@ -175,12 +188,12 @@ impl Simulator<'_, '_> {
         };
         // What the replica will put in the log, as the history's record of this attempt.
         let request = Request::new(record, sequence, operation.clone())
-            .in_tenant(TenantId::DEFAULT)
+            .in_tenant(tenant)
             .acknowledging_below(sequence);
         let attempt = self.start_write_attempt(client, target, Command::Request(request));
         let write = Input::Write {
             id: RequestId(attempt),
-            tenant: TenantId::DEFAULT,
+            tenant,
             operation,
             numbered: Some(Numbered {
                 client: record,
@@ -205,7 +218,7 @@ impl Simulator<'_, '_> {
         attempt
     }
 
-    fn start_attempt(&mut self, client: usize, attempt: u64) {
+    pub(crate) fn start_attempt(&mut self, client: usize, attempt: u64) {
         self.clients[client].current = Some(attempt);
         self.trace_client(client, attempt, "invoke", None);
         let timeout = self.scenario.workload.request_timeout_ms;
@@ -233,9 +246,19 @@ impl Simulator<'_, '_> {
             }
             return;
         }
+        self.kv_send_read(client, target, query);
+    }
+
+    /// A new request id outside the workload history's, marked with `bit`.
+    pub(crate) fn kv_next_attempt(&mut self, bit: u64) -> u64 {
         let kv = self.kv.as_mut().expect("KV mode");
-        kv.next_read += 1;
-        let attempt = READ_ATTEMPT_BIT | kv.next_read;
+        kv.next_attempt += 1;
+        bit | kv.next_attempt
+    }
+
+    /// Sends a linearizable read of `query` as the client's attempt.
+    pub(crate) fn kv_send_read(&mut self, client: usize, target: usize, query: Query) {
+        let attempt = self.kv_next_attempt(READ_ATTEMPT_BIT);
         self.start_attempt(client, attempt);
         let read = Input::Read {
             id: RequestId(attempt),
@@ -263,6 +286,9 @@ impl Simulator<'_, '_> {
         let outcome = Outcome::Committed { index };
         self.history.complete(attempt, outcome, self.now_us);
         self.trace_client(client, attempt, "committed", Some(index));
+        if let Err(error) = &applied.response {
+            self.note_tenant_refusal(error);
+        }
         self.kv_settle_write(client, &applied.response);
     }
 
@@ -293,6 +319,10 @@ impl Simulator<'_, '_> {
         };
         self.trace_client(client, attempt, "read", None);
         let pending = self.kv_client(client).pending.clone();
+        if let Some(PendingKind::JoinTenant) = pending.as_ref().map(|pending| &pending.kind) {
+            self.kv_on_tenant_found(client, &answer);
+            return;
+        }
         if let Some(PendingKind::Kv {
             request: KvRequest::Read { input, .. },
             ..
@@ -318,6 +348,7 @@ impl Simulator<'_, '_> {
             return;
         };
         match pending.kind {
+            PendingKind::JoinTenant => self.kv_on_tenant_created(client, response),
             PendingKind::Register => {
                 if let Ok(StoreOutcome::ClientRegistered { client: record }) = response {
                     let state = self.kv_client(client);
@@ -366,8 +397,11 @@ impl Simulator<'_, '_> {
             invoked_at: Timestamp(pending.invoked_us),
             completion,
         };
+        let tenant = self.kv_client(client).tenant;
         let kv = self.kv.as_mut().expect("KV mode");
-        kv.history
+        kv.histories
+            .entry(tenant)
+            .or_default()
             .push(operation)
             .expect("completion never precedes invocation");
         if matches!(request, KvRequest::Write { .. }) {
@@ -376,7 +410,8 @@ impl Simulator<'_, '_> {
         self.kv_finish(client);
     }
 
-    fn kv_finish(&mut self, client: usize) {
+    pub(crate) fn kv_finish(&mut self, client: usize) {
+        self.kv_note_latency(client);
         self.kv_client(client).pending = None;
         self.clients[client].unfinished = false;
         let think = self.think_time_ms();

@@ -27,17 +27,24 @@ mod driver;
 mod observe;
 pub mod operations;
 pub mod sessions;
+mod tenants;
 
 use crate::linearizability::History;
 use crate::linearizability::kv::{KvInput, KvOutput};
 use operations::KvRequest;
-use rafting_core::store::{ClientId, Operation};
+use rafting_core::store::{ClientId, Operation, TenantId};
 use sessions::{ClockBounds, SessionRecord};
 use std::collections::BTreeMap;
 
 /// Request ids of read attempts carry this bit, so they never collide with the ids of write
 /// attempts (the workload history's operation ids).
 pub(crate) const READ_ATTEMPT_BIT: u64 = 1 << 62;
+/// Request ids of write attempts that are not part of any checked history carry this bit:
+/// a hostile tenant's flood (unnumbered, never waited for) and the creation of a tenant. Their
+/// answers are not matched against the log; what they do to the store is checked instead
+/// (`tenant_caps`, `applied_answers_agree`).
+pub(crate) const UNCHECKED_ATTEMPT_BIT: u64 = 1 << 60;
+const _: () = assert!(UNCHECKED_ATTEMPT_BIT != crate::services::MEMBER_REQUEST_BIT);
 /// Search steps the linearizability check may spend per seed; past it the verdict is unknown.
 const CHECK_STEPS_MAX: u64 = 5_000_000;
 
@@ -53,6 +60,8 @@ pub(crate) enum SessionPurpose {
 /// What a client's logical request is; every attempt sends the same one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum PendingKind {
+    /// Learn the id of the client's tenant: create it (its first client) or look it up.
+    JoinTenant,
     Register,
     Kv {
         sequence: u64,
@@ -84,6 +93,12 @@ pub(crate) struct ClientSession {
 /// One KV client's state beyond the generic [`crate::workload::Client`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct KvClient {
+    /// The tenant it acts in, as a position in the scenario's `tenants` (`None`: default).
+    pub tenant: Option<usize>,
+    /// Its tenant's id, once known (the default tenant's from the start).
+    pub tenant_id: Option<TenantId>,
+    /// It creates its tenant (the tenant's first client) instead of looking it up.
+    pub creates_tenant: bool,
     pub record: Option<ClientId>,
     pub next_sequence: u64,
     pub pending: Option<Pending>,
@@ -93,10 +108,15 @@ pub(crate) struct KvClient {
 /// Everything the KV workload holds for one seed.
 pub struct KvWorld {
     pub(crate) clients: Vec<KvClient>,
-    pub(crate) history: History<KvInput, KvOutput>,
+    /// One history per tenant (keyed like [`KvClient::tenant`]): tenants have separate key
+    /// spaces, so each is checked for linearizability on its own.
+    pub(crate) histories: BTreeMap<Option<usize>, History<KvInput, KvOutput>>,
+    /// The longest a well-behaved tenant's request took, by tenant name, in µs.
+    pub(crate) latency_us_max: BTreeMap<String, u64>,
     pub(crate) sessions: BTreeMap<u64, SessionRecord>,
     pub(crate) bounds: ClockBounds,
-    pub(crate) next_read: u64,
+    /// The last request id given to a read or an unchecked write (under its bit).
+    pub(crate) next_attempt: u64,
     /// The highest commit index any node reached, and when it last grew.
     pub(crate) commit_max: u64,
     pub(crate) commit_max_us: u64,
@@ -116,16 +136,35 @@ pub struct KvReport {
     pub sessions_opened: usize,
     pub sessions_expired: usize,
     pub undecided: u64,
+    /// The longest any request of each tenant with clients of the KV workload took (first
+    /// attempt to answer), in µs; the hostile tenants' are left out.
+    pub latency_us_max: BTreeMap<String, u64>,
 }
 
 impl KvWorld {
-    pub(crate) fn new(clients: usize, bounds: ClockBounds, stall_threshold_us: u64) -> KvWorld {
+    /// `tenants` holds the tenant of each client (see [`crate::Scenario::client_tenants`]).
+    pub(crate) fn new(
+        tenants: &[Option<usize>],
+        bounds: ClockBounds,
+        stall_threshold_us: u64,
+    ) -> KvWorld {
+        let clients = tenants
+            .iter()
+            .enumerate()
+            .map(|(position, &tenant)| KvClient {
+                tenant,
+                tenant_id: tenant.is_none().then_some(TenantId::DEFAULT),
+                creates_tenant: tenant.is_some() && !tenants[..position].contains(&tenant),
+                ..KvClient::default()
+            })
+            .collect();
         KvWorld {
-            clients: vec![KvClient::default(); clients],
-            history: History::new(),
+            clients,
+            histories: BTreeMap::new(),
+            latency_us_max: BTreeMap::new(),
             sessions: BTreeMap::new(),
             bounds,
-            next_read: 0,
+            next_attempt: 0,
             commit_max: 0,
             commit_max_us: 0,
             stall_threshold_us,

@@ -47,7 +47,7 @@ impl Simulator<'_, '_> {
             let surviving: Vec<String> = record
                 .keys
                 .iter()
-                .filter(|key| store.get(TenantId::DEFAULT, key).is_ok())
+                .filter(|key| store.get(record.tenant, key).is_ok())
                 .cloned()
                 .collect();
             results.push(sessions::ephemeral_keys_gone(
@@ -113,6 +113,7 @@ impl Simulator<'_, '_> {
                     SessionRecord {
                         session: session.get(),
                         client: client_id,
+                        tenant: state.tenant_id.unwrap_or(TenantId::DEFAULT),
                         ttl_ms: *ttl_ms,
                         renewal_invoked_us: invoked_us,
                         renewal_acknowledged_us: now,
@@ -162,6 +163,7 @@ impl Simulator<'_, '_> {
                 .filter(|record| record.ended_at_us.is_some() && !record.closing)
                 .count(),
             undecided: kv.undecided,
+            latency_us_max: kv.latency_us_max.clone(),
             ..KvReport::default()
         };
         if self.violation.is_some() {
@@ -180,6 +182,7 @@ impl Simulator<'_, '_> {
         report
     }
 
+    /// Each tenant's history on its own (tenants have separate key spaces).
     fn kv_check_linearizable(&mut self, report: &mut KvReport) {
         let kv = self.kv.as_mut().expect("KV mode");
         let model = KvModel { first_version: 1 };
@@ -187,22 +190,28 @@ impl Simulator<'_, '_> {
             steps_max: CHECK_STEPS_MAX,
             ..CheckOptions::default()
         };
-        let checked = crate::linearizability::check(&model, &kv.history, &options);
-        report.ops_checked = checked.operations_checked;
-        match checked.verdict {
-            Verdict::Linearizable => {}
-            Verdict::Unknown { .. } => report.linearizability_unknown = true,
-            Verdict::NotLinearizable(found) => {
-                let detail = found.explain(&kv.history);
-                self.violate(Violation {
-                    check: check::LINEARIZABILITY,
-                    at_us: 0,
-                    nodes: Vec::new(),
-                    index: None,
-                    term: None,
-                    detail,
-                });
+        let mut found = None;
+        for history in kv.histories.values() {
+            let checked = crate::linearizability::check(&model, history, &options);
+            report.ops_checked += checked.operations_checked;
+            match checked.verdict {
+                Verdict::Linearizable => {}
+                Verdict::Unknown { .. } => report.linearizability_unknown = true,
+                Verdict::NotLinearizable(anomaly) => {
+                    found = Some(anomaly.explain(history));
+                    break;
+                }
             }
+        }
+        if let Some(detail) = found {
+            self.violate(Violation {
+                check: check::LINEARIZABILITY,
+                at_us: 0,
+                nodes: Vec::new(),
+                index: None,
+                term: None,
+                detail,
+            });
         }
     }
 }

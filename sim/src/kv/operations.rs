@@ -50,6 +50,19 @@ impl KvRequest {
             KvRequest::Write { input, .. } | KvRequest::Read { input, .. } => input,
         }
     }
+
+    /// The same request in `tenant`'s key space. (A write's tenant goes with the write; the
+    /// checked input stays as it is, since each tenant's history is checked on its own.)
+    pub fn in_tenant(mut self, tenant: TenantId) -> KvRequest {
+        if let KvRequest::Read { query, .. } = &mut self {
+            match query {
+                Query::Get { tenant: asked, .. } => *asked = tenant,
+                Query::List(list) => list.tenant = tenant,
+                _ => {}
+            }
+        }
+        self
+    }
 }
 
 /// The key `position` of directory `directory`.
@@ -246,6 +259,12 @@ pub fn write_output(input: &KvInput, response: &Response) -> Result<KvOutput, Un
     let mismatch = || Untranslatable::Mismatch(format!("{input:?} answered {response:?}"));
     match (input, response) {
         (_, Err(error @ (StoreError::UnknownClient { .. } | StoreError::StaleRequest { .. }))) => {
+            Err(Untranslatable::Undecided(error.clone()))
+        }
+        // A tenant's write refused by a stored cap when applied: it changed nothing, which the
+        // checker's model cannot say of a put, so it is recorded as maybe-applied (sound, if
+        // less strict; `tenant_caps` and `applied_answers_agree` judge the refusal itself).
+        (_, Err(error @ StoreError::QuotaExceeded { .. })) => {
             Err(Untranslatable::Undecided(error.clone()))
         }
         (KvInput::CompareAndSet { .. }, Ok(Outcome::Written { .. })) => {

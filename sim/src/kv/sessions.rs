@@ -19,6 +19,7 @@
 //! The check functions are pure; the simulator feeds them [`SessionRecord`]s.
 
 use crate::checkers::Violation;
+use rafting_core::store::TenantId;
 use std::collections::BTreeSet;
 
 /// The names under which session checks report violations.
@@ -50,6 +51,8 @@ pub struct ClockBounds {
 pub struct SessionRecord {
     pub session: u64,
     pub client: u64,
+    /// The tenant its ephemeral keys belong to.
+    pub tenant: TenantId,
     pub ttl_ms: u64,
     /// Invocation time of the latest acknowledged open or keep-alive.
     pub renewal_invoked_us: u64,

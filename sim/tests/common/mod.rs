@@ -20,3 +20,10 @@ pub fn shipped_for(name: &str, duration_ms: u64) -> Scenario {
     scenario.duration_ms = duration_ms;
     scenario
 }
+
+/// The trace of one seed of `scenario`, for replay tests.
+pub fn trace_of(scenario: &Scenario, seed: u64) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    rafting_sim::run_seed(scenario, seed, Some(&mut bytes)).expect("runs");
+    bytes
+}
