@@ -658,19 +658,27 @@ impl Connection {
         let waiting_since = Instant::now();
         loop {
             match (&*self.stream).read(buffer) {
-                Ok(0) => return Err(HttpError::Malformed("the body ended early".into())),
+                Ok(0) => return Err(body_ended_early()),
                 Ok(read) => return Ok(read),
-                Err(error)
-                    if matches!(
-                        error.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    self.waited_enough(Wait::Body(started), waiting_since)?;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(HttpError::Malformed("the body ended early".into())),
+                Err(error) => self.body_read_failed(&error, started, waiting_since)?,
             }
+        }
+    }
+
+    /// A failed read of a body: a poll timeout waits on (within the request's time), an
+    /// interruption retries, anything else ends the request.
+    fn body_read_failed(
+        &self,
+        error: &io::Error,
+        started: Instant,
+        waiting_since: Instant,
+    ) -> Result<(), HttpError> {
+        match error.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => self
+                .waited_enough(Wait::Body(started), waiting_since)
+                .map(|_| ()),
+            io::ErrorKind::Interrupted => Ok(()),
+            _ => Err(body_ended_early()),
         }
     }
 
@@ -687,18 +695,9 @@ impl Connection {
             while self.pending.len() < length {
                 let wanted = (length - self.pending.len()) as u64;
                 match (&*self.stream).take(wanted).read_to_end(&mut self.pending) {
-                    Ok(0) => return Err(HttpError::Malformed("the body ended early".into())),
+                    Ok(0) => return Err(body_ended_early()),
                     Ok(_) => {}
-                    Err(error)
-                        if matches!(
-                            error.kind(),
-                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                        ) =>
-                    {
-                        self.waited_enough(Wait::Body(started), waiting_since)?;
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                    Err(_) => return Err(HttpError::Malformed("the body ended early".into())),
+                    Err(error) => self.body_read_failed(&error, started, waiting_since)?,
                 }
             }
         }
@@ -787,6 +786,10 @@ impl Connection {
         }
         (&*self.stream).write_all(&bytes)
     }
+}
+
+fn body_ended_early() -> HttpError {
+    HttpError::Malformed("the body ended early".into())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,9 +21,8 @@ mod webdriver;
 
 use common::{TestCluster, get_retrying, request};
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
-use webdriver::{Browser, browser_tools};
+use webdriver::{Browser, browser_tools, screenshot};
 
 const ELECTION_WAIT: Duration = Duration::from_secs(15);
 /// How soon the page must show a new leader after kill -9 of the old one.
@@ -78,20 +77,6 @@ fn shown_leader(browser: &Browser) -> Option<u64> {
         .map(|row| row.id)
         .collect();
     (leaders.len() == 1).then(|| leaders[0])
-}
-
-/// Saves what the browser shows as `name`.png, as a test artifact.
-fn screenshot(browser: &Browser, name: &str) {
-    let png = browser.screenshot_png();
-    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
-    let mut directories = vec![PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard")];
-    directories.extend(std::env::var_os("DASHBOARD_SCREENSHOTS").map(PathBuf::from));
-    for directory in directories {
-        std::fs::create_dir_all(&directory).unwrap();
-        let path = directory.join(format!("{name}.png"));
-        std::fs::write(&path, &png).unwrap();
-        eprintln!("screenshot: {}", path.display());
-    }
 }
 
 fn open_view(browser: &Browser, view: &str) {
@@ -282,8 +267,14 @@ fn the_dashboard_follows_failover_transfers_leadership_writes_keys_and_shows_ser
     // Its resign button hands the group to the next standby, with a new epoch.
     browser.click(&browser.find(".group[data-name=\"/billing/web\"] button.resign"));
     wait_for(Duration::from_secs(10), "the new master shown", || {
-        let card = browser.text(&browser.find(".group[data-name=\"/billing/web\"]"));
-        card.contains("resign web-2").then_some(())
+        // Read in one script: the view re-renders every 2 s, which would make an element
+        // found in one call stale by the next.
+        let card = browser.execute(
+            "const card = document.querySelector(arguments[0]);
+             return card ? card.innerText : '';",
+            json!([".group[data-name=\"/billing/web\"]"]),
+        );
+        card.as_str()?.contains("resign web-2").then_some(())
     });
     let (status, group) = request("GET", &format!("{home_url}/v1/services/billing/web"), b"");
     let group: Value = serde_json::from_slice(&group).unwrap_or(Value::Null);

@@ -371,6 +371,30 @@ fn the_client_library_works_inside_its_tenant_with_a_token() {
     assert_eq!(refused.code(), Some("unauthenticated"), "{refused}");
 }
 
+/// Reads one HTTP answer from a raw connection: its status and its JSON body.
+fn answer(reader: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, Value) {
+    use std::io::{BufRead, Read};
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
 #[test]
 fn a_tenant_over_its_rate_is_refused_at_the_head_before_its_body_is_sent() {
     // Proves the front refuses from the replica's refusal without reading the body: once a
@@ -378,7 +402,7 @@ fn a_tenant_over_its_rate_is_refused_at_the_head_before_its_body_is_sent() {
     // its head arrives (with no body sent at all), the body sent afterwards is dropped and the
     // same connection serves the next request; a smaller put that fits, and another tenant,
     // are not refused.
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Write};
     let (cluster, _secrets) = secure_cluster(1);
     let base = cluster.url(0);
     let caps = json!({"write_bytes_rate": 1_000, "write_bytes_burst": 300_000});
@@ -405,28 +429,6 @@ fn a_tenant_over_its_rate_is_refused_at_the_head_before_its_body_is_sent() {
             "PUT /v1/kv/{key} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
              Content-Length: {length}\r\n\r\n"
         )
-    };
-    // Reads one answer: its status and body.
-    let answer = |reader: &mut BufReader<std::net::TcpStream>| -> (u16, Value) {
-        let mut status_line = String::new();
-        reader.read_line(&mut status_line).unwrap();
-        let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
     };
 
     let asked = Instant::now();
@@ -471,7 +473,7 @@ fn a_tenant_holds_at_most_its_cap_of_connections_to_a_node() {
     // connections; a third is answered 429 `quota_connections` and closed; once one of the two
     // closes, a new one is served. Another tenant and the administrator are not counted
     // against it, and the tenant's view shows what it holds on the node.
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{BufReader, Read, Write};
     let (cluster, _secrets) = secure_cluster(1);
     let base = cluster.url(0);
     let capped = create_tenant(&base, "capped", json!({"connections": 2}));
@@ -487,26 +489,8 @@ fn a_tenant_holds_at_most_its_cap_of_connections_to_a_node() {
             format!("GET /v1/kv/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\r\n");
         stream.write_all(request.as_bytes()).unwrap();
         let mut reader = BufReader::new(stream);
-        let mut status_line = String::new();
-        reader.read_line(&mut status_line).unwrap();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if line == "\r\n" {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':')
-                && name.eq_ignore_ascii_case("content-length")
-            {
-                length = value.trim().parse().unwrap();
-            }
-        }
-        reader.read_exact(&mut vec![0; length]).unwrap();
-        (
-            status_line.split(' ').nth(1).unwrap().parse().unwrap(),
-            reader,
-        )
+        let (status, _) = answer(&mut reader);
+        (status, reader)
     };
     let (first, _one) = open(&capped);
     let (second, two) = open(&capped);

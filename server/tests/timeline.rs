@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-use webdriver::{Browser, browser_tools};
+use webdriver::{Browser, browser_tools, screenshot};
 
 fn rafting(arguments: &[&str]) {
     let output = Command::new(env!("CARGO_BIN_EXE_rafting"))
@@ -56,17 +56,6 @@ fn console_errors(browser: &Browser) -> Vec<String> {
         .filter(|entry| entry["level"] == json!("SEVERE"))
         .map(|entry| entry["message"].to_string())
         .collect()
-}
-
-fn screenshot(browser: &Browser, name: &str) {
-    let png = browser.screenshot_png();
-    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
-    let mut directories = vec![PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard")];
-    directories.extend(std::env::var_os("DASHBOARD_SCREENSHOTS").map(PathBuf::from));
-    for directory in directories {
-        std::fs::create_dir_all(&directory).unwrap();
-        std::fs::write(directory.join(format!("{name}.png")), &png).unwrap();
-    }
 }
 
 /// A seed of `disk_wipe.toml` that the planted forgetful voter breaks, written as a trace.

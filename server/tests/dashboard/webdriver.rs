@@ -39,6 +39,20 @@ pub fn browser_tools(what: &str) -> Option<(PathBuf, PathBuf)> {
     }
 }
 
+/// Saves what the browser shows as `name`.png, as a test artifact.
+pub fn screenshot(browser: &Browser, name: &str) {
+    let png = browser.screenshot_png();
+    assert!(png.starts_with(b"\x89PNG"), "{name} is not a PNG");
+    let mut directories = vec![PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard")];
+    directories.extend(std::env::var_os("DASHBOARD_SCREENSHOTS").map(PathBuf::from));
+    for directory in directories {
+        std::fs::create_dir_all(&directory).unwrap();
+        let path = directory.join(format!("{name}.png"));
+        std::fs::write(&path, &png).unwrap();
+        eprintln!("screenshot: {}", path.display());
+    }
+}
+
 /// A chromedriver process and one browser session in it; both end when it is dropped.
 pub struct Browser {
     driver: Child,
