@@ -95,8 +95,11 @@ pub fn screen(api: &Api, head: &RequestHead<'_>, state: &mut ConnectionState) ->
         .and_then(|state| state.downcast_ref::<Owner>());
     let known = owner
         .is_some_and(|owner| auth::constant_time_equal(owner.token.as_bytes(), token.as_bytes()));
-    let route = routes::parse(head.method, head.target).ok()?;
+    // The route is parsed only when needed: to authenticate a new token, or to weigh a
+    // request of a throttled tenant (a known, unthrottled connection parses nothing here).
+    let route = || routes::parse(head.method, head.target).ok();
     if !known {
+        let route = route()?;
         // A new token on this connection: the old owner's slot is given back first.
         *state = None;
         let scoped = auth::scope(api, &route, head.headers).ok()?;
@@ -131,6 +134,7 @@ pub fn screen(api: &Api, head: &RequestHead<'_>, state: &mut ConnectionState) ->
     if !api.throttles.is_throttled(tenant) {
         return None;
     }
+    let route = route()?;
     let demand = match &route {
         Route::KvPut { key, .. } => Demand::Write {
             bytes: put_cost_bytes(key.len(), head.body_bytes?),
