@@ -385,6 +385,59 @@ fn a_full_write_queue_refuses_with_overloaded_instead_of_growing() {
 }
 
 #[test]
+fn a_tenant_holding_its_share_of_pending_reads_is_refused_while_others_still_read() {
+    let config = ReplicaConfig {
+        pending_reads_per_tenant_max: 2,
+        ..ReplicaConfig::default()
+    };
+    let mut cluster = Cluster::new(3, config);
+    let leader = cluster.elect();
+    let flooder = TenantId(9);
+    let read = |id: u64, tenant: TenantId| Input::Read {
+        id: RequestId(id),
+        query: Query::Get {
+            tenant,
+            key: "/a".into(),
+        },
+        consistency: Consistency::Linearizable,
+        deadline: FAR,
+    };
+    // Three reads before any quorum round: the third is over the flooder's share.
+    for id in 1..=3 {
+        cluster.step(leader, read(id, flooder));
+    }
+    let Answer::Read {
+        result: Err(error), ..
+    } = cluster.answer(RequestId(3))
+    else {
+        panic!("the read over the tenant's share was not refused");
+    };
+    assert_eq!(
+        error,
+        ReplicaError::Overloaded("this tenant's share of the pending reads is full")
+    );
+    // Another tenant's read still goes in, and every admitted read is served.
+    cluster.step(leader, read(4, TenantId::DEFAULT));
+    cluster.settle();
+    for id in [1, 2, 4] {
+        let Answer::Read { result, .. } = cluster.answer(RequestId(id)) else {
+            panic!("a read answered as a write");
+        };
+        assert!(
+            !matches!(result, Err(ReplicaError::Overloaded(_))),
+            "read {id} refused: {result:?}"
+        );
+    }
+    // Served reads leave the flooder's share: it may read again.
+    cluster.step(leader, read(5, flooder));
+    cluster.settle();
+    let Answer::Read { result, .. } = cluster.answer(RequestId(5)) else {
+        panic!("a read answered as a write");
+    };
+    assert!(!matches!(result, Err(ReplicaError::Overloaded(_))));
+}
+
+#[test]
 fn a_write_that_cannot_commit_times_out_at_its_deadline() {
     let mut cluster = Cluster::new(3, ReplicaConfig::default());
     let leader = cluster.elect();

@@ -8,7 +8,8 @@
 //!   or the tenant's share of it is full (`overloaded`), the tenant is over its write rate
 //!   (`rate_writes`, a [token bucket](rates)) or the write would take it over a stored cap
 //!   (`quota_*`, checked against the store before proposing) — never left to time out; a
-//!   read is refused when the tenant is over its read rate (`rate_reads`);
+//!   read is refused when the tenant is over its read rate (`rate_reads`) or holds its
+//!   share of the pending linearizable reads (`overloaded`, see [reads]);
 //! - **batching**: writes queue until the driver's [`Input::Flush`] (the end of its round of
 //!   events) and are proposed together, in the order the [queue](queue) picks: deficit round
 //!   robin across tenants, so a flooding tenant gets one share of each batch;
@@ -28,6 +29,7 @@
 mod io;
 mod queue;
 mod rates;
+mod reads;
 #[allow(clippy::module_inception)]
 mod replica;
 

@@ -6,6 +6,7 @@ use super::io::{
 };
 use super::queue::{Queued, WriteQueue, cost_bytes};
 use super::rates::{OverRate, RateKind, RateLimiter};
+use super::reads::{PendingRead, PendingReads};
 use crate::raft::{
     self, Entry, EntryPayload, Node, ProposalId, ProposalOutcome, ReadError, ReadId, ReadOutcome,
 };
@@ -27,6 +28,9 @@ pub struct ReplicaConfig {
     /// Writes one tenant may have queued, at most: the rest of the queue stays open to the
     /// others.
     pub queued_writes_per_tenant_max: usize,
+    /// Linearizable reads one tenant may have waiting for the read index, at most: the rest
+    /// of the node's table of pending reads stays open to the others.
+    pub pending_reads_per_tenant_max: usize,
     /// How often unanswered requests are checked against their deadlines.
     pub sweep_interval_ms: u64,
     /// A snapshot of the store is taken (and the log compacted once it is durable) after
@@ -53,6 +57,7 @@ impl Default for ReplicaConfig {
             session_tick_interval_ms: 500,
             queued_writes_max: 10_000,
             queued_writes_per_tenant_max: 2_500,
+            pending_reads_per_tenant_max: 2_500,
             sweep_interval_ms: 50,
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
             snapshot_every_bytes: SNAPSHOT_EVERY_BYTES_DEFAULT,
@@ -76,14 +81,6 @@ enum Waiter {
     RegisterOwn,
     /// A tick of the session clock.
     Tick,
-}
-
-/// A linearizable read waiting for Raft's read index.
-#[derive(Debug)]
-struct PendingRead {
-    request: RequestId,
-    query: Query,
-    deadline: Millis,
 }
 
 /// This node's exactly-once client record, used for the writes that carry no numbering of
@@ -118,7 +115,7 @@ pub struct Replica {
     waiters: BTreeMap<ProposalId, Waiter>,
     /// Proposals in the log, by index: answered when that index is applied.
     accepted: BTreeMap<LogIndex, (Term, ProposalId)>,
-    reads: BTreeMap<ReadId, PendingRead>,
+    reads: PendingReads,
     own: OwnRecord,
     /// Sequences of this node's record in flight, for `acknowledged_below`.
     own_outstanding: BTreeSet<u64>,
@@ -156,7 +153,7 @@ impl Replica {
             next_read: 1,
             waiters: BTreeMap::new(),
             accepted: BTreeMap::new(),
-            reads: BTreeMap::new(),
+            reads: PendingReads::default(),
             own: OwnRecord::Unregistered,
             own_outstanding: BTreeSet::new(),
             queue: WriteQueue::new(config.planted_unfair_admission),
@@ -339,7 +336,8 @@ impl Replica {
     }
 
     fn on_read(&mut self, id: RequestId, query: Query, consistency: Consistency, deadline: Millis) {
-        if let Some(tenant) = rated_tenant(&query)
+        let tenant = rated_tenant(&query);
+        if let Some(tenant) = tenant
             && let Err(error) = self.take_rate(tenant, RateKind::Reads, 1)
         {
             self.output.answers.push(Answer::Read {
@@ -358,6 +356,16 @@ impl Replica {
             self.output.answers.push(Answer::Read { id, result });
             return;
         }
+        if let Some(tenant) = tenant
+            && !self.config.planted_unfair_admission
+            && self.reads.len_of(tenant) >= self.config.pending_reads_per_tenant_max
+        {
+            let result = Err(ReplicaError::Overloaded(
+                "this tenant's share of the pending reads is full",
+            ));
+            self.output.answers.push(Answer::Read { id, result });
+            return;
+        }
         let read = ReadId(self.next_read);
         self.next_read += 1;
         self.reads.insert(
@@ -366,6 +374,7 @@ impl Replica {
                 request: id,
                 query,
                 deadline,
+                tenant,
             },
         );
         self.step_node(raft::Input::Read { id: read });
@@ -623,14 +632,14 @@ impl Replica {
     fn on_read_outcome(&mut self, outcome: ReadOutcome) {
         match outcome {
             ReadOutcome::Ready { id, .. } => {
-                if let Some(read) = self.reads.remove(&id) {
+                if let Some(read) = self.reads.remove(id) {
                     let result = self.store.read(&read.query).map_err(ReplicaError::Store);
                     let id = read.request;
                     self.output.answers.push(Answer::Read { id, result });
                 }
             }
             ReadOutcome::Failed { id, error } => {
-                if let Some(read) = self.reads.remove(&id) {
+                if let Some(read) = self.reads.remove(id) {
                     let error = match error {
                         ReadError::NotLeader { leader_hint } => ReplicaError::NotLeader {
                             leader: leader_hint,
@@ -701,19 +710,11 @@ impl Replica {
         for id in expired {
             self.settle(id, Err(ReplicaError::Timeout));
         }
-        let expired: Vec<ReadId> = self
-            .reads
-            .iter()
-            .filter(|(_, read)| read.deadline <= now)
-            .map(|(&id, _)| id)
-            .collect();
-        for read in expired {
-            if let Some(read) = self.reads.remove(&read) {
-                self.output.answers.push(Answer::Read {
-                    id: read.request,
-                    result: Err(ReplicaError::Timeout),
-                });
-            }
+        for read in self.reads.take_expired(now) {
+            self.output.answers.push(Answer::Read {
+                id: read.request,
+                result: Err(ReplicaError::Timeout),
+            });
         }
         for write in self.queue.take_expired(now) {
             self.answer_write(write.id, Err(ReplicaError::Timeout));
@@ -728,7 +729,7 @@ impl Replica {
         for id in ids {
             self.settle(id, Err(error.clone()));
         }
-        for (_, read) in std::mem::take(&mut self.reads) {
+        for read in self.reads.drain() {
             self.output.answers.push(Answer::Read {
                 id: read.request,
                 result: Err(error.clone()),
