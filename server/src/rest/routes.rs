@@ -609,6 +609,41 @@ mod tests {
         ));
     }
 
+    /// The operator's drain names the member by its encoded id (a `/` in it too); the
+    /// member's own update of the same path stays a `PUT`.
+    #[test]
+    fn drain_and_undrain_name_the_group_and_the_member() {
+        assert_eq!(
+            parse("POST", "/v1/services/shop/api/members/n%2F1/drain").unwrap(),
+            Route::ServiceDrain {
+                group: "/shop/api".into(),
+                instance: "n/1".into(),
+                draining: true
+            }
+        );
+        assert_eq!(
+            parse("POST", "/v1/services/shop/members/b/undrain").unwrap(),
+            Route::ServiceDrain {
+                group: "/shop".into(),
+                instance: "b".into(),
+                draining: false
+            }
+        );
+        assert_eq!(
+            parse("PUT", "/v1/services/shop/members/b/drain")
+                .unwrap_err()
+                .status,
+            405
+        );
+        assert_eq!(
+            parse("PUT", "/v1/services/shop/members/drain").unwrap(),
+            Route::ServiceUpdate {
+                group: "/shop".into(),
+                instance: "drain".into()
+            }
+        );
+    }
+
     #[test]
     fn malformed_requests_are_refused_with_a_client_error() {
         assert_eq!(parse("PUT", "/v1/kv/a?cas=x").unwrap_err().status, 400);
