@@ -155,6 +155,13 @@ fn service_operation() -> impl Strategy<Value = Operation> {
             }
         ),
         group().prop_map(|group| Operation::StartGroup { group }),
+        (group(), instance(), any::<bool>()).prop_map(|(group, instance, draining)| {
+            Operation::DrainMember {
+                group,
+                instance,
+                draining,
+            }
+        }),
         (
             group(),
             instance(),

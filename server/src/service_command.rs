@@ -1,4 +1,4 @@
-//! `rafting service list|show|resign|join`: service groups through any node's REST API.
+//! `rafting service list|show|resign|drain|undrain|join`: service groups through any node's REST API.
 //!
 //! `join` is a real member: it registers, keeps alive, prints every change of the role it may
 //! act in (with the epoch), and on Ctrl-C or SIGTERM resigns if it is master and leaves, so
@@ -35,6 +35,11 @@ pub enum ServiceCommand {
         #[arg(long)]
         to: Option<String>,
     },
+    /// Take a farm member out of the picks as the operator: it stays registered, and its own
+    /// keep-alives do not undo it (only `undrain` does).
+    Drain { name: String, instance: String },
+    /// Give a member the operator drained back to the picks (its own draining flag stays).
+    Undrain { name: String, instance: String },
     /// Join a group as a member until Ctrl-C: prints every role change with its epoch.
     Join {
         name: String,
@@ -89,6 +94,19 @@ pub fn run(endpoint: &str, command: &ServiceCommand) -> Result<bool> {
             let answer: Value = send("POST", &url, body.as_bytes())?.json()?;
             writeln!(out, "{answer}")?;
         }
+        ServiceCommand::Drain { name, instance } | ServiceCommand::Undrain { name, instance } => {
+            let action = match command {
+                ServiceCommand::Drain { .. } => "drain",
+                _ => "undrain",
+            };
+            let url = format!(
+                "{base}/v1/services/{}/members/{}/{action}",
+                encode_key(name),
+                encode_segment(instance)
+            );
+            let answer: Value = send("POST", &url, &[])?.json()?;
+            writeln!(out, "{answer}")?;
+        }
         ServiceCommand::Join {
             name,
             instance,
@@ -110,6 +128,11 @@ pub fn run(endpoint: &str, command: &ServiceCommand) -> Result<bool> {
         }
     }
     Ok(true)
+}
+
+/// Percent-encodes one path segment: an instance id's `/` too.
+fn encode_segment(text: &str) -> String {
+    encode_key(text).replace('/', "%2F")
 }
 
 /// A member's answer as the REST API gives it.

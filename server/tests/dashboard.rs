@@ -5,8 +5,10 @@
 //! leader; after kill -9 of the leader a different leader shows within 2 s, without a reload;
 //! the "transfer leadership here" button moves leadership; a put from the keys view is
 //! readable through the REST API, and a key written through REST appears in the view live;
-//! the services view shows groups registered through REST, and its resign button hands a
-//! group to its next standby; nothing overflows a 420 px window; the browser logged no error
+//! the keys view browses the hierarchy (a folder with its key count, a click descends, the
+//! breadcrumbs go up, a click on a key shows its value); the services view shows groups
+//! registered through REST, its drain button takes a farm member out of the REST API's picks,
+//! and its resign button hands a group to its next standby; nothing overflows a 420 px window; the browser logged no error
 //! (no script error, no asset 404); and when the node the page came from dies, the page goes
 //! on through another member.
 //! Screenshots of each view are saved under the target directory (and under
@@ -116,9 +118,51 @@ fn register_service_groups(base: &str) {
     };
     join("/search", farm_member("search-1", 2, false));
     join("/search", farm_member("search-2", 1, true));
+    join("/search", farm_member("search-3", 1, false));
     let url = format!("{base}/v1/services/search/members/search-1");
     let (status, answer) = request("PUT", &url, br#"{"load": 3}"#);
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&answer));
+}
+
+/// The instances `GET /v1/services/search/pick` gives over a few round robin and Monte Carlo
+/// picks.
+fn search_picks(base: &str) -> std::collections::BTreeSet<String> {
+    let mut picked = std::collections::BTreeSet::new();
+    for strategy in ["round_robin", "monte_carlo"] {
+        for _ in 0..6 {
+            let url = format!("{base}/v1/services/search/pick?strategy={strategy}&n=3");
+            let (status, answer) = request("GET", &url, b"");
+            let answer: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
+            assert_eq!(status, 200, "{answer}");
+            for member in answer["members"].as_array().into_iter().flatten() {
+                picked.insert(member["instance"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    }
+    picked
+}
+
+/// The text of the first element `selector` matches ('' when none), read in one script: the
+/// views re-render, which would make an element found in one call stale by the next.
+fn text_of(browser: &Browser, selector: &str) -> String {
+    let text = browser.execute(
+        "const element = document.querySelector(arguments[0]);
+         return element ? element.innerText : '';",
+        json!([selector]),
+    );
+    text.as_str().unwrap_or_default().to_owned()
+}
+
+/// Clicks the first element `selector` matches, in one script (see [`text_of`]); whether one
+/// was there.
+fn click_now(browser: &Browser, selector: &str) -> bool {
+    let clicked = browser.execute(
+        "const element = document.querySelector(arguments[0]);
+         if (element) element.click();
+         return Boolean(element);",
+        json!([selector]),
+    );
+    clicked == json!(true)
 }
 
 /// The console's errors so far (failed loads, script errors), as `level: message` lines.
@@ -221,7 +265,8 @@ fn the_dashboard_follows_failover_transfers_leadership_writes_keys_and_shows_ser
         (status, value.as_slice()),
         (200, b"hello from the browser".as_slice())
     );
-    // The listing shows it, and a click on it shows its value and revisions.
+    // The listing (the key's folder, opened by the put) shows it, and a click on it shows its
+    // value and revisions.
     let row = wait_for(Duration::from_secs(5), "the key listed", || {
         browser
             .find_all("#keys tbody tr[data-key=\"/dashboard/greeting\"]")
@@ -229,9 +274,11 @@ fn the_dashboard_follows_failover_transfers_leadership_writes_keys_and_shows_ser
             .next()
     });
     browser.click(&row);
-    let detail = browser.text(&browser.find("#key-detail"));
-    assert!(detail.contains("hello from the browser"), "{detail}");
-    assert!(detail.contains("modified at revision"), "{detail}");
+    wait_for(Duration::from_secs(5), "the key's value shown", || {
+        let detail = text_of(&browser, "#key-detail");
+        (detail.contains("hello from the browser") && detail.contains("modified at revision"))
+            .then_some(())
+    });
     // With "live" on, a key written elsewhere appears without a click: the watch long poll.
     common::put_retrying(
         &home_url,
@@ -247,6 +294,77 @@ fn the_dashboard_follows_failover_transfers_leadership_writes_keys_and_shows_ser
             (!rows.is_empty()).then_some(())
         },
     );
+    // Folder by folder: from the root, /dashboard is a folder holding 3 keys; a click descends
+    // into it, again into deep/ and inner/, and a click on the key there shows its value; the
+    // breadcrumbs go back up.
+    common::put_retrying(
+        &home_url,
+        "/dashboard/deep/inner/leaf",
+        "a value three folders down",
+        deadline,
+    );
+    assert!(click_now(
+        &browser,
+        "#breadcrumbs button.crumb[data-folder=\"/\"]"
+    ));
+    wait_for(
+        Duration::from_secs(5),
+        "/dashboard as a folder of 3 keys",
+        || {
+            let row = text_of(
+                &browser,
+                "#keys tbody tr.folder[data-folder=\"/dashboard\"]",
+            );
+            (row.contains("dashboard/") && row.contains('3')).then_some(())
+        },
+    );
+    for folder in ["/dashboard", "/dashboard/deep", "/dashboard/deep/inner"] {
+        let selector = format!("#keys tbody tr.folder[data-folder=\"{folder}\"]");
+        wait_for(Duration::from_secs(5), &format!("{folder} listed"), || {
+            click_now(&browser, &selector).then_some(())
+        });
+        wait_for(Duration::from_secs(5), &format!("{folder} opened"), || {
+            let current = text_of(&browser, "#breadcrumbs [aria-current=location]");
+            (current == folder.rsplit('/').next().unwrap_or_default()).then_some(())
+        });
+    }
+    wait_for(Duration::from_secs(5), "the leaf listed", || {
+        click_now(
+            &browser,
+            "#keys tbody tr[data-key=\"/dashboard/deep/inner/leaf\"]",
+        )
+        .then_some(())
+    });
+    wait_for(Duration::from_secs(5), "the leaf's value shown", || {
+        let detail = text_of(&browser, "#key-detail");
+        detail.contains("a value three folders down").then_some(())
+    });
+    let crumbs = text_of(&browser, "#breadcrumbs");
+    assert!(
+        crumbs.contains("dashboard") && crumbs.contains("inner"),
+        "{crumbs}"
+    );
+    assert!(click_now(
+        &browser,
+        "#breadcrumbs button.crumb[data-folder=\"/dashboard\"]"
+    ));
+    wait_for(Duration::from_secs(5), "back up in /dashboard", || {
+        let deep = text_of(
+            &browser,
+            "#keys tbody tr.folder[data-folder=\"/dashboard/deep\"]",
+        );
+        let greeting = text_of(&browser, "#keys tbody tr[data-key=\"/dashboard/greeting\"]");
+        (deep.contains("deep/") && greeting.contains("greeting")).then_some(())
+    });
+    assert!(click_now(
+        &browser,
+        "#keys tbody tr[data-key=\"/dashboard/greeting\"]"
+    ));
+    wait_for(Duration::from_secs(5), "the greeting shown again", || {
+        text_of(&browser, "#key-detail")
+            .contains("hello from the browser")
+            .then_some(())
+    });
     screenshot(&browser, "keys");
 
     // 5. The services view shows the groups registered through REST.
@@ -260,9 +378,33 @@ fn the_dashboard_follows_failover_transfers_leadership_writes_keys_and_shows_ser
     assert!(billing.contains("master_standby"), "{billing}");
     assert!(billing.contains("web-1"), "{billing}");
     assert!(billing.contains("web-2"), "{billing}");
-    let farm = browser.text(&browser.find(".group[data-name=\"/search\"]"));
+    let farm = text_of(&browser, ".group[data-name=\"/search\"]");
     assert!(farm.contains("farm"), "{farm}");
-    assert!(farm.contains("draining"), "{farm}");
+    assert!(farm.contains("drained by self"), "{farm}");
+    // The drain button of search-1 takes it out of the picks: the REST API no longer picks it,
+    // and the page says the operator drained it, with an undrain button.
+    assert!(search_picks(&home_url).contains("search-1"));
+    assert!(click_now(
+        &browser,
+        ".group[data-name=\"/search\"] button.drain[data-instance=\"search-1\"]"
+    ));
+    wait_for(Duration::from_secs(10), "search-1 shown drained", || {
+        let row = text_of(
+            &browser,
+            ".group[data-name=\"/search\"] tr[data-instance=\"search-1\"]",
+        );
+        (row.contains("drained by operator") && row.contains("undrain")).then_some(())
+    });
+    let picked = search_picks(&home_url);
+    assert_eq!(
+        picked.into_iter().collect::<Vec<_>>(),
+        ["search-3"],
+        "search-1 drained by the operator, search-2 by itself"
+    );
+    let (status, group) = request("GET", &format!("{home_url}/v1/services/search"), b"");
+    let group: Value = serde_json::from_slice(&group).unwrap_or(Value::Null);
+    assert_eq!(status, 200, "{group}");
+    assert_eq!(group["drained_by_operator"], json!(["search-1"]), "{group}");
     screenshot(&browser, "services");
     // Its resign button hands the group to the next standby, with a new epoch.
     browser.click(&browser.find(".group[data-name=\"/billing/web\"] button.resign"));

@@ -281,6 +281,136 @@ fn a_farm_is_picked_round_robin_or_monte_carlo_and_draining_members_are_skipped(
     assert_eq!(status, 400);
 }
 
+/// The operator's drain through REST and the CLI: a drained member is never picked, its own
+/// keep-alive saying "not draining" does not undo it, the group's view says who drained it,
+/// `rafting service undrain` gives it back; unknown groups and members, a wrong method and a
+/// wrong token get clear errors.
+#[test]
+fn an_operator_drain_holds_against_the_members_keep_alives_until_undrained() {
+    const ADMIN: &str = "admin-token-for-the-drain-test-0123456789";
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("admin.token");
+    std::fs::write(&token_file, ADMIN).unwrap();
+    let extra = [
+        "--admin-token-file".to_owned(),
+        token_file.display().to_string(),
+    ];
+    let cluster = TestCluster::start_with(1, &extra);
+    let base = cluster.url(0);
+    let admin = [("Authorization", format!("Bearer {ADMIN}"))];
+    let call = |method: &str, path: &str, body: &[u8]| {
+        let url = format!("{base}{path}");
+        let (status, body) = common::request_with_headers(method, &url, &admin, body);
+        (
+            status,
+            serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+        )
+    };
+    // The first registration waits out the election (the status route needs the token too).
+    let deadline = Instant::now() + ELECTION_WAIT;
+    for instance in ["a", "b"] {
+        let body = format!(r#"{{"instance":"{instance}","ttl_ms":5000,"mode":"farm"}}"#);
+        loop {
+            let (status, answer) = call("POST", "/v1/services/shop/members", body.as_bytes());
+            // A retry of a registration that was applied after all finds it there.
+            if status == 200 || answer["code"] == "member_exists" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{status} {answer}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let picks = || -> Vec<String> {
+        (0..10)
+            .flat_map(|turn| {
+                let strategy = if turn % 2 == 0 {
+                    "round_robin"
+                } else {
+                    "monte_carlo"
+                };
+                let path = format!("/v1/services/shop/pick?strategy={strategy}&n=2");
+                let (status, answer) = call("GET", &path, b"");
+                assert_eq!(status, 200, "{answer}");
+                answer["members"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|member| member["instance"].as_str().unwrap().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    assert!(picks().contains(&"b".to_owned()));
+
+    let (status, answer) = call("POST", "/v1/services/shop/members/b/drain", b"");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["drained_by_operator"], true, "{answer}");
+    assert_eq!(answer["draining"], true, "{answer}");
+    // The member's own keep-alive says it is not draining: the operator's drain holds.
+    let (status, answer) = call(
+        "PUT",
+        "/v1/services/shop/members/b/keepalive",
+        br#"{"draining":false}"#,
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert!(picks().iter().all(|instance| instance == "a"));
+    let (status, group) = call("GET", "/v1/services/shop", b"");
+    assert_eq!(status, 200, "{group}");
+    let b = &group["members"][1];
+    assert_eq!(b["instance"], "b", "{group}");
+    assert_eq!(
+        (
+            &b["draining"],
+            &b["drained_by_operator"],
+            &b["drained_by_self"]
+        ),
+        (&Value::Bool(true), &Value::Bool(true), &Value::Bool(false)),
+        "{group}"
+    );
+    assert_eq!(group["drained_by_operator"], serde_json::json!(["b"]));
+
+    // Clear errors: unknown group, unknown member, a master/standby group, a wrong method,
+    // a wrong token.
+    let (status, answer) = call("POST", "/v1/services/nowhere/members/b/drain", b"");
+    assert_eq!(
+        (status, &answer["code"]),
+        (404, &Value::from("group_not_found"))
+    );
+    let (status, answer) = call("POST", "/v1/services/shop/members/zz/undrain", b"");
+    assert_eq!(
+        (status, &answer["code"]),
+        (404, &Value::from("member_not_found"))
+    );
+    let body = br#"{"instance":"m","ttl_ms":5000}"#;
+    assert_eq!(call("POST", "/v1/services/db/members", body).0, 200);
+    let (status, answer) = call("POST", "/v1/services/db/members/m/drain", b"");
+    assert_eq!(
+        (status, &answer["code"]),
+        (400, &Value::from("invalid_request"))
+    );
+    let (status, _) = call("GET", "/v1/services/shop/members/b/drain", b"");
+    assert_eq!(status, 405);
+    let wrong = [("Authorization", "Bearer not-the-token".to_owned())];
+    let url = format!("{base}/v1/services/shop/members/b/undrain");
+    let (status, _) = common::request_with_headers("POST", &url, &wrong, b"");
+    assert_eq!(status, 401);
+
+    // The CLI undrains it: picked again.
+    let output = Command::new(env!("CARGO_BIN_EXE_rafting"))
+        .args(["service", "undrain", "/shop", "b", "--endpoint", &base])
+        .env("RAFTING_TOKEN", ADMIN)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(printed["drained_by_operator"], false, "{printed}");
+    assert!(picks().contains(&"b".to_owned()));
+}
+
 /// SIGSTOP the master longer than its TTL: the standby takes over; on SIGCONT the old master's
 /// first word is "standby" (its acting window ran out while it was stopped), and it learns the
 /// new master.

@@ -9,10 +9,11 @@ const SERVICES_POLL_MS = 2000;
 const REQUEST_TIMEOUT_MS = 2000;
 const WATCH_TIMEOUT_MS = 25000;
 const HISTORY_MAX = 30;
-const KEYS_LIST_LIMIT = 200;
+// The keys view lists a folder in pages of this many names, up to this many in all.
+const FOLDER_PAGE_KEYS = 1000;
+const FOLDER_SCAN_KEYS_MAX = 10000;
 const TOKEN_KEY = "rafting.token";
 const NEAR_CAP = 0.9;
-const VALUE_PREVIEW_CHARS = 48;
 
 const state = {
   // Base URLs to try, the page's own node first; `current` is the one answering.
@@ -22,7 +23,7 @@ const state = {
   lastLeader: undefined,
   lastTerm: undefined,
   unreachable: new Set(),
-  keys: { prefix: "/", entries: [], revision: 0, selected: null, generation: 0 },
+  keys: { folder: "/", entries: [], revision: 0, selected: null, generation: 0 },
   servicesShown: "",
   // The leader's base URL, from the last /v1/cluster answer (null when none leads).
   leaderBase: null,
@@ -304,66 +305,167 @@ async function transferLeadership(id) {
   }
 }
 
-// ---- keys
+// ---- keys: the hierarchy, folder by folder
+//
+// Keys are paths (`/app/config/mode`); a folder is a prefix that ends at a `/`. The page lists
+// every key under the current folder (names only, in pages, up to FOLDER_SCAN_KEYS_MAX) and
+// groups them: a folder row per next segment with how many keys it holds, a key row per key
+// directly in the folder. A click on a folder descends, the breadcrumbs go back up, a click on
+// a key reads its value. With "live" on, the watch long poll on the folder lists it again.
 
 function normalizeKey(text) {
   const key = text.trim();
   return key.startsWith("/") ? key : `/${key}`;
 }
 
+// A folder path without its trailing slash ("/" for the root).
+function normalizeFolder(text) {
+  const folder = normalizeKey(text).replace(/\/+$/, "");
+  return folder === "" ? "/" : folder;
+}
+
+// The path of `name` inside `folder`.
+function childPath(folder, name) {
+  return folder === "/" ? `/${name}` : `${folder}/${name}`;
+}
+
 function valueText(entry) {
   return entry.value !== undefined ? entry.value : `(base64) ${entry.value_base64}`;
 }
 
-async function listKeys() {
-  const keys = state.keys;
-  keys.prefix = normalizeKey(byId("prefix").value || "/");
-  const generation = ++keys.generation;
-  try {
-    const path = `/v1/kv${encodePath(keys.prefix)}?list&limit=${KEYS_LIST_LIMIT}`;
+function openFolder(folder) {
+  byId("folder").value = normalizeFolder(folder);
+  state.keys.selected = null;
+  listKeys();
+}
+
+// Lists every key under the folder, page by page (names, versions and revisions only).
+async function scanFolder(folder) {
+  const entries = [];
+  let after = null;
+  let revision = 0;
+  while (entries.length < FOLDER_SCAN_KEYS_MAX) {
+    const from = after === null ? "" : `&after=${encodeURIComponent(after)}`;
+    const path = `/v1/kv${encodePath(folder)}?list&keys_only&limit=${FOLDER_PAGE_KEYS}${from}`;
     const response = await api("GET", path);
     if (!response.ok) throw new Error(await describeFailure(response));
     const listing = await response.json();
+    entries.push(...listing.entries);
+    revision = revision || listing.revision;
+    if (!listing.continue_after) return { entries, revision, truncated: false };
+    after = listing.continue_after;
+  }
+  return { entries, revision, truncated: true };
+}
+
+// The folder's rows: its sub-folders (with how many keys each holds), then its own keys.
+function folderRows(folder, entries) {
+  const folders = new Map();
+  const keys = [];
+  const start = folder === "/" ? 1 : folder.length + 1;
+  for (const entry of entries) {
+    if (entry.key.length <= start || (folder !== "/" && entry.key[folder.length] !== "/")) continue;
+    const rest = entry.key.slice(start);
+    const slash = rest.indexOf("/");
+    if (slash < 0) {
+      keys.push(entry);
+    } else {
+      const name = rest.slice(0, slash);
+      folders.set(name, (folders.get(name) || 0) + 1);
+    }
+  }
+  return { folders: [...folders.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)), keys };
+}
+
+async function listKeys() {
+  const keys = state.keys;
+  keys.folder = normalizeFolder(byId("folder").value || "/");
+  const generation = ++keys.generation;
+  try {
+    const scan = await scanFolder(keys.folder);
     if (generation !== keys.generation) return;
-    keys.entries = listing.entries;
-    keys.revision = listing.revision;
-    renderKeys(listing);
-    if (byId("watch").checked) watchKeys(generation, listing.revision + 1);
+    keys.entries = scan.entries;
+    keys.revision = scan.revision;
+    renderKeys(scan);
+    if (byId("watch").checked) watchKeys(generation, scan.revision + 1);
   } catch (error) {
-    showMessage("keys-message", `listing ${keys.prefix} failed: ${error.message}`, true);
+    showMessage("keys-message", `listing ${keys.folder} failed: ${error.message}`, true);
   }
 }
 
-function renderKeys(listing) {
-  const keys = state.keys;
-  const more = listing.continue_after ? ` (first ${listing.entries.length}; more after ${listing.continue_after})` : "";
-  byId("keys-summary").textContent =
-    `${listing.entries.length} keys under ${keys.prefix} at revision ${listing.revision}${more}`;
-  const tbody = document.querySelector("#keys tbody");
-  tbody.replaceChildren(
-    ...listing.entries.map((entry) => {
-      const preview = valueText(entry);
-      const short = preview.length > VALUE_PREVIEW_CHARS ? `${preview.slice(0, VALUE_PREVIEW_CHARS)}…` : preview;
-      return el(
-        "tr",
-        { "data-key": entry.key, class: entry.key === keys.selected ? "selected" : null },
-        el("td", {}, entry.key),
-        el("td", { class: "number" }, entry.version),
-        el("td", { class: "number" }, entry.modify_revision),
-        el("td", {}, short),
-      );
-    }),
-  );
-  renderKeyDetail();
+// "1 key", "2 keys".
+function count(number, noun) {
+  return `${number} ${noun}${number === 1 ? "" : "s"}`;
 }
 
-function renderKeyDetail() {
+function renderBreadcrumbs(folder) {
+  const crumbs = [el("button", { type: "button", class: "crumb", "data-folder": "/" }, "/")];
+  let path = "";
+  for (const segment of folder.split("/").filter(Boolean)) {
+    path += `/${segment}`;
+    crumbs.push(el("span", { class: "separator" }, "›"));
+    crumbs.push(el("button", { type: "button", class: "crumb", "data-folder": path }, segment));
+  }
+  crumbs[crumbs.length - 1].setAttribute("aria-current", "location");
+  byId("breadcrumbs").replaceChildren(...crumbs);
+}
+
+function renderKeys(scan) {
+  const keys = state.keys;
+  const { folders, keys: own } = folderRows(keys.folder, scan.entries);
+  const more = scan.truncated ? ` (counted over the first ${scan.entries.length} keys)` : "";
+  byId("keys-summary").textContent =
+    `${keys.folder}: ${count(folders.length, "folder")}, ${count(own.length, "key")} here, ` +
+    `${count(scan.entries.length, "key")} in all, at revision ${scan.revision}${more}`;
+  renderBreadcrumbs(keys.folder);
+  const folderRow = ([name, count]) =>
+    el(
+      "tr",
+      { class: "folder", "data-folder": childPath(keys.folder, name) },
+      el("td", { class: "name" }, `${name}/`),
+      el("td", { class: "number" }, count),
+      el("td", {}),
+      el("td", {}),
+    );
+  const keyRow = (entry) =>
+    el(
+      "tr",
+      { "data-key": entry.key, class: entry.key === keys.selected ? "selected" : null },
+      el("td", { class: "name" }, entry.key.slice(entry.key.lastIndexOf("/") + 1)),
+      el("td", {}),
+      el("td", { class: "number" }, entry.version),
+      el("td", { class: "number" }, entry.modify_revision),
+    );
+  document.querySelector("#keys tbody").replaceChildren(...folders.map(folderRow), ...own.map(keyRow));
+  if (!own.some((entry) => entry.key === keys.selected)) keys.selected = null;
+  showKey(keys.selected);
+}
+
+// Reads a key with its value (a one-key listing: its JSON carries the value, and its revisions
+// are in the body, where a page from another origin can read them) and shows it.
+async function showKey(key) {
   const card = byId("key-detail");
-  const entry = state.keys.entries.find((candidate) => candidate.key === state.keys.selected);
-  if (!entry) {
+  if (!key) {
     card.hidden = true;
     return;
   }
+  try {
+    const response = await api("GET", `/v1/kv${encodePath(key)}?list&limit=1`);
+    if (!response.ok) throw new Error(await describeFailure(response));
+    const entry = (await response.json()).entries.find((candidate) => candidate.key === key);
+    if (state.keys.selected !== key) return;
+    if (!entry) {
+      card.hidden = true;
+      return;
+    }
+    renderKeyDetail(entry);
+  } catch (error) {
+    showMessage("keys-message", `reading ${key} failed: ${error.message}`, true);
+  }
+}
+
+function renderKeyDetail(entry) {
+  const card = byId("key-detail");
   const field = (name, value) => [el("dt", {}, name), el("dd", {}, value ?? "—")];
   card.replaceChildren(
     el("h3", {}, entry.key),
@@ -381,12 +483,12 @@ function renderKeyDetail() {
   card.hidden = false;
 }
 
-// Follows the prefix's changes with the watch long poll and lists again when one arrives.
+// Follows the folder's changes with the watch long poll and lists again when one arrives.
 async function watchKeys(generation, since) {
   const keys = state.keys;
   while (generation === keys.generation && state.view === "keys" && byId("watch").checked) {
     try {
-      const path = `/v1/kv${encodePath(keys.prefix)}?watch&since=${since}&timeout_ms=${WATCH_TIMEOUT_MS}`;
+      const path = `/v1/kv${encodePath(keys.folder)}?watch&since=${since}&timeout_ms=${WATCH_TIMEOUT_MS}`;
       const response = await api("GET", path, { timeoutMs: WATCH_TIMEOUT_MS + 5000 });
       if (generation !== keys.generation) return;
       if (!response.ok) throw new Error(await describeFailure(response));
@@ -417,6 +519,7 @@ async function putKey(event) {
     if (!response.ok) throw new Error(await describeFailure(response));
     const answer = await response.json();
     showMessage("keys-message", `put ${key}: version ${answer.version} at revision ${answer.revision}`);
+    byId("folder").value = normalizeFolder(key.slice(0, key.lastIndexOf("/")) || "/");
     state.keys.selected = key;
     listKeys();
   } catch (error) {
@@ -465,6 +568,27 @@ function renderServices(groups) {
   byId("groups").replaceChildren(...groups.map(groupCard));
 }
 
+// Who holds a member out of the picks: itself (its own reports), the operator, or both.
+function drainedBy(member) {
+  const by = [];
+  if (member.drained_by_self ?? member.draining) by.push("self");
+  if (member.drained_by_operator) by.push("operator");
+  return by.length ? `drained by ${by.join(" + ")}` : "no";
+}
+
+function drainButton(group, instance, drainedByOperator) {
+  return el(
+    "button",
+    {
+      type: "button",
+      class: drainedByOperator ? "undrain" : "danger drain",
+      "data-name": group.name,
+      "data-instance": instance,
+    },
+    drainedByOperator ? "undrain" : "drain",
+  );
+}
+
 function groupCard(group) {
   const field = (name, value) => [el("dt", {}, name), el("dd", {}, value ?? "—")];
   const farm = group.mode === "farm";
@@ -476,12 +600,18 @@ function groupCard(group) {
       el("td", {}, member.role),
       el("td", { class: "number" }, member.weight),
       el("td", { class: "number" }, member.load),
-      el("td", {}, member.draining ? "draining" : "no"),
+      el("td", { class: "drained-by" }, drainedBy(member)),
       el("td", { class: "number" }, member.priority),
       el("td", {}, Object.entries(member.addresses || {}).map(([name, address]) => `${name}=${address}`).join(" ")),
+      farm ? el("td", {}, drainButton(group, member.instance, member.drained_by_operator)) : null,
     ),
   );
-  const header = el("tr", {}, ...["instance", "role", "weight", "load", "draining", "priority", "addresses"].map((name) => el("th", {}, name)));
+  const columns = ["instance", "role", "weight", "load", "draining", "priority", "addresses"];
+  if (farm) columns.push("operator");
+  const header = el("tr", {}, ...columns.map((name) => el("th", {}, name)));
+  // Instances the operator drained that are not registered now: they come back drained.
+  const registered = new Set((group.members || []).map((member) => member.instance));
+  const away = (group.drained_by_operator || []).filter((instance) => !registered.has(instance));
   return el(
     "div",
     { class: "card group", "data-name": group.name },
@@ -495,6 +625,14 @@ function groupCard(group) {
       ...field("members", (group.members || []).length),
     ),
     el("div", { class: "scroll" }, el("table", { class: "members" }, el("thead", {}, header), el("tbody", {}, ...rows))),
+    away.length
+      ? el(
+          "div",
+          { class: "actions away" },
+          "drained by the operator, not registered now:",
+          ...away.flatMap((instance) => [el("span", {}, instance), drainButton(group, instance, true)]),
+        )
+      : null,
     farm || !group.master
       ? null
       : el(
@@ -503,6 +641,26 @@ function groupCard(group) {
           `resign ${group.master.instance} (the next standby takes over)`,
         ),
   );
+}
+
+// The operator drains a farm member (it stays registered and is no longer picked; its own
+// keep-alives do not undo it) or gives it back to the picks.
+async function drainMember(button) {
+  const { name, instance } = button.dataset;
+  const action = button.classList.contains("undrain") ? "undrain" : "drain";
+  button.disabled = true;
+  try {
+    const path = `/v1/services${encodePath(name)}/members/${encodeURIComponent(instance)}/${action}`;
+    const response = await api("POST", path, { timeoutMs: 10000 });
+    if (!response.ok) throw new Error(await describeFailure(response));
+    const answer = await response.json();
+    const now = answer.draining ? "out of the picks" : "picked again";
+    showMessage("services-message", `${name}: ${instance} ${action}ed by the operator; ${now}`);
+    refreshServices();
+  } catch (error) {
+    button.disabled = false;
+    showMessage("services-message", `${name}: ${action} ${instance} failed: ${error.message}`, true);
+  }
 }
 
 // Resigns the master on its behalf, with the epoch shown: if the group moved on meanwhile the
@@ -587,17 +745,26 @@ function start() {
     const button = event.target.closest("button.transfer");
     if (button) transferLeadership(Number(button.dataset.id));
   });
-  byId("list-form").addEventListener("submit", (event) => {
+  byId("folder-form").addEventListener("submit", (event) => {
     event.preventDefault();
-    listKeys();
+    openFolder(byId("folder").value || "/");
   });
   byId("watch").addEventListener("change", () => listKeys());
+  byId("breadcrumbs").addEventListener("click", (event) => {
+    const crumb = event.target.closest("button.crumb");
+    if (crumb) openFolder(crumb.dataset.folder);
+  });
   document.querySelector("#keys tbody").addEventListener("click", (event) => {
+    const folder = event.target.closest("tr[data-folder]");
+    if (folder) {
+      openFolder(folder.dataset.folder);
+      return;
+    }
     const row = event.target.closest("tr[data-key]");
     if (!row) return;
     state.keys.selected = row.dataset.key;
     for (const other of document.querySelectorAll("#keys tbody tr")) other.classList.toggle("selected", other === row);
-    renderKeyDetail();
+    showKey(row.dataset.key);
   });
   byId("key-detail").addEventListener("click", (event) => {
     const button = event.target.closest("button.delete-key");
@@ -610,6 +777,8 @@ function start() {
   byId("groups").addEventListener("click", (event) => {
     const button = event.target.closest("button.resign");
     if (button) resignMaster(button);
+    const drain = event.target.closest("button.drain, button.undrain");
+    if (drain) drainMember(drain);
   });
 
   showView(location.hash.slice(1));

@@ -64,6 +64,14 @@ pub enum Outcome {
         epoch: u64,
         master: Option<String>,
     },
+    /// The operator drained or undrained a farm member; `draining` says whether it is out of
+    /// the picks now (its own flag may still hold it out). `revision`: the group's last change.
+    MemberDrained {
+        instance: String,
+        drained_by_operator: bool,
+        draining: bool,
+        revision: Revision,
+    },
     /// A tenant was created (with token 1) or given a new token.
     TokenIssued {
         tenant: TenantId,

@@ -99,6 +99,14 @@ pub enum Operation {
     StartGroup { group: String },
     /// Tenant administration (see [`tenants`](super::tenants)); the administrator's only.
     Tenant(Box<TenantCommand>),
+    /// The operator drains a farm member (`draining: true`) or undrains it. A flag of its own,
+    /// apart from the member's self-reported one: the member's keep-alives never clear it
+    /// (see [`services`](super::services)). Last in the enum, so older logs decode unchanged.
+    DrainMember {
+        group: String,
+        instance: String,
+        draining: bool,
+    },
 }
 
 /// All `compares` are evaluated; if all hold, `success` runs, otherwise `failure`. Either

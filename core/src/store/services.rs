@@ -42,6 +42,17 @@
 //!   clock has run that long since forming began; a `StartGroup` request starts it at once.
 //!   When every member has gone, a running group forms again.
 //!
+//! # Draining, by the member or by the operator
+//!
+//! A farm member that is *draining* stays registered and is never picked. Two flags make it
+//! so, owned by two different parties: the member's own (its registration and every report it
+//! sends carry it, so its next keep-alive sets it back to what the member thinks), and the
+//! operator's ([`Operation::DrainMember`](super::Operation::DrainMember), the dashboard's
+//! *drain* button). The operator's flag is kept on the group by instance id, apart from the
+//! member's registration: no report of the member touches it, and it outlives the member's
+//! session, so a process restarted during maintenance comes back drained. Only the operator
+//! clears it. A member is picked only when neither flag is set; the views say which is.
+//!
 //! # Watching
 //!
 //! After every change a group's view is written as JSON to the key `/_services<name>` (so
@@ -56,7 +67,7 @@ use super::store::Store;
 use super::tenants::Cap;
 use crate::types::{LogIndex, Millis};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The prefix of the keys that mirror service groups for watchers.
 pub const SERVICES_PREFIX: &str = "/_services";
@@ -64,6 +75,8 @@ pub const SERVICES_PREFIX: &str = "/_services";
 const TEXT_BYTES_MAX: usize = 256;
 /// Most addresses and metadata entries of one member, each.
 const ENTRIES_MAX: usize = 32;
+/// Most instances the operator may hold drained in one group (registered or not).
+pub const OPERATOR_DRAINED_MAX: usize = 256;
 
 /// How a group shares work among its members.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,6 +169,7 @@ pub struct Member {
     pub resigned: bool,
     pub weight: u32,
     pub load: u64,
+    /// Draining by its own report (its registration, its updates).
     pub draining: bool,
 }
 
@@ -176,6 +190,9 @@ pub struct Group {
     pub hold_off_until: Option<Millis>,
     /// The revision of the group's last published change (its mirror key's).
     pub revision: Revision,
+    /// Instances the operator drained, by id: kept apart from the members' registrations so
+    /// that no report of a member clears it, and across a member's re-registration.
+    pub drained_by_operator: BTreeSet<String>,
 }
 
 impl Group {
@@ -325,6 +342,10 @@ pub struct GroupView {
     /// Instance ids in succession order.
     pub standbys: Vec<String>,
     pub members: Vec<MemberEntry>,
+    /// Instances the operator drained, registered now or not (one that left and registers
+    /// again comes back drained).
+    #[serde(default)]
+    pub drained_by_operator: Vec<String>,
     /// The revision of the group's last change: a caller caching the view watches the mirror
     /// key from here.
     pub revision: u64,
@@ -346,7 +367,14 @@ pub struct MemberEntry {
     pub priority: i64,
     pub weight: u32,
     pub load: u64,
+    /// Whether the member is out of the picks: drained by itself, by the operator, or both.
     pub draining: bool,
+    /// The member's own report says draining.
+    #[serde(default)]
+    pub drained_by_self: bool,
+    /// The operator drained it; only the operator undrains it.
+    #[serde(default)]
+    pub drained_by_operator: bool,
     pub meta: BTreeMap<String, String>,
     pub session: SessionId,
     /// The member's session deadline on the replicated clock.
@@ -364,7 +392,9 @@ impl Store {
             priority: member.priority,
             weight: member.weight,
             load: member.load,
-            draining: member.draining,
+            draining: member.draining || group.drained_by_operator.contains(&member.instance),
+            drained_by_self: member.draining,
+            drained_by_operator: group.drained_by_operator.contains(&member.instance),
             meta: member.meta.clone(),
             session: member.session,
             expires_at: self.sessions.expires_at(member.session).unwrap_or_default(),
@@ -391,6 +421,7 @@ impl Store {
                 .map(|member| member.instance.clone())
                 .collect(),
             members: group.members.values().map(member_entry).collect(),
+            drained_by_operator: group.drained_by_operator.iter().cloned().collect(),
             revision: group.revision.get(),
         })
     }
@@ -668,6 +699,63 @@ impl Store {
         let (epoch, master) = (group.epoch, group.master.clone());
         self.publish_group(tenant, name, revision);
         Ok(Outcome::GroupChanged { epoch, master })
+    }
+
+    /// The operator drains a farm member (`draining`) or undrains it. Draining needs a
+    /// registered member; undraining also clears an instance that has left since.
+    pub(crate) fn drain_member(
+        &mut self,
+        tenant: TenantId,
+        name: &str,
+        instance: &str,
+        draining: bool,
+        revision: Revision,
+    ) -> Result<Outcome, StoreError> {
+        let group = self.services.group_mut(tenant, name)?;
+        if group.settings.mode != ServiceMode::Farm {
+            return Err(StoreError::invalid_request(format!(
+                "{name} is a master/standby group: only a farm's members are drained (resign \
+                 the master instead)"
+            )));
+        }
+        let known = group.members.contains_key(instance)
+            || (!draining && group.drained_by_operator.contains(instance));
+        if !known {
+            return Err(StoreError::MemberNotFound {
+                group: name.to_owned(),
+                instance: instance.to_owned(),
+            });
+        }
+        let changed = if draining {
+            if !group.drained_by_operator.contains(instance)
+                && group.drained_by_operator.len() >= OPERATOR_DRAINED_MAX
+            {
+                return Err(StoreError::LimitReached {
+                    what: format!("instances drained by the operator in {name}"),
+                    max: OPERATOR_DRAINED_MAX as u64,
+                });
+            }
+            group.drained_by_operator.insert(instance.to_owned())
+        } else {
+            group.drained_by_operator.remove(instance)
+        };
+        if changed {
+            self.publish_group(tenant, name, revision);
+        }
+        let group = self
+            .services
+            .group(tenant, name)
+            .expect("groups are never deleted");
+        Ok(Outcome::MemberDrained {
+            instance: instance.to_owned(),
+            drained_by_operator: draining,
+            draining: draining
+                || group
+                    .members
+                    .get(instance)
+                    .is_some_and(|member| member.draining),
+            revision: group.revision,
+        })
     }
 
     /// Starts a forming group now, with whoever has registered.

@@ -12,8 +12,9 @@
 use super::command::bincode_config;
 use super::store::Store;
 
-/// The image format this build writes and the only one it reads.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
+/// The image format this build writes and the only one it reads. Version 2: a service group
+/// holds the instances its operator drained.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 2;
 
 /// Why an image could not become a store.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

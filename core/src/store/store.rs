@@ -185,6 +185,11 @@ impl Store {
             } => self.resign(tenant, &group, &instance, epoch, to, revision),
             Operation::StartGroup { group } => self.start_group(tenant, &group, revision),
             Operation::Tenant(command) => self.apply_tenant_command(tenant, *command, revision),
+            Operation::DrainMember {
+                group,
+                instance,
+                draining,
+            } => self.drain_member(tenant, &group, &instance, draining, revision),
         }
     }
 

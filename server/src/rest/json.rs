@@ -115,6 +115,17 @@ pub fn outcome(outcome: &Outcome) -> Value {
         }
         Outcome::MemberRegistered(view) | Outcome::MemberKeptAlive(view) => member_view(view),
         Outcome::GroupChanged { epoch, master } => json!({"epoch": epoch, "master": master}),
+        Outcome::MemberDrained {
+            instance,
+            drained_by_operator,
+            draining,
+            revision,
+        } => json!({
+            "instance": instance,
+            "drained_by_operator": drained_by_operator,
+            "draining": draining,
+            "revision": revision.get(),
+        }),
         Outcome::TokenIssued { tenant, token } => {
             json!({"tenant_id": tenant.get(), "token_id": token})
         }

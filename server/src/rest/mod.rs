@@ -333,6 +333,11 @@ fn dispatch(
         }
         Route::ServiceResign { group } => services::resign(api, url, numbered, group, &body),
         Route::ServiceStart { group } => services::start(api, url, numbered, group),
+        Route::ServiceDrain {
+            group,
+            instance,
+            draining,
+        } => services::drain(api, url, numbered, group, instance, *draining),
         Route::SessionOpen => transaction::open_session(api, url, numbered, &body),
         Route::SessionKeepAlive { session } => {
             transaction::keep_alive(api, url, numbered, *session)

@@ -56,6 +56,8 @@ mod tests {
             weight,
             load,
             draining,
+            drained_by_self: draining,
+            drained_by_operator: false,
             meta: Default::default(),
             session: SessionId::new(1),
             expires_at: Millis(0),

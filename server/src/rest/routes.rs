@@ -80,6 +80,13 @@ pub enum Route {
         group: String,
         instance: String,
     },
+    /// `POST /v1/services/<name>/members/<instance>/drain` (`draining`) or `.../undrain`: the
+    /// operator's drain flag, apart from the member's own.
+    ServiceDrain {
+        group: String,
+        instance: String,
+        draining: bool,
+    },
     /// `GET /v1/services/<name>/pick?strategy=round_robin|monte_carlo&n=K`.
     ServicePick {
         group: String,
@@ -155,6 +162,8 @@ impl Route {
             Route::ServiceStart { .. } => "service_start",
             Route::ServiceUpdate { .. } => "service_update",
             Route::ServicePick { .. } => "service_pick",
+            Route::ServiceDrain { draining: true, .. } => "service_drain",
+            Route::ServiceDrain { .. } => "service_undrain",
             Route::SessionOpen => "session_open",
             Route::SessionKeepAlive { .. } => "session_keepalive",
             Route::SessionClose { .. } => "session_close",
@@ -328,8 +337,8 @@ fn parse_sessions(method: &str, path: &str, rest: &str) -> Result<Route, ApiErro
 pub const SERVICE_ACTIONS: [&str; 6] =
     ["members", "master", "resign", "start", "keepalive", "pick"];
 
-/// `/v1/services[/<name>[/members[/<instance>[/keepalive]]|/master|/resign|/start]]`. The
-/// group's name is a path itself, so the action is read from the end.
+/// `/v1/services[/<name>[/members[/<instance>[/keepalive|/drain|/undrain]]|/master|/resign|
+/// /start|/pick]]`. The group's name is a path itself, so the action is read from the end.
 fn parse_services(
     method: &str,
     path: &str,
@@ -354,6 +363,20 @@ fn parse_services(
             instance: percent_decode(instance)?,
         };
         return expect_method(method, "PUT", path, route);
+    }
+    for (action, draining) in [("/drain", true), ("/undrain", false)] {
+        let Some(name) = rest.strip_suffix(action) else {
+            continue;
+        };
+        let Some((name, instance)) = name.rsplit_once("/members/") else {
+            continue;
+        };
+        let route = Route::ServiceDrain {
+            group: group(name)?,
+            instance: percent_decode(instance)?,
+            draining,
+        };
+        return expect_method(method, "POST", path, route);
     }
     if let Some(name) = rest.strip_suffix("/members") {
         return expect_method(
@@ -584,6 +607,41 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// The operator's drain names the member by its encoded id (a `/` in it too); the
+    /// member's own update of the same path stays a `PUT`.
+    #[test]
+    fn drain_and_undrain_name_the_group_and_the_member() {
+        assert_eq!(
+            parse("POST", "/v1/services/shop/api/members/n%2F1/drain").unwrap(),
+            Route::ServiceDrain {
+                group: "/shop/api".into(),
+                instance: "n/1".into(),
+                draining: true
+            }
+        );
+        assert_eq!(
+            parse("POST", "/v1/services/shop/members/b/undrain").unwrap(),
+            Route::ServiceDrain {
+                group: "/shop".into(),
+                instance: "b".into(),
+                draining: false
+            }
+        );
+        assert_eq!(
+            parse("PUT", "/v1/services/shop/members/b/drain")
+                .unwrap_err()
+                .status,
+            405
+        );
+        assert_eq!(
+            parse("PUT", "/v1/services/shop/members/drain").unwrap(),
+            Route::ServiceUpdate {
+                group: "/shop".into(),
+                instance: "drain".into()
+            }
+        );
     }
 
     #[test]

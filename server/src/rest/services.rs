@@ -1,4 +1,5 @@
-//! Service group handlers: members join, keep alive, leave and resign; anyone reads a group,
+//! Service group handlers: members join, keep alive, leave and resign; the operator drains
+//! and undrains farm members; anyone reads a group,
 //! its master (with the fencing epoch) or the list of groups. Writes go through the log like
 //! every store write (and redirect to the leader); reads are linearizable unless `?stale`.
 
@@ -238,6 +239,25 @@ pub fn resign(
         instance: body.instance,
         epoch: body.epoch,
         to: body.to,
+    };
+    write(api, url, numbered, operation)
+}
+
+/// `POST /v1/services/<name>/members/<instance>/drain` or `.../undrain`: the operator takes a
+/// farm member out of the picks, or gives it back. The flag is the operator's own: the
+/// member's keep-alives, which carry its self-reported `draining`, never clear it.
+pub fn drain(
+    api: &Scoped,
+    url: &str,
+    numbered: Option<Numbered>,
+    group: &str,
+    instance: &str,
+    draining: bool,
+) -> Result<Reply, ApiError> {
+    let operation = Operation::DrainMember {
+        group: group.to_owned(),
+        instance: instance.to_owned(),
+        draining,
     };
     write(api, url, numbered, operation)
 }
