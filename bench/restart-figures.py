@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
 """restart-figures.py - what a snapshot buys at restart, and what a key costs in memory (issue 16).
 
-For each of two runs of one node (release build, fsync on, data under /tmp):
+For each of two runs of a 3-node cluster (release build, fsync on, data under /tmp):
 - `compaction`: the defaults (a snapshot every 100,000 entries or 64 MiB);
 - `no compaction`: `--snapshot-every-entries 0 --snapshot-every-bytes 0` (the log keeps
   everything, as before snapshots existed),
 the script puts PUTS distinct keys with VALUE_SIZE-byte values (wrk, 64 connections,
-bench/rafting-put.lua), waits until all are applied, reads the node's resident memory, kills it
-with SIGKILL, starts it again on the same folder and measures:
-- restart: from spawn until `/v1/health` is 200 (it has replayed what it holds and leads), and
-  until a key written before the kill reads back;
+bench/rafting-put.lua) through the leader, waits until a follower has applied all of them,
+reads its resident memory, kills it with SIGKILL, starts it again on the same folder and
+measures:
+- restart: from spawn until the follower has applied everything committed before the kill
+  (its snapshot restored and its log's tail replayed, the leader's heartbeat telling it what is
+  committed), and until its `/v1/health` is 200;
 - memory: VmRSS of the loaded node and of the restarted one, against the raw size of the data
   (key bytes + value bytes);
 - disk: the folder's size, and how many log entries the restart had to replay (the last index
   minus the snapshot index).
 
-Env: PUTS (1000000), VALUE_SIZE (100), PORT (18501). Needs wrk.
+Env: PUTS (1000000), VALUE_SIZE (100), PORT (18501: HTTP 18501-18503, UDP 18601-18603).
+Needs wrk.
 """
 import json
 import os
@@ -66,12 +69,24 @@ def folder_mib(path):
     return total / (1024 * 1024)
 
 
-def start(data, extra):
-    log = open(os.path.join(data, "stdout.log"), "ab")
+def http_address(node):
+    return f"127.0.0.1:{PORT + node - 1}"
+
+
+def udp_address(node):
+    return f"127.0.0.1:{PORT + 100 + node - 1}"
+
+
+def start(data, node, extra):
+    log = open(os.path.join(data, f"stdout-{node}.log"), "ab")
+    peers = []
+    for other in (1, 2, 3):
+        if other != node:
+            peers += ["--peer", f"{other}={udp_address(other)},{http_address(other)}"]
     return subprocess.Popen(
-        [BIN, "node", "--id", "1", "--data", os.path.join(data, "node-1"),
-         "--http", f"127.0.0.1:{PORT}", "--udp", f"127.0.0.1:{PORT + 100}",
-         "--initial-cluster-state", "new"] + extra,
+        [BIN, "node", "--id", str(node), "--data", os.path.join(data, f"node-{node}"),
+         "--http", http_address(node), "--udp", udp_address(node),
+         "--initial-cluster-state", "new"] + peers + extra,
         stdout=log, stderr=subprocess.STDOUT)
 
 
@@ -92,10 +107,14 @@ def run(name, extra):
     data = f"/tmp/rafting-restart-{name.replace(' ', '-')}"
     shutil.rmtree(data, ignore_errors=True)
     os.makedirs(data)
-    endpoint = f"http://127.0.0.1:{PORT}"
-    node = start(data, extra)
+    nodes = {node: start(data, node, extra) for node in (1, 2, 3)}
     try:
-        wait_until(lambda: healthy(endpoint), 20, "the first start")
+        first = "http://" + http_address(1)
+        wait_until(lambda: healthy(first), 20, "the first start")
+        leader = status(first)["leader"]
+        endpoint = "http://" + http_address(leader)
+        follower = 1 if leader != 1 else 2
+        follower_endpoint = "http://" + http_address(follower)
         env = dict(os.environ, VALUE_SIZE=str(VALUE_SIZE), KEY_PREFIX="restart")
         began = time.monotonic()
         # wrk runs for a duration, not a count: stop it once the store holds PUTS keys.
@@ -109,38 +128,41 @@ def run(name, extra):
             wrk.send_signal(signal.SIGINT)
             wrk.wait()
         load_s = time.monotonic() - began
-        wait_until(lambda: (s := status(endpoint)) and s["applied_index"] >= s["commit_index"],
-                   60, "everything applied")
-        before = status(endpoint)
+        commit = status(endpoint)["commit_index"]
+        wait_until(lambda: (s := status(follower_endpoint)) and s["applied_index"] >= commit,
+                   120, "everything applied at the follower")
+        before = status(follower_endpoint)
         revision = before["store_revision"]
-        loaded_rss = rss_mib(node.pid)
-        node.send_signal(signal.SIGKILL)
-        node.wait()
-        disk = folder_mib(data)
+        loaded_rss = rss_mib(nodes[follower].pid)
+        nodes[follower].send_signal(signal.SIGKILL)
+        nodes[follower].wait()
+        disk = folder_mib(os.path.join(data, f"node-{follower}"))
 
         spawned = time.monotonic()
-        node = start(data, extra)
-        healthy_at = wait_until(lambda: healthy(endpoint), 600, "health after the restart")
-        probe = f"{endpoint}/v1/kv/restart/1/{2:010d}"  # wrk spends request 1 on a trial
-        readable_at = wait_until(lambda: get(probe, timeout=1)[0] == 200, 60, "a key read back")
-        after = status(endpoint)
-        restarted_rss = rss_mib(node.pid)
+        nodes[follower] = start(data, follower, extra)
+        applied_at = wait_until(
+            lambda: (s := status(follower_endpoint)) and s["applied_index"] >= commit,
+            600, "the follower applying everything after its restart")
+        healthy_at = wait_until(lambda: healthy(follower_endpoint), 60, "health after restart")
+        after = status(follower_endpoint)
+        restarted_rss = rss_mib(nodes[follower].pid)
         return {
             "run": name,
             "puts_per_s": round(revision / load_s),
             "revision": revision,
             "last_index": before["last_index"],
-            "snapshot_index": after["snapshot_index"],
-            "replayed_entries": before["last_index"] - after["snapshot_index"],
+            "snapshot_index": before["snapshot_index"],
+            "replayed_entries": before["last_index"] - before["snapshot_index"],
+            "restart_applied_s": round(applied_at - spawned, 2),
             "restart_health_s": round(healthy_at - spawned, 2),
-            "restart_read_s": round(readable_at - spawned, 2),
             "rss_loaded_mib": round(loaded_rss),
             "rss_restarted_mib": round(restarted_rss),
             "disk_mib": round(disk),
         }
     finally:
-        node.kill()
-        node.wait()
+        for node in nodes.values():
+            node.kill()
+            node.wait()
         shutil.rmtree(data, ignore_errors=True)
 
 
