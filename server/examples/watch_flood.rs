@@ -13,6 +13,10 @@
 //! delay from the put's acknowledgement (the commit, as the client sees it) and from its
 //! sending, then polls again from `next_since` on the same connection. Only the first event of
 //! each answer counts, the change the watcher was waiting for.
+//!
+//! With `--etcd`, the same against etcd's v3 JSON gateway: each watcher is one HTTP
+//! connection carrying one `POST /v3/watch` stream on the prefix (the gateway turns it into a
+//! gRPC watch stream, as `etcdctl watch --prefix` opens one), and puts go to `/v3/kv/put`.
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
@@ -30,6 +34,8 @@ struct Options {
     interval: Duration,
     prefix: String,
     pid: Option<u32>,
+    /// Watch and put through etcd's v3 JSON gateway instead (`POST /v3/watch` streams).
+    etcd: bool,
 }
 
 fn options() -> Options {
@@ -41,8 +47,13 @@ fn options() -> Options {
         interval: Duration::from_millis(1000),
         prefix: "/flood".into(),
         pid: None,
+        etcd: false,
     };
-    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let mut arguments: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(position) = arguments.iter().position(|a| a == "--etcd") {
+        arguments.remove(position);
+        options.etcd = true;
+    }
     for pair in arguments.chunks(2) {
         let value = pair.get(1).cloned().unwrap_or_default();
         match pair[0].as_str() {
@@ -67,6 +78,89 @@ fn exchange(address: SocketAddr, request: &str) -> Vec<u8> {
     stream.read_to_end(&mut answer).expect("receive");
     let start = find(&answer, b"\r\n\r\n").expect("a head") + 4;
     answer[start..].to_vec()
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn etcd_put(address: SocketAddr, key: &str, value: &str) -> u64 {
+    let body = format!(
+        r#"{{"key":"{}","value":"{}"}}"#,
+        base64(key.as_bytes()),
+        base64(value.as_bytes())
+    );
+    let request = format!(
+        "POST /v3/kv/put HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = exchange(address, &request);
+    let json: serde_json::Value = serde_json::from_slice(&answer).expect("a JSON answer");
+    json["header"]["revision"]
+        .as_str()
+        .and_then(|revision| revision.parse().ok())
+        .unwrap_or_else(|| panic!("no revision in {json}"))
+}
+
+/// The `POST /v3/watch` request of a stream on `prefix` (every key below it), from `since`.
+fn etcd_watch_request(prefix: &str, since: u64) -> Vec<u8> {
+    let mut end = prefix.as_bytes().to_vec();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let body = format!(
+        r#"{{"create_request":{{"key":"{}","range_end":"{}","start_revision":"{since}"}}}}"#,
+        base64(prefix.as_bytes()),
+        base64(&end)
+    );
+    format!(
+        "POST /v3/watch HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// The revisions of the events in what an etcd watch stream sent so far, consuming them
+/// (a pattern cut at the end of the buffer stays for the next read).
+fn etcd_revisions(buffer: &mut Vec<u8>) -> Vec<u64> {
+    const PATTERN: &[u8] = b"\"mod_revision\":\"";
+    let mut revisions = Vec::new();
+    let mut consumed = 0;
+    while let Some(at) = find(&buffer[consumed..], PATTERN) {
+        let start = consumed + at + PATTERN.len();
+        let Some(length) = buffer[start..].iter().position(|&b| b == b'"') else {
+            consumed += at;
+            buffer.drain(..consumed);
+            return revisions;
+        };
+        if let Ok(revision) = std::str::from_utf8(&buffer[start..start + length])
+            .unwrap_or("")
+            .parse()
+        {
+            revisions.push(revision);
+        }
+        consumed = start + length;
+    }
+    let keep = buffer.len().saturating_sub(PATTERN.len());
+    buffer.drain(..keep.max(consumed).min(buffer.len()));
+    revisions
 }
 
 fn put(address: SocketAddr, key: &str, value: &str) -> u64 {
@@ -163,7 +257,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 
 fn main() {
     let options = options();
-    let start_revision = put(options.put, &format!("{}/start", options.prefix), "0");
+    let put_change: fn(SocketAddr, &str, &str) -> u64 = if options.etcd { etcd_put } else { put };
+    let start_revision = put_change(options.put, &format!("{}/start", options.prefix), "0");
     let mut poll = Poll::new().expect("poll");
     let mut watchers = Vec::with_capacity(options.watchers);
     for index in 0..options.watchers {
@@ -175,7 +270,11 @@ fn main() {
             connected: false,
             outgoing: Vec::new(),
         };
-        watcher.poll_request(&options.prefix);
+        if options.etcd {
+            watcher.outgoing = etcd_watch_request(&options.prefix, start_revision + 1);
+        } else {
+            watcher.poll_request(&options.prefix);
+        }
         poll.registry()
             .register(
                 &mut watcher.stream,
@@ -216,7 +315,7 @@ fn main() {
             for change in 0..changes {
                 std::thread::sleep(interval);
                 let sent = Instant::now();
-                let revision = put(address, &format!("{prefix}/key{change}"), "changed");
+                let revision = put_change(address, &format!("{prefix}/key{change}"), "changed");
                 let acknowledged = Instant::now();
                 puts.lock().unwrap().insert(revision, (sent, acknowledged));
             }
@@ -243,6 +342,16 @@ fn main() {
                     Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(error) => panic!("a watcher cannot read: {error}"),
                 }
+            }
+            if options.etcd {
+                let since = watcher.since;
+                for revision in etcd_revisions(&mut watcher.buffer) {
+                    if revision >= since {
+                        received.push((revision, now));
+                        watcher.since = revision + 1;
+                    }
+                }
+                continue;
             }
             while let Some((first, next_since)) = watcher.answer() {
                 if let Some(revision) = first {

@@ -203,7 +203,7 @@ impl Default for Limits {
             head_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
-            workers: 64,
+            workers: 256,
         }
     }
 }
@@ -234,6 +234,7 @@ impl HttpServer {
         handler: Arc<dyn Handler>,
     ) -> io::Result<HttpServer> {
         let listener = std::net::TcpListener::bind(listen)?;
+        deepen_backlog(&listener);
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -280,6 +281,20 @@ impl HttpServer {
         if let Some(event_loop) = self.event_loop.take() {
             let _ = event_loop.join();
         }
+    }
+}
+
+/// Connections waiting to be accepted, at most (the kernel may cap it: `somaxconn`).
+const ACCEPT_BACKLOG: libc::c_int = 4096;
+
+/// Lets more connections wait for `accept` than the standard library's 128, so that
+/// thousands of clients connecting at once are not dropped and left to retry their SYN.
+fn deepen_backlog(listener: &std::net::TcpListener) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: listen(2) on a socket we own and that is already listening only changes its
+    // backlog.
+    if unsafe { libc::listen(listener.as_raw_fd(), ACCEPT_BACKLOG) } != 0 {
+        tracing::warn!(error = %io::Error::last_os_error(), "cannot deepen the accept backlog");
     }
 }
 

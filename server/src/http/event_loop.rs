@@ -114,9 +114,14 @@ impl EventLoop {
                 match event.token() {
                     LISTENER => self.accept(now, jobs),
                     WAKER => {}
-                    token => self.drive(token, now, jobs, |connection, context| {
-                        connection.drive(context)
-                    }),
+                    token => {
+                        let readable =
+                            event.is_readable() || event.is_read_closed() || event.is_error();
+                        self.drive(token, now, jobs, |connection, context| {
+                            connection.readable |= readable;
+                            connection.drive(context)
+                        });
+                    }
                 }
             }
             self.write_answers(now, jobs);
