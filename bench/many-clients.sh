@@ -17,7 +17,7 @@
 #
 # Env: DUR (10) seconds per wrk run, WATCHERS (10000), CHANGES (20), INTERVAL_MS (1000),
 #      OUT (/tmp/rafting-many-clients), CARGO_TARGET_DIR (target); SKIP_PUTS=1 and
-#      SKIP_RAFTING_WATCH=1 leave out part 1 or 2.
+#      SKIP_RAFTING_WATCH=1 / SKIP_ETCD_WATCH=1 leave out part 1, 2 or 2'.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -61,6 +61,9 @@ kill -INT $DEV 2>/dev/null; wait $DEV 2>/dev/null || true
 trap - EXIT
 fi
 
+if [ "${SKIP_ETCD_WATCH:-0}" = 1 ]; then
+  exit 0
+fi
 if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then
   echo "etcd half skipped: install etcd-server and etcd-client"
   exit 0
