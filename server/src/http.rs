@@ -320,10 +320,10 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
     Ok(limit.rlim_cur)
 }
 
-/// An answer as bytes on the wire; a `HEAD` answer keeps its `Content-Length` and drops its
-/// body.
-fn encode(response: &Response, keep_alive: bool, head_only: bool) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(128 + response.body.len());
+/// Appends an answer as bytes on the wire to `bytes`; a `HEAD` answer keeps its
+/// `Content-Length` and drops its body.
+fn encode(bytes: &mut Vec<u8>, response: &Response, keep_alive: bool, head_only: bool) {
+    bytes.reserve(128 + response.body.len());
     let reason = reason_phrase(response.status);
     let _ = write!(bytes, "HTTP/1.1 {} {reason}\r\n", response.status);
     for (name, value) in &response.headers {
@@ -340,7 +340,6 @@ fn encode(response: &Response, keep_alive: bool, head_only: bool) -> Vec<u8> {
     if !head_only {
         bytes.extend_from_slice(&response.body);
     }
-    bytes
 }
 
 fn body_ended_early() -> HttpError {

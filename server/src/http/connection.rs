@@ -277,8 +277,7 @@ impl Connection {
         if self.output.is_empty() {
             self.output_progress = now;
         }
-        self.output
-            .extend_from_slice(&encode(response, keep_alive, head_only));
+        encode(&mut self.output, response, keep_alive, head_only);
     }
 
     /// Writes what the socket takes. `Again`: all written.

@@ -233,7 +233,7 @@ impl EventLoop {
         jobs: &Sender<Job>,
         step: impl FnOnce(&mut Connection, &mut Context<'_>) -> Flow,
     ) {
-        let Some(mut connection) = self.connections.remove(&token) else {
+        let Some(connection) = self.connections.get_mut(&token) else {
             return;
         };
         let mut context = Context {
@@ -241,7 +241,7 @@ impl EventLoop {
             now,
             read_buffer: &mut self.read_buffer,
         };
-        let flow = step(&mut connection, &mut context);
+        let flow = step(connection, &mut context);
         if let Some(request) = connection.ready.take() {
             let completions = self.completions.clone();
             let responder = Responder::new(move |response| completions.push(token, response));
@@ -249,11 +249,21 @@ impl EventLoop {
             let _ = jobs.send(Job { request, responder });
         }
         if flow == Flow::Close {
-            self.close(token, connection);
+            if let Some(connection) = self.connections.remove(&token) {
+                self.close(token, connection);
+            }
             return;
         }
+        // A timer is moved only when the deadline comes sooner: one that fires before the
+        // connection's deadline (it moved later since) finds nothing due and is set again,
+        // which costs less than moving it at every request.
         let deadline = connection.deadline(&self.shared);
-        if deadline != connection.timer {
+        let sooner = match (deadline, connection.timer) {
+            (Some(new), Some(old)) => new < old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if sooner {
             if let Some(old) = connection.timer.take() {
                 self.timers.remove(&(old, token));
             }
@@ -272,7 +282,6 @@ impl EventLoop {
             }
             _ => {}
         }
-        self.connections.insert(token, connection);
     }
 
     fn close(&mut self, token: Token, mut connection: Connection) {
