@@ -19,7 +19,7 @@ PORT=18001
 DATA="$OUT/rafting-data"
 
 cargo build --release -p rafting-server --manifest-path "$ROOT/Cargo.toml" >&2
-BIN="$ROOT/target/release/rafting"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/rafting"
 "$BIN" dev --nodes 3 --http-port "$PORT" --data "$DATA" >"$OUT/dev.log" 2>&1 &
 DEV=$!
 trap 'kill -INT $DEV 2>/dev/null; wait $DEV 2>/dev/null || true' EXIT

@@ -61,8 +61,9 @@ pub struct RawNode {
     /// How long a write or read may wait for the cluster before answering 504 [default: 5000]
     #[arg(long)]
     pub request_timeout_ms: Option<u64>,
-    /// HTTP connections served at once, each by its own thread; a connection beyond it
-    /// evicts an idle one, or is answered 503 when none is idle [default: 1024]
+    /// HTTP connections served at once (each a socket of the event loop, not a thread); a
+    /// connection beyond it evicts an idle one, or is answered 503 when none is idle
+    /// [default: 16384, lowered to what the open-files limit allows]
     #[arg(long)]
     pub http_connections_max: Option<usize>,
     /// Probe a leader that falls silent for 1.5 heartbeat intervals: when its host answers

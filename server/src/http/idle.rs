@@ -1,8 +1,7 @@
 //! The connections waiting for a request, which a newcomer at the connection cap may evict.
 
+use mio::Token;
 use std::collections::BTreeMap;
-use std::net::TcpStream;
-use std::sync::Arc;
 
 /// The connections waiting for a request, oldest first, so that a newcomer at the cap can
 /// evict the one idle longest. Connections that have not yet sent a single request go first:
@@ -11,18 +10,18 @@ use std::sync::Arc;
 #[derive(Default)]
 pub(super) struct IdleConnections {
     next_ticket: u64,
-    never_used: BTreeMap<u64, Arc<TcpStream>>,
-    between_requests: BTreeMap<u64, Arc<TcpStream>>,
+    never_used: BTreeMap<u64, Token>,
+    between_requests: BTreeMap<u64, Token>,
 }
 
 impl IdleConnections {
-    pub(super) fn insert(&mut self, stream: Arc<TcpStream>, used: bool) -> IdleTicket {
+    pub(super) fn insert(&mut self, token: Token, used: bool) -> IdleTicket {
         let ticket = IdleTicket {
             number: self.next_ticket,
             used,
         };
         self.next_ticket += 1;
-        self.map(used).insert(ticket.number, stream);
+        self.map(used).insert(ticket.number, token);
         ticket
     }
 
@@ -31,13 +30,13 @@ impl IdleConnections {
     }
 
     /// The connection to evict: the oldest never used, else the oldest between requests.
-    pub(super) fn pop_oldest(&mut self) -> Option<Arc<TcpStream>> {
-        let (_, stream) =
+    pub(super) fn pop_oldest(&mut self) -> Option<Token> {
+        let (_, token) =
             (self.never_used.pop_first()).or_else(|| self.between_requests.pop_first())?;
-        Some(stream)
+        Some(token)
     }
 
-    fn map(&mut self, used: bool) -> &mut BTreeMap<u64, Arc<TcpStream>> {
+    fn map(&mut self, used: bool) -> &mut BTreeMap<u64, Token> {
         if used {
             &mut self.between_requests
         } else {

@@ -1,5 +1,7 @@
 use super::*;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::sync::Mutex;
 
 /// Echoes what it got: `METHOD TARGET body=<bytes>`; refusals carry the error's status.
 struct Echo;
@@ -551,5 +553,149 @@ fn a_screened_answer_may_be_held_and_reads_nothing_meanwhile() {
         response(&mut reader).2,
         "GET /next body=",
         "kept alive after the hold"
+    );
+}
+
+/// Answers `/big` with 4 MiB, `/later` through a responder kept for the test to complete, and
+/// anything else at once.
+#[derive(Default)]
+struct Deferring {
+    kept: Mutex<Vec<Responder>>,
+}
+
+impl Handler for Deferring {
+    fn handle(&self, request: Request) -> Response {
+        if request.target == "/big" {
+            return Response {
+                status: 200,
+                headers: Vec::new(),
+                body: vec![b'x'; 4 << 20],
+            };
+        }
+        Echo.handle(request)
+    }
+
+    fn serve(&self, request: Request, responder: Responder) {
+        if request.target == "/later" {
+            self.kept.lock().unwrap().push(responder);
+            return;
+        }
+        responder.send(self.handle(request));
+    }
+
+    fn refuse(&self, error: &HttpError) -> Response {
+        Echo.refuse(error)
+    }
+}
+
+/// Proves that a long poll holds no thread: with a single worker, 200 requests whose answers
+/// the handler keeps for later do not stop a plain request from being answered at once; the
+/// 200 are answered when the test sends their answers, each on its own connection.
+#[test]
+fn answers_sent_later_hold_no_worker() {
+    let limits = Limits {
+        workers: 1,
+        ..Limits::default()
+    };
+    let handler = Arc::new(Deferring::default());
+    let server =
+        HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, handler.clone()).unwrap();
+    let mut waiting = Vec::new();
+    for _ in 0..200 {
+        let mut stream = connect(&server);
+        stream.write_all(b"GET /later HTTP/1.1\r\n\r\n").unwrap();
+        waiting.push(BufReader::new(stream));
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while handler.kept.lock().unwrap().len() < 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the handler never got every request"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let asked = Instant::now();
+    let (status, _, body) = exchange(&server, b"GET /now HTTP/1.1\r\n\r\n");
+    assert_eq!((status, body.as_str()), (200, "GET /now body="));
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    let kept = std::mem::take(&mut *handler.kept.lock().unwrap());
+    for (number, responder) in kept.into_iter().enumerate() {
+        responder.send(Response {
+            status: 200,
+            headers: Vec::new(),
+            body: format!("answer {number}").into_bytes(),
+        });
+    }
+    for reader in &mut waiting {
+        let (status, _, body) = response(reader);
+        assert_eq!(status, 200);
+        assert!(body.starts_with("answer "), "{body}");
+    }
+}
+
+/// Proves that a client that never reads its answers blocks no one: it pipelines requests
+/// for 4 MiB answers and reads nothing, so its answer cannot be written; meanwhile 50
+/// requests of another client are each answered at once, and the stalled connection is
+/// closed once its answer has made no progress for the write timeout (300 ms here).
+#[test]
+fn a_client_that_never_reads_is_closed_and_blocks_no_one() {
+    let limits = Limits {
+        write_timeout: Duration::from_millis(300),
+        workers: 2,
+        ..Limits::default()
+    };
+    let server = HttpServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        limits,
+        Arc::new(Deferring::default()),
+    )
+    .unwrap();
+    let mut stalled = connect(&server);
+    stalled
+        .set_write_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    for _ in 0..20 {
+        // The server stops reading once an answer is stuck; the client's sends may then time out.
+        if stalled.write_all(b"GET /big HTTP/1.1\r\n\r\n").is_err() {
+            break;
+        }
+    }
+    let mut other = connect(&server);
+    let mut reader = BufReader::new(other.try_clone().unwrap());
+    for number in 0..50 {
+        let asked = Instant::now();
+        other
+            .write_all(format!("GET /quick/{number} HTTP/1.1\r\n\r\n").as_bytes())
+            .unwrap();
+        let (status, _, body) = response(&mut reader);
+        assert_eq!((status, body), (200, format!("GET /quick/{number} body=")));
+        assert!(
+            asked.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.connections() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the stalled connection is still open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // What the stalled client finally reads ends early: its connection was closed.
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut everything = Vec::new();
+    let _ = stalled.read_to_end(&mut everything);
+    assert!(
+        everything.len() < 20 * (4 << 20),
+        "read {} bytes",
+        everything.len()
     );
 }

@@ -8,14 +8,17 @@
 //! same token are not authenticated again at their heads (the handler still checks every
 //! request). A tenant holds at most its `connections` cap of connections to one node: the one
 //! over it is answered `429 quota_connections` and closed, so one tenant cannot take the
-//! connection threads every tenant shares. The administrator and an open cluster are not
-//! counted.
+//! connection slots every tenant shares. As a connection has at most one request in the
+//! workers' queue at a time ([`crate::http`]), the cap also bounds the tenant's share of that
+//! queue: a tenant flooding from thousands of connections holds at most `connections` places
+//! in it, and every other tenant's requests keep theirs. The administrator and an open
+//! cluster are not counted.
 //!
 //! A request refused at its head for a rate the replica refused moments ago was sent by a
 //! client that did not wait as told: its answer is held for the rest of that wait (at most
 //! [`HOLD_MAX`]) before it is sent and the body read, so a flood slows to the rate it was
-//! answered with instead of costing the node a refusal per round trip. A tenant holds at most
-//! its `connections` threads this way.
+//! answered with instead of costing the node a refusal per round trip. A held answer is a
+//! timer of the HTTP event loop, not a thread.
 
 use super::errors::ApiError;
 use super::throttle::Demand;

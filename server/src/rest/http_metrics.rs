@@ -3,13 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Requests served, by (route, status). The set of keys is bounded: routes are a fixed list
-/// of names and statuses a handful of codes.
-#[derive(Debug, Default)]
+/// of names and statuses a handful of codes. A clone counts into the same table (a watch
+/// answered later counts from the registry's thread).
+#[derive(Debug, Default, Clone)]
 pub struct HttpMetrics {
-    requests: Mutex<BTreeMap<(&'static str, u16), u64>>,
+    requests: Arc<Mutex<BTreeMap<(&'static str, u16), u64>>>,
 }
 
 impl HttpMetrics {

@@ -1,11 +1,12 @@
 //! Key space handlers: get, put (with compare-and-set and sessions), delete, list and the
-//! watch long poll, in the tenant of the request's token (the default tenant on an open
+//! watch long poll (held by [`super::watches`], not by a thread), in the tenant of the request's token (the default tenant on an open
 //! cluster).
 
 use super::Scoped;
 use super::errors::{ApiError, Reply};
 use super::json;
 use super::routes::Route;
+use super::watches::{Waiter, WatchFinish, WatchSlot};
 use rafting_core::replica::Numbered;
 use rafting_core::store::{
     ListQuery, Operation, Query, ReadAnswer, Revision, SessionId, WatchQuery,
@@ -13,9 +14,6 @@ use rafting_core::store::{
 use rafting_net::runtime::Consistency;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-/// How often a watch long poll looks at the local store for new events.
-const WATCH_POLL_INTERVAL: Duration = Duration::from_millis(25);
 
 fn consistency(stale: bool) -> Consistency {
     if stale {
@@ -138,13 +136,30 @@ pub fn list(api: &Scoped, url: &str, route: &Route) -> Result<Reply, ApiError> {
     Ok(Reply::json(&json::listing(&listing)))
 }
 
-/// `GET /v1/kv/<prefix>?watch[&since=<revision>][&timeout_ms=][&limit=]`: a long poll.
+/// `GET /v1/kv/<prefix>?watch[&since=<revision>][&timeout_ms=][&limit=]`: a long poll,
+/// answered through `finish`, now or later from the watch registry's thread
+/// ([`super::watches`]): a waiting watch holds no thread.
 ///
 /// Served from this node's applied state, so any node serves watches (a follower may lag
 /// the leader by a few milliseconds). Answers as soon as there is at least one event, or
 /// with no events when the timeout passes; either way `next_since` is where to poll next.
 /// Without `since`, only the changes after this node's current revision are reported.
-pub fn watch(api: &Scoped, url: &str, route: &Route) -> Result<Reply, ApiError> {
+pub fn watch(api: &Scoped, url: &str, route: &Route, finish: WatchFinish) {
+    match wait(api, url, route) {
+        Ok(waiter) => {
+            let waiter = Waiter { finish, ..waiter };
+            if waiter.deadline <= Instant::now() || api.stopping.load(Ordering::Relaxed) {
+                answer_now(api, url, waiter);
+            } else {
+                api.watches_open.wait(&api.handle, waiter);
+            }
+        }
+        Err(error) => finish(Err(error)),
+    }
+}
+
+/// The waiter of a watch request, its slot taken (`finish` still to be set).
+fn wait(api: &Scoped, url: &str, route: &Route) -> Result<Waiter, ApiError> {
     let Route::KvWatch {
         prefix,
         since,
@@ -154,79 +169,68 @@ pub fn watch(api: &Scoped, url: &str, route: &Route) -> Result<Reply, ApiError> 
     else {
         return Err(unexpected_answer("watch route"));
     };
-    let _slot = WatchSlot::open(api)?;
+    let slot = open_slot(api)?;
     let deadline = Instant::now() + Duration::from_millis(*timeout_ms);
-    let since = match since {
-        Some(since) => Revision(*since),
-        None => current_revision(api, url, prefix)?.next(),
+    // What the client has seen: the revisions before `since`, or, without it, everything up
+    // to this node's current revision.
+    let (since, seen) = match since {
+        Some(since) => (Revision(*since), Revision(since.saturating_sub(1))),
+        None => {
+            let current = current_revision(api, url, prefix)?;
+            (current.next(), current)
+        }
     };
-    loop {
-        let query = Query::Watch(WatchQuery {
+    Ok(Waiter {
+        query: WatchQuery {
             tenant: api.tenant,
             prefix: prefix.clone(),
             since: since.max(Revision(1)),
             limit: *limit,
+        },
+        seen,
+        deadline,
+        slot,
+        finish: Box::new(|_| {}),
+    })
+}
+
+/// Answers a watch with one read of the local store (a zero timeout, or the node stopping).
+fn answer_now(api: &Scoped, url: &str, waiter: Waiter) {
+    let answer = api
+        .handle
+        .read(
+            Query::Watch(waiter.query.clone()),
+            Consistency::Stale,
+            api.request_timeout,
+        )
+        .map_err(|error| api.client_error(error, url))
+        .and_then(|answer| match answer {
+            ReadAnswer::Watch(batch) => Ok(Reply::json(&json::watch_batch(&batch))),
+            _ => Err(unexpected_answer("watch")),
         });
-        let answer = api
-            .handle
-            .read(query, Consistency::Stale, api.request_timeout)
-            .map_err(|error| api.client_error(error, url))?;
-        let ReadAnswer::Watch(batch) = answer else {
-            return Err(unexpected_answer("watch"));
+    let Waiter { slot, finish, .. } = waiter;
+    drop(slot);
+    finish(answer);
+}
+
+/// Counts one more open watch against the tenant's `watches` cap on this node.
+fn open_slot(api: &Scoped) -> Result<WatchSlot, ApiError> {
+    let cap = api.caps.and_then(|caps| caps.watches);
+    api.watches_open.open(api.tenant, cap).map_err(|count| {
+        let tenant = match &api.principal {
+            super::auth::Principal::Tenant { name, .. } => name.clone(),
+            super::auth::Principal::Admin => api.tenant.to_string(),
         };
-        let stopping = api.stopping.load(Ordering::Relaxed);
-        if !batch.events.is_empty() || stopping || Instant::now() >= deadline {
-            return Ok(Reply::json(&json::watch_batch(&batch)));
-        }
-        std::thread::sleep(WATCH_POLL_INTERVAL.min(deadline - Instant::now()));
-    }
-}
-
-/// One open watch long poll, counted against its tenant's `watches` cap on this node while
-/// it lives.
-struct WatchSlot<'a> {
-    api: &'a Scoped<'a>,
-}
-
-impl<'a> WatchSlot<'a> {
-    fn open(api: &'a Scoped<'a>) -> Result<WatchSlot<'a>, ApiError> {
-        let mut open = api.watches_open.lock().unwrap_or_else(|p| p.into_inner());
-        let count = open.entry(api.tenant).or_default();
-        if let Some(limit) = api.caps.and_then(|caps| caps.watches)
-            && *count >= limit
-        {
-            let tenant = match &api.principal {
-                super::auth::Principal::Tenant { name, .. } => name.clone(),
-                super::auth::Principal::Admin => api.tenant.to_string(),
-            };
-            return Err(ApiError::new(
-                403,
-                "quota_watches",
-                format!(
-                    "tenant {tenant} is at its watches cap: usage {count} of {limit} open on \
-                     this node, and this request adds 1"
-                ),
-            ));
-        }
-        *count += 1;
-        Ok(WatchSlot { api })
-    }
-}
-
-impl Drop for WatchSlot<'_> {
-    fn drop(&mut self) {
-        let mut open = self
-            .api
-            .watches_open
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if let Some(count) = open.get_mut(&self.api.tenant) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                open.remove(&self.api.tenant);
-            }
-        }
-    }
+        ApiError::new(
+            403,
+            "quota_watches",
+            format!(
+                "tenant {tenant} is at its watches cap: usage {count} of {} open on this \
+                 node, and this request adds 1",
+                cap.unwrap_or(0)
+            ),
+        )
+    })
 }
 
 /// This node's current store revision, read through the node loop (a one-key listing of

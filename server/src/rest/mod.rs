@@ -1,11 +1,13 @@
-//! The REST API: the HTTP server of [`crate::http`] (a thread per connection) in front of one
-//! node's [`NodeHandle`].
+//! The REST API: the HTTP server of [`crate::http`] (an event loop and a few workers) in front
+//! of one node's [`NodeHandle`].
 //!
 //! A request is parsed into a [`routes::Route`], its body read under a size cap, handed to a
 //! handler ([`kv`], [`transaction`], [`cluster`]) and answered with a JSON body or raw bytes.
 //! Every failure is JSON `{"code","message"}` with a stable code ([`errors`]). A write or a
 //! linearizable read that reaches a follower is answered `307 Temporary Redirect` with the
 //! leader's URL in `Location`, so `curl -L` and the `rafting` client work against any node.
+//! A watch long poll is answered later, from the registry of [`watches`], and holds no worker
+//! while it waits.
 
 pub mod auth;
 pub mod cluster;
@@ -24,10 +26,11 @@ mod tests;
 pub mod throttle;
 pub mod transaction;
 pub mod ui;
+pub mod watches;
 
 use crate::http::{
-    ConnectionState, Handler, HttpError, HttpServer, Limits, Request, RequestHead, Response,
-    Screened,
+    ConnectionState, Handler, HttpError, HttpServer, Limits, Request, RequestHead, Responder,
+    Response, Screened,
 };
 use errors::{ApiError, Reply};
 use http_metrics::HttpMetrics;
@@ -67,8 +70,9 @@ pub struct Api {
     pub pick_counters: std::sync::Mutex<BTreeMap<String, u64>>,
     /// The administrator's token; `None`: the cluster runs open, in the default tenant.
     pub admin_token: Option<String>,
-    /// Watch long polls open on this node, per tenant (the `watches` cap).
-    pub watches_open: std::sync::Mutex<BTreeMap<TenantId, u64>>,
+    /// Watch long polls open on this node, per tenant (the `watches` cap), and the registry
+    /// that answers the waiting ones ([`watches`]).
+    pub watches_open: watches::OpenWatches,
     /// The replica's rate refusals still in force, to refuse at a request's head ([`throttle`]).
     pub throttles: throttle::Throttles,
     /// Connections open to this node, per tenant (the `connections` cap; see [`front`]).
@@ -120,8 +124,9 @@ impl Api {
     }
 }
 
-/// Concurrent HTTP connections served when not configured; each holds one thread.
-pub const HTTP_CONNECTIONS_DEFAULT: usize = 1024;
+/// Concurrent HTTP connections served when not configured (each costs a descriptor and a few
+/// kilobytes, not a thread).
+pub const HTTP_CONNECTIONS_DEFAULT: usize = 16_384;
 
 /// Descriptors kept for everything but HTTP connections: the WAL, sockets, logs.
 const FILES_RESERVED: u64 = 64;
@@ -138,15 +143,26 @@ impl RestServer {
         connections_max: usize,
         api: Arc<Api>,
     ) -> anyhow::Result<RestServer> {
-        match crate::http::raise_open_files_limit() {
-            Ok(files) if files < connections_max as u64 + FILES_RESERVED => tracing::warn!(
-                files,
-                connections_max,
-                "the open-files limit is below the HTTP connection cap; raise `ulimit -n`"
-            ),
-            Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "cannot raise the open-files limit"),
-        }
+        // Each connection is one descriptor: a cap above the open-files limit would leave
+        // newcomers failing to be accepted instead of evicting idle connections.
+        let connections_max = match crate::http::raise_open_files_limit() {
+            Ok(files) if files < connections_max as u64 + FILES_RESERVED => {
+                let allowed = files.saturating_sub(FILES_RESERVED).max(1) as usize;
+                tracing::warn!(
+                    files,
+                    connections_max,
+                    allowed,
+                    "the open-files limit is below the HTTP connection cap; serving at most \
+                     {allowed} connections (raise `ulimit -n` for more)"
+                );
+                allowed
+            }
+            Ok(_) => connections_max,
+            Err(error) => {
+                tracing::warn!(%error, "cannot raise the open-files limit");
+                connections_max
+            }
+        };
         let limits = Limits {
             connections_max,
             body_bytes_max: api.body_bytes_max,
@@ -165,6 +181,11 @@ impl RestServer {
     /// Stops accepting requests and lets the ones in progress finish (long polls end early).
     pub fn stop(self, api: &Api) {
         api.stopping.store(true, Ordering::Relaxed);
+        let waiting = api.watches_open.waiting();
+        if waiting > 0 {
+            tracing::info!(waiting, "stopping: answering the watches that wait");
+        }
+        api.watches_open.stop();
         self.server
             .stop(api.request_timeout + Duration::from_secs(1));
     }
@@ -177,20 +198,38 @@ impl Handler for Api {
         front::screen(self, head, state)
     }
 
-    /// Serves one request; a member's dashboard may call it from another origin ([`cors`]).
+    /// Serves one request and waits for its answer (a watch's included).
     fn handle(&self, request: Request) -> Response {
+        let (responder, answer) = Responder::channel();
+        self.serve(request, responder);
+        answer.recv().unwrap_or_else(|_| {
+            into_response(
+                ApiError::new(500, "internal", "the request went unanswered").into_reply(),
+            )
+        })
+    }
+
+    /// Serves one request; a member's dashboard may call it from another origin ([`cors`]).
+    /// A watch is answered later by the watch registry; anything else at once.
+    fn serve(&self, request: Request, responder: Responder) {
         let origin = cors::member_origin(&request.headers, &self.members);
         if let Some(origin) = &origin
             && request.method == "OPTIONS"
         {
             self.http_metrics.count("cors_preflight", 204);
-            return cors::preflight(origin);
+            responder.send(cors::preflight(origin));
+            return;
         }
-        let mut response = self.answer(request);
+        let route = routes::parse(&request.method, &request.target);
+        if let Ok(route @ Route::KvWatch { .. }) = route {
+            self.watch(&route, &request, origin, responder);
+            return;
+        }
+        let mut response = self.answer(request, route);
         if let Some(origin) = &origin {
             cors::allow(&mut response, origin);
         }
-        response
+        responder.send(response);
     }
 
     fn refuse(&self, error: &HttpError) -> Response {
@@ -215,8 +254,8 @@ impl Handler for Api {
 
 impl Api {
     /// Serves one request from start to finish; never panics on what the client sent.
-    fn answer(&self, request: Request) -> Response {
-        let (route_name, reply) = match routes::parse(&request.method, &request.target) {
+    fn answer(&self, request: Request, route: Result<Route, ApiError>) -> Response {
+        let (route_name, reply) = match route {
             Ok(route) => {
                 let name = route.name();
                 // A route without a body ignores one sent anyway.
@@ -236,6 +275,33 @@ impl Api {
         };
         self.http_metrics.count(route_name, reply.status);
         into_response(reply)
+    }
+
+    /// A watch: its answer goes through `responder` once the registry has it ([`kv::watch`]).
+    fn watch(
+        &self,
+        route: &Route,
+        request: &Request,
+        origin: Option<String>,
+        responder: Responder,
+    ) {
+        let metrics = self.http_metrics.clone();
+        let route_name = route.name();
+        let finish: watches::WatchFinish = Box::new(move |reply| {
+            let reply = reply.unwrap_or_else(ApiError::into_reply);
+            metrics.count(route_name, reply.status);
+            let mut response = into_response(reply);
+            if let Some(origin) = &origin {
+                cors::allow(&mut response, origin);
+            }
+            responder.send(response);
+        });
+        let scoped = auth::scope(self, route, &request.headers)
+            .and_then(|scoped| numbering(&request.headers).map(|_| scoped));
+        match scoped {
+            Ok(scoped) => kv::watch(&scoped, &request.target, route, finish),
+            Err(error) => finish(Err(error)),
+        }
     }
 }
 
@@ -309,7 +375,8 @@ fn dispatch(
         } => kv::put(api, url, numbered, key, body, *compare_version, *session),
         Route::KvDelete { key } => kv::delete(api, url, numbered, key),
         Route::KvList { .. } => kv::list(api, url, route),
-        Route::KvWatch { .. } => kv::watch(api, url, route),
+        // Served by `Api::watch`, which answers later.
+        Route::KvWatch { .. } => Err(ApiError::new(500, "internal", "a watch reached dispatch")),
         Route::Transaction => transaction::run(api, url, numbered, &body),
         Route::RegisterClient => cluster::register_client(api, url),
         Route::ServiceList => services::list(api, url),

@@ -55,13 +55,7 @@ fn hex(bytes: &[u8]) -> String {
 /// A tenant as JSON: its caps, its usage of the stored caps (the same on every node), and what
 /// it holds of the node-local ones on the node that answers (`on_this_node`).
 pub fn view_json(api: &Api, view: &TenantView) -> Value {
-    let watches = api
-        .watches_open
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .get(&view.id)
-        .copied()
-        .unwrap_or(0);
+    let watches = api.watches_open.held(view.id);
     json!({
         "id": view.id.get(),
         "name": view.name,

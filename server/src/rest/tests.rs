@@ -331,3 +331,44 @@ fn arbitrary_requests_never_kill_the_node_loop() {
         .unwrap();
     assert_eq!(node.call("GET", "/v1/health", b"").0, 200);
 }
+
+/// Proves that waiting watches are held by the registry, not by threads (issue 17): 500 watch
+/// long polls on one prefix are handed to the API from this one thread, each returning at
+/// once with its answer still to come; all 500 wait in the registry; one put under the prefix
+/// answers every one of them with that change, and a watch elsewhere keeps waiting.
+#[test]
+fn waiting_watches_are_held_by_the_registry_and_one_change_answers_them_all() {
+    use crate::http::Responder;
+    let node = InProcessNode::start();
+    let (status, written) = node.call("PUT", "/v1/kv/many/start", b"0");
+    assert_eq!(status, 200);
+    let since = written["revision"].as_u64().unwrap() + 1;
+    let watch = |prefix: &str| {
+        let (responder, answer) = Responder::channel();
+        node.api.serve(
+            Request {
+                method: "GET".into(),
+                target: format!("/v1/kv/{prefix}?watch&since={since}&timeout_ms=30000"),
+                headers: Vec::new(),
+                body: Vec::new(),
+            },
+            responder,
+        );
+        answer
+    };
+    let answers: Vec<_> = (0..500).map(|_| watch("many")).collect();
+    let elsewhere = watch("elsewhere");
+    assert_eq!(node.api.watches_open.waiting(), 501);
+    assert_eq!(node.call("PUT", "/v1/kv/many/change", b"1").0, 200);
+    for answer in answers {
+        let response = answer.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(response.status, 200);
+        let batch: Value = serde_json::from_slice(&response.body).unwrap();
+        assert_eq!(batch["events"][0]["key"], "/many/change", "{batch}");
+    }
+    assert!(
+        elsewhere.try_recv().is_err(),
+        "a watch elsewhere was answered"
+    );
+    assert_eq!(node.api.watches_open.waiting(), 1);
+}

@@ -1,0 +1,102 @@
+//! The worker pool that runs the handler, and the [`Responder`] through which an answer gets
+//! back to the event loop, from a worker at once or from any thread later.
+
+use super::{Request, Response, Shared};
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Stack of a worker thread: handlers build JSON and wait on channels, nothing deep.
+const WORKER_STACK_BYTES: usize = 512 * 1024;
+
+/// A request for a worker, with where its answer goes.
+pub(super) struct Job {
+    pub(super) request: Request,
+    pub(super) responder: Responder,
+}
+
+/// Starts `shared.limits.workers` workers (at least one) and returns the queue that feeds
+/// them. The workers end when the queue's sender is dropped (the event loop ended).
+pub(super) fn spawn(shared: &Arc<Shared>) -> std::io::Result<Sender<Job>> {
+    let (jobs, queue) = mpsc::channel::<Job>();
+    let queue = Arc::new(Mutex::new(queue));
+    for _ in 0..shared.limits.workers.max(1) {
+        let queue = queue.clone();
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("http-worker".into())
+            .stack_size(WORKER_STACK_BYTES)
+            .spawn(move || work(&queue, &shared))?;
+    }
+    Ok(jobs)
+}
+
+fn work(queue: &Mutex<Receiver<Job>>, shared: &Shared) {
+    loop {
+        // The lock is held only while waiting for the next job, never while serving it.
+        let job = queue.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(Job { request, responder }) = job else {
+            return;
+        };
+        // A handler that panics costs its request (the responder, dropped unanswered, sends
+        // a 500), not the worker.
+        let served = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            shared.handler.serve(request, responder)
+        }));
+        if served.is_err() {
+            tracing::error!("an HTTP handler panicked; its request was answered 500");
+        }
+    }
+}
+
+/// Where one request's answer goes. Send it once, from any thread, now or later; a responder
+/// dropped without an answer answers `500`, so a request is never left without one.
+pub struct Responder {
+    deliver: Option<Box<dyn FnOnce(Response) + Send>>,
+}
+
+impl Responder {
+    /// A responder that hands the answer to `deliver`.
+    pub fn new(deliver: impl FnOnce(Response) + Send + 'static) -> Responder {
+        Responder {
+            deliver: Some(Box::new(deliver)),
+        }
+    }
+
+    /// A responder and the channel its answer arrives on, for a caller that waits.
+    pub fn channel() -> (Responder, Receiver<Response>) {
+        let (sender, receiver) = mpsc::channel();
+        let responder = Responder::new(move |response| {
+            let _ = sender.send(response);
+        });
+        (responder, receiver)
+    }
+
+    pub fn send(mut self, response: Response) {
+        if let Some(deliver) = self.deliver.take() {
+            deliver(response);
+        }
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if let Some(deliver) = self.deliver.take() {
+            deliver(Response {
+                status: 500,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: br#"{"code":"internal","message":"the request was dropped unanswered"}"#
+                    .to_vec(),
+            });
+        }
+    }
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Responder")
+            .field("answered", &self.deliver.is_none())
+            .finish()
+    }
+}
