@@ -82,6 +82,16 @@ pub fn entry_bytes(entry: &Entry) -> usize {
         + match &entry.payload {
             EntryPayload::Noop => 0,
             EntryPayload::Command(data) => data.len(),
+            // Eight bytes per member and the addresses' text.
+            EntryPayload::Configuration(membership) => {
+                let members = membership.voters.len() + membership.learners.len();
+                8 * members
+                    + membership
+                        .addresses
+                        .values()
+                        .map(String::len)
+                        .sum::<usize>()
+            }
         }
 }
 
@@ -214,6 +224,9 @@ pub fn digest(payload: &EntryPayload) -> u64 {
     match payload {
         EntryPayload::Noop => 0,
         EntryPayload::Command(data) => bytes_digest(data),
+        EntryPayload::Configuration(membership) => {
+            bytes_digest(format!("{membership:?}").as_bytes())
+        }
     }
 }
 

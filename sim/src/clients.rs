@@ -229,8 +229,8 @@ impl Simulator<'_, '_> {
                 self.answer_client(Answer::Write { id, result });
             }
             Answer::Read { .. } => self.answer_client(answer),
-            // Scripted transfers only watch what follows.
-            Answer::Transfer { .. } => {}
+            // Scripted transfers and membership changes only watch what follows.
+            Answer::Transfer { .. } | Answer::Membership { .. } => {}
         }
     }
 
@@ -254,7 +254,7 @@ impl Simulator<'_, '_> {
         match answer {
             Answer::Write { id, result } => self.on_write_answer(id.0, result),
             Answer::Read { id, result } => self.kv_read_answer(id.0, result),
-            Answer::Transfer { .. } => {}
+            Answer::Transfer { .. } | Answer::Membership { .. } => {}
         }
     }
 
@@ -281,7 +281,10 @@ impl Simulator<'_, '_> {
             ReplicaError::Overloaded(_)
             | ReplicaError::TooLarge { .. }
             | ReplicaError::RateLimited { .. }
-            | ReplicaError::Store(_) => (Outcome::Failed, "rejected", None),
+            | ReplicaError::Store(_)
+            | ReplicaError::LeaderNotReady
+            | ReplicaError::ChangeInProgress
+            | ReplicaError::Membership(_) => (Outcome::Failed, "rejected", None),
         };
         self.history.complete(attempt, outcome, self.now_us);
         self.trace_client(client, attempt, event, None);

@@ -389,7 +389,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 planted_keys_cap_unchecked: scenario.workload.planted_keys_cap_unchecked,
                 replica: None,
                 incarnation: 0,
-                disk: WalDisk::new(id, ids.iter().copied().collect()),
+                disk: WalDisk::new(id),
                 sync_covers: 0,
                 campaigned_on_transfer: None,
                 catching_up: false,
