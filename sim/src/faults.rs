@@ -385,6 +385,7 @@ impl Simulator<'_, '_> {
                     self.step_node(leader, Input::TransferLeadership { id, to });
                 }
             }
+            ScriptedEvent::ReplaceNode { node, .. } => self.start_replacement(node),
             ScriptedEvent::Campaign { node, .. } => {
                 let position = position_of(node);
                 if self.hosts[position].running() {
