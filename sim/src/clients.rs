@@ -229,8 +229,21 @@ impl Simulator<'_, '_> {
                 self.answer_client(Answer::Write { id, result });
             }
             Answer::Read { .. } => self.answer_client(answer),
-            // Scripted transfers and membership changes only watch what follows.
-            Answer::Transfer { .. } | Answer::Membership { .. } => {}
+            // Scripted transfers only watch what follows.
+            Answer::Transfer { .. } => {}
+            Answer::Membership { result, .. } => {
+                let what = match result {
+                    Ok(applied) => format!(
+                        "n{}: membership change committed at {}",
+                        node + 1,
+                        applied.index
+                    ),
+                    Err(error) => {
+                        format!("n{}: membership change refused: {}", node + 1, error.code())
+                    }
+                };
+                self.fault(what);
+            }
         }
     }
 

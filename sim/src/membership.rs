@@ -58,10 +58,16 @@ impl Simulator<'_, '_> {
         self.schedule_in_ms(0, EventKind::MembershipTurn);
     }
 
-    /// The committed configuration as the running leader sees it.
+    /// The committed configuration as the running leader sees it, once that leader has
+    /// committed an entry of its own term: before that its commit index may lag what the
+    /// cluster committed, and with it the configuration (an older one would tell the driver
+    /// a removed node is still a member).
     fn leader_membership(&self) -> Option<(usize, Membership)> {
         let leader = self.leader_position()?;
         let node = self.hosts[leader].node()?;
+        if node.log().term_at(node.commit_index()) != Some(node.term()) {
+            return None;
+        }
         Some((leader, node.committed_membership().clone()))
     }
 
