@@ -49,12 +49,3 @@ fn replacements_complete_in_most_seeds() {
     );
     assert!(removed_leaders >= 6, "{removed_leaders} rejoins in 6 seeds");
 }
-
-#[test]
-#[ignore]
-fn replay_membership_seed() {
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let scenario = shipped("membership_chaos.toml");
-    let trace = String::from_utf8(common::trace_of(&scenario, seed)).unwrap();
-    std::fs::write("/tmp/membership_trace.txt", trace).unwrap();
-}
