@@ -27,17 +27,31 @@ fn entries() -> impl Strategy<Value = Vec<Entry>> {
             term(),
             index(),
             prop::option::of(prop::collection::vec(any::<u8>(), 0..8)),
+            prop::option::of(membership()),
         ),
         0..5,
     )
     .prop_map(|raw| {
         raw.into_iter()
-            .map(|(term, index, data)| Entry {
+            .map(|(term, index, data, membership)| Entry {
                 term,
                 index,
-                payload: data.map_or(EntryPayload::Noop, EntryPayload::Command),
+                // Configurations arrive too, including absurd ones (no voters at all).
+                payload: match membership {
+                    Some(membership) => EntryPayload::Configuration(membership),
+                    None => data.map_or(EntryPayload::Noop, EntryPayload::Command),
+                },
             })
             .collect()
+    })
+}
+
+fn membership() -> impl Strategy<Value = rafting_core::raft::Membership> {
+    let ids = || prop::collection::btree_set((0u64..6).prop_map(NodeId), 0..4);
+    (ids(), ids()).prop_map(|(voters, learners)| rafting_core::raft::Membership {
+        voters,
+        learners,
+        addresses: Default::default(),
     })
 }
 
@@ -108,15 +122,17 @@ fn message() -> impl Strategy<Value = Message> {
             any::<u32>(),
             prop_oneof![0u64..64, Just(u64::MAX - 2)],
             prop::collection::vec(any::<u8>(), 0..16),
+            membership(),
         )
             .prop_map(
-                |(term, index, snapshot_term, total_bytes, checksum, offset, data)| {
+                |(term, index, snapshot_term, total_bytes, checksum, offset, data, membership)| {
                     Message::InstallSnapshot(InstallSnapshot {
                         term,
                         index,
                         snapshot_term,
                         total_bytes,
                         checksum,
+                        membership,
                         offset,
                         data,
                     })
@@ -278,6 +294,7 @@ fn chunk_of(image: &[u8], offset: usize, length: usize, flip: Option<usize>) -> 
         snapshot_term: Term(1),
         total_bytes: image.len() as u64,
         checksum: crc32c::crc32c(image),
+        membership: rafting_core::raft::Membership::new([1, 2, 3].map(NodeId), []),
         offset: offset as u64,
         data,
     })

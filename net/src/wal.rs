@@ -34,7 +34,6 @@ use rafting_wal::{
     Batch, ClusterId, LogOwner, LogShape, RecordRef, RecoveredLog, SEGMENT_HEADER_BYTES,
     SegmentExpectation, encode_frame, replay_segment,
 };
-use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::Write;
 use std::ops::RangeInclusive;
@@ -55,8 +54,6 @@ pub struct WalConfig {
     /// A segment is closed and a new one started once the next write would take it past
     /// this size (a single write larger than this still goes into one segment).
     pub segment_bytes_target: u64,
-    /// The cluster's voters, recorded in each snapshot file's header.
-    pub voters: BTreeSet<NodeId>,
 }
 
 impl WalConfig {
@@ -67,7 +64,6 @@ impl WalConfig {
             cluster_id,
             node_id,
             segment_bytes_target: 64 * 1024 * 1024,
-            voters: BTreeSet::new(),
         }
     }
 
@@ -172,6 +168,7 @@ impl Wal {
         let snapshot = snapshot.map(|(meta, image)| Snapshot {
             index: meta.index,
             term: meta.term,
+            membership: meta.membership,
             image: Arc::new(image.to_vec()),
         });
         let path = segment_files::segment_path(&directory, last_sequence);
@@ -297,7 +294,7 @@ impl Wal {
             owner: self.config.owner(),
             index: snapshot.index,
             term: snapshot.term,
-            voters: self.config.voters.clone(),
+            membership: snapshot.membership.clone(),
         };
         let name = snapshot_file_name(snapshot.index, snapshot.term);
         let content = encode_snapshot_file(&meta, &snapshot.image);

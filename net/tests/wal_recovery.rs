@@ -216,6 +216,7 @@ fn snapshot_at(index: u64, term: u64) -> rafting_core::raft::PersistSnapshot {
         snapshot: rafting_core::raft::Snapshot {
             index: LogIndex::new(index),
             term: Term::new(term),
+            membership: rafting_core::raft::Membership::new([1, 2, 3].map(NodeId::new), []),
             image: std::sync::Arc::new(format!("image at {index}").into_bytes()),
         },
         log_reset: false,

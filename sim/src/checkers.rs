@@ -16,12 +16,16 @@ use rafting_core::store::{
 };
 use rafting_core::{LogIndex, NodeId, Term};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The names under which checks report violations.
 pub mod check {
     /// At most one leader per term (Raft's Election Safety).
     pub const ELECTION_SAFETY: &str = "election_safety";
+    /// No two candidates of one term each gather a majority of the configuration they
+    /// campaigned in (across membership changes, the majorities of two configurations must
+    /// overlap).
+    pub const NO_DISJOINT_MAJORITIES: &str = "no_disjoint_majorities";
     /// Two entries with the same index and term have the same payload and the same
     /// predecessor term, hence identical logs up to them (Log Matching).
     pub const LOG_MATCHING: &str = "log_matching";
@@ -82,6 +86,16 @@ pub fn entry_bytes(entry: &Entry) -> usize {
         + match &entry.payload {
             EntryPayload::Noop => 0,
             EntryPayload::Command(data) => data.len(),
+            // Eight bytes per member and the addresses' text.
+            EntryPayload::Configuration(membership) => {
+                let members = membership.voters.len() + membership.learners.len();
+                8 * members
+                    + membership
+                        .addresses
+                        .values()
+                        .map(String::len)
+                        .sum::<usize>()
+            }
         }
 }
 
@@ -214,6 +228,9 @@ pub fn digest(payload: &EntryPayload) -> u64 {
     match payload {
         EntryPayload::Noop => 0,
         EntryPayload::Command(data) => bytes_digest(data),
+        EntryPayload::Configuration(membership) => {
+            bytes_digest(format!("{membership:?}").as_bytes())
+        }
     }
 }
 
@@ -283,6 +300,42 @@ pub struct Record {
     /// The store's answer to each applied entry, by the first node that applied it: index ->
     /// answer digest.
     pub answers: BTreeMap<LogIndex, (NodeId, u64)>,
+    /// Each candidacy: (term, candidate) → the voters of the configuration it campaigned in.
+    pub candidacies: BTreeMap<(Term, NodeId), BTreeSet<NodeId>>,
+    /// Votes granted: (term, candidate) → the voters that granted (its own vote included).
+    pub votes: BTreeMap<(Term, NodeId), BTreeSet<NodeId>>,
+}
+
+/// No two disjoint majorities in one term: of the candidates of `term`, those whose granted
+/// votes make a majority of the configuration each campaigned in must share a voter. A voter
+/// grants one vote per term, so two such candidates mean two majorities that do not
+/// intersect: two configurations too far apart (two changes at once, or one proposed over a
+/// deposed leader's), or a voter that forgot its vote.
+pub fn no_disjoint_majorities(record: &Record, term: Term) -> Result<(), Violation> {
+    let majorities: Vec<(NodeId, &BTreeSet<NodeId>)> = record
+        .candidacies
+        .range((term, NodeId(0))..=(term, NodeId(u64::MAX)))
+        .filter_map(|(&(_, candidate), voters)| {
+            let granted = record.votes.get(&(term, candidate))?;
+            let count = granted.intersection(voters).count();
+            (count > voters.len() / 2).then_some((candidate, granted))
+        })
+        .collect();
+    for (position, &(first, first_granted)) in majorities.iter().enumerate() {
+        for &(second, second_granted) in &majorities[position + 1..] {
+            if first_granted.is_disjoint(second_granted) {
+                return Err(Violation::new(
+                    check::NO_DISJOINT_MAJORITIES,
+                    &[first, second],
+                    format!(
+                        "term {term}: {first} gathered {first_granted:?} and {second} \
+                         {second_granted:?}, each a majority of its configuration"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn slot_at(slots: &[Slot], index: LogIndex) -> Option<Slot> {

@@ -37,6 +37,33 @@ fn election_safety_catches_one_node_leading_a_term_twice_across_a_restart() {
     assert!(election_safety(&mut leaders, NodeId(1), 1, Term(4)).is_ok());
 }
 
+// Two candidates of term 5 each gathering a majority of their own configuration — {1,2,3}
+// and {3,4,5} are two changes apart — is reported; a majority and a minority is not.
+#[test]
+fn no_disjoint_majorities_catches_two_majorities_in_one_term() {
+    let set = |ids: &[u64]| {
+        ids.iter()
+            .copied()
+            .map(NodeId)
+            .collect::<BTreeSet<NodeId>>()
+    };
+    let mut record = Record::default();
+    record
+        .candidacies
+        .insert((Term(5), NodeId(1)), set(&[1, 2, 3]));
+    record
+        .candidacies
+        .insert((Term(5), NodeId(5)), set(&[3, 4, 5]));
+    record.votes.insert((Term(5), NodeId(1)), set(&[1, 2]));
+    record.votes.insert((Term(5), NodeId(5)), set(&[5]));
+    assert!(no_disjoint_majorities(&record, Term(5)).is_ok());
+    record.votes.insert((Term(5), NodeId(5)), set(&[4, 5]));
+    let violation = no_disjoint_majorities(&record, Term(5)).unwrap_err();
+    assert_eq!(violation.check, check::NO_DISJOINT_MAJORITIES);
+    assert_eq!(violation.nodes, vec![1, 5]);
+    assert!(no_disjoint_majorities(&record, Term(6)).is_ok());
+}
+
 fn envelope(from: u64, to: u64, message: Message) -> Envelope {
     Envelope {
         from: NodeId(from),

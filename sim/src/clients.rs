@@ -231,6 +231,19 @@ impl Simulator<'_, '_> {
             Answer::Read { .. } => self.answer_client(answer),
             // Scripted transfers only watch what follows.
             Answer::Transfer { .. } => {}
+            Answer::Membership { result, .. } => {
+                let what = match result {
+                    Ok(applied) => format!(
+                        "n{}: membership change committed at {}",
+                        node + 1,
+                        applied.index
+                    ),
+                    Err(error) => {
+                        format!("n{}: membership change refused: {}", node + 1, error.code())
+                    }
+                };
+                self.fault(what);
+            }
         }
     }
 
@@ -254,7 +267,7 @@ impl Simulator<'_, '_> {
         match answer {
             Answer::Write { id, result } => self.on_write_answer(id.0, result),
             Answer::Read { id, result } => self.kv_read_answer(id.0, result),
-            Answer::Transfer { .. } => {}
+            Answer::Transfer { .. } | Answer::Membership { .. } => {}
         }
     }
 
@@ -281,7 +294,10 @@ impl Simulator<'_, '_> {
             ReplicaError::Overloaded(_)
             | ReplicaError::TooLarge { .. }
             | ReplicaError::RateLimited { .. }
-            | ReplicaError::Store(_) => (Outcome::Failed, "rejected", None),
+            | ReplicaError::Store(_)
+            | ReplicaError::LeaderNotReady
+            | ReplicaError::ChangeInProgress
+            | ReplicaError::Membership(_) => (Outcome::Failed, "rejected", None),
         };
         self.history.complete(attempt, outcome, self.now_us);
         self.trace_client(client, attempt, event, None);

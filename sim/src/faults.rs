@@ -171,7 +171,7 @@ impl Simulator<'_, '_> {
             format!(" (torn write kept {kept} records)")
         });
         if wipe {
-            host.disk = crate::wal_disk::WalDisk::new(host.id, host.config.voters.clone());
+            host.disk = crate::wal_disk::WalDisk::new(host.id);
             host.catching_up = !self.scenario.crashes.planted_wiped_node_votes;
             torn_note.push_str(" (disk wiped)");
             self.coverage
@@ -385,6 +385,7 @@ impl Simulator<'_, '_> {
                     self.step_node(leader, Input::TransferLeadership { id, to });
                 }
             }
+            ScriptedEvent::ReplaceNode { node, .. } => self.start_replacement(node),
             ScriptedEvent::Campaign { node, .. } => {
                 let position = position_of(node);
                 if self.hosts[position].running() {

@@ -25,6 +25,7 @@ pub mod farm;
 mod faults;
 pub mod kv;
 pub mod linearizability;
+mod membership;
 pub mod network;
 pub mod params;
 pub mod regressions;

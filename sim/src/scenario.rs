@@ -588,6 +588,14 @@ pub enum ScriptedEvent {
         at_ms: u64,
         node: u64,
     },
+    /// `node` (default: the leader at that moment) is removed from the configuration, its
+    /// disk is wiped, and it joins again as a learner and is promoted once caught up: each
+    /// change proposed to the leader and retried until it commits. One replacement at a time.
+    ReplaceNode {
+        at_ms: u64,
+        #[serde(default)]
+        node: Option<u64>,
+    },
 }
 
 impl ScriptedEvent {
@@ -609,7 +617,8 @@ impl ScriptedEvent {
             | ScriptedEvent::PauseLeader { at_ms, .. }
             | ScriptedEvent::PauseNewLeader { at_ms, .. }
             | ScriptedEvent::TransferLeader { at_ms, .. }
-            | ScriptedEvent::Campaign { at_ms, .. } => *at_ms,
+            | ScriptedEvent::Campaign { at_ms, .. }
+            | ScriptedEvent::ReplaceNode { at_ms, .. } => *at_ms,
         }
     }
 
@@ -623,6 +632,7 @@ impl ScriptedEvent {
             | ScriptedEvent::Pause { node, .. }
             | ScriptedEvent::Campaign { node, .. } => vec![*node],
             ScriptedEvent::TransferLeader { to, .. } => vec![*to],
+            ScriptedEvent::ReplaceNode { node, .. } => node.iter().copied().collect(),
             ScriptedEvent::Partition { groups, .. } => groups.iter().flatten().copied().collect(),
             ScriptedEvent::CutLink { between, .. } => between.to_vec(),
             _ => Vec::new(),

@@ -94,6 +94,8 @@ pub(crate) enum EventKind {
     },
     /// The attacker sends its next datagram.
     AttackerTurn,
+    /// The membership driver takes its next step (see [`crate::membership`]).
+    MembershipTurn,
     Timer {
         node: usize,
         incarnation: u64,
@@ -332,6 +334,8 @@ pub struct Simulator<'s, 'w> {
     /// The last snapshot chunk sent to a node, by (receiver, snapshot index, snapshot term):
     /// its sender and where it ended (for coverage of resent and resumed transfers).
     pub(crate) snapshot_chunks: BTreeMap<(usize, LogIndex, Term), (usize, u64)>,
+    /// Scripted replacements of nodes (membership changes), in order.
+    pub(crate) replacements: Vec<crate::membership::Replacement>,
 }
 
 /// Runs one seed of a scenario, writing its trace to `trace` if given.
@@ -389,7 +393,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 planted_keys_cap_unchecked: scenario.workload.planted_keys_cap_unchecked,
                 replica: None,
                 incarnation: 0,
-                disk: WalDisk::new(id, ids.iter().copied().collect()),
+                disk: WalDisk::new(id),
                 sync_covers: 0,
                 campaigned_on_transfer: None,
                 catching_up: false,
@@ -445,6 +449,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             wire: (scenario.secret || scenario.attacker.enabled())
                 .then(|| crate::attacker::Wire::new(nodes, scenario.secret)),
             snapshot_chunks: BTreeMap::new(),
+            replacements: Vec::new(),
         })
     }
 
@@ -611,6 +616,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 sent_us,
             } => self.on_deliver_bytes(to, from, datagrams, attack, sent_us),
             EventKind::AttackerTurn => self.on_attacker_turn(),
+            EventKind::MembershipTurn => self.on_membership_turn(),
             EventKind::Timer { node, incarnation } => self.on_timer(node, incarnation),
             EventKind::Fsync { node, incarnation } => self.on_fsync(node, incarnation),
             EventKind::ClientSend { client } => self.on_client_send(client),

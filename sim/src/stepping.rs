@@ -461,6 +461,7 @@ impl Simulator<'_, '_> {
         if let Message::InstallSnapshot(chunk) = &mut envelope.message {
             self.note_chunk(from, to, chunk);
         }
+        self.note_vote(from, &envelope);
         if self.wire.is_some() {
             return self.send_datagrams(envelope);
         }
@@ -489,6 +490,40 @@ impl Simulator<'_, '_> {
                 };
                 self.schedule(at_us, deliver);
             }
+        }
+    }
+
+    /// Records candidacies (with the configuration the candidate campaigns in) and granted
+    /// votes as they leave, and checks that no two candidates of a term hold majorities.
+    fn note_vote(&mut self, from: usize, envelope: &Envelope) {
+        match &envelope.message {
+            Message::RequestVote(request) => {
+                let Some(node) = self.hosts[from].node() else {
+                    return;
+                };
+                let voters = node.membership().voters.clone();
+                let key = (request.term, envelope.from);
+                let own = voters.contains(&envelope.from);
+                self.record.candidacies.entry(key).or_insert(voters);
+                if own {
+                    self.record
+                        .votes
+                        .entry(key)
+                        .or_default()
+                        .insert(envelope.from);
+                }
+            }
+            Message::RequestVoteResponse(response) if response.granted => {
+                let key = (response.term, envelope.to);
+                self.record
+                    .votes
+                    .entry(key)
+                    .or_default()
+                    .insert(envelope.from);
+                let result = checkers::no_disjoint_majorities(&self.record, response.term);
+                self.check(result);
+            }
+            _ => {}
         }
     }
 

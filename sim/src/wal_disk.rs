@@ -31,7 +31,7 @@ use rafting_wal::{
     Batch, ClusterId, LogOwner, LogShape, RecordRef, RecoveredLog, SegmentExpectation, WalError,
     encode_frame, new_segment_bytes, replay_segment,
 };
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 /// One simulated segment file.
@@ -52,7 +52,6 @@ impl Segment {
 #[derive(Clone, Debug)]
 pub struct WalDisk {
     owner: LogOwner,
-    voters: BTreeSet<NodeId>,
     /// The durable segments, oldest first; the last is being written.
     segments: Vec<Segment>,
     /// The durable snapshot files, by name.
@@ -65,14 +64,13 @@ pub struct WalDisk {
 }
 
 impl WalDisk {
-    pub fn new(node: NodeId, voters: BTreeSet<NodeId>) -> WalDisk {
+    pub fn new(node: NodeId) -> WalDisk {
         let owner = LogOwner {
             cluster_id: ClusterId(1),
             node_id: node,
         };
         WalDisk {
             owner,
-            voters,
             segments: vec![Segment {
                 sequence: 1,
                 bytes: new_segment_bytes(owner, 1).to_vec(),
@@ -158,6 +156,7 @@ impl WalDisk {
         let snapshot = found.map(|(meta, image)| Snapshot {
             index: meta.index,
             term: meta.term,
+            membership: meta.membership,
             image: Arc::new(image.to_vec()),
         });
         let mut log = RecoveredLog::default();
@@ -227,7 +226,7 @@ impl WalDisk {
             owner: self.owner,
             index: snapshot.index,
             term: snapshot.term,
-            voters: self.voters.clone(),
+            membership: snapshot.membership.clone(),
         };
         let name = snapshot_file_name(snapshot.index, snapshot.term);
         self.snapshot_files.retain(|(held, _)| *held != name);
@@ -412,7 +411,7 @@ mod tests {
     /// batches, including suffix replacements and hard-state-only batches.
     #[test]
     fn recovers_what_the_value_disk_recovers() {
-        let mut wal = WalDisk::new(NodeId(1), BTreeSet::from([NodeId(1)]));
+        let mut wal = WalDisk::new(NodeId(1));
         let mut values = BatchDisk::new();
         for batch in history() {
             wal.write(batch.clone());
@@ -428,7 +427,7 @@ mod tests {
     #[test]
     fn a_torn_write_loses_only_the_in_flight_batch() {
         for torn in 0..6 {
-            let mut wal = WalDisk::new(NodeId(1), BTreeSet::from([NodeId(1)]));
+            let mut wal = WalDisk::new(NodeId(1));
             let batches = history();
             for batch in &batches[..2] {
                 wal.write(batch.clone());
@@ -449,7 +448,7 @@ mod tests {
     /// served.
     #[test]
     fn corruption_in_the_middle_is_refused() {
-        let mut wal = WalDisk::new(NodeId(1), BTreeSet::from([NodeId(1)]));
+        let mut wal = WalDisk::new(NodeId(1));
         for batch in history() {
             wal.write(batch);
             wal.sync_next();

@@ -20,7 +20,7 @@
 //! the oldest remaining segment starts with), and a writer that repeats the current hard
 //! state at the start of each segment may delete whole segments older than a snapshot
 //! without losing it. A snapshot itself is a file of its own ([`snapshot_file`]): a
-//! checksummed header (cluster, node, last included index and term, voters) and the store's
+//! checksummed header (cluster, node, last included index and term, voters, learners and their addresses) and the store's
 //! image.
 
 pub mod error;

@@ -15,23 +15,34 @@
 //!     36       8  term of that entry
 //!     44       4  voter count n
 //!     48      8n  voter ids, ascending
-//!  48+8n       8  image length m
-//!  56+8n       4  CRC32C of bytes 0..56+8n (the header)
-//!  60+8n       m  the store image
-//!  60+8n+m     4  CRC32C of the image
+//!          4  learner count l                      (version 2)
+//!         8l  learner ids, ascending                 (version 2)
+//!          4  length a of the members' addresses     (version 2)
+//!          a  bincode of the addresses (id → text)   (version 2)
+//!          8  image length m
+//!          4  CRC32C of the header up to here
+//!          m  the store image
+//!          4  CRC32C of the image
 //! ```
+//!
+//! Version 1 (no learners, no addresses) is still read.
 //!
 //! A damaged file is refused with the offset of what is wrong, never half-read.
 
 use crate::error::WalError;
 use crate::segment_header::{ClusterId, LogOwner, read_u32, read_u64};
+use rafting_core::raft::Membership;
 use rafting_core::{LogIndex, NodeId, Term};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The first bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"RAFTSNAP";
 /// The format version this build writes and the only one it reads.
-pub const SNAPSHOT_FILE_VERSION: u32 = 1;
+pub const SNAPSHOT_FILE_VERSION: u32 = 2;
+/// The first version, without learners and addresses, still read.
+const SNAPSHOT_FILE_VERSION_1: u32 = 1;
+/// Bytes of addresses a header may hold (a bound against a damaged length).
+const ADDRESSES_BYTES_MAX: u32 = 1 << 20;
 /// Voters a header may name (a bound against a damaged count, far above any real cluster).
 const VOTERS_MAX: u32 = 1024;
 
@@ -41,7 +52,7 @@ pub struct SnapshotMeta {
     pub owner: LogOwner,
     pub index: LogIndex,
     pub term: Term,
-    pub voters: BTreeSet<NodeId>,
+    pub membership: Membership,
 }
 
 /// The file's name for a snapshot: ordered by index when names are sorted.
@@ -51,17 +62,25 @@ pub fn snapshot_file_name(index: LogIndex, term: Term) -> String {
 
 /// The whole file for `image` taken at `meta`.
 pub fn encode_snapshot_file(meta: &SnapshotMeta, image: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(64 + 8 * meta.voters.len() + image.len());
+    let membership = &meta.membership;
+    let mut bytes = Vec::with_capacity(128 + 8 * membership.voters.len() + image.len());
     bytes.extend_from_slice(&SNAPSHOT_MAGIC);
     bytes.extend_from_slice(&SNAPSHOT_FILE_VERSION.to_le_bytes());
     bytes.extend_from_slice(&meta.owner.cluster_id.0.to_le_bytes());
     bytes.extend_from_slice(&meta.owner.node_id.get().to_le_bytes());
     bytes.extend_from_slice(&meta.index.get().to_le_bytes());
     bytes.extend_from_slice(&meta.term.get().to_le_bytes());
-    bytes.extend_from_slice(&(meta.voters.len() as u32).to_le_bytes());
-    for voter in &meta.voters {
-        bytes.extend_from_slice(&voter.get().to_le_bytes());
+    for ids in [&membership.voters, &membership.learners] {
+        bytes.extend_from_slice(&(ids.len() as u32).to_le_bytes());
+        for id in ids {
+            bytes.extend_from_slice(&id.get().to_le_bytes());
+        }
     }
+    let addresses =
+        bincode::serde::encode_to_vec(&membership.addresses, bincode::config::standard())
+            .expect("a map of strings always encodes");
+    bytes.extend_from_slice(&(addresses.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&addresses);
     bytes.extend_from_slice(&(image.len() as u64).to_le_bytes());
     let header_checksum = crc32c::crc32c(&bytes);
     bytes.extend_from_slice(&header_checksum.to_le_bytes());
@@ -89,7 +108,7 @@ pub fn decode_snapshot_file<'a>(
         return Err(reader.corrupt(0, "wrong magic: not a RAFTiNG snapshot".into()));
     }
     let version = reader.u32("format version")?;
-    if version != SNAPSHOT_FILE_VERSION {
+    if version != SNAPSHOT_FILE_VERSION && version != SNAPSHOT_FILE_VERSION_1 {
         return Err(reader.corrupt(
             8,
             format!("format version {version}, this build reads only {SNAPSHOT_FILE_VERSION}"),
@@ -99,14 +118,24 @@ pub fn decode_snapshot_file<'a>(
     let node_id = NodeId::new(reader.u64("node id")?);
     let index = LogIndex::new(reader.u64("index")?);
     let term = Term::new(reader.u64("term")?);
-    let count_at = reader.offset;
-    let count = reader.u32("voter count")?;
-    if count > VOTERS_MAX {
-        return Err(reader.corrupt(count_at, format!("{count} voters: damaged")));
-    }
-    let mut voters = BTreeSet::new();
-    for _ in 0..count {
-        voters.insert(NodeId::new(reader.u64("voter id")?));
+    let voters = reader.ids("voter")?;
+    let mut membership = Membership::new(voters, []);
+    if version >= SNAPSHOT_FILE_VERSION {
+        membership.learners = reader.ids("learner")?;
+        let length_at = reader.offset;
+        let length = reader.u32("addresses length")?;
+        if length > ADDRESSES_BYTES_MAX {
+            return Err(reader.corrupt(length_at, format!("{length} bytes of addresses: damaged")));
+        }
+        let encoded = reader.take(length as usize, "addresses")?;
+        let decoded: Result<(BTreeMap<NodeId, String>, usize), _> =
+            bincode::serde::decode_from_slice(encoded, bincode::config::standard());
+        membership.addresses = match decoded {
+            Ok((addresses, _)) => addresses,
+            Err(error) => {
+                return Err(reader.corrupt(length_at, format!("addresses do not decode: {error}")));
+            }
+        };
     }
     let length_at = reader.offset;
     let length = reader.u64("image length")?;
@@ -153,7 +182,7 @@ pub fn decode_snapshot_file<'a>(
         owner,
         index,
         term,
-        voters,
+        membership,
     };
     Ok((meta, image))
 }
@@ -239,6 +268,20 @@ impl<'b> Reader<'_, 'b> {
         self.take(8, what).map(read_u64)
     }
 
+    /// A count, then that many node ids.
+    fn ids(&mut self, what: &str) -> Result<BTreeSet<NodeId>, WalError> {
+        let count_at = self.offset;
+        let count = self.u32(&format!("{what} count"))?;
+        if count > VOTERS_MAX {
+            return Err(self.corrupt(count_at, format!("{count} {what}s: damaged")));
+        }
+        let mut ids = BTreeSet::new();
+        for _ in 0..count {
+            ids.insert(NodeId::new(self.u64(&format!("{what} id"))?));
+        }
+        Ok(ids)
+    }
+
     fn corrupt(&self, offset: usize, reason: String) -> WalError {
         WalError::CorruptSnapshot {
             file: self.file.to_string(),
@@ -265,7 +308,13 @@ mod tests {
             owner: owner(),
             index: LogIndex::new(1_000),
             term: Term::new(4),
-            voters: [1, 2, 3].into_iter().map(NodeId::new).collect(),
+            membership: {
+                let mut membership = Membership::new([1, 2, 3].map(NodeId::new), [NodeId::new(4)]);
+                membership
+                    .addresses
+                    .insert(NodeId::new(4), "udp=127.0.0.1:7004".into());
+                membership
+            },
         }
     }
 
@@ -312,6 +361,32 @@ mod tests {
         assert_eq!(parse_snapshot_file_name("snapshot-1-2.snap"), None);
     }
 
+    // A version-1 file (voters only) still reads, with no learners.
+    #[test]
+    fn a_version_1_file_still_reads() {
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(&SNAPSHOT_MAGIC);
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&7u64.to_le_bytes());
+        bytes.extend_from_slice(&2u64.to_le_bytes());
+        bytes.extend_from_slice(&1_000u64.to_le_bytes());
+        bytes.extend_from_slice(&4u64.to_le_bytes());
+        bytes.extend_from_slice(&2u32.to_le_bytes());
+        bytes.extend_from_slice(&1u64.to_le_bytes());
+        bytes.extend_from_slice(&2u64.to_le_bytes());
+        bytes.extend_from_slice(&3u64.to_le_bytes()); // the image's length
+        let header_checksum = crc32c::crc32c(&bytes);
+        bytes.extend_from_slice(&header_checksum.to_le_bytes());
+        bytes.extend_from_slice(b"abc");
+        bytes.extend_from_slice(&crc32c::crc32c(b"abc").to_le_bytes());
+        let (meta, image) = decode_snapshot_file("s.snap", &bytes, owner()).unwrap();
+        assert_eq!(
+            meta.membership,
+            Membership::new([1, 2].map(NodeId::new), [])
+        );
+        assert_eq!(image, b"abc");
+    }
+
     #[test]
     fn names_sort_by_index() {
         let early = snapshot_file_name(LogIndex::new(99), Term::new(9));
@@ -333,7 +408,8 @@ mod tests {
     #[test]
     fn damage_is_refused_with_the_offset_of_what_is_wrong() {
         let bytes = encode_snapshot_file(&meta(), b"the store");
-        let header_end = 48 + 8 * 3 + 8;
+        // Where the header's checksum sits: before the image and its own checksum.
+        let header_end = bytes.len() - b"the store".len() - 4 - 4;
         let offset_of = |bytes: &[u8]| match decode_snapshot_file("s.snap", bytes, owner()) {
             Err(WalError::CorruptSnapshot { offset, reason, .. }) => (offset, reason),
             other => panic!("{other:?}"),

@@ -2,7 +2,7 @@
 //! [`Record`] (same variants, same field order), but carry payload bytes as one byte string
 //! instead of a sequence of single bytes, which makes encoding and decoding a bulk copy.
 
-use rafting_core::raft::{Entry, EntryPayload, HardState};
+use rafting_core::raft::{Entry, EntryPayload, HardState, Membership};
 use rafting_core::{LogIndex, Term};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -27,6 +27,7 @@ pub(crate) struct WireEntryRef<'a> {
 enum WirePayloadRef<'a> {
     Noop,
     Command(BytesRef<'a>),
+    Configuration(&'a Membership),
 }
 
 struct BytesRef<'a>(&'a [u8]);
@@ -49,6 +50,9 @@ impl<'a> From<&RecordRef<'a>> for WireRecordRef<'a> {
                 payload: match &entry.payload {
                     EntryPayload::Noop => WirePayloadRef::Noop,
                     EntryPayload::Command(data) => WirePayloadRef::Command(BytesRef(data)),
+                    EntryPayload::Configuration(membership) => {
+                        WirePayloadRef::Configuration(membership)
+                    }
                 },
             }),
         }
@@ -74,6 +78,7 @@ pub(crate) struct WireEntry {
 enum WirePayload {
     Noop,
     Command(ByteBuffer),
+    Configuration(Membership),
 }
 
 struct ByteBuffer(Vec<u8>);
@@ -111,20 +116,18 @@ impl From<WireRecord> for Record {
             WireRecord::Entry(entry) => Record::Entry(Entry {
                 term: entry.term,
                 index: entry.index,
-                payload: match entry.payload.payload_bytes() {
-                    None => EntryPayload::Noop,
-                    Some(data) => EntryPayload::Command(data),
-                },
+                payload: entry.payload.into_payload(),
             }),
         }
     }
 }
 
 impl WirePayload {
-    fn payload_bytes(self) -> Option<Vec<u8>> {
+    fn into_payload(self) -> EntryPayload {
         match self {
-            WirePayload::Noop => None,
-            WirePayload::Command(ByteBuffer(data)) => Some(data),
+            WirePayload::Noop => EntryPayload::Noop,
+            WirePayload::Command(ByteBuffer(data)) => EntryPayload::Command(data),
+            WirePayload::Configuration(membership) => EntryPayload::Configuration(membership),
         }
     }
 }

@@ -12,8 +12,15 @@ use thiserror::Error;
 pub struct Config {
     /// This node.
     pub id: NodeId,
-    /// Every voting member of the cluster, including this node.
+    /// The voting members the cluster starts with (this node among them, unless it joins as
+    /// a learner). Only a bootstrap: once the log or a snapshot holds a configuration, that
+    /// one is in force (see [`super::membership`]).
     pub voters: BTreeSet<NodeId>,
+    /// The learners the cluster starts with (a node that joins a running cluster starts as
+    /// the only learner of its own bootstrap, and learns the real configuration from the
+    /// leader).
+    #[serde(default)]
+    pub learners: BTreeSet<NodeId>,
     /// Seeds the node's own generator (election timeout jitter). Same seed, same behaviour.
     pub seed: u64,
     pub heartbeat_interval_ms: u64,
@@ -58,14 +65,29 @@ pub struct Config {
     /// CRC32C. The simulator's `snapshot_state_matches` checker must catch it once a chunk is
     /// damaged in transit.
     pub planted_snapshot_unverified: bool,
+    /// Test-only planted bug: a leader proposes a configuration change before an entry of its
+    /// own term has committed, and while another change is still uncommitted (the
+    /// single-server change bug). The simulator's election and membership checkers must catch
+    /// it.
+    #[serde(default)]
+    pub planted_membership_unguarded: bool,
 }
 
 impl Config {
+    /// The configuration the cluster starts with, before the log holds one.
+    pub fn bootstrap_membership(&self) -> super::membership::Membership {
+        super::membership::Membership::new(
+            self.voters.iter().copied(),
+            self.learners.iter().copied(),
+        )
+    }
+
     /// A configuration with the default timing and limits.
     pub fn new(id: NodeId, voters: impl IntoIterator<Item = NodeId>, seed: u64) -> Self {
         Config {
             id,
             voters: voters.into_iter().collect(),
+            learners: BTreeSet::new(),
             seed,
             heartbeat_interval_ms: 100,
             election_timeout_ms_min: 1000,
@@ -84,6 +106,7 @@ impl Config {
             snapshot_chunk_bytes: SNAPSHOT_CHUNK_BYTES_DEFAULT,
             snapshot_bytes_max: 4 << 30,
             planted_snapshot_unverified: false,
+            planted_membership_unguarded: false,
         }
     }
 
@@ -92,10 +115,10 @@ impl Config {
         if self.id == NodeId::ZERO {
             return Err(ConfigError::ZeroNodeId);
         }
-        if self.voters.contains(&NodeId::ZERO) {
+        if self.voters.contains(&NodeId::ZERO) || self.learners.contains(&NodeId::ZERO) {
             return Err(ConfigError::ZeroNodeId);
         }
-        if !self.voters.contains(&self.id) {
+        if !self.voters.contains(&self.id) && !self.learners.contains(&self.id) {
             return Err(ConfigError::NotAVoter(self.id));
         }
         if self.heartbeat_interval_ms == 0 {
@@ -148,7 +171,7 @@ pub const SNAPSHOT_CHUNK_BYTES_MAX: usize = 56 * 1024;
 pub enum ConfigError {
     #[error("node id 0 is reserved")]
     ZeroNodeId,
-    #[error("node {0} is not among the voters")]
+    #[error("node {0} is neither among the voters nor among the learners")]
     NotAVoter(NodeId),
     #[error("invalid timing: {0}")]
     Invalid(&'static str),

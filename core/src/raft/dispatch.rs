@@ -11,8 +11,12 @@ use crate::types::NodeId;
 impl Node {
     pub(super) fn on_message(&mut self, envelope: Envelope) {
         let Envelope { from, to, message } = envelope;
-        if to != self.config.id || from == self.config.id || !self.config.voters.contains(&from) {
-            // Misaddressed, looped back, or from a stranger: not ours to answer.
+        if to != self.config.id || from == self.config.id || from == NodeId::ZERO {
+            // Misaddressed or looped back: not ours to answer. A sender outside our
+            // configuration is still heard (thesis §4.1: a server processes requests without
+            // consulting its configuration): it may be a leader that added us, or a voter
+            // added by a change we have not received yet. Only voters of our configuration
+            // count in any quorum, and a removed member cannot win a pre-vote.
             return;
         }
         let term = message.term();

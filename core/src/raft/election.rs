@@ -12,8 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 impl Node {
     pub(super) fn on_election_timeout(&mut self) {
-        if !self.may_vote() {
-            // Catching up after an empty-disk start: wait for a leader, never campaign.
+        if !self.may_vote() || !self.is_voter() {
+            // Catching up after an empty-disk start, or a learner or a removed member: wait
+            // for a leader, never campaign.
             self.reset_election_deadline();
             return;
         }
@@ -35,7 +36,8 @@ impl Node {
         }
         self.leader = None;
         self.leader_contact = None;
-        let survivors = self.config.voters.iter().filter(|&&id| id != peer);
+        let voters = self.log.membership().voters.clone();
+        let survivors = voters.iter().filter(|&&id| id != peer);
         let rank = survivors
             .clone()
             .position(|&id| id == self.config.id)
@@ -60,7 +62,7 @@ impl Node {
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
         };
-        for peer in self.peers() {
+        for peer in self.voting_peers() {
             self.send(peer, Message::PreVote(request.clone()));
         }
         if self.tally() == VoteResult::Won {
@@ -90,7 +92,7 @@ impl Node {
             last_log_term: self.log.last_term(),
             transfer,
         };
-        for peer in self.peers() {
+        for peer in self.voting_peers() {
             self.send_when_durable(peer, Message::RequestVote(request.clone()));
         }
     }
@@ -185,7 +187,7 @@ impl Node {
             } => (granted, rejected),
             _ => return VoteResult::Pending,
         };
-        Majority::new(&self.config.voters).vote_result(granted, rejected)
+        Majority::new(&self.log.membership().voters).vote_result(granted, rejected)
     }
 
     fn become_leader(&mut self) {
@@ -213,7 +215,11 @@ impl Node {
 
     /// Leadership transfer: the old leader asks us to campaign at once, skipping PreVote.
     pub(super) fn on_timeout_now(&mut self, from: NodeId) {
-        if matches!(self.role, Role::Leader(_)) || self.leader != Some(from) || !self.may_vote() {
+        if matches!(self.role, Role::Leader(_))
+            || self.leader != Some(from)
+            || !self.may_vote()
+            || !self.is_voter()
+        {
             return;
         }
         self.become_candidate(true);

@@ -1,5 +1,6 @@
 //! Log entries and the hard state: what a driver must make durable.
 
+use super::membership::Membership;
 use crate::types::{LogIndex, NodeId, Term};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,9 @@ pub enum EntryPayload {
     /// (a length, then the bytes), but a 256 KiB value costs a `memcpy` instead of 262,144
     /// calls.
     Command(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// The cluster's configuration from this entry on: it takes effect when appended, not
+    /// when committed (thesis §4.1). See [`super::membership`].
+    Configuration(Membership),
 }
 
 impl EntryPayload {
@@ -23,6 +27,10 @@ impl EntryPayload {
         match self {
             EntryPayload::Noop => 0,
             EntryPayload::Command(data) => data.len(),
+            EntryPayload::Configuration(membership) => {
+                let addresses: usize = membership.addresses.values().map(String::len).sum();
+                8 * (membership.voters.len() + membership.learners.len()) + addresses
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ impl Node {
         if now >= leader.check_quorum_deadline {
             leader.check_quorum_deadline = now.plus(self.config.election_timeout_ms_min);
             let own = self.config.id;
-            let heard = Majority::new(&self.config.voters).reached(|voter| {
+            let heard = Majority::new(&self.log.membership().voters).reached(|voter| {
                 voter == own
                     || leader
                         .progress
@@ -71,7 +71,7 @@ impl Node {
             .push(ProposalOutcome::Accepted { id, index, term });
     }
 
-    fn check_proposal(&self, size: usize) -> Result<(), ProposeError> {
+    pub(super) fn check_proposal(&self, size: usize) -> Result<(), ProposeError> {
         let Role::Leader(leader) = &self.role else {
             return Err(ProposeError::NotLeader {
                 leader_hint: self.leader,
@@ -98,7 +98,7 @@ impl Node {
 
     pub(super) fn on_transfer_leadership(&mut self, to: NodeId) {
         let deadline = self.now.plus(self.config.election_timeout_ms_min);
-        if to == self.config.id || !self.config.voters.contains(&to) {
+        if to == self.config.id || !self.log.membership().is_voter(to) {
             return;
         }
         let Some(leader) = self.leader_state() else {

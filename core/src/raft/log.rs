@@ -5,7 +5,8 @@
 //! driver persists what the node's outputs tell it to; on restart it hands the durable entries
 //! back through [`super::DurableState`].
 
-use super::entry::Entry;
+use super::entry::{Entry, EntryPayload};
+use super::membership::{Membership, MembershipLog};
 use crate::types::{LogIndex, Term};
 
 #[derive(Clone, Debug, Default)]
@@ -25,6 +26,9 @@ pub struct RaftLog {
     /// Total size of the entries after `commit`, kept up to date so that admitting a proposal
     /// costs O(1) instead of a walk over the uncommitted tail.
     uncommitted_bytes: usize,
+    /// The configuration at the base and those of the entries held, kept in step with every
+    /// append, truncation and compaction (a configuration takes effect on append).
+    memberships: MembershipLog,
 }
 
 impl RaftLog {
@@ -57,7 +61,14 @@ impl RaftLog {
             applied: base,
             durable,
             uncommitted_bytes: 0,
+            memberships: MembershipLog::default(),
         };
+        for index in 0..log.entries.len() {
+            if let EntryPayload::Configuration(membership) = &log.entries[index].payload {
+                let (at, membership) = (log.entries[index].index, membership.clone());
+                log.memberships.appended(at, membership);
+            }
+        }
         log.uncommitted_bytes = log.bytes_between(commit, log.last_index());
         log
     }
@@ -197,6 +208,9 @@ impl RaftLog {
         );
         assert!(entry.term >= self.last_term(), "log terms never decrease");
         self.uncommitted_bytes += entry.size_bytes();
+        if let EntryPayload::Configuration(membership) = &entry.payload {
+            self.memberships.appended(entry.index, membership.clone());
+        }
         self.entries.push(entry);
     }
 
@@ -208,6 +222,7 @@ impl RaftLog {
         self.uncommitted_bytes -= removed;
         self.entries.truncate(keep);
         self.durable = self.durable.min(self.last_index());
+        self.memberships.truncated_from(from);
     }
 
     /// Raises the commit index; it never moves back, and never past the last entry.
@@ -242,6 +257,7 @@ impl RaftLog {
         self.entries.drain(..drop.min(self.entries.len()));
         self.base = index;
         self.base_term = term;
+        self.memberships.compacted_to(index);
         true
     }
 
@@ -249,7 +265,7 @@ impl RaftLog {
     /// term)` and is therefore committed and applied (Raft Figure 13, steps 6 and 7): if the
     /// log holds that very entry, the entries after it stay; otherwise the whole log is
     /// discarded. Returns whether it was discarded.
-    pub fn restore_to(&mut self, index: LogIndex, term: Term) -> bool {
+    pub fn restore_to(&mut self, index: LogIndex, term: Term, membership: Membership) -> bool {
         let keeps_suffix = index > self.base && self.matches(index, term);
         if keeps_suffix {
             let drop = usize::try_from(index.get() - self.base.get()).unwrap_or(usize::MAX);
@@ -266,7 +282,24 @@ impl RaftLog {
         self.applied = index;
         self.durable = self.durable.min(self.last_index());
         self.uncommitted_bytes = self.bytes_between(self.commit, self.last_index());
+        self.memberships
+            .restored_to(index, membership, keeps_suffix);
         !keeps_suffix
+    }
+
+    /// The configurations of this log (see [`MembershipLog`]).
+    pub fn memberships(&self) -> &MembershipLog {
+        &self.memberships
+    }
+
+    /// The newest configuration: the one in force (configurations take effect on append).
+    pub fn membership(&self) -> &Membership {
+        self.memberships.newest()
+    }
+
+    /// Sets the configuration at the base: the bootstrap one, or a recovered snapshot's.
+    pub fn set_base_membership(&mut self, membership: Membership) {
+        self.memberships.set_base(self.base, membership);
     }
 
     /// Entries committed, durable here, and not yet handed out; marks them handed out.

@@ -171,6 +171,8 @@ pub struct InstallSnapshot {
     pub snapshot_term: Term,
     pub total_bytes: u64,
     pub checksum: u32,
+    /// The configuration in force at `index`: the follower's configuration once installed.
+    pub membership: super::membership::Membership,
     /// Where `data` starts in the image.
     pub offset: u64,
     pub data: Vec<u8>,

@@ -160,7 +160,14 @@ impl Node {
             .as_ref()
             .map_or((LogIndex::ZERO, Term::ZERO), |s| (s.index, s.term));
         let entries = entries_after_snapshot(durable.entries, base, base_term);
-        let log = RaftLog::recovered_after(base, base_term, entries, durable.hard_state.commit);
+        let mut log = RaftLog::recovered_after(base, base_term, entries, durable.hard_state.commit);
+        // The configuration comes from the snapshot and the log once they hold one; the
+        // bootstrap configuration (flags) stands only for an empty history.
+        let base_membership = durable
+            .snapshot
+            .as_ref()
+            .map_or_else(|| config.bootstrap_membership(), |s| s.membership.clone());
+        log.set_base_membership(base_membership);
         let mut node = Node {
             rng,
             now: Millis::ZERO,
@@ -227,6 +234,7 @@ impl Node {
             }
             Input::PeerUnreachable { peer } => self.on_peer_unreachable(peer),
             Input::SnapshotTaken { index, image } => self.on_snapshot_taken(index, image),
+            Input::ChangeMembership { id, change } => self.on_change_membership(id, change),
         }
         self.end_step()
     }
@@ -261,6 +269,7 @@ impl Node {
             }
         }
         self.output.committed = committed;
+        self.maybe_step_down_when_removed();
         self.maybe_finish_catch_up();
         self.release_ready_reads();
         self.output.wake_at = self.wake_at();
@@ -310,6 +319,18 @@ impl Node {
                         progress.match_index, progress.next_index
                     ));
                 }
+            }
+            let members: Vec<NodeId> = self
+                .log
+                .membership()
+                .members()
+                .filter(|&id| id != self.config.id)
+                .collect();
+            if !leader.progress.keys().copied().eq(members.iter().copied()) {
+                return Err(format!(
+                    "a leader replicating to {:?} in a configuration of {members:?}",
+                    leader.progress.keys().collect::<Vec<_>>()
+                ));
             }
             if let Some((&index, _)) = leader.pending_proposals.first_key_value()
                 && index <= applied
@@ -531,13 +552,41 @@ impl Node {
         }
     }
 
+    /// Every other member of the newest configuration, voters and learners: those a leader
+    /// replicates to.
     pub(super) fn peers(&self) -> Vec<NodeId> {
-        self.config
+        self.log
+            .membership()
+            .members()
+            .filter(|&id| id != self.config.id)
+            .collect()
+    }
+
+    /// The other voters of the newest configuration: those asked for votes.
+    pub(super) fn voting_peers(&self) -> Vec<NodeId> {
+        self.log
+            .membership()
             .voters
             .iter()
             .copied()
             .filter(|&id| id != self.config.id)
             .collect()
+    }
+
+    /// Whether this node votes in its newest configuration (learners and removed members
+    /// never campaign).
+    pub fn is_voter(&self) -> bool {
+        self.log.membership().is_voter(self.config.id)
+    }
+
+    /// The configuration in force here: the newest in the log.
+    pub fn membership(&self) -> &super::membership::Membership {
+        self.log.membership()
+    }
+
+    /// The configuration in force at the commit index.
+    pub fn committed_membership(&self) -> &super::membership::Membership {
+        self.log.memberships().at(self.log.commit())
     }
 
     pub(super) fn hard_state(&self) -> HardState {
@@ -636,6 +685,8 @@ impl Node {
             first_log_index: self.log.first_index(),
             snapshots_installed: self.snapshots_installed,
             snapshot_checksum_failures: self.snapshot_checksum_failures,
+            voters: self.log.membership().voters.clone(),
+            learners: self.log.membership().learners.clone(),
             peers,
         }
     }

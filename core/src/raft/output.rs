@@ -1,6 +1,7 @@
 //! What a driver feeds a node ([`Input`]) and what it must carry out ([`Output`]).
 
 use super::entry::{Entry, HardState};
+use super::membership::{MembershipChange, MembershipError};
 use super::message::Envelope;
 use crate::types::{LogIndex, Millis, NodeId, Term};
 use serde::{Deserialize, Serialize};
@@ -50,6 +51,13 @@ pub enum Input {
     /// `index` is applied here and above the log's base, and no other snapshot is being
     /// persisted.
     SnapshotTaken { index: LogIndex, image: Vec<u8> },
+    /// Propose one membership change (leader only). Answered like a proposal: `Accepted`,
+    /// then `Committed` once the configuration entry commits (it is in force on the leader
+    /// from the moment it is appended), or `Rejected` with why.
+    ChangeMembership {
+        id: ProposalId,
+        change: MembershipChange,
+    },
 }
 
 /// Names one persistence batch. Batches are numbered in the order the node emits them; the
@@ -84,6 +92,8 @@ pub struct PersistBatch {
 pub struct Snapshot {
     pub index: LogIndex,
     pub term: Term,
+    /// The configuration in force at `index` (the log before it is gone).
+    pub membership: super::membership::Membership,
     /// Shared, so that a leader streaming it to several followers never copies it.
     pub image: Arc<Vec<u8>>,
 }
@@ -134,6 +144,15 @@ pub enum ProposeError {
     UncommittedLimit,
     #[error("payload of {size} bytes exceeds the limit of {max}")]
     TooLarge { size: usize, max: usize },
+    /// A configuration change waits until the leader has committed an entry of its own term
+    /// (its no-op, right after election): the rule that fixes the single-server change bug.
+    #[error("the leader has not yet committed an entry of its term; retry shortly")]
+    TermNotCommitted,
+    /// Another configuration change is not committed yet: one at a time.
+    #[error("another membership change is in progress; retry once it commits")]
+    ChangeInProgress,
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
 }
 
 /// The fate of a read.

@@ -47,7 +47,7 @@ impl<'a> Majority<'a> {
         let size = self.size();
         if count(granted) >= size {
             VoteResult::Won
-        } else if count(rejected) > self.voters.len() - size {
+        } else if count(rejected) > self.voters.len().saturating_sub(size) {
             VoteResult::Lost
         } else {
             VoteResult::Pending

@@ -62,7 +62,7 @@ impl Node {
     /// queue. Under load, reads that arrive while a round is out share the next one, so the
     /// leader sends one round per round trip rather than one per read.
     fn confirm_reads(&mut self) {
-        let majority = Majority::new(&self.config.voters);
+        let majority = Majority::new(&self.log.membership().voters);
         let own = self.config.id;
         let Role::Leader(leader) = &mut self.role else {
             return;

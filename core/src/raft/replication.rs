@@ -306,7 +306,7 @@ impl Node {
             return;
         };
         let own = self.config.id;
-        let candidate = Majority::new(&self.config.voters).agreed(|voter| {
+        let candidate = Majority::new(&self.log.membership().voters).agreed(|voter| {
             if voter == own {
                 own_durable
             } else {

@@ -7,6 +7,7 @@
 //! keeps the newest one it has (taken and durable, or installed) so a leader can send it.
 
 use super::entry::Entry;
+use super::membership::Membership;
 use super::message::{InstallSnapshot, InstallSnapshotResponse, Message};
 use super::node::Node;
 use super::output::{PersistSnapshot, Snapshot};
@@ -22,6 +23,7 @@ pub(super) struct IncomingSnapshot {
     term: Term,
     total_bytes: u64,
     checksum: u32,
+    membership: Membership,
     /// The image's bytes received so far, in order, without gaps.
     data: Vec<u8>,
 }
@@ -97,6 +99,7 @@ impl Node {
         let snapshot = Snapshot {
             index,
             term,
+            membership: self.log.memberships().at(index).clone(),
             image: Arc::new(image),
         };
         self.unsaved_snapshot = Some(PersistSnapshot {
@@ -166,6 +169,7 @@ impl Node {
                 snapshot_term: snapshot.term,
                 total_bytes: transfer.total_bytes,
                 checksum,
+                membership: snapshot.membership.clone(),
                 offset,
                 data,
             });
@@ -280,6 +284,7 @@ impl Node {
                 term: request.snapshot_term,
                 total_bytes: request.total_bytes,
                 checksum: request.checksum,
+                membership: request.membership.clone(),
                 data: Vec::new(),
             });
         }
@@ -320,9 +325,12 @@ impl Node {
         let snapshot = Snapshot {
             index: incoming.index,
             term: incoming.term,
+            membership: incoming.membership,
             image: Arc::new(incoming.data),
         };
-        let log_reset = self.log.restore_to(snapshot.index, snapshot.term);
+        let log_reset =
+            self.log
+                .restore_to(snapshot.index, snapshot.term, snapshot.membership.clone());
         let first_kept = snapshot.index.next();
         self.unsaved_from = match self.unsaved_from {
             _ if log_reset => None,

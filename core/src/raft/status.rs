@@ -2,6 +2,7 @@
 
 use super::role::RoleName;
 use crate::types::{LogIndex, NodeId, Term};
+use std::collections::BTreeSet;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Status {
@@ -23,6 +24,9 @@ pub struct Status {
     pub snapshots_installed: u64,
     /// Assembled snapshots refused because their checksum did not match.
     pub snapshot_checksum_failures: u64,
+    /// The newest configuration in this node's log: who votes and who only learns.
+    pub voters: BTreeSet<NodeId>,
+    pub learners: BTreeSet<NodeId>,
     /// The leader's view of each follower; empty on other roles.
     pub peers: Vec<PeerStatus>,
 }

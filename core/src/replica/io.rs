@@ -1,7 +1,10 @@
 //! What a driver feeds a [`Replica`](super::Replica) and what it must carry out.
 
 use super::rates::RateKind;
-use crate::raft::{BatchId, Entry, Envelope, PersistBatch, ProposeError};
+use crate::raft::{
+    BatchId, Entry, Envelope, Membership, MembershipChange, MembershipError, PersistBatch,
+    ProposeError,
+};
 use crate::store::{ClientId, Operation, Query, ReadAnswer, Response, StoreError, TenantId};
 use crate::types::{LogIndex, Millis, NodeId, Term};
 use thiserror::Error;
@@ -71,6 +74,13 @@ pub enum Input {
     TransferLeadership { id: RequestId, to: NodeId },
     /// Start an election now (see [`crate::raft::Input::Campaign`]).
     Campaign,
+    /// Add, promote or remove one member (leader only); answered with
+    /// [`Answer::Membership`] once the configuration entry commits and is applied here.
+    ChangeMembership {
+        id: RequestId,
+        change: MembershipChange,
+        deadline: Millis,
+    },
     /// Evidence that `peer`'s process is gone (see [`crate::raft::Input::PeerUnreachable`]).
     PeerUnreachable { peer: NodeId },
 }
@@ -102,12 +112,28 @@ pub enum Answer {
         id: RequestId,
         result: Result<(), ReplicaError>,
     },
+    /// A membership change committed (`Ok`) or was refused.
+    Membership {
+        id: RequestId,
+        result: Result<MembershipApplied, ReplicaError>,
+    },
+}
+
+/// A membership change that committed: the configuration in force from `index` on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MembershipApplied {
+    pub index: LogIndex,
+    pub term: Term,
+    pub membership: Membership,
 }
 
 impl Answer {
     pub fn id(&self) -> RequestId {
         match self {
-            Answer::Write { id, .. } | Answer::Read { id, .. } | Answer::Transfer { id, .. } => *id,
+            Answer::Write { id, .. }
+            | Answer::Read { id, .. }
+            | Answer::Transfer { id, .. }
+            | Answer::Membership { id, .. } => *id,
         }
     }
 }
@@ -131,6 +157,17 @@ pub enum ReplicaError {
     /// A read the store refused (a bad key, a compacted watch).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A new leader proposes a membership change only once it has committed an entry of its
+    /// term (a few milliseconds after its election): retry shortly.
+    #[error("the leader has not committed an entry of its term yet; retry shortly")]
+    LeaderNotReady,
+    /// Another membership change has not committed yet: one at a time.
+    #[error("another membership change is in progress; retry once it commits")]
+    ChangeInProgress,
+    /// The change does not apply to the configuration (an unknown member, one already
+    /// there, a learner not caught up, the last voter).
+    #[error(transparent)]
+    Membership(MembershipError),
 }
 
 /// A request refused because its tenant is over a rate: who, which rate, and when to come
@@ -168,6 +205,9 @@ impl ReplicaError {
             ReplicaError::TooLarge { .. } => "too_large",
             ReplicaError::RateLimited(refusal) => refusal.kind.code(),
             ReplicaError::Store(error) => error.code(),
+            ReplicaError::LeaderNotReady => "leader_not_ready",
+            ReplicaError::ChangeInProgress => "change_in_progress",
+            ReplicaError::Membership(error) => error.code(),
         }
     }
 
@@ -181,6 +221,9 @@ impl ReplicaError {
                 ReplicaError::Overloaded("too many uncommitted entries")
             }
             ProposeError::TooLarge { size, max } => ReplicaError::TooLarge { size, max },
+            ProposeError::TermNotCommitted => ReplicaError::LeaderNotReady,
+            ProposeError::ChangeInProgress => ReplicaError::ChangeInProgress,
+            ProposeError::Membership(error) => ReplicaError::Membership(error),
         }
     }
 }

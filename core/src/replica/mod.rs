@@ -34,8 +34,8 @@ mod reads;
 mod replica;
 
 pub use io::{
-    Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, RateRefusal, ReplicaError,
-    RequestId,
+    Answer, Applied, AppliedEntry, Consistency, Input, MembershipApplied, Numbered, Output,
+    RateRefusal, ReplicaError, RequestId,
 };
 pub use queue::put_cost_bytes;
 pub use rates::{OverRate, RateKind};

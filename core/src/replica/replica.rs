@@ -1,8 +1,8 @@
 //! The [`Replica`]: a Raft node, its store, and the request path between them and clients.
 
 use super::io::{
-    Answer, Applied, AppliedEntry, Consistency, Input, Numbered, Output, RateRefusal, ReplicaError,
-    RequestId,
+    Answer, Applied, AppliedEntry, Consistency, Input, MembershipApplied, Numbered, Output,
+    RateRefusal, ReplicaError, RequestId,
 };
 use super::queue::{Queued, WriteQueue, cost_bytes};
 use super::rates::{OverRate, RateKind, RateLimiter};
@@ -81,6 +81,8 @@ enum Waiter {
     RegisterOwn,
     /// A tick of the session clock.
     Tick,
+    /// An administrator's membership change.
+    Membership { id: RequestId, deadline: Millis },
 }
 
 /// This node's exactly-once client record, used for the writes that carry no numbering of
@@ -227,6 +229,11 @@ impl Replica {
                 deadline,
             } => self.on_read(id, query, consistency, deadline),
             Input::Flush => self.flush(),
+            Input::ChangeMembership {
+                id,
+                change,
+                deadline,
+            } => self.on_change_membership(id, change, deadline),
         }
         self.housekeeping();
         self.end_step()
@@ -324,6 +331,29 @@ impl Replica {
                     })
                 },
             )
+    }
+
+    /// A membership change goes to the node at once (not batched with writes): the node
+    /// checks the rules (leader, commit first, one at a time) and appends it.
+    fn on_change_membership(
+        &mut self,
+        id: RequestId,
+        change: raft::MembershipChange,
+        deadline: Millis,
+    ) {
+        if !self.node.is_leader() {
+            let result = Err(self.not_leader());
+            self.output.answers.push(Answer::Membership { id, result });
+            return;
+        }
+        let proposal = ProposalId(self.next_proposal);
+        self.next_proposal += 1;
+        self.waiters
+            .insert(proposal, Waiter::Membership { id, deadline });
+        self.step_node(raft::Input::ChangeMembership {
+            id: proposal,
+            change,
+        });
     }
 
     fn on_register(&mut self, id: RequestId, deadline: Millis) {
@@ -567,9 +597,29 @@ impl Replica {
         *bytes += entry.size_bytes() as u64;
         let response = match &entry.payload {
             EntryPayload::Command(bytes) => Some(self.store.apply(entry.index, bytes)),
-            EntryPayload::Noop => None,
+            EntryPayload::Noop | EntryPayload::Configuration(_) => None,
         };
-        if let Some((term, id)) = self.accepted.remove(&entry.index) {
+        let membership_waiter = self
+            .accepted
+            .get(&entry.index)
+            .is_some_and(|(_, id)| matches!(self.waiters.get(id), Some(Waiter::Membership { .. })));
+        if membership_waiter && let Some((term, id)) = self.accepted.remove(&entry.index) {
+            let result = match &entry.payload {
+                EntryPayload::Configuration(membership) if term == entry.term => {
+                    Ok(MembershipApplied {
+                        index: entry.index,
+                        term,
+                        membership: membership.clone(),
+                    })
+                }
+                _ => Err(ReplicaError::OutcomeUnknown {
+                    leader: self.node.leader(),
+                }),
+            };
+            if let Some(Waiter::Membership { id, .. }) = self.waiters.remove(&id) {
+                self.output.answers.push(Answer::Membership { id, result });
+            }
+        } else if let Some((term, id)) = self.accepted.remove(&entry.index) {
             let result = match &response {
                 Some(response) if term == entry.term => Ok(Applied {
                     response: response.clone(),
@@ -626,6 +676,15 @@ impl Replica {
                 _ => self.own = OwnRecord::Unregistered,
             },
             Waiter::Tick => {}
+            Waiter::Membership { id, .. } => {
+                let membership = self.node.membership().clone();
+                let result = result.map(|applied| MembershipApplied {
+                    index: applied.index,
+                    term: applied.term,
+                    membership,
+                });
+                self.output.answers.push(Answer::Membership { id, result });
+            }
         }
     }
 
@@ -696,9 +755,9 @@ impl Replica {
             .waiters
             .iter()
             .filter(|(_, waiter)| match waiter {
-                Waiter::Write { deadline, .. } | Waiter::Register { deadline, .. } => {
-                    *deadline <= now
-                }
+                Waiter::Write { deadline, .. }
+                | Waiter::Register { deadline, .. }
+                | Waiter::Membership { deadline, .. } => *deadline <= now,
                 Waiter::RegisterOwn | Waiter::Tick => false,
             })
             .map(|(&id, _)| id)

@@ -4,8 +4,8 @@
 #![allow(dead_code)] // Each test file uses a different part of the harness.
 
 use rafting_core::raft::{
-    Config, DurableState, Entry, EntryPayload, Envelope, Input, Message, Node, Output,
-    PersistBatch, ProposalId, ProposalOutcome, ReadId, ReadOutcome, RoleName,
+    Config, DurableState, Entry, EntryPayload, Envelope, Input, MembershipChange, Message, Node,
+    Output, PersistBatch, ProposalId, ProposalOutcome, ReadId, ReadOutcome, RoleName,
 };
 use rafting_core::{LogIndex, Millis, NodeId, Term};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -165,6 +165,9 @@ impl Cluster {
         let Some(envelope) = self.queue.pop_front() else {
             return false;
         };
+        if !self.nodes.contains_key(&envelope.to) {
+            return true; // To a member the harness does not run: lost.
+        }
         if self.tracing {
             let _ = writeln!(
                 self.trace,
@@ -295,6 +298,31 @@ impl Cluster {
         self.applied.insert(id, Vec::new());
     }
 
+    /// Adds node `id` to the harness as a node that joins a running cluster: an empty disk
+    /// and a bootstrap in which it is only a learner (it learns the real configuration from
+    /// the leader).
+    pub fn add_joining_node(&mut self, id: u64, adjust: impl Fn(&mut Config)) {
+        let id = NodeId(id);
+        let mut config = Config::new(id, [], 42);
+        config.learners.insert(id);
+        adjust(&mut config);
+        self.nodes.insert(id, Node::new(config.clone()).unwrap());
+        self.configs.insert(id, config);
+        self.disks.insert(id, Disk::default());
+        self.applied.insert(id, Vec::new());
+        if !self.ids.contains(&id) {
+            self.ids.push(id);
+        }
+    }
+
+    /// Proposes a membership change at `at`.
+    pub fn change(&mut self, at: u64, change: MembershipChange) -> ProposalId {
+        let id = ProposalId(self.next_id);
+        self.next_id += 1;
+        self.step(NodeId(at), Input::ChangeMembership { id, change });
+        id
+    }
+
     pub fn leaders(&self) -> Vec<NodeId> {
         self.nodes
             .values()
@@ -309,7 +337,7 @@ impl Cluster {
             .iter()
             .filter_map(|entry| match &entry.payload {
                 EntryPayload::Command(data) => Some(String::from_utf8_lossy(data).into_owned()),
-                EntryPayload::Noop => None,
+                EntryPayload::Noop | EntryPayload::Configuration(_) => None,
             })
             .collect()
     }
@@ -334,6 +362,10 @@ pub fn term(cluster: &Cluster, id: u64) -> Term {
 pub fn describe_entry(entry: &Entry) -> String {
     match &entry.payload {
         EntryPayload::Noop => format!("{}@{} noop", entry.index, entry.term),
+        EntryPayload::Configuration(membership) => format!(
+            "{}@{} configuration voters {:?} learners {:?}",
+            entry.index, entry.term, membership.voters, membership.learners
+        ),
         EntryPayload::Command(data) => {
             format!(
                 "{}@{} {:?}",

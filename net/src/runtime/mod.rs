@@ -135,6 +135,10 @@ pub enum ClientError {
     ShuttingDown,
     #[error("the node's storage failed: {0}")]
     StorageFailed(String),
+    /// A membership change refused by the leader (`code` is the replica's: another change in
+    /// progress, a leader not ready yet, an unknown member, a learner not caught up, ...).
+    #[error("{message}")]
+    MembershipRefused { code: &'static str, message: String },
 }
 
 impl ClientError {
@@ -149,6 +153,7 @@ impl ClientError {
             ClientError::RateLimited(refusal) => refusal.kind.code(),
             ClientError::ShuttingDown => "shutting_down",
             ClientError::StorageFailed(_) => "storage_failed",
+            ClientError::MembershipRefused { code, .. } => code,
         }
     }
 }
@@ -163,6 +168,12 @@ impl From<ReplicaError> for ClientError {
             ReplicaError::TooLarge { size, max } => ClientError::TooLarge { size, max },
             ReplicaError::Store(error) => ClientError::Store(error),
             ReplicaError::RateLimited(refusal) => ClientError::RateLimited(refusal),
+            ReplicaError::LeaderNotReady
+            | ReplicaError::ChangeInProgress
+            | ReplicaError::Membership(_) => ClientError::MembershipRefused {
+                code: error.code(),
+                message: error.to_string(),
+            },
         }
     }
 }
@@ -260,12 +271,11 @@ impl Runtime {
                  --initial-cluster-state new"
             );
         }
-        let mut wal_config = WalConfig::new(
+        let wal_config = WalConfig::new(
             config.data_directory.join("wal"),
             ClusterId(config.cluster_id),
             id,
         );
-        wal_config.voters = config.raft.voters.clone();
         let (wal, recovered) = Wal::open(wal_config)?;
         for damaged in &recovered.damaged_snapshots {
             tracing::error!(%damaged, "skipped a damaged snapshot file; using an older one and the log");

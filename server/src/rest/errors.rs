@@ -226,6 +226,15 @@ pub fn from_client_error(
         ClientError::TooLarge { .. } => ApiError::new(413, code, message),
         ClientError::RateLimited(refusal) => rate_limited(&refusal),
         ClientError::StorageFailed(_) => ApiError::new(500, code, message),
+        ClientError::MembershipRefused {
+            code: "leader_not_ready",
+            ..
+        } => ApiError::new(503, code, message).retry_after(1),
+        ClientError::MembershipRefused {
+            code: "unknown_member",
+            ..
+        } => ApiError::new(404, code, message),
+        ClientError::MembershipRefused { .. } => ApiError::new(409, code, message),
     }
 }
 
