@@ -3,36 +3,13 @@
 
 mod common;
 
-use common::{TestCluster, request};
+use common::{TestCluster, raw_answer as answer, request};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 const ELECTION_WAIT: Duration = Duration::from_secs(15);
-
-/// Reads one answer: (status, body).
-fn answer(reader: &mut BufReader<TcpStream>) -> (u16, Vec<u8>) {
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let status = line.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut length = 0;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    (status, body)
-}
 
 fn revision_of(body: &[u8]) -> u64 {
     let json: Value = serde_json::from_slice(body).unwrap();

@@ -373,25 +373,7 @@ fn the_client_library_works_inside_its_tenant_with_a_token() {
 
 /// Reads one HTTP answer from a raw connection: its status and its JSON body.
 fn answer(reader: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, Value) {
-    use std::io::{BufRead, Read};
-    let mut status_line = String::new();
-    reader.read_line(&mut status_line).unwrap();
-    let status = status_line.split(' ').nth(1).unwrap().parse().unwrap();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
+    let (status, body) = common::raw_answer(reader);
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 

@@ -346,3 +346,28 @@ pub fn datagrams_dropped_for(base: &str, reason: &str) -> u64 {
         .find_map(|line| line.strip_prefix(&series)?.parse::<u64>().ok())
         .unwrap_or(0)
 }
+
+/// Reads one HTTP answer from a raw keep-alive connection: its status and its body (framed by
+/// `Content-Length`).
+pub fn raw_answer(reader: &mut std::io::BufReader<std::net::TcpStream>) -> (u16, Vec<u8>) {
+    use std::io::{BufRead, Read};
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status = line.split(' ').nth(1).unwrap().parse().unwrap();
+    let mut length = 0;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':')
+            && name.eq_ignore_ascii_case("content-length")
+        {
+            length = value.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (status, body)
+}
