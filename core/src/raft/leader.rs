@@ -7,7 +7,7 @@ use super::node::Node;
 use super::output::{ProposalId, ProposalOutcome, ProposeError};
 use super::quorum::Majority;
 use super::role::{Role, Transfer};
-use crate::types::NodeId;
+use crate::types::{LogIndex, NodeId};
 
 impl Node {
     pub(super) fn fire_leader_timers(&mut self) {
@@ -62,6 +62,12 @@ impl Node {
             return;
         }
         let index = self.append_entry(EntryPayload::Command(data));
+        self.accept_proposal(id, index);
+    }
+
+    /// Records proposal `id`, just appended at `index`, as waiting for its commit, and says
+    /// it was accepted.
+    pub(super) fn accept_proposal(&mut self, id: ProposalId, index: LogIndex) {
         let term = self.term;
         if let Role::Leader(leader) = &mut self.role {
             leader.pending_proposals.insert(index, (term, id));

@@ -25,13 +25,7 @@ impl Node {
         };
         let index = self.append_entry(EntryPayload::Configuration(membership));
         self.sync_progress_with_membership();
-        let term = self.term;
-        if let Role::Leader(leader) = &mut self.role {
-            leader.pending_proposals.insert(index, (term, id));
-        }
-        self.output
-            .proposals
-            .push(ProposalOutcome::Accepted { id, index, term });
+        self.accept_proposal(id, index);
     }
 
     /// The configuration after `change`, if this leader may propose it now.
