@@ -176,6 +176,28 @@ fn a_member_is_added_as_a_learner_promoted_and_another_removed() {
     let record = std::fs::read_to_string(cluster.node(new).directory.join("members.toml"))
         .unwrap_or_default();
     assert!(record.contains("from_log = true"), "{record}");
+
+    // An original member restarted with its first flags (which name the removed member and
+    // not the new one) is told the flags contradict the committed configuration, and runs
+    // with the committed one.
+    let restarted = (1..=3)
+        .find(|&id| id != removed_id && id != leader)
+        .unwrap();
+    cluster
+        .node_mut(restarted)
+        .terminate(Duration::from_secs(10));
+    cluster.node_mut(restarted).spawn();
+    wait_for_status(
+        &cluster,
+        restarted,
+        "back with the committed view",
+        |status| ids(&status["voters"]) == expected && status["catching_up"] == false,
+    );
+    let log = cluster.node(restarted).node_log();
+    assert!(
+        log.contains("differ from the cluster's committed configuration"),
+        "{log}"
+    );
 }
 
 /// Writes `/load/<i>` through the given nodes in turn until `stop`, and returns the keys whose
