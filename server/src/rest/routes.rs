@@ -690,6 +690,44 @@ mod tests {
         );
     }
 
+    /// The membership routes: list, add, promote and remove; a bad id is a client error and a
+    /// wrong method names the allowed ones.
+    #[test]
+    fn membership_routes_name_the_member() {
+        assert_eq!(
+            parse("GET", "/v1/cluster/members").unwrap(),
+            Route::MemberList
+        );
+        assert_eq!(
+            parse("POST", "/v1/cluster/members").unwrap(),
+            Route::MemberAdd
+        );
+        assert_eq!(
+            parse("POST", "/v1/cluster/members/4/promote").unwrap(),
+            Route::MemberPromote { id: 4 }
+        );
+        assert_eq!(
+            parse("DELETE", "/v1/cluster/members/4").unwrap(),
+            Route::MemberRemove { id: 4 }
+        );
+        assert_eq!(
+            parse("DELETE", "/v1/cluster/members/x").unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            parse("GET", "/v1/cluster/members/4/promote")
+                .unwrap_err()
+                .status,
+            405
+        );
+        assert_eq!(parse("PUT", "/v1/cluster/members").unwrap_err().status, 405);
+        assert_eq!(
+            parse("GET", "/v1/cluster/membersx").unwrap_err().status,
+            404
+        );
+        assert!(Route::MemberAdd.has_body());
+    }
+
     #[test]
     fn malformed_requests_are_refused_with_a_client_error() {
         assert_eq!(parse("PUT", "/v1/kv/a?cas=x").unwrap_err().status, 400);
