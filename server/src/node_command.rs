@@ -154,7 +154,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         id = config.id.get(),
         http = %server.local_addr(),
         udp = %own.udp,
-        members = config.members.len(),
+        members = start.members.len(),
         data = %config.data_directory.display(),
         auth = if config.admin_token.is_some() { "tokens" } else { "open" },
         peers = if config.cluster_key.is_some() { "authenticated" } else { "open" },

@@ -402,3 +402,45 @@ fn a_node_joins_a_cluster_with_tokens_and_authenticated_peers() {
         );
     }
 }
+
+/// Proves a join into a compacted cluster and a restart of the joined node: with snapshots
+/// every 20 entries, the leader's log no longer starts at 1, so the new node receives a
+/// snapshot before the log's tail; once a voter it is stopped and started again with the
+/// same command line, and comes back a voter (from its own log and record, not asking to be
+/// added again) with every write readable through it.
+#[test]
+fn a_node_joins_a_compacted_cluster_through_a_snapshot_and_restarts() {
+    let snapshots = ["--snapshot-every-entries".to_owned(), "20".to_owned()];
+    let mut cluster = TestCluster::start_with(3, &snapshots);
+    let leader = cluster.wait_for_leader(ELECTION_WAIT);
+    let base = cluster.node(leader).url();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0..100 {
+        put_retrying(&base, &format!("/load/{i}"), &i.to_string(), deadline);
+    }
+    wait_for_status(&cluster, leader, "compacted", |status| {
+        status["first_log_index"].as_u64().unwrap_or(0) > 1
+    });
+    let mut join = snapshots.to_vec();
+    join.extend(["--join".to_owned(), base.clone()]);
+    let new = cluster.start_new_node(&join);
+    wait_for_status(&cluster, new, "a voter", |status| {
+        ids(&status["voters"]).contains(&new) && status["catching_up"] == false
+    });
+    let installed = cluster.node(new).status().unwrap()["snapshots_installed"].clone();
+    assert!(installed.as_u64().unwrap_or(0) >= 1, "{installed}");
+
+    cluster.node_mut(new).terminate(Duration::from_secs(10));
+    cluster.node_mut(new).spawn();
+    wait_for_status(&cluster, new, "a voter again", |status| {
+        ids(&status["voters"]).contains(&new) && status["leader"].is_u64()
+    });
+    let log = cluster.node(new).node_log();
+    assert_eq!(
+        log.matches("asking to be added as a learner").count(),
+        1,
+        "the restart asked to be added again: {log}"
+    );
+    let acknowledged: Vec<u64> = (0..100).collect();
+    assert_readable(&cluster.node(new).url(), &acknowledged);
+}

@@ -26,6 +26,7 @@ use leader_watch::LeaderWatch;
 use liveness::Heartbeat;
 use members::KnownPeers;
 use node_loop::{NodeLoop, Peers};
+use rafting_core::LogIndex;
 use rafting_core::NodeId;
 use rafting_core::raft::{
     Config, DurableState, Envelope, Membership, MembershipChange, Node, Status,
@@ -331,7 +332,7 @@ impl Runtime {
         let status = Arc::new(Mutex::new(NodeStatus {
             raft: node.status(),
             membership: node.membership().clone(),
-            membership_learned: false,
+            membership_learned: node.log().memberships().newest_index() > LogIndex::ZERO,
             committed_membership: None,
             store_revision: 0,
             storage_failed: None,
