@@ -3,6 +3,7 @@
 
 use crate::datagram::{self, DropReason, Receiver};
 use crate::metrics::Metrics;
+use crate::runtime::members::KnownPeers;
 use rafting_core::NodeId;
 use rafting_core::raft::Envelope;
 use rafting_wire::Sealer;
@@ -42,6 +43,11 @@ impl Sender {
             sealer,
             metrics,
         }
+    }
+
+    /// Replaces the peers' addresses (the configuration in force changed).
+    pub fn set_peers(&mut self, peers: BTreeMap<NodeId, SocketAddr>) {
+        self.peers = peers;
     }
 
     /// Sends one message, split across datagrams if needed. Failures are counted, not
@@ -107,6 +113,13 @@ impl Prober {
         }
     }
 
+    /// Replaces the peers' addresses; a peer whose address changed gets a new socket.
+    pub fn set_peers(&mut self, peers: BTreeMap<NodeId, SocketAddr>) {
+        self.sockets
+            .retain(|id, _| peers.get(id) == self.peers.get(id));
+        self.peers = peers;
+    }
+
     /// Probes `peer` once. Returns true when its host refused this probe or an earlier one:
     /// nothing listens on the peer's port.
     pub fn probe(&mut self, peer: NodeId) -> bool {
@@ -153,10 +166,12 @@ fn probe_socket<'a>(
 }
 
 /// Starts the thread that receives datagrams and hands whole messages to `deliver`. It stops
-/// when `stop` is set (checked at least every 200 ms) or `deliver` returns false.
+/// when `stop` is set (checked at least every 200 ms) or `deliver` returns false. The senders
+/// it accepts follow `known` (members added at runtime are heard).
 pub fn spawn_receiver(
     socket: UdpSocket,
     mut receiver: Receiver,
+    known: Arc<KnownPeers>,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
     deliver: impl Fn(Envelope) -> bool + Send + 'static,
@@ -167,6 +182,7 @@ pub fn spawn_receiver(
         .spawn(move || {
             let mut buffer = vec![0u8; 65_536];
             let mut warnings = DropWarnings::default();
+            let mut known_version = None;
             while !stop.load(Ordering::Relaxed) {
                 let (length, source) = match socket.recv_from(&mut buffer) {
                     Ok(received) => received,
@@ -185,6 +201,11 @@ pub fn spawn_receiver(
                     }
                 };
                 Metrics::count(&metrics.datagrams_in);
+                let version = known.version();
+                if known_version != Some(version) {
+                    known_version = Some(version);
+                    receiver.peers = known.get();
+                }
                 match receiver.receive(&buffer[..length]) {
                     Ok(Some(envelope)) => {
                         Metrics::count(&metrics.messages_in);

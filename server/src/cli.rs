@@ -27,7 +27,7 @@ pub struct RawCli {
 #[derive(Debug, Subcommand)]
 pub enum RawCommand {
     /// Run one cluster member: Raft over UDP, the write-ahead log, the REST API.
-    Node(RawNode),
+    Node(Box<RawNode>),
     /// Run a local cluster of real node processes on loopback (the quickest start).
     Dev(RawDev),
     /// Read and write keys through any node's REST API.
@@ -74,6 +74,33 @@ pub enum RawCommand {
 pub enum RawClusterCommand {
     /// A table of the members: role, term, indexes, addresses, and the leader's progress view.
     Status,
+    /// Add a member (a learner unless --voter); it must then be started with
+    /// --initial-cluster-state existing (or use `rafting node --join`, which does all of it).
+    Add {
+        /// The new member's id
+        #[arg(long)]
+        id: u64,
+        /// The UDP address (HOST:PORT) it receives Raft messages on
+        #[arg(long)]
+        udp: String,
+        /// The HTTP address (HOST:PORT) of its REST API
+        #[arg(long)]
+        http: String,
+        /// Add it as a voter at once instead of a learner (safe only for a member that is
+        /// already caught up)
+        #[arg(long)]
+        voter: bool,
+    },
+    /// Make a caught-up learner a voter (refused with not_caught_up while it trails).
+    Promote {
+        /// The learner's id
+        id: u64,
+    },
+    /// Remove a voter or a learner.
+    Remove {
+        /// The member's id
+        id: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +197,10 @@ pub enum Command {
     ClusterStatus {
         endpoint: String,
     },
+    ClusterChange {
+        endpoint: String,
+        change: crate::members_command::MemberCommand,
+    },
     Tenant {
         endpoint: String,
         command: TenantCommand,
@@ -185,7 +216,7 @@ impl RawCli {
     /// Checks the values and loads the files the command names.
     pub fn validate(self) -> Result<Command> {
         match self.command {
-            RawCommand::Node(raw) => Ok(Command::Node(raw.validate()?)),
+            RawCommand::Node(raw) => Ok(Command::Node((*raw).validate()?)),
             RawCommand::Dev(raw) => Ok(Command::Dev(raw.validate()?)),
             RawCommand::Kv { endpoint, command } => Ok(Command::Kv {
                 endpoint: check_endpoint(endpoint.endpoint)?,
@@ -203,12 +234,32 @@ impl RawCli {
                 endpoint: check_endpoint(endpoint.endpoint)?,
                 command,
             }),
-            RawCommand::Cluster {
-                endpoint,
-                command: RawClusterCommand::Status,
-            } => Ok(Command::ClusterStatus {
-                endpoint: check_endpoint(endpoint.endpoint)?,
-            }),
+            RawCommand::Cluster { endpoint, command } => {
+                use crate::members_command::MemberCommand;
+                let endpoint = check_endpoint(endpoint.endpoint)?;
+                let change = match command {
+                    RawClusterCommand::Status => return Ok(Command::ClusterStatus { endpoint }),
+                    RawClusterCommand::Add {
+                        id,
+                        udp,
+                        http,
+                        voter,
+                    } => {
+                        if id == 0 {
+                            bail!("--id must be a positive integer");
+                        }
+                        MemberCommand::Add {
+                            id,
+                            udp,
+                            http,
+                            learner: !voter,
+                        }
+                    }
+                    RawClusterCommand::Promote { id } => MemberCommand::Promote { id },
+                    RawClusterCommand::Remove { id } => MemberCommand::Remove { id },
+                };
+                Ok(Command::ClusterChange { endpoint, change })
+            }
             RawCommand::Sim(RawSim::Run(raw)) => {
                 if raw.seeds == 0 {
                     bail!("--seeds must be at least 1");

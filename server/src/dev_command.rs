@@ -11,6 +11,11 @@
 //! started with a parent-death signal (SIGTERM, so it still stops cleanly), and SIGHUP,
 //! SIGTERM and Ctrl-C stop them in order. A closed standard output (`rafting dev | head -3`)
 //! silences it but stops nothing.
+//!
+//! `rafting dev add` grows a running dev cluster by one node: the next id after the highest
+//! `DIR/node-i`, on the ports of that id, started with `rafting node --join` through a live
+//! member (it is added as a learner, catches up and is promoted). It runs in the foreground
+//! until Ctrl-C, like `dev`.
 
 use crate::port_holder::{self, Protocol};
 use crate::signals;
@@ -55,16 +60,25 @@ pub struct RawDev {
     #[arg(long, default_value_t = 3)]
     pub nodes: u16,
     /// HTTP port of node 1; node i serves HTTP on PORT+i-1 and UDP on PORT+100+i-1
-    #[arg(long, default_value_t = 8001)]
+    #[arg(long, default_value_t = 8001, global = true)]
     pub http_port: u16,
     /// Folder with one sub-folder per node; running again on it restarts the same cluster
-    #[arg(long, default_value = ".rafting-dev")]
+    #[arg(long, default_value = ".rafting-dev", global = true)]
     pub data: PathBuf,
     /// Turn tenants, tokens and authenticated peers on: make an admin token (DIR/admin.token)
     /// and a cluster secret (DIR/cluster.secret), both mode 0600 and reused on the next run,
     /// start the nodes with them, and print how to use the token
     #[arg(long)]
     pub secure: bool,
+    #[command(subcommand)]
+    pub command: Option<RawDevCommand>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RawDevCommand {
+    /// Add a node to the dev cluster running on DIR: it joins as a learner, catches up and is
+    /// promoted to a voter; Ctrl-C stops it.
+    Add,
 }
 
 /// A validated `rafting dev`.
@@ -74,6 +88,8 @@ pub struct DevConfig {
     pub http_port: u16,
     pub data: PathBuf,
     pub secure: bool,
+    /// `rafting dev add`: grow the running cluster by one node.
+    pub add: bool,
 }
 
 impl RawDev {
@@ -95,6 +111,7 @@ impl RawDev {
             http_port: self.http_port,
             data: self.data,
             secure: self.secure,
+            add: matches!(self.command, Some(RawDevCommand::Add)),
         })
     }
 }
@@ -527,6 +544,9 @@ fn wait_for_stop(id: u16, mut child: Child) -> bool {
 /// Runs the dev cluster until a stop signal (or until every node has exited). Refuses to
 /// start on a port in use or a DIR in use; fails when a node does not start.
 pub fn run(config: &DevConfig) -> Result<bool> {
+    if config.add {
+        return add(config);
+    }
     check_ports(config)?;
     std::fs::create_dir_all(&config.data)
         .with_context(|| format!("creating {}", config.data.display()))?;
@@ -559,6 +579,88 @@ pub fn run(config: &DevConfig) -> Result<bool> {
     };
     print_banner(config, &cluster.nodes, &executable, leader);
     let all_exited = supervise(&mut cluster.nodes, leader);
+    let all_clean = stop_all(&mut cluster.nodes);
+    Ok(all_clean && !all_exited)
+}
+
+/// The ids of the nodes with a data directory in DIR.
+fn existing_ids(config: &DevConfig) -> Vec<u16> {
+    let mut ids: Vec<u16> = std::fs::read_dir(&config.data)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok())
+        .filter_map(|entry| {
+            let name = entry.file_name().into_string().ok()?;
+            name.strip_prefix("node-")?.parse().ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// `rafting dev add`: starts the next node with `--join` through a live member and
+/// supervises it until a stop signal.
+fn add(config: &DevConfig) -> Result<bool> {
+    let existing = existing_ids(config);
+    let Some(&highest) = existing.last() else {
+        bail!(
+            "{} holds no dev cluster: start one with `rafting dev` first",
+            config.data.display()
+        );
+    };
+    let id = highest + 1;
+    let last_port = u32::from(config.http_port) + u32::from(UDP_PORT_OFFSET) + u32::from(id);
+    if id > NODES_MAX || last_port > u32::from(u16::MAX) {
+        bail!("a dev cluster holds at most {NODES_MAX} nodes within the port range");
+    }
+    let http = |i: u16| format!("127.0.0.1:{}", config.http_port + i - 1);
+    let Some(member) = existing
+        .iter()
+        .map(|&i| http(i))
+        .find(|address| health_of(address).is_some())
+    else {
+        bail!(
+            "no node of the dev cluster in {} answers: is `rafting dev` running?",
+            config.data.display()
+        );
+    };
+    // Node 1's arguments of a one-node cluster (no --peer: the cluster's members come from
+    // --join), with this node's id, directory and ports.
+    let alone = DevConfig {
+        nodes: 1,
+        http_port: config.http_port,
+        data: config.data.clone(),
+        secure: config.data.join(ADMIN_TOKEN_FILE).exists(),
+        add: true,
+    };
+    let mut arguments = node_arguments(&alone, 1, false);
+    arguments[2] = id.to_string();
+    arguments[4] = config.data.join(format!("node-{id}")).display().to_string();
+    arguments[6] = format!("127.0.0.1:{}", config.http_port + UDP_PORT_OFFSET + id - 1);
+    arguments[8] = http(id);
+    arguments.push("--join".to_owned());
+    arguments.push(format!("http://{member}"));
+    let executable = std::env::current_exe().context("finding the rafting executable")?;
+    signals::install();
+    signals::install_hangup();
+    let mut cluster = Cluster {
+        nodes: vec![DevNode {
+            id,
+            http: http(id),
+            arguments,
+            directory: config.data.join(format!("node-{id}")),
+            child: None,
+        }],
+    };
+    spawn(&mut cluster.nodes[0], &executable).with_context(|| format!("starting node {id}"))?;
+    say!(
+        "node {id}: http://{} joining through http://{member} (log: {})",
+        http(id),
+        cluster.nodes[0].directory.join(CONSOLE_FILE).display()
+    );
+    say!("  {}", shell_line(&executable, &cluster.nodes[0].arguments));
+    say!("Watch it with `rafting cluster status --endpoint http://{member}`; Ctrl-C stops it.");
+    let all_exited = supervise(&mut cluster.nodes, (0, 0));
     let all_clean = stop_all(&mut cluster.nodes);
     Ok(all_clean && !all_exited)
 }
@@ -601,6 +703,7 @@ mod tests {
             http_port: 9001,
             data: PathBuf::from("d"),
             secure: false,
+            add: false,
         };
         let line = node_arguments(&config, 2, false).join(" ");
         assert_eq!(
@@ -623,6 +726,7 @@ mod tests {
             http_port: 9001,
             data: directory.path().to_path_buf(),
             secure: true,
+            add: false,
         };
         let line = node_arguments(&config, 1, false).join(" ");
         let secret = directory.path().join(CLUSTER_SECRET_FILE);

@@ -7,6 +7,8 @@ mod client_command;
 mod dev_command;
 mod fail_stop;
 mod http;
+mod join;
+mod members_command;
 mod membership_record;
 mod node_command;
 mod node_config;
@@ -34,6 +36,9 @@ fn main() -> ExitCode {
         cli::Command::Session { endpoint, command } => session_command::run(&endpoint, &command),
         cli::Command::Service { endpoint, command } => service_command::run(&endpoint, &command),
         cli::Command::ClusterStatus { endpoint } => client_command::cluster_status(&endpoint),
+        cli::Command::ClusterChange { endpoint, change } => {
+            members_command::run(&endpoint, &change)
+        }
         cli::Command::Tenant { endpoint, command } => tenant_command::run(&endpoint, &command),
         cli::Command::SimRun(run) => sim_command::run(&run),
         cli::Command::SimReplay(replay) => sim_command::replay(&replay),

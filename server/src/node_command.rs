@@ -7,18 +7,20 @@
 //! of a thread it cannot live without ends the process ([`crate::fail_stop`]).
 
 use crate::fail_stop;
-use crate::membership_record::MembershipCheck;
+use crate::join;
+use crate::membership_record::{self, MembershipCheck};
 use crate::node_config::NodeConfig;
 use crate::rest::http_metrics::HttpMetrics;
-use crate::rest::{Api, RestServer};
+use crate::rest::{Api, NodeAddresses, RestServer};
 use crate::signals;
 use anyhow::{Context, Result};
 use rafting_core::NodeId;
 use rafting_core::raft::Config;
+use rafting_core::raft::Membership;
 use rafting_core::store::StoreConfig;
 use rafting_net::data_lock::DataDirectoryLock;
 use rafting_net::runtime::{Runtime, RuntimeConfig};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -64,14 +66,22 @@ fn init_logging(config: &NodeConfig) -> Result<()> {
         .context("installing the logger")
 }
 
-fn runtime_config(config: &NodeConfig) -> RuntimeConfig {
-    let voters = config.members.keys().copied();
+/// Who the node starts with: the members' addresses and the bootstrap configuration (voters
+/// and learners). Every member votes unless the record of the log or a join says otherwise.
+struct Start {
+    members: BTreeMap<NodeId, NodeAddresses>,
+    voters: BTreeSet<NodeId>,
+    learners: BTreeSet<NodeId>,
+}
+
+fn runtime_config(config: &NodeConfig, start: &Start) -> RuntimeConfig {
     let seed = config.id.get() ^ config.cluster_id.rotate_left(32);
-    let mut raft = Config::new(config.id, voters, seed);
+    let mut raft = Config::new(config.id, start.voters.iter().copied(), seed);
+    raft.learners = start.learners.clone();
     raft.heartbeat_interval_ms = config.heartbeat_interval_ms;
     raft.election_timeout_ms_min = config.election_timeout_ms_min;
     raft.election_timeout_ms_max = config.election_timeout_ms_max;
-    let peers: BTreeMap<NodeId, SocketAddr> = config
+    let peers: BTreeMap<NodeId, SocketAddr> = start
         .members
         .iter()
         .filter(|(id, _)| **id != config.id)
@@ -113,14 +123,15 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         &config.members,
         config.force_new_membership,
     )?;
-    let runtime = Runtime::start(runtime_config(config)).context("starting the node")?;
+    let start = start_members(config, &membership)?;
+    let runtime = Runtime::start(runtime_config(config, &start)).context("starting the node")?;
     if let Err(error) = membership.record() {
         runtime.shutdown();
         return Err(error.context("recording the cluster's members"));
     }
     let api = Arc::new(Api {
         handle: runtime.handle.clone(),
-        members: config.members.clone(),
+        members: start.members.clone(),
         request_timeout: Duration::from_millis(config.request_timeout_ms),
         body_bytes_max: StoreConfig::default().value_bytes_max + BODY_BYTES_EXTRA,
         http_metrics: HttpMetrics::default(),
@@ -143,7 +154,7 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
         id = config.id.get(),
         http = %server.local_addr(),
         udp = %own.udp,
-        members = config.members.len(),
+        members = start.members.len(),
         data = %config.data_directory.display(),
         auth = if config.admin_token.is_some() { "tokens" } else { "open" },
         peers = if config.cluster_key.is_some() { "authenticated" } else { "open" },
@@ -152,13 +163,86 @@ pub fn run(config: &NodeConfig) -> Result<bool> {
     if api.debug_panic_route {
         tracing::warn!("{DEBUG_PANIC_ROUTE_VARIABLE}=1: POST /v1/debug/panic kills this node");
     }
+    let joiner = config.join.clone().map(|url| {
+        let api = api.clone();
+        std::thread::spawn(move || join::run(&api, &url))
+    });
+    let mut recorded = None;
     while !signals::stop_requested() {
         fail_stop::exit_if_a_thread_died(&runtime);
+        record_committed_configuration(&api, &config.data_directory, &mut recorded);
         std::thread::sleep(Duration::from_millis(50));
     }
+    drop(joiner);
     tracing::info!("stop requested: finishing requests and making the last batch durable");
     server.stop(&api);
     runtime.shutdown();
     tracing::info!("node stopped cleanly");
     Ok(true)
+}
+
+/// The members and the bootstrap configuration this start runs with: the log's record when
+/// there is one; for `--join` without one, the cluster's members as the member named there
+/// lists them, this node a learner; otherwise the flags, every member a voter.
+fn start_members(config: &NodeConfig, check: &MembershipCheck) -> Result<Start> {
+    let members = check.start.members.clone();
+    if let Some((voters, learners)) = &check.start.from_log {
+        return Ok(Start {
+            members,
+            voters: voters.clone(),
+            learners: learners.clone(),
+        });
+    }
+    if let Some(url) = &config.join {
+        let listed = join::cluster_members(url, config.admin_token.as_deref())?;
+        let mut start = Start {
+            members,
+            voters: listed.voters,
+            learners: listed.learners,
+        };
+        for (id, addresses) in listed.members {
+            start.members.entry(id).or_insert(addresses);
+        }
+        start.voters.remove(&config.id);
+        start.learners.insert(config.id);
+        return Ok(start);
+    }
+    Ok(Start {
+        voters: members.keys().copied().collect(),
+        learners: BTreeSet::new(),
+        members,
+    })
+}
+
+/// Rewrites `members.toml` from the log's committed configuration whenever it changes and
+/// this node is in it (a removed node keeps its last record).
+fn record_committed_configuration(
+    api: &Api,
+    directory: &std::path::Path,
+    recorded: &mut Option<Membership>,
+) {
+    let status = api.handle.status();
+    let Some(committed) = status.committed_membership else {
+        return;
+    };
+    if recorded.as_ref() == Some(&committed) || !committed.contains(api.handle.id()) {
+        return;
+    }
+    let addresses = api.member_addresses();
+    let members: BTreeMap<NodeId, NodeAddresses> = committed
+        .members()
+        .filter_map(|id| addresses.get(&id).map(|address| (id, *address)))
+        .collect();
+    match membership_record::record_from_log(directory, &members, &committed.learners) {
+        Ok(()) => {
+            tracing::info!(
+                voters = ?committed.voters,
+                learners = ?committed.learners,
+                "recorded the committed configuration in {}",
+                membership_record::MEMBERS_FILE_NAME
+            );
+            *recorded = Some(committed);
+        }
+        Err(error) => tracing::warn!(error = %format!("{error:#}"), "cannot record the members"),
+    }
 }

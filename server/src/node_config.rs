@@ -91,6 +91,12 @@ pub struct RawNode {
     /// start is refused, since it would run this data as another cluster. Command line only
     #[arg(long)]
     pub force_new_membership: bool,
+    /// Join a running cluster through any member's REST API (e.g. http://10.0.0.1:8001):
+    /// learn its members there, ask to be added as a learner, catch up, then ask to be
+    /// promoted to a voter. Start it with an empty data directory; a restart with the same
+    /// flag resumes where the join stopped. Command line only
+    #[arg(long, value_name = "URL")]
+    pub join: Option<String>,
     /// File holding the administrator's token (one line, at least 16 characters). With it,
     /// every request but /v1/health and /metrics needs `Authorization: Bearer <token>`
     /// (this one, or a tenant's); without it the cluster runs open, in the default tenant.
@@ -170,6 +176,8 @@ pub struct NodeConfig {
     pub bootstrap: bool,
     /// Start even with members other than those recorded with the data (recovery).
     pub force_new_membership: bool,
+    /// `--join`: the base URL of a member of the running cluster to join.
+    pub join: Option<String>,
     /// The administrator's token (`--admin-token-file`); `None`: the cluster runs open.
     pub admin_token: Option<String>,
     /// The key of the cluster secret (`--cluster-secret-file`); `None`: peer datagrams are
@@ -391,6 +399,13 @@ impl RawNode {
                 .unwrap_or_default()
                 == InitialClusterState::New,
             force_new_membership: self.force_new_membership,
+            join: match self.join {
+                Some(url) if !url.starts_with("http://") => {
+                    bail!("--join must be an http:// URL of a member, like http://127.0.0.1:8001")
+                }
+                Some(url) => Some(url.trim_end_matches('/').to_owned()),
+                None => None,
+            },
             admin_token: match self.admin_token_file.or(file.admin_token_file) {
                 Some(path) => Some(read_admin_token(&path)?),
                 None => None,
@@ -400,6 +415,12 @@ impl RawNode {
                 None => None,
             },
         };
+        if config.join.is_some() && config.bootstrap {
+            bail!(
+                "--join adds this node to a running cluster; it cannot also bootstrap a new one \
+                 (--initial-cluster-state new)"
+            );
+        }
         check_timing(&config, &names)?;
         Ok(config)
     }

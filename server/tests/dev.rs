@@ -296,3 +296,57 @@ fn a_closed_stdout_does_not_panic_dev() {
     assert!(status.success(), "exit {status:?}; stderr: {stderr}");
     wait_until_ended(&nodes, Duration::from_secs(1));
 }
+
+/// `rafting dev add` grows a running dev cluster: node 4 starts on the next ports with
+/// `--join`, is added as a learner, caught up and promoted (the members' view lists it as a
+/// voter), and stops cleanly on SIGTERM.
+#[test]
+fn dev_add_grows_the_running_cluster_by_one_voter() {
+    let data = tempfile::tempdir().unwrap();
+    let (dev, _stdout) = Dev::start(data.path());
+    let mut add = Command::new(env!("CARGO_BIN_EXE_rafting"))
+        .args(["dev", "add", "--http-port", &dev.port.to_string(), "--data"])
+        .arg(data.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let members_url = format!("http://127.0.0.1:{}/v1/cluster/members", dev.port);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let voters = ureq::get(&members_url)
+            .call()
+            .ok()
+            .and_then(|response| response.into_json::<serde_json::Value>().ok())
+            .map(|members| members["voters"].clone());
+        if voters
+            .as_ref()
+            .is_some_and(|voters| voters == &serde_json::json!([1, 2, 3, 4]))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node 4 never became a voter: {voters:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(add.id() as i32, libc::SIGTERM) };
+    let output = {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while add.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "dev add did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        add.wait_with_output().unwrap()
+    };
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("node 4 stopped cleanly"), "{stdout}");
+}

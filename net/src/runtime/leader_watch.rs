@@ -47,6 +47,16 @@ impl LeaderWatch {
     }
 
     /// A message arrived from `peer`.
+    /// The peers' addresses changed (the configuration in force did).
+    pub(super) fn set_peers(
+        &mut self,
+        peers: std::collections::BTreeMap<NodeId, std::net::SocketAddr>,
+    ) {
+        if let Some(prober) = &mut self.prober {
+            prober.set_peers(peers);
+        }
+    }
+
     pub(super) fn heard_from(&mut self, peer: NodeId, now: Instant) {
         if self.leader == Some(peer) {
             self.last_heard = now;

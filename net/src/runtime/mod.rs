@@ -14,6 +14,7 @@
 
 mod leader_watch;
 pub mod liveness;
+pub mod members;
 mod node_loop;
 
 use crate::datagram::Receiver as DatagramReceiver;
@@ -23,10 +24,15 @@ use crate::transport::{Prober, Sender, spawn_receiver};
 use crate::wal::{Wal, WalConfig};
 use leader_watch::LeaderWatch;
 use liveness::Heartbeat;
+use members::KnownPeers;
 use node_loop::{NodeLoop, Peers};
+use rafting_core::LogIndex;
 use rafting_core::NodeId;
-use rafting_core::raft::{Config, DurableState, Envelope, Node, Status};
+use rafting_core::raft::{
+    Config, DurableState, Envelope, Membership, MembershipChange, Node, Status,
+};
 pub use rafting_core::replica::Consistency;
+pub use rafting_core::replica::MembershipApplied;
 use rafting_core::replica::{Numbered, RateRefusal, Replica, ReplicaConfig, ReplicaError};
 use rafting_core::store::{
     ClientId, Operation, Outcome, Query, ReadAnswer, Store, StoreConfig, StoreError, TenantId,
@@ -204,6 +210,11 @@ pub(crate) enum Event {
         to: NodeId,
         reply: Reply<()>,
     },
+    ChangeMembership {
+        change: MembershipChange,
+        reply: Reply<MembershipApplied>,
+        deadline: Instant,
+    },
     Shutdown,
     /// Kills the node loop with a panic, for the tests of what follows a dead loop.
     InjectedPanic,
@@ -213,6 +224,13 @@ pub(crate) enum Event {
 #[derive(Clone, Debug)]
 pub struct NodeStatus {
     pub raft: Status,
+    /// The newest configuration in the log (the one in force), and whether it came from the
+    /// log or a snapshot (`false`: the bootstrap one from the flags).
+    pub membership: Membership,
+    pub membership_learned: bool,
+    /// The newest configuration once it is a committed entry of the log (or a snapshot's):
+    /// what the cluster agreed on. `None` while it is the bootstrap one or uncommitted.
+    pub committed_membership: Option<Membership>,
     pub store_revision: u64,
     pub storage_failed: Option<String>,
 }
@@ -313,6 +331,9 @@ impl Runtime {
         let stop = Arc::new(AtomicBool::new(false));
         let status = Arc::new(Mutex::new(NodeStatus {
             raft: node.status(),
+            membership: node.membership().clone(),
+            membership_learned: node.log().memberships().newest_index() > LogIndex::ZERO,
+            committed_membership: None,
             store_revision: 0,
             storage_failed: None,
         }));
@@ -331,11 +352,13 @@ impl Runtime {
             config.peers.keys().copied().collect(),
             config.cluster_key.clone(),
         );
+        let known = KnownPeers::new(config.peers.keys().copied().collect());
         let message_events = events.clone();
         threads.push(
             spawn_receiver(
                 receive_socket,
                 receiver,
+                known.clone(),
                 metrics.clone(),
                 stop.clone(),
                 move |m| message_events.send(Event::Message(m)).is_ok(),
@@ -368,7 +391,12 @@ impl Runtime {
         let replica = Replica::new(node, store, replica_config);
         let node_loop = NodeLoop::new(
             replica,
-            Peers { sender, watch },
+            Peers {
+                sender,
+                watch,
+                configured: config.peers.clone(),
+                known,
+            },
             batches,
             metrics.clone(),
             status.clone(),
@@ -527,6 +555,22 @@ impl NodeHandle {
         self.call(Duration::from_secs(5), |reply| Event::Transfer {
             to,
             reply,
+        })
+    }
+
+    /// Proposes one membership change through the leader and waits until it has committed and
+    /// been applied here (or was refused: another change in progress, a leader not ready, a
+    /// learner not caught up, ...).
+    pub fn change_membership(
+        &self,
+        change: MembershipChange,
+        timeout: Duration,
+    ) -> Result<MembershipApplied, ClientError> {
+        let deadline = Instant::now() + timeout;
+        self.call(timeout, |reply| Event::ChangeMembership {
+            change,
+            reply,
+            deadline,
         })
     }
 

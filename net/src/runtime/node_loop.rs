@@ -7,15 +7,19 @@
 
 use super::leader_watch::LeaderWatch;
 use super::liveness::{Heartbeat, LOOP_ROUND_INTERVAL_MAX};
+use super::members::{self, KnownPeers, MemberAddress};
 use super::{ClientError, Event, NodeStatus, Reply};
 use crate::metrics::Metrics;
 use crate::storage::StorageReport;
 use crate::transport::Sender;
-use rafting_core::raft::{PersistBatch, RoleName};
-use rafting_core::replica::{Answer, Input, Output, Replica, ReplicaError, RequestId};
+use rafting_core::raft::{Membership, PersistBatch, RoleName};
+use rafting_core::replica::{
+    Answer, Input, MembershipApplied, Output, Replica, ReplicaError, RequestId,
+};
 use rafting_core::store::{Outcome, ReadAnswer};
-use rafting_core::{Millis, NodeId};
+use rafting_core::{LogIndex, Millis, NodeId};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -29,12 +33,17 @@ enum ReplyTo {
     Write(Reply<Outcome>),
     Read(Reply<ReadAnswer>),
     Transfer(Reply<()>),
+    Membership(Reply<MembershipApplied>),
 }
 
 /// How the node loop reaches its peers: messages out, and the watch on its leader.
 pub(super) struct Peers {
     pub(super) sender: Sender,
     pub(super) watch: LeaderWatch,
+    /// The peers' UDP addresses the node was started with (flags or `members.toml`).
+    pub(super) configured: BTreeMap<NodeId, SocketAddr>,
+    /// The senders the datagram receiver accepts.
+    pub(super) known: Arc<KnownPeers>,
 }
 
 pub(super) struct NodeLoop {
@@ -63,6 +72,8 @@ pub(super) struct NodeLoop {
     catching_up_marker: Option<PathBuf>,
     /// Disk losses of each follower already logged (the leader's view).
     disk_losses_logged: BTreeMap<NodeId, u64>,
+    /// The configuration the peer table was last built from.
+    table_built_from: Option<(Membership, bool)>,
 }
 
 impl NodeLoop {
@@ -91,6 +102,7 @@ impl NodeLoop {
             wake_at: Millis::ZERO,
             catching_up_marker: None,
             disk_losses_logged: BTreeMap::new(),
+            table_built_from: None,
         }
     }
 
@@ -263,6 +275,23 @@ impl NodeLoop {
                 let id = self.request(ReplyTo::Transfer(reply));
                 self.step(Input::TransferLeadership { id, to });
             }
+            Event::ChangeMembership {
+                change,
+                reply,
+                deadline,
+            } => {
+                if let Some(error) = self.refusal() {
+                    let _ = reply.send(Err(error));
+                    return;
+                }
+                let id = self.request(ReplyTo::Membership(reply));
+                let deadline = self.millis_at(deadline);
+                self.step(Input::ChangeMembership {
+                    id,
+                    change,
+                    deadline,
+                });
+            }
             Event::Shutdown => {
                 tracing::info!("shutting down: finishing the batch in flight");
                 self.shutting_down = true;
@@ -294,6 +323,7 @@ impl NodeLoop {
         let now = self.now();
         let output = self.replica.step(now, input);
         self.carry_out(output);
+        self.follow_configuration();
         self.forget_catch_up_once_done();
         let node = self.replica.node();
         if node.role() == RoleName::Candidate && role_before != RoleName::Candidate {
@@ -360,6 +390,9 @@ impl NodeLoop {
             (Answer::Transfer { result, .. }, ReplyTo::Transfer(reply)) => {
                 let _ = reply.send(result.map_err(ClientError::from));
             }
+            (Answer::Membership { result, .. }, ReplyTo::Membership(reply)) => {
+                let _ = reply.send(result.map_err(ClientError::from));
+            }
             _ => tracing::error!("an answer of the wrong kind for its request"),
         }
     }
@@ -374,8 +407,46 @@ impl NodeLoop {
                 ReplyTo::Write(reply) => drop(reply.send(Err(error.clone()))),
                 ReplyTo::Read(reply) => drop(reply.send(Err(error.clone()))),
                 ReplyTo::Transfer(reply) => drop(reply.send(Err(error.clone()))),
+                ReplyTo::Membership(reply) => drop(reply.send(Err(error.clone()))),
             }
         }
+    }
+
+    /// Keeps the peer table in step with the configuration in force: the sender, the leader
+    /// probes and the datagram receiver learn members added at runtime (from the addresses
+    /// their entries carry) and forget removed ones.
+    fn follow_configuration(&mut self) {
+        let memberships = self.replica.node().log().memberships();
+        let learned = memberships.newest_index() > LogIndex::ZERO;
+        let newest = memberships.newest();
+        if self
+            .table_built_from
+            .as_ref()
+            .is_some_and(|(membership, was_learned)| {
+                membership == newest && *was_learned == learned
+            })
+        {
+            return;
+        }
+        let own = self.replica.node().id();
+        let decode = |text: &str| MemberAddress::decode(text).map(|address| address.udp);
+        let table = members::resolve(own, newest, learned, &self.peers.configured, decode);
+        tracing::info!(
+            voters = ?newest.voters,
+            learners = ?newest.learners,
+            peers = ?table,
+            "the configuration in force changed: peer addresses updated"
+        );
+        // Senders still configured stay heard: a removed member that has not heard of its
+        // removal is answered (harmlessly), and the bootstrap peers keep a joining node open.
+        let mut heard: Vec<NodeId> = table.keys().copied().collect();
+        heard.extend(self.peers.configured.keys().copied());
+        heard.sort_unstable();
+        heard.dedup();
+        self.peers.known.set(heard);
+        self.peers.watch.set_peers(table.clone());
+        self.peers.sender.set_peers(table);
+        self.table_built_from = Some((newest.clone(), learned));
     }
 
     fn publish_status(&mut self) {
@@ -397,8 +468,15 @@ impl NodeLoop {
         Metrics::set(&self.metrics.commit_index, raft.commit_index.get());
         Metrics::set(&self.metrics.applied_index, raft.applied_index.get());
         Metrics::set(&self.metrics.is_leader, u64::from(self.replica.is_leader()));
+        let memberships = self.replica.node().log().memberships();
+        let newest_index = memberships.newest_index();
+        let membership_learned = newest_index > LogIndex::ZERO;
+        let committed = membership_learned && newest_index <= self.replica.node().commit_index();
         let status = NodeStatus {
             raft,
+            membership: memberships.newest().clone(),
+            membership_learned,
+            committed_membership: committed.then(|| memberships.newest().clone()),
             store_revision: self.replica.store().revision().get(),
             storage_failed: self.storage_failed.clone(),
         };

@@ -129,6 +129,9 @@ fn admin_only(route: &Route) -> bool {
         | Route::TokenIssue { .. }
         | Route::TokenRevoke { .. }
         | Route::TransferLeader { .. }
+        | Route::MemberAdd
+        | Route::MemberPromote { .. }
+        | Route::MemberRemove { .. }
         | Route::DebugPanic => true,
         _ => false,
     }

@@ -1,8 +1,8 @@
 //! Administration handlers: this node's status, the cluster view (gathered from every
 //! member's `/v1/status`), health, leadership transfer and Prometheus metrics.
 
-use super::Api;
 use super::errors::{ApiError, Reply};
+use super::{Api, NodeAddresses};
 use rafting_core::NodeId;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -18,6 +18,12 @@ pub fn status_json(api: &Api) -> Value {
     let status = api.handle.status();
     let raft = &status.raft;
     let addresses = api.members.get(&raft.id);
+    // A learner's Raft role is follower; the API names what it is.
+    let role = if status.membership.is_learner(raft.id) && raft.role.as_str() == "follower" {
+        "learner"
+    } else {
+        raft.role.as_str()
+    };
     let progress: Vec<Value> = raft
         .peers
         .iter()
@@ -38,8 +44,10 @@ pub fn status_json(api: &Api) -> Value {
         "http": addresses.map(|a| a.http.to_string()),
         "udp": addresses.map(|a| a.udp.to_string()),
         "reachable": true,
-        "role": raft.role.as_str(),
+        "role": role,
         "term": raft.term.get(),
+        "voters": raft.voters.iter().map(|id| id.get()).collect::<Vec<_>>(),
+        "learners": raft.learners.iter().map(|id| id.get()).collect::<Vec<_>>(),
         "leader": raft.leader.map(|id| id.get()),
         "commit_index": raft.commit_index.get(),
         "applied_index": raft.applied_index.get(),
@@ -56,8 +64,8 @@ pub fn status_json(api: &Api) -> Value {
 }
 
 /// Fetches another member's `/v1/status`; an unreachable member is reported as such.
-fn peer_status(api: &Api, id: NodeId) -> Value {
-    let Some(addresses) = api.members.get(&id) else {
+fn peer_status(api: &Api, id: NodeId, addresses: Option<NodeAddresses>) -> Value {
+    let Some(addresses) = addresses else {
         return json!({"id": id.get(), "reachable": false});
     };
     let url = format!("http://{}/v1/status", addresses.http);
@@ -90,12 +98,13 @@ fn peer_status(api: &Api, id: NodeId) -> Value {
 /// the most advanced reachable member sees them, and the leader's view of each follower.
 pub fn cluster(api: &Api) -> Reply {
     let own_id = api.handle.id();
+    let members = api.member_addresses();
+    let membership = api.handle.status().membership;
     let mut nodes: Vec<Value> = std::thread::scope(|scope| {
-        let fetches: Vec<_> = api
-            .members
-            .keys()
-            .filter(|&&id| id != own_id)
-            .map(|&id| scope.spawn(move || peer_status(api, id)))
+        let fetches: Vec<_> = members
+            .iter()
+            .filter(|&(&id, _)| id != own_id)
+            .map(|(&id, &addresses)| scope.spawn(move || peer_status(api, id, Some(addresses))))
             .collect();
         let mut nodes = vec![status_json(api)];
         nodes.extend(fetches.into_iter().filter_map(|fetch| fetch.join().ok()));
@@ -117,9 +126,14 @@ pub fn cluster(api: &Api) -> Reply {
         .find(|node| node["role"] == json!("leader") && node["term"] == term)
         .map(|node| node["progress"].clone())
         .unwrap_or_else(|| json!([]));
+    let ids = |set: &std::collections::BTreeSet<NodeId>| -> Vec<u64> {
+        set.iter().map(|id| id.get()).collect()
+    };
     Reply::json(&json!({
         "leader": leader,
         "term": term,
+        "voters": ids(&membership.voters),
+        "learners": ids(&membership.learners),
         "nodes": nodes,
         "progress": progress,
     }))
@@ -172,7 +186,7 @@ pub fn health(api: &Api) -> Reply {
 /// `POST /v1/cluster/transfer-leader?to=<id>`: redirected to the leader when sent elsewhere.
 pub fn transfer_leader(api: &Api, url: &str, to: u64) -> Result<Reply, ApiError> {
     let target = NodeId(to);
-    if !api.members.contains_key(&target) {
+    if !api.member_addresses().contains_key(&target) {
         return Err(ApiError::new(
             404,
             "unknown_node",

@@ -265,6 +265,25 @@ mod tests {
         assert_eq!(from_client_error(missing, |_| None).status, 404);
     }
 
+    /// Membership refusals keep the replica's codes: a leader not ready is retried (503), an
+    /// unknown member is 404, the rest (another change in progress, a learner not caught up)
+    /// 409.
+    #[test]
+    fn membership_refusals_map_to_their_statuses() {
+        let refused = |code: &'static str| {
+            let error = ClientError::MembershipRefused {
+                code,
+                message: code.to_owned(),
+            };
+            let api = from_client_error(error, |_| None);
+            (api.status, api.code)
+        };
+        assert_eq!(refused("leader_not_ready"), (503, "leader_not_ready"));
+        assert_eq!(refused("unknown_member"), (404, "unknown_member"));
+        assert_eq!(refused("change_in_progress"), (409, "change_in_progress"));
+        assert_eq!(refused("not_caught_up"), (409, "not_caught_up"));
+    }
+
     #[test]
     fn a_follower_redirects_to_a_known_leader_and_refuses_without_one() {
         let known = ClientError::NotLeader {

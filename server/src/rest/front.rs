@@ -163,7 +163,7 @@ fn answer(
 ) -> Screened {
     let mut response = into_response(error.into_reply());
     api.http_metrics.count(route.name(), response.status);
-    if let Some(origin) = super::cors::member_origin(head.headers, &api.members) {
+    if let Some(origin) = api.member_origin(head.headers) {
         super::cors::allow(&mut response, &origin);
     }
     Screened {

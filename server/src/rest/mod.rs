@@ -17,6 +17,7 @@ pub mod front;
 pub mod http_metrics;
 pub mod json;
 pub mod kv;
+pub mod members;
 pub mod pick;
 pub mod routes;
 pub mod services;
@@ -37,6 +38,7 @@ use http_metrics::HttpMetrics;
 use rafting_core::NodeId;
 use rafting_core::replica::Numbered;
 use rafting_core::store::{Caps, ClientId, TenantId};
+use rafting_net::runtime::members::MemberAddress;
 use rafting_net::runtime::{ClientError, NodeHandle};
 use routes::Route;
 use std::collections::BTreeMap;
@@ -55,7 +57,9 @@ pub struct NodeAddresses {
 /// What one node's API serves from, shared by its workers.
 pub struct Api {
     pub handle: NodeHandle,
-    /// Every member's addresses, this node included.
+    /// The members' addresses the node was started with (flags or `members.toml`), this node
+    /// included. The configuration in force decides who is a member now:
+    /// [`Api::member_addresses`].
     pub members: BTreeMap<NodeId, NodeAddresses>,
     /// How long a write or a read may wait for the cluster.
     pub request_timeout: Duration,
@@ -111,6 +115,42 @@ impl Scoped<'_> {
 }
 
 impl Api {
+    /// Every member of the configuration in force with its addresses, this node included (see
+    /// [`rafting_net::runtime::members::resolve`]): members added at runtime come with the
+    /// addresses their configuration entry carries.
+    pub fn member_addresses(&self) -> BTreeMap<NodeId, NodeAddresses> {
+        let status = self.handle.status();
+        let own = self.handle.id();
+        let decode = |text: &str| {
+            MemberAddress::decode(text).map(|address| NodeAddresses {
+                udp: address.udp,
+                http: address.http,
+            })
+        };
+        let mut table = rafting_net::runtime::members::resolve(
+            own,
+            &status.membership,
+            status.membership_learned,
+            &self.members,
+            decode,
+        );
+        if let Some(addresses) = self.members.get(&own) {
+            table.insert(own, *addresses);
+        }
+        table
+    }
+
+    /// The request's `Origin` when it is a member's own page ([`cors`]); the members are
+    /// looked up only for a request that names an origin.
+    pub fn member_origin(&self, headers: &[(String, Vec<u8>)]) -> Option<String> {
+        let has_origin = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("Origin"));
+        has_origin
+            .then(|| cors::member_origin(headers, &self.member_addresses()))
+            .flatten()
+    }
+
     /// Maps a runtime error, redirecting to the leader when the hint names another member.
     pub fn client_error(&self, error: ClientError, url: &str) -> ApiError {
         errors::from_client_error(error, |leader| {
@@ -118,7 +158,7 @@ impl Api {
             if leader == self.handle.id() {
                 return None;
             }
-            let addresses = self.members.get(&leader)?;
+            let addresses = self.member_addresses().get(&leader).copied()?;
             Some(format!("http://{}{url}", addresses.http))
         })
     }
@@ -212,7 +252,7 @@ impl Handler for Api {
     /// Serves one request; a member's dashboard may call it from another origin ([`cors`]).
     /// A watch is answered later by the watch registry; anything else at once.
     fn serve(&self, request: Request, responder: Responder) {
-        let origin = cors::member_origin(&request.headers, &self.members);
+        let origin = self.member_origin(&request.headers);
         if let Some(origin) = &origin
             && request.method == "OPTIONS"
         {
@@ -414,6 +454,10 @@ fn dispatch(
         Route::Cluster => Ok(cluster::cluster(api)),
         Route::Health => Ok(cluster::health(api)),
         Route::TransferLeader { to } => cluster::transfer_leader(api, url, *to),
+        Route::MemberList => Ok(members::list(api)),
+        Route::MemberAdd => members::add(api, url, &body),
+        Route::MemberPromote { id } => members::promote(api, url, *id),
+        Route::MemberRemove { id } => members::remove(api, url, *id),
         Route::Metrics => Ok(cluster::metrics(api)),
         Route::Ui { asset } => Ok(ui::serve(*asset)),
         Route::DebugPanic => cluster::debug_panic(api),

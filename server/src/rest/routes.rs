@@ -107,6 +107,18 @@ pub enum Route {
     TransferLeader {
         to: u64,
     },
+    /// `GET /v1/cluster/members`: the configuration in force, with every member's addresses.
+    MemberList,
+    /// `POST /v1/cluster/members` with `{id, udp, http, learner}`.
+    MemberAdd,
+    /// `POST /v1/cluster/members/<id>/promote`.
+    MemberPromote {
+        id: u64,
+    },
+    /// `DELETE /v1/cluster/members/<id>`.
+    MemberRemove {
+        id: u64,
+    },
     Metrics,
     /// `GET /ui` and its assets: the dashboard.
     Ui {
@@ -171,6 +183,10 @@ impl Route {
             Route::Cluster => "cluster",
             Route::Health => "health",
             Route::TransferLeader { .. } => "transfer_leader",
+            Route::MemberList => "member_list",
+            Route::MemberAdd => "member_add",
+            Route::MemberPromote { .. } => "member_promote",
+            Route::MemberRemove { .. } => "member_remove",
             Route::Metrics => "metrics",
             Route::Ui { .. } => "ui",
             Route::DebugPanic => "debug_panic",
@@ -197,6 +213,7 @@ impl Route {
                 | Route::ServiceUpdate { .. }
                 | Route::TenantCreate
                 | Route::TenantCaps { .. }
+                | Route::MemberAdd
         )
     }
 }
@@ -230,6 +247,9 @@ pub fn parse(method: &str, url: &str) -> Result<Route, ApiError> {
             return Err(ApiError::not_found_route(method, path));
         }
         return parse_services(method, path, rest, &query);
+    }
+    if let Some(rest) = path.strip_prefix("/v1/cluster/members") {
+        return parse_members(method, path, rest);
     }
     if let Some(rest) = path.strip_prefix("/v1/tenants") {
         if !rest.is_empty() && !rest.starts_with('/') {
@@ -309,6 +329,32 @@ fn parse_kv(
         }),
         "DELETE" => Ok(Route::KvDelete { key }),
         _ => Err(ApiError::method_not_allowed(method, path, ALLOW_KV)),
+    }
+}
+
+/// `/v1/cluster/members[/<id>[/promote]]`.
+fn parse_members(method: &str, path: &str, rest: &str) -> Result<Route, ApiError> {
+    if !rest.is_empty() && !rest.starts_with('/') {
+        return Err(ApiError::not_found_route(method, path));
+    }
+    let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
+    let member = |text: &str| {
+        text.parse::<u64>()
+            .map_err(|_| ApiError::bad_request(format!("member id {text:?} is not a number")))
+    };
+    match (method, segments.as_slice()) {
+        ("GET", []) => Ok(Route::MemberList),
+        ("POST", []) => Ok(Route::MemberAdd),
+        ("POST", [id, "promote"]) => Ok(Route::MemberPromote { id: member(id)? }),
+        ("DELETE", [id]) => Ok(Route::MemberRemove { id: member(id)? }),
+        (_, []) => Err(ApiError::method_not_allowed(
+            method,
+            path,
+            "GET, HEAD, POST",
+        )),
+        (_, [_, "promote"]) => Err(ApiError::method_not_allowed(method, path, "POST")),
+        (_, [_]) => Err(ApiError::method_not_allowed(method, path, "DELETE")),
+        _ => Err(ApiError::not_found_route(method, path)),
     }
 }
 
@@ -642,6 +688,44 @@ mod tests {
                 instance: "drain".into()
             }
         );
+    }
+
+    /// The membership routes: list, add, promote and remove; a bad id is a client error and a
+    /// wrong method names the allowed ones.
+    #[test]
+    fn membership_routes_name_the_member() {
+        assert_eq!(
+            parse("GET", "/v1/cluster/members").unwrap(),
+            Route::MemberList
+        );
+        assert_eq!(
+            parse("POST", "/v1/cluster/members").unwrap(),
+            Route::MemberAdd
+        );
+        assert_eq!(
+            parse("POST", "/v1/cluster/members/4/promote").unwrap(),
+            Route::MemberPromote { id: 4 }
+        );
+        assert_eq!(
+            parse("DELETE", "/v1/cluster/members/4").unwrap(),
+            Route::MemberRemove { id: 4 }
+        );
+        assert_eq!(
+            parse("DELETE", "/v1/cluster/members/x").unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            parse("GET", "/v1/cluster/members/4/promote")
+                .unwrap_err()
+                .status,
+            405
+        );
+        assert_eq!(parse("PUT", "/v1/cluster/members").unwrap_err().status, 405);
+        assert_eq!(
+            parse("GET", "/v1/cluster/membersx").unwrap_err().status,
+            404
+        );
+        assert!(Route::MemberAdd.has_body());
     }
 
     #[test]

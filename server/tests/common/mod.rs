@@ -111,6 +111,48 @@ impl TestCluster {
         panic!("no leader within {timeout:?}");
     }
 
+    /// Starts node `id` (the next one, after the cluster's) on fresh addresses and an empty
+    /// data directory, joining the running cluster: the cluster's timing, `--initial-cluster-
+    /// state existing`, and `extra` (such as `--join URL`, or `--peer` flags). Not a member
+    /// until the cluster adds it.
+    pub fn start_new_node(&mut self, extra: &[String]) -> u64 {
+        let id = self.nodes.len() as u64 + 1;
+        let (http, udp) = free_address_pair();
+        let directory = self._data.path().join(format!("node-{id}"));
+        let mut arguments = node_arguments(1, &[(http, udp)], &directory);
+        arguments[2] = id.to_string();
+        let state = arguments
+            .iter()
+            .position(|argument| argument == "--initial-cluster-state")
+            .expect("the usual arguments name the initial state");
+        arguments[state + 1] = "existing".to_owned();
+        arguments.extend(extra.iter().cloned());
+        let mut node = TestNode {
+            id,
+            http,
+            udp,
+            arguments,
+            child: None,
+            directory,
+        };
+        node.spawn();
+        self.nodes.push(node);
+        id
+    }
+
+    /// `--peer` flags naming the nodes `ids` of this cluster.
+    pub fn peer_flags(&self, ids: &[u64]) -> Vec<String> {
+        ids.iter()
+            .flat_map(|&id| {
+                let node = self.node(id);
+                [
+                    "--peer".to_owned(),
+                    format!("{id}={},{}", node.udp, node.http),
+                ]
+            })
+            .collect()
+    }
+
     /// Base URL of some running node, in turn by `index`.
     pub fn url(&self, index: usize) -> String {
         let running: Vec<&TestNode> = self.nodes.iter().filter(|n| n.child.is_some()).collect();
