@@ -28,6 +28,7 @@ pub mod linearizability;
 mod membership;
 pub mod network;
 pub mod params;
+mod queue;
 pub mod regressions;
 pub mod runner;
 pub mod scenario;

@@ -12,6 +12,7 @@ use crate::kv::sessions::ClockBounds;
 use crate::kv::{KvReport, KvWorld};
 use crate::network::{MICROS_PER_MS, Network};
 use crate::params::{Params, Streams};
+use crate::queue::EventQueue;
 use crate::scenario::{Scenario, WorkloadKind};
 use crate::trace::{TraceEvent, Tracer};
 use crate::wal_disk::WalDisk;
@@ -22,8 +23,7 @@ use rafting_core::store::{Store, StoreConfig};
 use rafting_core::{LogIndex, NodeId, Term};
 use rand::Rng;
 use serde::Serialize;
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use thiserror::Error;
 
@@ -186,31 +186,6 @@ pub(crate) enum EventKind {
     },
 }
 
-#[derive(Debug)]
-pub(crate) struct Event {
-    pub at_us: u64,
-    pub sequence: u64,
-    pub kind: EventKind,
-}
-
-impl PartialEq for Event {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at_us, self.sequence) == (other.at_us, other.sequence)
-    }
-}
-impl Eq for Event {}
-impl PartialOrd for Event {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Event {
-    /// Reversed, so that `BinaryHeap` pops the earliest event first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        (other.at_us, other.sequence).cmp(&(self.at_us, self.sequence))
-    }
-}
-
 /// One simulated machine: the replica (when running: the Raft node, its store and the request
 /// path the runtime runs), its disk, clock and checker state.
 pub(crate) struct Host {
@@ -304,8 +279,7 @@ pub struct Simulator<'s, 'w> {
     pub(crate) seed: u64,
     pub(crate) params: Params,
     pub(crate) now_us: u64,
-    sequence: u64,
-    queue: BinaryHeap<Event>,
+    queue: EventQueue<EventKind>,
     pub(crate) hosts: Vec<Host>,
     pub(crate) network: Network,
     pub(crate) streams: Streams,
@@ -427,8 +401,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
             seed,
             params,
             now_us: 0,
-            sequence: 0,
-            queue: BinaryHeap::new(),
+            queue: EventQueue::new(),
             hosts,
             network,
             streams,
@@ -454,12 +427,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
     }
 
     pub(crate) fn schedule(&mut self, at_us: u64, kind: EventKind) {
-        self.sequence += 1;
-        self.queue.push(Event {
-            at_us,
-            sequence: self.sequence,
-            kind,
-        });
+        self.queue.push(at_us, kind);
     }
 
     pub(crate) fn schedule_in_ms(&mut self, delay_ms: u64, kind: EventKind) {
@@ -580,9 +548,9 @@ impl<'s, 'w> Simulator<'s, 'w> {
         let in_flight = self
             .queue
             .iter()
-            .filter(|event| {
+            .filter(|kind| {
                 matches!(
-                    event.kind,
+                    kind,
                     EventKind::Deliver { .. } | EventKind::DeliverBytes { .. }
                 )
             })

@@ -28,7 +28,7 @@ use rafting_wal::snapshot_file::{
     snapshot_file_name, snapshot_files_to_delete,
 };
 use rafting_wal::{
-    Batch, ClusterId, LogOwner, LogShape, RecordRef, RecoveredLog, SegmentExpectation, WalError,
+    ClusterId, LogOwner, LogShape, RecordRef, RecoveredLog, SegmentExpectation, WalError,
     encode_frame, new_segment_bytes, replay_segment,
 };
 use std::collections::VecDeque;
@@ -180,12 +180,8 @@ impl WalDisk {
     }
 
     fn encode(&self, batch: &PersistBatch, shape: LogShape) -> (Vec<u8>, LogShape) {
-        let batch = Batch {
-            hard_state: batch.hard_state,
-            entries: batch.entries.clone(),
-        };
         let (records, shape) = shape
-            .plan_batch(&batch)
+            .plan(batch.hard_state.as_ref(), &batch.entries)
             .expect("core emitted a persist batch that breaks the log's ordering rules");
         let mut frame = Vec::new();
         encode_frame(&records, &mut frame).expect("a simulated batch always fits a frame");
@@ -203,9 +199,12 @@ impl WalDisk {
             self.durable.hard_state = hard_state;
         }
         if let Some(first) = batch.entries.first() {
-            self.durable
+            // The entries are in index order: cut the suffix the batch overwrites.
+            let kept = self
+                .durable
                 .entries
-                .retain(|entry| entry.index < first.index);
+                .partition_point(|entry| entry.index < first.index);
+            self.durable.entries.truncate(kept);
             self.durable.entries.extend_from_slice(&batch.entries);
         }
     }

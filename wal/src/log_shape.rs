@@ -103,23 +103,32 @@ impl LogShape {
         &self,
         batch: &'a Batch,
     ) -> Result<(Vec<RecordRef<'a>>, LogShape), WalError> {
+        self.plan(batch.hard_state.as_ref(), &batch.entries)
+    }
+
+    /// [`LogShape::plan_batch`] for a batch's parts, borrowed from wherever they are.
+    pub fn plan<'a>(
+        &self,
+        hard_state: Option<&'a HardState>,
+        entries: &'a [Entry],
+    ) -> Result<(Vec<RecordRef<'a>>, LogShape), WalError> {
         let mut shape = *self;
-        let mut records = Vec::with_capacity(batch.entries.len() + 2);
+        let mut records = Vec::with_capacity(entries.len() + 2);
         let invalid = |violation: OrderViolation| WalError::InvalidBatch {
             reason: violation.reason,
         };
-        if let Some(first) = batch.entries.first()
+        if let Some(first) = entries.first()
             && let Some(next_index) = shape.next_index
             && first.index < next_index
         {
             shape.truncate(first.index).map_err(invalid)?;
             records.push(RecordRef::Truncate { from: first.index });
         }
-        for entry in &batch.entries {
+        for entry in entries {
             shape.append(entry.index).map_err(invalid)?;
             records.push(RecordRef::Entry(entry));
         }
-        if let Some(hard_state) = &batch.hard_state {
+        if let Some(hard_state) = hard_state {
             records.push(RecordRef::HardState(hard_state));
         }
         Ok((records, shape))
