@@ -86,6 +86,13 @@ impl Simulator<'_, '_> {
         if host.incarnation != incarnation || host.replica.is_none() {
             return;
         }
+        if host.timer_at_us != self.now_us {
+            // Not the timer armed last: one armed for a later time before the node moved its
+            // deadline earlier. The armed one has fired or will. (Acting on it would re-arm a
+            // second chain of timers for the same deadlines, for ever: two thirds of all
+            // events once were such re-arms.)
+            return;
+        }
         if host.paused {
             // The timer is re-armed when the node resumes.
             host.timer_at_us = u64::MAX;
