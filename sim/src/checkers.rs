@@ -496,7 +496,9 @@ pub fn committed_entries_kept(
     from: LogIndex,
 ) -> Result<(), Violation> {
     let first = from.max(log.base());
-    for held in before.iter().filter(|held| held.index >= first) {
+    // `before` is in index order: skip to `first` rather than scan the whole log every write.
+    let start = before.partition_point(|held| held.index < first);
+    for held in &before[start..] {
         let Some((term, _)) = slot_at(committed, held.index) else {
             break;
         };
