@@ -125,3 +125,38 @@ fn concurrent_changes_without_the_guards_are_caught() {
         );
     }
 }
+
+// `removed_node_quiet` sees a removed node disrupt the cluster when nothing stops it: without
+// PreVote and CheckQuorum, a node cut off while its removal commits never hears of it, times
+// out and campaigns in a term no member has reached. With them (the shipped scenario), the
+// same seeds pass.
+#[test]
+fn a_removed_node_campaigning_without_prevote_is_caught() {
+    use rafting_sim::scenario::Toggle;
+    let mut scenario = shipped("membership_grow_shrink.toml");
+    scenario.timing.pre_vote = Toggle::Fixed(false);
+    scenario.timing.check_quorum = Toggle::Fixed(false);
+    let mut caught = Vec::new();
+    for seed in 1..=12 {
+        let report = run_seed(&scenario, seed, None).expect("runs").report;
+        if let Some(violation) = report.violation {
+            eprintln!("seed {seed}: {violation}");
+            caught.push((seed, violation.check));
+        }
+    }
+    assert!(
+        caught
+            .iter()
+            .any(|(_, check)| *check == "removed_node_quiet"),
+        "no seed caught a removed node campaigning: {caught:?}"
+    );
+    let scenario = shipped("membership_grow_shrink.toml");
+    for &(seed, _) in caught.iter().take(3) {
+        let report = run_seed(&scenario, seed, None).expect("runs").report;
+        assert!(
+            report.violation.is_none(),
+            "seed {seed}: {:?}",
+            report.violation
+        );
+    }
+}
