@@ -160,3 +160,37 @@ fn a_removed_node_campaigning_without_prevote_is_caught() {
         );
     }
 }
+
+// `remove_node` without a node takes the leader and, for a second removal scripted at the
+// same time, the highest member not leaving: two such removals shrink 5 voters to 3, the
+// leader among the removed, and the seeds pass.
+#[test]
+fn removals_without_a_node_take_the_leader_and_another() {
+    use rafting_sim::scenario::ScriptedEvent;
+    let mut scenario = shipped("membership_grow_shrink.toml");
+    scenario.events.retain(|event| {
+        !matches!(
+            event,
+            ScriptedEvent::RemoveNode { .. } | ScriptedEvent::Partition { .. }
+        )
+    });
+    for _ in 0..2 {
+        scenario.events.push(ScriptedEvent::RemoveNode {
+            at_ms: 10_000,
+            node: None,
+        });
+    }
+    for seed in 1..=3 {
+        let mut bytes = Vec::new();
+        let report = run_seed(&scenario, seed, Some(&mut bytes))
+            .expect("runs")
+            .report;
+        assert!(
+            report.violation.is_none(),
+            "seed {seed}: {:?}",
+            report.violation
+        );
+        let trace = String::from_utf8(bytes).expect("utf-8");
+        assert_eq!(trace.matches(" removed\"").count(), 2, "seed {seed}");
+    }
+}
