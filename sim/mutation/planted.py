@@ -75,6 +75,13 @@ PLANTED = {
         true""",
         "a node on an empty disk votes before it has caught up (issue 10)",
     ),
+    "membership_changes_unguarded": (
+        "core/src/raft/reconfiguration.rs",
+        """        if !self.config.planted_membership_unguarded {""",
+        """        if self.config.planted_membership_unguarded {""",
+        "a leader proposes a membership change before committing in its term, and while "
+        "another is uncommitted (the single-server change bug, issue 16)",
+    ),
 }
 
 

@@ -74,6 +74,11 @@ pub mod check {
     pub const APPLIED_ANSWERS_AGREE: &str = "applied_answers_agree";
     /// A well-behaved tenant's requests complete within its bound while another floods.
     pub const TENANT_LATENCY: &str = "tenant_latency";
+    /// A node outside the configuration (its removal committed, or a spare never added)
+    /// does not disrupt the members: it never leads, and never moves to a term no member has
+    /// reached (a campaign of its own that would depose a healthy leader; PreVote and
+    /// CheckQuorum prevent it).
+    pub const REMOVED_NODE_QUIET: &str = "removed_node_quiet";
 }
 
 /// Core's documented per-entry overhead in byte limits (term, index, tag).
@@ -334,6 +339,38 @@ pub fn no_disjoint_majorities(record: &Record, term: Term) -> Result<(), Violati
                 ));
             }
         }
+    }
+    Ok(())
+}
+
+/// A node outside the configuration stays quiet: checked each time its role or term changes
+/// (`previous_term` to `term`), against the highest term any member has held so far. Moving
+/// to a term some member reached is hearing the cluster; moving beyond every member's is a
+/// campaign of its own, which a member that hears it would follow into a needless election.
+/// A term it already held when it left is not counted (it gained it as a member).
+pub fn removed_node_quiet(
+    node: NodeId,
+    leads: bool,
+    previous_term: Term,
+    term: Term,
+    member_term_max: Term,
+) -> Result<(), Violation> {
+    if leads {
+        return Err(Violation::new(
+            check::REMOVED_NODE_QUIET,
+            &[node],
+            format!("{node}, outside the configuration, leads term {term}"),
+        ));
+    }
+    if term > previous_term && term > member_term_max {
+        return Err(Violation::new(
+            check::REMOVED_NODE_QUIET,
+            &[node],
+            format!(
+                "{node}, outside the configuration, moved from term {previous_term} to \
+                 {term}, beyond every member's (at most {member_term_max})"
+            ),
+        ));
     }
     Ok(())
 }

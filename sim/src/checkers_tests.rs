@@ -446,3 +446,19 @@ fn tenant_caps_catches_a_tenant_over_its_keys_cap() {
         violation.detail
     );
 }
+
+// A removed node that campaigns on its own into a term no member has reached, or that leads,
+// is reported; one that follows the members into their term, or keeps the term it had when it
+// left, is not.
+#[test]
+fn removed_node_quiet_catches_a_removed_node_that_campaigns_or_leads() {
+    let node = NodeId(4);
+    assert!(removed_node_quiet(node, false, Term(3), Term(5), Term(5)).is_ok());
+    assert!(removed_node_quiet(node, false, Term(6), Term(6), Term(5)).is_ok());
+    let violation = removed_node_quiet(node, false, Term(5), Term(6), Term(5)).unwrap_err();
+    assert_eq!(violation.check, check::REMOVED_NODE_QUIET);
+    assert_eq!(violation.nodes, vec![4]);
+    let violation = removed_node_quiet(node, true, Term(5), Term(5), Term(5)).unwrap_err();
+    assert_eq!(violation.check, check::REMOVED_NODE_QUIET);
+    assert!(violation.detail.contains("leads"), "{}", violation.detail);
+}

@@ -386,6 +386,12 @@ impl Simulator<'_, '_> {
                 }
             }
             ScriptedEvent::ReplaceNode { node, .. } => self.start_replacement(node),
+            ScriptedEvent::AddNode { node, .. } => self.start_growth(node),
+            ScriptedEvent::RemoveNode { node, .. } => {
+                if !self.start_shrink(node) {
+                    self.schedule_in_ms(100, EventKind::Scripted(position));
+                }
+            }
             ScriptedEvent::Campaign { node, .. } => {
                 let position = position_of(node);
                 if self.hosts[position].running() {

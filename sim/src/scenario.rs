@@ -99,6 +99,17 @@ pub struct Scenario {
     /// `nodes`), so one scenario runs single nodes, even sizes and large clusters alike.
     #[serde(default)]
     pub nodes_drawn: Option<[u64; 2]>,
+    /// The voters the cluster starts with: nodes `1..=initial_voters` (default: every node).
+    /// The other hosts are spares: they start empty, outside the configuration (each a
+    /// joining learner of its own, like `rafting node --join`), until an `add_node` event
+    /// brings them in.
+    #[serde(default)]
+    pub initial_voters: Option<u64>,
+    /// Test-only planted bug ([`rafting_core::raft::Config::planted_membership_unguarded`]):
+    /// leaders propose membership changes without the commit-first and one-at-a-time rules.
+    /// Never read from a file.
+    #[serde(skip)]
+    pub planted_membership_unguarded: bool,
     /// Length of the safety phase (faults on), in simulated milliseconds.
     pub duration_ms: u64,
     #[serde(default)]
@@ -596,6 +607,22 @@ pub enum ScriptedEvent {
         #[serde(default)]
         node: Option<u64>,
     },
+    /// `node`, a spare host outside the configuration (see `initial_voters`), is added as a
+    /// learner and promoted once caught up, each change proposed to the leader and retried
+    /// until it commits. Changes scripted at the same time are proposed together, each turn:
+    /// the leader's one-change-at-a-time rule orders them.
+    AddNode {
+        at_ms: u64,
+        node: u64,
+    },
+    /// `node` (default: the leader at that moment) is removed from the configuration, retried
+    /// until the removal commits. The removed node keeps running with what it has: it must not
+    /// disrupt the cluster (`removed_node_quiet`).
+    RemoveNode {
+        at_ms: u64,
+        #[serde(default)]
+        node: Option<u64>,
+    },
 }
 
 impl ScriptedEvent {
@@ -618,7 +645,9 @@ impl ScriptedEvent {
             | ScriptedEvent::PauseNewLeader { at_ms, .. }
             | ScriptedEvent::TransferLeader { at_ms, .. }
             | ScriptedEvent::Campaign { at_ms, .. }
-            | ScriptedEvent::ReplaceNode { at_ms, .. } => *at_ms,
+            | ScriptedEvent::ReplaceNode { at_ms, .. }
+            | ScriptedEvent::AddNode { at_ms, .. }
+            | ScriptedEvent::RemoveNode { at_ms, .. } => *at_ms,
         }
     }
 
@@ -632,7 +661,10 @@ impl ScriptedEvent {
             | ScriptedEvent::Pause { node, .. }
             | ScriptedEvent::Campaign { node, .. } => vec![*node],
             ScriptedEvent::TransferLeader { to, .. } => vec![*to],
-            ScriptedEvent::ReplaceNode { node, .. } => node.iter().copied().collect(),
+            ScriptedEvent::ReplaceNode { node, .. } | ScriptedEvent::RemoveNode { node, .. } => {
+                node.iter().copied().collect()
+            }
+            ScriptedEvent::AddNode { node, .. } => vec![*node],
             ScriptedEvent::Partition { groups, .. } => groups.iter().flatten().copied().collect(),
             ScriptedEvent::CutLink { between, .. } => between.to_vec(),
             _ => Vec::new(),

@@ -206,6 +206,10 @@ pub(crate) struct Host {
     /// Its disk was wiped and it has not caught up yet (the runtime's `catching-up` marker
     /// file): a restart now starts it catching up again.
     pub catching_up: bool,
+    /// Outside the configuration as far as the membership driver knows: a spare not yet
+    /// added, or a node whose removal committed. It need not catch up at the end, and must
+    /// not disrupt the members ([`checkers::removed_node_quiet`]).
+    pub outside: bool,
     pub paused: bool,
     /// Events that arrived while paused, delivered on resume.
     pub backlog: Vec<EventKind>,
@@ -237,6 +241,16 @@ impl Host {
             .saturating_mul(1_000_000)
             .div_ceil(rate)
             .min(u128::from(u64::MAX)) as u64
+    }
+
+    /// Makes the host a node joining the cluster on its next start: an empty disk, itself
+    /// its only learner, catching up before it may vote (the runtime's `rafting node
+    /// --join`).
+    pub fn make_joining(&mut self) {
+        self.disk = WalDisk::new(self.id);
+        self.catching_up = true;
+        self.config.voters.clear();
+        self.config.learners = [self.id].into_iter().collect();
     }
 
     /// The Raft node inside the replica, when the host runs.
@@ -310,6 +324,8 @@ pub struct Simulator<'s, 'w> {
     pub(crate) snapshot_chunks: BTreeMap<(usize, LogIndex, Term), (usize, u64)>,
     /// Scripted replacements of nodes (membership changes), in order.
     pub(crate) replacements: Vec<crate::membership::Replacement>,
+    /// The highest term any member (a host not [`Host::outside`]) has held.
+    pub(crate) member_term_max: Term,
 }
 
 /// Runs one seed of a scenario, writing its trace to `trace` if given.
@@ -350,10 +366,10 @@ impl<'s, 'w> Simulator<'s, 'w> {
         network.reorder_probability = params.reorder_probability;
         network.reorder_delay_ms_max = scenario.network.reorder_delay_ms_max;
         let ids: Vec<NodeId> = (1..=scenario.nodes).map(NodeId).collect();
+        let voters = &ids[..scenario.initial_voters.unwrap_or(scenario.nodes) as usize];
         let mut hosts = Vec::with_capacity(nodes);
         for (position, &id) in ids.iter().enumerate() {
-            let config = node_config(scenario, &params, id, &ids, streams.node_seeds[position]);
-            let node = Node::new(config.clone())?;
+            let config = node_config(scenario, &params, id, voters, streams.node_seeds[position]);
             let mut host = Host {
                 id,
                 config,
@@ -371,6 +387,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 sync_covers: 0,
                 campaigned_on_transfer: None,
                 catching_up: false,
+                outside: false,
                 paused: false,
                 backlog: Vec::new(),
                 held_requests: Vec::new(),
@@ -382,6 +399,14 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 last_role: RoleName::Follower,
                 last_term: Term::ZERO,
             };
+            if !voters.contains(&id) {
+                // A spare: it starts as a node joining the cluster would, and waits to be
+                // added.
+                host.make_joining();
+                host.outside = true;
+                host.config.catch_up_before_voting = true;
+            }
+            let node = Node::new(host.config.clone())?;
             host.start_replica(node);
             hosts.push(host);
         }
@@ -423,6 +448,7 @@ impl<'s, 'w> Simulator<'s, 'w> {
                 .then(|| crate::attacker::Wire::new(nodes, scenario.secret)),
             snapshot_chunks: BTreeMap::new(),
             replacements: Vec::new(),
+            member_term_max: Term::ZERO,
         })
     }
 
@@ -694,10 +720,12 @@ impl<'s, 'w> Simulator<'s, 'w> {
         }
     }
 
-    /// Each node's applied index (none for a node that is not running).
+    /// Each member's applied index (none for a node that is not running). Nodes outside the
+    /// configuration need not catch up: nobody replicates to them.
     fn applied_indexes(&self) -> Vec<(NodeId, Option<LogIndex>)> {
         self.hosts
             .iter()
+            .filter(|host| !host.outside)
             .map(|host| (host.id, host.replica.is_some().then_some(host.last_applied)))
             .collect()
     }
@@ -821,6 +849,7 @@ fn node_config(
         config.snapshot_chunk_bytes = params.snapshot_chunk_bytes as usize;
     }
     config.planted_snapshot_unverified = scenario.snapshots.planted_unverified;
+    config.planted_membership_unguarded = scenario.planted_membership_unguarded;
     config
 }
 

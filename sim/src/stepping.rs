@@ -336,6 +336,14 @@ impl Simulator<'_, '_> {
         let (id, role, term, commit) = (host.id, raft.role(), raft.term(), raft.commit_index());
         let role_changed = role != host.last_role || term != host.last_term;
         let previous_commit = host.last_commit;
+        if role_changed && host.outside {
+            let leads = role == RoleName::Leader;
+            let result =
+                checkers::removed_node_quiet(id, leads, host.last_term, term, self.member_term_max);
+            self.check(result);
+        } else if role_changed {
+            self.member_term_max = self.member_term_max.max(term);
+        }
         if role_changed {
             if role == RoleName::Leader {
                 let incarnation = self.hosts[node].incarnation;

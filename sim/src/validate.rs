@@ -64,11 +64,45 @@ pub fn validate(scenario: &Scenario) -> Result<(), Invalid> {
             );
         }
     }
+    validate_membership(scenario)?;
     validate_timing(scenario)?;
     validate_tenants(scenario)?;
     validate_ranges(scenario)?;
     validate_profile(scenario)?;
     validate_script(scenario)
+}
+
+/// `initial_voters`, `add_node` and `remove_node`: spares exist only beside a fixed cluster
+/// size, an added node is a spare, and a node is added at most once.
+fn validate_membership(scenario: &Scenario) -> Result<(), Invalid> {
+    use crate::scenario::ScriptedEvent;
+    let voters = scenario.initial_voters.unwrap_or(scenario.nodes);
+    if let Some(initial) = scenario.initial_voters {
+        if initial == 0 || initial > scenario.nodes {
+            return fail("initial_voters", "needs 1 <= initial_voters <= nodes");
+        }
+        if scenario.nodes_drawn.is_some() {
+            return fail("initial_voters", "cannot be used with nodes_drawn");
+        }
+    }
+    let mut added = Vec::new();
+    for (position, event) in scenario.events.iter().enumerate() {
+        let ScriptedEvent::AddNode { node, .. } = event else {
+            continue;
+        };
+        let key = format!("events[{position}].node");
+        if *node <= voters {
+            return fail(
+                &key,
+                format!("node {node} is an initial voter; add_node takes a spare (> {voters})"),
+            );
+        }
+        if added.contains(node) {
+            return fail(&key, format!("node {node} is added twice"));
+        }
+        added.push(*node);
+    }
+    Ok(())
 }
 
 /// `[[tenants]]`: KV only, well-formed distinct names, at least one client each, hostile

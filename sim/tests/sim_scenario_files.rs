@@ -52,6 +52,24 @@ fn bad_values_name_their_key() {
     assert!(error.contains("brief"), "{error}");
 }
 
+// Membership keys: spares exist only below `nodes`, `add_node` takes a spare, once.
+#[test]
+fn membership_keys_are_checked() {
+    let five = MINIMAL.replace("nodes = 3", "nodes = 5");
+    let add = |node: u64| format!("[[events]]\naction = \"add_node\"\nat_ms = 1\nnode = {node}\n");
+    let text = format!("{five}\ninitial_voters = 3\n{}{}", add(4), add(5));
+    let scenario = parse(&text).expect("a valid growth");
+    assert_eq!(scenario.initial_voters, Some(3));
+    let error = parse(&format!("{five}\ninitial_voters = 6\n")).unwrap_err();
+    assert!(error.contains("initial_voters"), "{error}");
+    let error = parse(&format!("{five}\ninitial_voters = 3\n{}", add(3))).unwrap_err();
+    assert!(error.contains("events[0].node"), "{error}");
+    let error = parse(&format!("{five}\ninitial_voters = 3\n{}{}", add(4), add(4))).unwrap_err();
+    assert!(error.contains("events[1].node"), "{error}");
+    let remove = "[[events]]\naction = \"remove_node\"\nat_ms = 1\n";
+    assert!(parse(&format!("{five}\n{remove}")).is_ok());
+}
+
 // An expectation that cannot hold (no leader at all 6 s into a calm run) is reported under its
 // name, which shows that expectations are really evaluated.
 #[test]
