@@ -10,19 +10,25 @@
 #    prefix of the leader, opened by the `watch_flood` example (one mio thread: a watcher is a
 #    socket, not a thread); CHANGES puts under the prefix, one every INTERVAL_MS; reported:
 #    delivery latency after each put's acknowledgement (p50/p99/max) and the node's VmRSS.
+#    Run once per mode of WATCH_MODES ("stream poll"): watch streams (`?watch&stream`,
+#    `watch_flood --stream`), then long polls, on the same node one after the other.
 #
 # Needs: wrk; etcd-server + etcd-client for the etcd half of 1. Data under /tmp only.
 # 2'. the same number of watch streams on one etcd member, each one HTTP connection carrying a
 #    `POST /v3/watch` stream through etcd's v3 JSON gateway (`watch_flood --etcd`).
 #
 # Env: DUR (10) seconds per wrk run, WATCHERS (10000), CHANGES (20), INTERVAL_MS (1000),
-#      OUT (/tmp/rafting-many-clients), CARGO_TARGET_DIR (target); SKIP_PUTS=1 and
+#      WATCH_MODES ("stream poll"), OUT (/tmp/rafting-many-clients), CARGO_TARGET_DIR (target); SKIP_PUTS=1 and
 #      SKIP_RAFTING_WATCH=1 / SKIP_ETCD_WATCH=1 leave out part 1, 2 or 2'.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
 DUR="${DUR:-10}"; WATCHERS="${WATCHERS:-10000}"; CHANGES="${CHANGES:-20}"
 INTERVAL_MS="${INTERVAL_MS:-1000}"; OUT="${OUT:-/tmp/rafting-many-clients}"
+# Streams first: a long poll's connection is not read while its poll waits, so the node
+# notices that a finished run's pollers left only when their polls time out (60 s), and until
+# then they count against its connection cap.
+WATCH_MODES="${WATCH_MODES:-stream poll}"
 rm -rf "$OUT"; mkdir -p "$OUT"
 # Every connection is a descriptor, on both sides.
 ulimit -n "$(ulimit -Hn)"
@@ -54,9 +60,15 @@ print(next(n["http"] for n in c["nodes"] if n["id"]==c["leader"]))')
 LEADER_PORT="${LEADER##*:}"
 PID=$(ss -ltnpH "sport = :$LEADER_PORT" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2)
 echo "watching the leader $LEADER (pid $PID), putting through it"
-"$FLOOD" --watch "$LEADER" --put "$LEADER" --watchers "$WATCHERS" --changes "$CHANGES" \
-  --interval-ms "$INTERVAL_MS" --pid "$PID" | tee "$OUT/watchers.txt"
-echo "threads of the node: $(ls /proc/"$PID"/task | wc -l)" | tee -a "$OUT/watchers.txt"
+for MODE in $WATCH_MODES; do
+  FLAGS=""; [ "$MODE" = stream ] && FLAGS="--stream"
+  echo "-- $MODE"
+  # shellcheck disable=SC2086
+  "$FLOOD" $FLAGS --watch "$LEADER" --put "$LEADER" --watchers "$WATCHERS" --changes "$CHANGES" \
+    --interval-ms "$INTERVAL_MS" --prefix "/flood-$MODE" --pid "$PID" | tee -a "$OUT/watchers.txt"
+  echo "threads of the node: $(ls /proc/"$PID"/task | wc -l)" | tee -a "$OUT/watchers.txt"
+  sleep 2
+done
 kill -INT $DEV 2>/dev/null; wait $DEV 2>/dev/null || true
 trap - EXIT
 fi

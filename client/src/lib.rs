@@ -36,9 +36,11 @@
 
 mod farm;
 mod master;
+mod watch;
 
 pub use farm::{Balancer, Farm, FarmMember, Membership, MonteCarlo, Picked, RoundRobin};
 pub use master::{Candidate, MasterGuard, member_view};
+pub use watch::{WatchEvent, WatchStream};
 
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -368,6 +370,47 @@ impl Rafting {
                     self.preferred.store(endpoint as u64, Ordering::Relaxed);
                     return result;
                 }
+            }
+        }
+        Err(last)
+    }
+
+    /// Opens a streamed answer (a `GET` whose body stays open) on the preferred node, or the
+    /// others in turn; a read that waits longer than `read_timeout` fails.
+    pub(crate) fn open_stream(
+        &self,
+        path: &str,
+        read_timeout: Duration,
+    ) -> Result<Box<dyn std::io::BufRead + Send + Sync>, Error> {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(self.timeout)
+            .timeout_read(read_timeout)
+            .redirects(0)
+            .build();
+        let count = self.endpoints.len();
+        let first = self.preferred.load(Ordering::Relaxed) as usize % count;
+        let mut last = Error::Unavailable("no attempt".into());
+        for offset in 0..count {
+            let endpoint = (first + offset) % count;
+            let url = format!("{}{path}", self.endpoints[endpoint]);
+            let mut request = agent.get(&url);
+            if let Some(authorization) = &self.authorization {
+                request = request.set("Authorization", authorization);
+            }
+            match request.call() {
+                Ok(response) => {
+                    self.preferred.store(endpoint as u64, Ordering::Relaxed);
+                    return Ok(Box::new(std::io::BufReader::new(response.into_reader())));
+                }
+                Err(ureq::Error::Status(status, response)) => {
+                    let body: Value = response.into_json().unwrap_or(Value::Null);
+                    return Err(Error::Api {
+                        status,
+                        code: body["code"].as_str().unwrap_or("error").to_owned(),
+                        message: body["message"].as_str().unwrap_or_default().to_owned(),
+                    });
+                }
+                Err(error) => last = Error::Unavailable(format!("GET {url}: {error}")),
             }
         }
         Err(last)

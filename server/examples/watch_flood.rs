@@ -14,6 +14,9 @@
 //! sending, then polls again from `next_since` on the same connection. Only the first event of
 //! each answer counts, the change the watcher was waiting for.
 //!
+//! With `--stream`, each watcher is one RAFTiNG watch stream (`?watch&stream`): one request,
+//! one chunked answer that carries every change as a line of JSON.
+//!
 //! With `--etcd`, the same against etcd's v3 JSON gateway: each watcher is one HTTP
 //! connection carrying one `POST /v3/watch` stream on the prefix (the gateway turns it into a
 //! gRPC watch stream, as `etcdctl watch --prefix` opens one), and puts go to `/v3/kv/put`.
@@ -36,6 +39,8 @@ struct Options {
     pid: Option<u32>,
     /// Watch and put through etcd's v3 JSON gateway instead (`POST /v3/watch` streams).
     etcd: bool,
+    /// Watch with RAFTiNG's streams (`?watch&stream`) instead of long polls.
+    stream: bool,
 }
 
 fn options() -> Options {
@@ -48,11 +53,16 @@ fn options() -> Options {
         prefix: "/flood".into(),
         pid: None,
         etcd: false,
+        stream: false,
     };
     let mut arguments: Vec<String> = std::env::args().skip(1).collect();
     if let Some(position) = arguments.iter().position(|a| a == "--etcd") {
         arguments.remove(position);
         options.etcd = true;
+    }
+    if let Some(position) = arguments.iter().position(|a| a == "--stream") {
+        arguments.remove(position);
+        options.stream = true;
     }
     for pair in arguments.chunks(2) {
         let value = pair.get(1).cloned().unwrap_or_default();
@@ -191,9 +201,66 @@ struct Watcher {
     since: u64,
     connected: bool,
     outgoing: Vec<u8>,
+    /// A stream's head has been read; `buffer` holds chunked body bytes.
+    stream_head_read: bool,
+    /// A stream's body decoded so far, up to a line not yet whole.
+    lines: Vec<u8>,
 }
 
 impl Watcher {
+    fn stream_request(&mut self, prefix: &str) {
+        self.outgoing = format!(
+            "GET /v1/kv{prefix}?watch&stream&since={}&progress_ms=60000 HTTP/1.1\r\nHost: x\r\n\r\n",
+            self.since
+        )
+        .into_bytes();
+    }
+
+    /// The revisions of the events in what a stream sent so far, consuming its whole lines.
+    fn stream_revisions(&mut self) -> Vec<u64> {
+        if !self.stream_head_read {
+            let Some(head_end) = find(&self.buffer, b"\r\n\r\n") else {
+                return Vec::new();
+            };
+            let head = String::from_utf8_lossy(&self.buffer[..head_end]).to_ascii_lowercase();
+            assert!(head.starts_with("http/1.1 200"), "a stream failed: {head}");
+            assert!(
+                head.contains("transfer-encoding: chunked"),
+                "not a stream: {head}"
+            );
+            self.buffer.drain(..head_end + 4);
+            self.stream_head_read = true;
+        }
+        // Decode the whole chunks.
+        while let Some(line_end) = find(&self.buffer, b"\r\n") {
+            let size = std::str::from_utf8(&self.buffer[..line_end])
+                .ok()
+                .and_then(|text| usize::from_str_radix(text.trim(), 16).ok())
+                .expect("a chunk size");
+            assert!(size > 0, "a stream ended");
+            if self.buffer.len() < line_end + 2 + size + 2 {
+                break;
+            }
+            self.lines
+                .extend_from_slice(&self.buffer[line_end + 2..line_end + 2 + size]);
+            self.buffer.drain(..line_end + 2 + size + 2);
+        }
+        let mut revisions = Vec::new();
+        while let Some(end) = self.lines.iter().position(|&b| b == b'\n') {
+            let json: serde_json::Value =
+                serde_json::from_slice(&self.lines[..end]).expect("a JSON line");
+            self.lines.drain(..=end);
+            assert!(json.get("code").is_none(), "a stream ended with {json}");
+            for event in json["events"].as_array().into_iter().flatten() {
+                revisions.push(event["revision"].as_u64().expect("a revision"));
+            }
+            if let Some(next_since) = json["next_since"].as_u64() {
+                self.since = next_since;
+            }
+        }
+        revisions
+    }
+
     fn poll_request(&mut self, prefix: &str) {
         self.outgoing = format!(
             "GET /v1/kv{prefix}?watch&since={}&timeout_ms=120000 HTTP/1.1\r\nHost: x\r\n\r\n",
@@ -269,9 +336,13 @@ fn main() {
             since: start_revision + 1,
             connected: false,
             outgoing: Vec::new(),
+            stream_head_read: false,
+            lines: Vec::new(),
         };
         if options.etcd {
             watcher.outgoing = etcd_watch_request(&options.prefix, start_revision + 1);
+        } else if options.stream {
+            watcher.stream_request(&options.prefix);
         } else {
             watcher.poll_request(&options.prefix);
         }
@@ -337,7 +408,10 @@ fn main() {
             let mut chunk = [0u8; 4096];
             loop {
                 match watcher.stream.read(&mut chunk) {
-                    Ok(0) => panic!("the node closed a watcher"),
+                    Ok(0) => panic!(
+                        "the node closed a watcher; it had sent: {}",
+                        String::from_utf8_lossy(&watcher.buffer[..watcher.buffer.len().min(300)])
+                    ),
                     Ok(read) => watcher.buffer.extend_from_slice(&chunk[..read]),
                     Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
                     Err(error) => panic!("a watcher cannot read: {error}"),
@@ -350,6 +424,12 @@ fn main() {
                         received.push((revision, now));
                         watcher.since = revision + 1;
                     }
+                }
+                continue;
+            }
+            if options.stream {
+                for revision in watcher.stream_revisions() {
+                    received.push((revision, now));
                 }
                 continue;
             }
@@ -376,8 +456,13 @@ fn main() {
     }
     from_ack_ms.sort_by(f64::total_cmp);
     from_sent_ms.sort_by(f64::total_cmp);
+    let mode = match (options.etcd, options.stream) {
+        (true, _) => "etcd watch streams",
+        (false, true) => "streams",
+        (false, false) => "long polls",
+    };
     println!(
-        "watchers={} changes={} deliveries={} of {expected}",
+        "mode={mode} watchers={} changes={} deliveries={} of {expected}",
         options.watchers,
         options.changes,
         from_ack_ms.len()

@@ -1,5 +1,6 @@
-//! A small HTTP/1.1 server: one event loop on epoll (`mio`) owns every socket, and a small
-//! pool of workers runs the [`Handler`].
+//! A small HTTP/1.1 server: a few event loops on epoll (`mio`) own the sockets (each
+//! connection belongs to one loop, dealt out in turn by the first, which accepts), and a pool
+//! of workers runs the [`Handler`].
 //!
 //! ```text
 //!   clients ──> event loop (mio) ──> jobs ──> workers (Handler::serve) ──┐
@@ -55,8 +56,10 @@ mod chunked;
 mod connection;
 mod event_loop;
 mod idle;
+mod stream;
 mod workers;
 
+pub use stream::{Chunk, ResponseStream};
 pub use workers::Responder;
 
 /// Headers a request may carry at most.
@@ -187,6 +190,13 @@ pub struct Limits {
     /// A connection whose answer makes no progress for this long (the client does not read
     /// it) is closed.
     pub write_timeout: Duration,
+    /// Bytes a streamed answer ([`Responder::stream`]) may hold unwritten when its next
+    /// chunk arrives; past it, the client is too slow and its connection is cut.
+    pub stream_buffer_bytes_max: usize,
+    /// Event loops, each a thread that owns a share of the connections (the first also
+    /// accepts them and deals them out in turn). Writing one change to 10,000 watch streams
+    /// is 10,000 socket writes, which two loops share between two cores.
+    pub event_loops: usize,
     /// Worker threads that run the handler. A request waiting on the cluster (a write
     /// waiting for its commit) holds its worker, so this bounds such requests in flight on
     /// one node; long polls hold none.
@@ -203,6 +213,8 @@ impl Default for Limits {
             head_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(30),
             write_timeout: Duration::from_secs(30),
+            stream_buffer_bytes_max: 256 * 1024,
+            event_loops: EVENT_LOOPS_DEFAULT,
             workers: 256,
         }
     }
@@ -223,8 +235,9 @@ struct Shared {
 pub struct HttpServer {
     address: SocketAddr,
     shared: Arc<Shared>,
-    waker: Arc<mio::Waker>,
-    event_loop: Option<JoinHandle<()>>,
+    /// One per event loop.
+    wakers: Vec<Arc<mio::Waker>>,
+    event_loops: Vec<JoinHandle<()>>,
 }
 
 impl HttpServer {
@@ -237,6 +250,7 @@ impl HttpServer {
         deepen_backlog(&listener);
         listener.set_nonblocking(true)?;
         let address = listener.local_addr()?;
+        let event_loops_count = limits.event_loops.max(1);
         let shared = Arc::new(Shared {
             handler,
             limits,
@@ -244,17 +258,32 @@ impl HttpServer {
             exit: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
         });
-        let (event_loop, waker) =
-            event_loop::EventLoop::new(mio::net::TcpListener::from_std(listener), &shared)?;
+        // The first loop accepts and hands every other connection to the next loop in turn.
+        let mut others = Vec::new();
+        for _ in 1..event_loops_count {
+            others.push(event_loop::EventLoop::new(None, &shared)?);
+        }
+        let inboxes = others.iter().map(|event_loop| event_loop.inbox()).collect();
+        let mut first =
+            event_loop::EventLoop::new(Some(mio::net::TcpListener::from_std(listener)), &shared)?;
+        first.hand_to(inboxes);
         let jobs = workers::spawn(&shared)?;
-        let event_loop = std::thread::Builder::new()
-            .name("http-loop".into())
-            .spawn(move || event_loop.run(&jobs))?;
+        let mut wakers = Vec::new();
+        let mut event_loops = Vec::new();
+        for (index, event_loop) in std::iter::once(first).chain(others).enumerate() {
+            wakers.push(event_loop.waker());
+            let jobs = jobs.clone();
+            event_loops.push(
+                std::thread::Builder::new()
+                    .name(format!("http-loop-{index}"))
+                    .spawn(move || event_loop.run(&jobs))?,
+            );
+        }
         Ok(HttpServer {
             address,
             shared,
-            waker,
-            event_loop: Some(event_loop),
+            wakers,
+            event_loops,
         })
     }
 
@@ -267,22 +296,32 @@ impl HttpServer {
         self.shared.connections.load(Ordering::Relaxed)
     }
 
+    fn wake_all(&self) {
+        for waker in &self.wakers {
+            let _ = waker.wake();
+        }
+    }
+
     /// Stops accepting, closes idle connections, lets requests in progress finish (their
     /// connections then close), and waits up to `grace` for every connection to end.
     pub fn stop(mut self, grace: Duration) {
         self.shared.stopping.store(true, Ordering::Relaxed);
-        let _ = self.waker.wake();
+        self.wake_all();
         let deadline = Instant::now() + grace;
         while self.connections() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         self.shared.exit.store(true, Ordering::Relaxed);
-        let _ = self.waker.wake();
-        if let Some(event_loop) = self.event_loop.take() {
+        self.wake_all();
+        for event_loop in self.event_loops.drain(..) {
             let _ = event_loop.join();
         }
     }
 }
+
+/// Event loops by default: two, enough to use both cores of a small machine for the socket
+/// writes of a fan-out, without a loop per core on a large one fighting the node loop.
+const EVENT_LOOPS_DEFAULT: usize = 2;
 
 /// Connections waiting to be accepted, at most (the kernel may cap it: `somaxconn`).
 const ACCEPT_BACKLOG: libc::c_int = 4096;
@@ -340,6 +379,19 @@ fn encode(bytes: &mut Vec<u8>, response: &Response, keep_alive: bool, head_only:
     if !head_only {
         bytes.extend_from_slice(&response.body);
     }
+}
+
+/// Appends the head of a chunked answer that stays open (a stream) to `bytes`.
+fn encode_stream_head(bytes: &mut Vec<u8>, response: &Response) {
+    let reason = reason_phrase(response.status);
+    let _ = write!(bytes, "HTTP/1.1 {} {reason}\r\n", response.status);
+    for (name, value) in &response.headers {
+        let clean = |text: &str| !text.contains(['\r', '\n']);
+        if clean(name) && clean(value) {
+            let _ = write!(bytes, "{name}: {value}\r\n");
+        }
+    }
+    bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
 }
 
 fn body_ended_early() -> HttpError {

@@ -4,14 +4,16 @@
 
 use super::chunked::ChunkedBody;
 use super::idle::IdleTicket;
+use super::stream::{Chunk, LAST_CHUNK};
 use super::{
     ConnectionState, Framing, Head, HttpError, LINGER, LINGER_BYTES_MAX, Request, RequestHead,
-    Response, Screened, Shared, body_ended_early, encode, parse_head,
+    Response, Screened, Shared, body_ended_early, encode, encode_stream_head, parse_head,
 };
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// An output buffer larger than this is given back once written.
@@ -52,6 +54,10 @@ enum Phase {
     },
     /// A worker has the request; nothing is read until its answer is written.
     Working { keep_alive: bool, head_only: bool },
+    /// The answer is a stream that stays open ([`super::Responder::stream`]): its chunks are
+    /// written as they come; what the client sends meanwhile is read only to notice that it
+    /// left, and dropped.
+    Streaming { keep_alive: bool },
     /// An answer given from the head ([`super::Handler::screen`]), held until `until`.
     Holding { until: Instant, answer: HeldAnswer },
     /// The body of a request answered from its head, `left` bytes to read and drop.
@@ -115,6 +121,9 @@ pub(super) struct Connection {
     state: ConnectionState,
     /// A request read whole, for the loop to hand to a worker.
     pub(super) ready: Option<Request>,
+    /// The open flag of the stream it carries, cleared when the stream or the connection
+    /// ends.
+    stream_open: Option<Arc<AtomicBool>>,
     /// The connection's place in the idle set, while evictable.
     pub(super) idle_ticket: Option<IdleTicket>,
     /// The deadline the loop's timers hold for it.
@@ -140,6 +149,7 @@ impl Connection {
             requests_served: 0,
             state: None,
             ready: None,
+            stream_open: None,
             idle_ticket: None,
             timer: None,
             readable: true,
@@ -197,6 +207,104 @@ impl Connection {
         };
     }
 
+    /// Writes the head of a streamed answer to the request a worker had; its chunks follow.
+    pub(super) fn open_stream(
+        &mut self,
+        head: &Response,
+        open: Arc<AtomicBool>,
+        context: &Context<'_>,
+    ) {
+        let Phase::Working {
+            keep_alive,
+            head_only,
+        } = self.phase
+        else {
+            open.store(false, Ordering::Relaxed);
+            return;
+        };
+        if head_only {
+            // A `HEAD` request gets the head alone: the stream ends at once.
+            open.store(false, Ordering::Relaxed);
+            self.queue(head, keep_alive, true, context.now);
+            self.phase = if keep_alive && !context.stopping() {
+                Phase::Idle { since: context.now }
+            } else {
+                Phase::Closing
+            };
+            return;
+        }
+        if self.output.is_empty() {
+            self.output_progress = context.now;
+        }
+        encode_stream_head(&mut self.output, head);
+        self.stream_open = Some(open);
+        self.phase = Phase::Streaming { keep_alive };
+    }
+
+    /// Queues one chunk of the stream it carries, or cuts the connection when its client is
+    /// too slow: the bytes it has not taken yet pass the bound.
+    pub(super) fn stream_chunk(&mut self, chunk: &Chunk, context: &Context<'_>) -> Flow {
+        if !matches!(self.phase, Phase::Streaming { .. }) {
+            return Flow::Keep;
+        }
+        let unwritten = self.output.len() - self.written;
+        if unwritten > context.shared.limits.stream_buffer_bytes_max {
+            tracing::debug!(unwritten, "cutting a stream whose client does not keep up");
+            return Flow::Close;
+        }
+        let bytes = chunk.bytes();
+        if self.output.is_empty() {
+            self.output_progress = context.now;
+            // The common case: the socket takes the whole chunk, straight from the shared
+            // bytes, and nothing is copied.
+            let mut sent = 0;
+            while sent < bytes.len() {
+                match self.stream.write(&bytes[sent..]) {
+                    Ok(0) => return Flow::Close,
+                    Ok(written) => sent += written,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                    Err(_) => return Flow::Close,
+                }
+            }
+            self.output.extend_from_slice(&bytes[sent..]);
+        } else {
+            self.output.extend_from_slice(bytes);
+        }
+        Flow::Keep
+    }
+
+    /// Ends the body of the stream it carries; then reads the next request, or closes.
+    pub(super) fn end_stream(&mut self, context: &Context<'_>) {
+        let Phase::Streaming { keep_alive } = self.phase else {
+            return;
+        };
+        if let Some(open) = self.stream_open.take() {
+            open.store(false, Ordering::Relaxed);
+        }
+        if self.output.is_empty() {
+            self.output_progress = context.now;
+        }
+        self.output.extend_from_slice(LAST_CHUNK);
+        self.phase = if keep_alive && !context.stopping() {
+            Phase::Idle { since: context.now }
+        } else {
+            Phase::Closing
+        };
+    }
+
+    /// While streaming: reads what the client sends only to notice that it left (a client
+    /// that sends while its stream is open gets nothing for it).
+    fn watch_stream_client(&mut self, context: &mut Context<'_>) -> Step {
+        let read = self.read(context, usize::MAX);
+        self.pending.clear();
+        match read {
+            Received::Bytes(_) => Step::Again,
+            Received::WouldBlock => Step::Wait,
+            Received::Ended => Step::Close,
+        }
+    }
+
     /// When the loop must look at it again if nothing happens: a timeout of what it waits
     /// for, or of the answer it cannot write.
     pub(super) fn deadline(&self, shared: &Shared) -> Option<Instant> {
@@ -211,7 +319,10 @@ impl Connection {
                 Some(*started + limits.request_timeout)
             }
             Phase::Holding { until, .. } | Phase::Lingering { until, .. } => Some(*until),
-            Phase::Working { .. } | Phase::LingerNext | Phase::Closing => None,
+            Phase::Working { .. }
+            | Phase::Streaming { .. }
+            | Phase::LingerNext
+            | Phase::Closing => None,
         }
     }
 
@@ -253,6 +364,7 @@ impl Connection {
                 Phase::Idle { .. } | Phase::Head { .. } => self.read_head(context),
                 Phase::Body { .. } => self.read_body(context),
                 Phase::Working { .. } | Phase::Holding { .. } => Step::Wait,
+                Phase::Streaming { .. } => self.watch_stream_client(context),
                 Phase::Discarding { .. } => self.discard(context),
                 Phase::LingerNext => {
                     let _ = self.stream.shutdown(Shutdown::Write);
@@ -563,6 +675,15 @@ impl Connection {
             }
             Received::WouldBlock => Step::Wait,
             Received::Ended => Step::Close,
+        }
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // The stream's sender learns that its chunks go nowhere now.
+        if let Some(open) = self.stream_open.take() {
+            open.store(false, Ordering::Relaxed);
         }
     }
 }

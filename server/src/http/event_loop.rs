@@ -1,5 +1,7 @@
-//! The event loop: one thread that owns the listener and every connection, woken by `mio`
-//! for readiness, by its timers, and by a [`Waker`] when a responder sends an answer.
+//! An event loop: one thread that owns a share of the connections (the first loop also owns
+//! the listener and deals new connections out in turn), woken by `mio` for readiness, by its
+//! timers, and by a [`Waker`] when a responder sends an answer or a connection is handed to
+//! it.
 //!
 //! Each round it accepts what is waiting, drives the connections that are ready
 //! ([`Connection::drive`]), writes the answers that arrived ([`Completions`]), and acts on the
@@ -7,13 +9,14 @@
 
 use super::connection::{Connection, Context, Flow};
 use super::idle::IdleConnections;
+use super::stream::{Chunk, ResponseStream};
 use super::workers::{Job, Responder};
 use super::{HttpError, READ_CHUNK_BYTES, Response, Shared};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::{BTreeSet, HashMap};
 use std::io;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -27,16 +30,29 @@ const EVENTS_CAPACITY: usize = 1024;
 /// After a failed accept (out of descriptors, say), how long before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(20);
 
+/// What a responder or a stream sends the loop for one connection.
+pub(super) enum Completion {
+    /// The answer to the request a worker had.
+    Answer(Response),
+    /// The head of a chunked answer that stays open ([`super::Responder::stream`]); the flag
+    /// is cleared when the connection ends.
+    Open(Response, Arc<AtomicBool>),
+    /// One chunk of an open stream.
+    Chunk(Chunk),
+    /// The end of an open stream's body.
+    End,
+}
+
 /// Answers sent by responders on other threads, waiting for the loop to write them.
 pub(super) struct Completions {
-    answers: Mutex<Vec<(Token, Response)>>,
+    answers: Mutex<Vec<(Token, Completion)>>,
     waker: Arc<Waker>,
 }
 
 impl Completions {
-    fn push(&self, token: Token, response: Response) {
+    pub(super) fn push(&self, token: Token, completion: Completion) {
         let mut answers = self.answers.lock().unwrap_or_else(PoisonError::into_inner);
-        answers.push((token, response));
+        answers.push((token, completion));
         // One wake per batch: the loop takes every answer queued when it wakes.
         if answers.len() == 1 {
             drop(answers);
@@ -46,15 +62,46 @@ impl Completions {
         }
     }
 
-    fn take(&self) -> Vec<(Token, Response)> {
+    fn take(&self) -> Vec<(Token, Completion)> {
         std::mem::take(&mut *self.answers.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Connections accepted by the first loop for another one, waiting for it to take them.
+pub(super) struct Inbox {
+    streams: Mutex<Vec<TcpStream>>,
+    waker: Arc<Waker>,
+}
+
+impl Inbox {
+    fn push(&self, stream: TcpStream) {
+        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        streams.push(stream);
+        if streams.len() == 1 {
+            drop(streams);
+            if let Err(error) = self.waker.wake() {
+                tracing::error!(%error, "cannot wake an HTTP event loop");
+            }
+        }
+    }
+
+    fn take(&self) -> Vec<TcpStream> {
+        std::mem::take(&mut *self.streams.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
 pub(super) struct EventLoop {
     poll: Poll,
-    /// `None` once the server is stopping.
+    waker: Arc<Waker>,
+    /// The accepting loop's; `None` for the others, and once the server is stopping.
     listener: Option<TcpListener>,
+    /// Whether it has seen the server stopping (and closed its idle connections).
+    stopped: bool,
+    /// Where this loop's share of new connections arrives.
+    inbox: Arc<Inbox>,
+    /// The accepting loop deals new connections out in turn: to itself, then to these.
+    others: Vec<Arc<Inbox>>,
+    next_owner: usize,
     shared: Arc<Shared>,
     completions: Arc<Completions>,
     connections: HashMap<Token, Connection>,
@@ -68,20 +115,31 @@ pub(super) struct EventLoop {
 
 impl EventLoop {
     pub(super) fn new(
-        mut listener: TcpListener,
+        mut listener: Option<TcpListener>,
         shared: &Arc<Shared>,
-    ) -> io::Result<(EventLoop, Arc<Waker>)> {
+    ) -> io::Result<EventLoop> {
         let poll = Poll::new()?;
-        poll.registry()
-            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        if let Some(listener) = &mut listener {
+            poll.registry()
+                .register(listener, LISTENER, Interest::READABLE)?;
+        }
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let inbox = Arc::new(Inbox {
+            streams: Mutex::new(Vec::new()),
+            waker: waker.clone(),
+        });
         let completions = Arc::new(Completions {
             answers: Mutex::new(Vec::new()),
             waker: waker.clone(),
         });
         let event_loop = EventLoop {
             poll,
-            listener: Some(listener),
+            waker,
+            listener,
+            stopped: false,
+            inbox,
+            others: Vec::new(),
+            next_owner: 0,
             shared: shared.clone(),
             completions,
             connections: HashMap::new(),
@@ -91,14 +149,28 @@ impl EventLoop {
             read_buffer: vec![0; READ_CHUNK_BYTES],
             accept_retry_at: None,
         };
-        Ok((event_loop, waker))
+        Ok(event_loop)
+    }
+
+    pub(super) fn waker(&self) -> Arc<Waker> {
+        self.waker.clone()
+    }
+
+    pub(super) fn inbox(&self) -> Arc<Inbox> {
+        self.inbox.clone()
+    }
+
+    /// Deals new connections out to these loops too (the accepting loop).
+    pub(super) fn hand_to(&mut self, others: Vec<Arc<Inbox>>) {
+        self.others = others;
     }
 
     /// Runs until the server's owner says to exit; every socket closes when it returns.
     pub(super) fn run(mut self, jobs: &Sender<Job>) {
         let mut events = Events::with_capacity(EVENTS_CAPACITY);
         while !self.shared.exit.load(Ordering::Relaxed) {
-            if self.shared.stopping.load(Ordering::Relaxed) && self.listener.is_some() {
+            if self.shared.stopping.load(Ordering::Relaxed) && !self.stopped {
+                self.stopped = true;
                 self.stop_accepting();
             }
             let timeout = self.next_wake(Instant::now());
@@ -123,6 +195,9 @@ impl EventLoop {
                         });
                     }
                 }
+            }
+            for stream in self.inbox.take() {
+                self.admit(stream, now, jobs);
             }
             self.write_answers(now, jobs);
             self.fire_timers(now, jobs);
@@ -163,7 +238,7 @@ impl EventLoop {
                 return;
             };
             match listener.accept() {
-                Ok((stream, _)) => self.admit(stream, now, jobs),
+                Ok((stream, _)) => self.deal(stream, now, jobs),
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
                 Err(error)
                     if matches!(
@@ -177,6 +252,19 @@ impl EventLoop {
                     return;
                 }
             }
+        }
+    }
+
+    /// Keeps a new connection, or hands it to the next loop in turn.
+    fn deal(&mut self, stream: TcpStream, now: Instant, jobs: &Sender<Job>) {
+        let owner = self.next_owner;
+        self.next_owner = (self.next_owner + 1) % (self.others.len() + 1);
+        match owner
+            .checked_sub(1)
+            .and_then(|index| self.others.get(index))
+        {
+            Some(other) => other.push(stream),
+            None => self.admit(stream, now, jobs),
         }
     }
 
@@ -244,7 +332,15 @@ impl EventLoop {
         let flow = step(connection, &mut context);
         if let Some(request) = connection.ready.take() {
             let completions = self.completions.clone();
-            let responder = Responder::new(move |response| completions.push(token, response));
+            let streams = self.completions.clone();
+            let responder = Responder::streaming(
+                move |response| completions.push(token, Completion::Answer(response)),
+                move |head| {
+                    let open = Arc::new(AtomicBool::new(true));
+                    streams.push(token, Completion::Open(head, open.clone()));
+                    ResponseStream::new(token, streams, open)
+                },
+            );
             // Sent only while the workers live; otherwise the dropped responder answers 500.
             let _ = jobs.send(Job { request, responder });
         }
@@ -298,10 +394,27 @@ impl EventLoop {
 
     /// Writes the answers that responders sent since the last round.
     fn write_answers(&mut self, now: Instant, jobs: &Sender<Job>) {
-        for (token, response) in self.completions.take() {
+        for (token, completion) in self.completions.take() {
             self.drive(token, now, jobs, |connection, context| {
-                connection.complete(&response, context);
-                connection.drive(context)
+                let flow = match completion {
+                    Completion::Answer(response) => {
+                        connection.complete(&response, context);
+                        Flow::Keep
+                    }
+                    Completion::Open(head, open) => {
+                        connection.open_stream(&head, open, context);
+                        Flow::Keep
+                    }
+                    Completion::Chunk(chunk) => connection.stream_chunk(&chunk, context),
+                    Completion::End => {
+                        connection.end_stream(context);
+                        Flow::Keep
+                    }
+                };
+                match flow {
+                    Flow::Keep => connection.drive(context),
+                    Flow::Close => Flow::Close,
+                }
             });
         }
     }

@@ -315,11 +315,13 @@ fn connections_beyond_the_limit_are_turned_away_when_none_is_idle() {
 /// At the cap, a newcomer evicts an idle connection instead of being refused: first one that
 /// connected and never sent a request (even though a keep-alive client has waited longer),
 /// then the keep-alive connection waiting longest after its answer. Each evicted client sees
-/// its connection closed; every newcomer is served.
+/// its connection closed; every newcomer is served. (Eviction picks among the connections of
+/// the newcomer's event loop; one loop here makes the order global.)
 #[test]
 fn an_idle_connection_is_evicted_when_a_new_one_arrives_at_the_cap() {
     let limits = Limits {
         connections_max: 2,
+        event_loops: 1,
         ..Limits::default()
     };
     let server = server(limits);

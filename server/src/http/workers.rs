@@ -1,6 +1,7 @@
 //! The worker pool that runs the handler, and the [`Responder`] through which an answer gets
 //! back to the event loop, from a worker at once or from any thread later.
 
+use super::stream::ResponseStream;
 use super::{Request, Response, Shared};
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc::{self, Receiver, Sender};
@@ -50,9 +51,13 @@ fn work(queue: &Mutex<Receiver<Job>>, shared: &Shared) {
 }
 
 /// Where one request's answer goes. Send it once, from any thread, now or later; a responder
-/// dropped without an answer answers `500`, so a request is never left without one.
+/// dropped without an answer answers `500`, so a request is never left without one. A
+/// responder of the event loop may also open a chunked stream instead ([`Responder::stream`]).
 pub struct Responder {
     deliver: Option<Box<dyn FnOnce(Response) + Send>>,
+    /// Opens a stream on the connection instead of answering once; `None` for a responder
+    /// that is not the event loop's ([`Responder::new`], [`Responder::channel`]).
+    open_stream: Option<Box<dyn FnOnce(Response) -> ResponseStream + Send>>,
 }
 
 impl Responder {
@@ -60,6 +65,32 @@ impl Responder {
     pub fn new(deliver: impl FnOnce(Response) + Send + 'static) -> Responder {
         Responder {
             deliver: Some(Box::new(deliver)),
+            open_stream: None,
+        }
+    }
+
+    /// A responder that may also open a stream through `open_stream`.
+    pub(super) fn streaming(
+        deliver: impl FnOnce(Response) + Send + 'static,
+        open_stream: impl FnOnce(Response) -> ResponseStream + Send + 'static,
+    ) -> Responder {
+        Responder {
+            deliver: Some(Box::new(deliver)),
+            open_stream: Some(Box::new(open_stream)),
+        }
+    }
+
+    /// Answers with `head` (its status and headers; its body is ignored) and a body sent in
+    /// chunks through the [`ResponseStream`], for as long as the stream lives. Gives the
+    /// responder back when it cannot stream (one made by [`Responder::new`]).
+    pub fn stream(mut self, head: Response) -> Result<ResponseStream, Responder> {
+        match self.open_stream.take() {
+            Some(open_stream) => {
+                // Answered by the stream: dropping the responder sends nothing more.
+                self.deliver = None;
+                Ok(open_stream(head))
+            }
+            None => Err(self),
         }
     }
 

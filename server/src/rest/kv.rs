@@ -6,10 +6,12 @@ use super::Scoped;
 use super::errors::{ApiError, Reply};
 use super::json;
 use super::routes::Route;
+use super::streams::{Streamer, line, progress_line};
 use super::watches::{Waiter, WatchFinish, WatchSlot};
+use crate::http::ResponseStream;
 use rafting_core::replica::Numbered;
 use rafting_core::store::{
-    ListQuery, Operation, Query, ReadAnswer, Revision, SessionId, WatchQuery,
+    ListQuery, Operation, Query, ReadAnswer, Revision, SessionId, WatchBatch, WatchQuery,
 };
 use rafting_net::runtime::Consistency;
 use std::sync::atomic::Ordering;
@@ -158,6 +160,57 @@ pub fn watch(api: &Scoped, url: &str, route: &Route, finish: WatchFinish) {
     }
 }
 
+/// `GET /v1/kv/<prefix>?watch&stream[&since=<revision>][&progress_ms=][&limit=]`: a stream
+/// of every change from `since` (or, without it, after this node's current revision), held by
+/// the watch registry ([`super::streams`]). `open` answers with the stream's head once the
+/// request is known good; an error before that is an ordinary error answer.
+pub fn stream(
+    api: &Scoped,
+    url: &str,
+    route: &Route,
+    open: impl FnOnce() -> Result<ResponseStream, ApiError>,
+) -> Result<(), ApiError> {
+    let Route::KvWatch {
+        progress_ms: Some(progress_ms),
+        ..
+    } = route
+    else {
+        return Err(unexpected_answer("watch stream route"));
+    };
+    if api.stopping.load(Ordering::Relaxed) {
+        return Err(ApiError::new(503, "unavailable", "the node is stopping").retry_after(1));
+    }
+    let Waiter {
+        mut query,
+        seen,
+        slot,
+        ..
+    } = wait(api, url, route)?;
+    // The first line says from which revision the stream reports; from a given `since`, it
+    // carries the changes already there (and a `since` older than the kept history is a
+    // plain 410, as for a long poll).
+    let first = match since_of(route) {
+        Some(_) => {
+            let batch = read_watch(api, url, &query)?;
+            query.since = batch.next_since;
+            line(&json::watch_batch(&batch))
+        }
+        None => progress_line(query.since, seen),
+    };
+    let stream = open()?;
+    if let Some(chunk) = first {
+        stream.send(&chunk);
+    }
+    let streamer = Streamer {
+        query,
+        progress: Duration::from_millis(*progress_ms),
+        slot,
+        stream,
+    };
+    api.watches_open.stream(&api.handle, streamer);
+    Ok(())
+}
+
 /// The waiter of a watch request, its slot taken (`finish` still to be set).
 fn wait(api: &Scoped, url: &str, route: &Route) -> Result<Waiter, ApiError> {
     let Route::KvWatch {
@@ -165,6 +218,7 @@ fn wait(api: &Scoped, url: &str, route: &Route) -> Result<Waiter, ApiError> {
         since,
         timeout_ms,
         limit,
+        ..
     } = route
     else {
         return Err(unexpected_answer("watch route"));
@@ -194,20 +248,33 @@ fn wait(api: &Scoped, url: &str, route: &Route) -> Result<Waiter, ApiError> {
     })
 }
 
-/// Answers a watch with one read of the local store (a zero timeout, or the node stopping).
-fn answer_now(api: &Scoped, url: &str, waiter: Waiter) {
+fn since_of(route: &Route) -> Option<u64> {
+    match route {
+        Route::KvWatch { since, .. } => *since,
+        _ => None,
+    }
+}
+
+/// Reads a watch's changes from this node's store.
+fn read_watch(api: &Scoped, url: &str, query: &WatchQuery) -> Result<WatchBatch, ApiError> {
     let answer = api
         .handle
         .read(
-            Query::Watch(waiter.query.clone()),
+            Query::Watch(query.clone()),
             Consistency::Stale,
             api.request_timeout,
         )
-        .map_err(|error| api.client_error(error, url))
-        .and_then(|answer| match answer {
-            ReadAnswer::Watch(batch) => Ok(Reply::json(&json::watch_batch(&batch))),
-            _ => Err(unexpected_answer("watch")),
-        });
+        .map_err(|error| api.client_error(error, url))?;
+    match answer {
+        ReadAnswer::Watch(batch) => Ok(batch),
+        _ => Err(unexpected_answer("watch")),
+    }
+}
+
+/// Answers a watch with one read of the local store (a zero timeout, or the node stopping).
+fn answer_now(api: &Scoped, url: &str, waiter: Waiter) {
+    let answer =
+        read_watch(api, url, &waiter.query).map(|batch| Reply::json(&json::watch_batch(&batch)));
     let Waiter { slot, finish, .. } = waiter;
     drop(slot);
     finish(answer);

@@ -21,6 +21,7 @@ pub mod members;
 pub mod pick;
 pub mod routes;
 pub mod services;
+pub mod streams;
 pub mod tenants;
 #[cfg(test)]
 mod tests;
@@ -225,6 +226,10 @@ impl RestServer {
         if waiting > 0 {
             tracing::info!(waiting, "stopping: answering the watches that wait");
         }
+        let streaming = api.watches_open.streaming();
+        if streaming > 0 {
+            tracing::info!(streaming, "stopping: ending the watch streams");
+        }
         api.watches_open.stop();
         self.server
             .stop(api.request_timeout + Duration::from_secs(1));
@@ -325,6 +330,14 @@ impl Api {
         origin: Option<String>,
         responder: Responder,
     ) {
+        if let Route::KvWatch {
+            progress_ms: Some(_),
+            ..
+        } = route
+        {
+            self.watch_stream(route, request, origin, responder);
+            return;
+        }
         let metrics = self.http_metrics.clone();
         let route_name = route.name();
         let finish: watches::WatchFinish = Box::new(move |reply| {
@@ -342,6 +355,64 @@ impl Api {
             Ok(scoped) => kv::watch(&scoped, &request.target, route, finish),
             Err(error) => finish(Err(error)),
         }
+    }
+}
+
+impl Api {
+    /// A watch stream: its head goes out once the request is known good, then its lines
+    /// come from the watch registry ([`kv::stream`]); a bad request is an ordinary error.
+    fn watch_stream(
+        &self,
+        route: &Route,
+        request: &Request,
+        origin: Option<String>,
+        responder: Responder,
+    ) {
+        let route_name = route.name();
+        let mut head = Response {
+            status: 200,
+            headers: vec![(
+                "Content-Type".to_string(),
+                "application/x-ndjson".to_string(),
+            )],
+            body: Vec::new(),
+        };
+        if let Some(origin) = &origin {
+            cors::allow(&mut head, origin);
+        }
+        let mut responder = Some(responder);
+        let started = auth::scope(self, route, &request.headers)
+            .and_then(|scoped| numbering(&request.headers).map(|_| scoped))
+            .and_then(|scoped| {
+                kv::stream(&scoped, &request.target, route, || {
+                    let Some(taken) = responder.take() else {
+                        return Err(ApiError::new(500, "internal", "a stream opened twice"));
+                    };
+                    taken.stream(head).map_err(|unanswered| {
+                        responder = Some(unanswered);
+                        ApiError::new(
+                            501,
+                            "not_implemented",
+                            "this server cannot stream answers; use a long poll",
+                        )
+                    })
+                })
+            });
+        let status = match started {
+            Ok(()) => 200,
+            Err(error) => {
+                let mut response = into_response(error.into_reply());
+                if let Some(origin) = &origin {
+                    cors::allow(&mut response, origin);
+                }
+                let status = response.status;
+                if let Some(responder) = responder.take() {
+                    responder.send(response);
+                }
+                status
+            }
+        };
+        self.http_metrics.count(route_name, status);
     }
 }
 

@@ -9,6 +9,11 @@ use std::collections::BTreeMap;
 pub const WATCH_TIMEOUT_MS_MAX: u64 = 60_000;
 /// How long a watch long poll waits when the client does not say.
 pub const WATCH_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+/// How often a watch stream reports progress while nothing changes, when the client does not
+/// say (`progress_ms`), and the range it may ask for.
+pub const WATCH_STREAM_PROGRESS_MS_DEFAULT: u64 = 5_000;
+pub const WATCH_STREAM_PROGRESS_MS_MIN: u64 = 10;
+pub const WATCH_STREAM_PROGRESS_MS_MAX: u64 = 600_000;
 
 /// One request the API serves, with its parameters parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +43,9 @@ pub enum Route {
         since: Option<u64>,
         timeout_ms: u64,
         limit: u32,
+        /// `Some`: a stream (`?watch&stream`), not a long poll, with a progress line at
+        /// least this often (milliseconds) while nothing changes.
+        progress_ms: Option<u64>,
     },
     Transaction,
     RegisterClient,
@@ -161,6 +169,10 @@ impl Route {
             Route::KvPut { .. } => "kv_put",
             Route::KvDelete { .. } => "kv_delete",
             Route::KvList { .. } => "kv_list",
+            Route::KvWatch {
+                progress_ms: Some(_),
+                ..
+            } => "kv_watch_stream",
             Route::KvWatch { .. } => "kv_watch",
             Route::Transaction => "txn",
             Route::RegisterClient => "client_register",
@@ -300,17 +312,7 @@ fn parse_kv(
         trimmed => trimmed.to_owned(),
     };
     match method {
-        "GET" if query.contains_key("watch") => {
-            let timeout_ms = optional_number(query, "timeout_ms")?
-                .unwrap_or(WATCH_TIMEOUT_MS_DEFAULT)
-                .min(WATCH_TIMEOUT_MS_MAX);
-            Ok(Route::KvWatch {
-                prefix: prefix(),
-                since: optional_number(query, "since")?,
-                timeout_ms,
-                limit: limit(query)?,
-            })
-        }
+        "GET" if query.contains_key("watch") => watch_route(prefix(), query),
         "GET" if query.contains_key("list") => Ok(Route::KvList {
             prefix: prefix(),
             limit: limit(query)?,
@@ -489,16 +491,10 @@ fn parse_services(
     }
     let group = group(rest)?;
     if method == "GET" && query.contains_key("watch") {
-        // A group's changes are its mirror key's: the same long poll as a key's watch.
-        let timeout_ms = optional_number(query, "timeout_ms")?
-            .unwrap_or(WATCH_TIMEOUT_MS_DEFAULT)
-            .min(WATCH_TIMEOUT_MS_MAX);
-        return Ok(Route::KvWatch {
-            prefix: format!("{}{group}", rafting_core::store::services::SERVICES_PREFIX),
-            since: optional_number(query, "since")?,
-            timeout_ms,
-            limit: limit(query)?,
-        });
+        // A group's changes are its mirror key's: the same long poll (or stream) as a key's
+        // watch.
+        let prefix = format!("{}{group}", rafting_core::store::services::SERVICES_PREFIX);
+        return watch_route(prefix, query);
     }
     expect_method(method, "GET", path, Route::ServiceShow { group, stale })
 }
@@ -555,6 +551,47 @@ fn parse_tenants(
         }
         _ => Err(ApiError::not_found_route(method, path)),
     }
+}
+
+/// `?watch[&since=][&limit=]` and either `[&timeout_ms=]` (a long poll) or
+/// `&stream[&progress_ms=]` (a stream); a parameter of the other kind is refused, so that a
+/// client never believes it set what does not apply.
+fn watch_route(prefix: String, query: &BTreeMap<String, String>) -> Result<Route, ApiError> {
+    let stream = query.contains_key("stream");
+    let progress_ms = if stream {
+        if query.contains_key("timeout_ms") {
+            return Err(ApiError::bad_request(
+                "timeout_ms is for long polls: a stream (?stream) stays open; use progress_ms \
+                 for how often it reports progress while nothing changes",
+            ));
+        }
+        let progress_ms =
+            optional_number(query, "progress_ms")?.unwrap_or(WATCH_STREAM_PROGRESS_MS_DEFAULT);
+        if !(WATCH_STREAM_PROGRESS_MS_MIN..=WATCH_STREAM_PROGRESS_MS_MAX).contains(&progress_ms) {
+            return Err(ApiError::bad_request(format!(
+                "progress_ms={progress_ms} is out of range: from \
+                 {WATCH_STREAM_PROGRESS_MS_MIN} to {WATCH_STREAM_PROGRESS_MS_MAX}"
+            )));
+        }
+        Some(progress_ms)
+    } else {
+        if query.contains_key("progress_ms") {
+            return Err(ApiError::bad_request(
+                "progress_ms is for streams: add ?stream, or use timeout_ms for a long poll",
+            ));
+        }
+        None
+    };
+    let timeout_ms = optional_number(query, "timeout_ms")?
+        .unwrap_or(WATCH_TIMEOUT_MS_DEFAULT)
+        .min(WATCH_TIMEOUT_MS_MAX);
+    Ok(Route::KvWatch {
+        prefix,
+        since: optional_number(query, "since")?,
+        timeout_ms,
+        limit: limit(query)?,
+        progress_ms,
+    })
 }
 
 fn limit(query: &BTreeMap<String, String>) -> Result<u32, ApiError> {

@@ -16,7 +16,8 @@
 
 use super::errors::{self, ApiError, Reply};
 use super::json;
-use rafting_core::store::{Query, ReadAnswer, Revision, TenantId, WatchQuery};
+use super::streams::{Streamer, Streams};
+use rafting_core::store::{Query, ReadAnswer, Revision, TenantId, WatchBatch, WatchQuery};
 use rafting_net::runtime::{Consistency, NodeHandle};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,6 +75,34 @@ impl OpenWatches {
         }
         waiting.add(waiter);
         registry.changed.notify_one();
+    }
+
+    /// Holds `streamer` until its client leaves or is cut, its changes cannot be read (it fell
+    /// behind the kept history, say), or the node stops ([`super::streams`]).
+    pub fn stream(&self, handle: &NodeHandle, streamer: Streamer) {
+        let registry = self
+            .registry
+            .get_or_init(|| Registry::start(handle.clone()));
+        {
+            let mut streams = lock(&registry.streams);
+            streams.add(streamer, Instant::now());
+        }
+        // Under the lock the registry's thread checks for work before it sleeps, so the
+        // notification cannot fall between its check and its wait.
+        let waiting = lock(&registry.waiting);
+        if waiting.stopped {
+            drop(waiting);
+            lock(&registry.streams).end_all();
+            return;
+        }
+        registry.changed.notify_one();
+    }
+
+    /// Watch streams open in the registry now.
+    pub fn streaming(&self) -> usize {
+        self.registry
+            .get()
+            .map_or(0, |registry| lock(&registry.streams).len())
     }
 
     /// Answers every waiting watch now and ends the registry's thread (the node stops).
@@ -210,6 +239,8 @@ impl Waiting {
 struct Registry {
     handle: NodeHandle,
     waiting: Mutex<Waiting>,
+    /// Lock order: `waiting`, then `streams`.
+    streams: Mutex<Streams>,
     /// Signalled when a waiter arrives or the node stops.
     changed: Condvar,
     stopping: AtomicBool,
@@ -220,6 +251,7 @@ impl Registry {
         let registry = Arc::new(Registry {
             handle,
             waiting: Mutex::new(Waiting::default()),
+            streams: Mutex::new(Streams::default()),
             changed: Condvar::new(),
             stopping: AtomicBool::new(false),
         });
@@ -241,8 +273,8 @@ impl Registry {
         waiter.answer(answer.map(|(reply, _, _)| reply));
     }
 
-    /// Reads a query's changes: the reply, whether it has events, and the revision read at.
-    fn read(&self, query: &WatchQuery) -> Result<(Reply, bool, Revision), ApiError> {
+    /// Reads a query's changes from this node's store.
+    fn read_batch(&self, query: &WatchQuery) -> Result<WatchBatch, ApiError> {
         let answer = self
             .handle
             .read(
@@ -258,6 +290,12 @@ impl Registry {
                 "the node answered a watch unexpectedly",
             ));
         };
+        Ok(batch)
+    }
+
+    /// Reads a query's changes: the reply, whether it has events, and the revision read at.
+    fn read(&self, query: &WatchQuery) -> Result<(Reply, bool, Revision), ApiError> {
+        let batch = self.read_batch(query)?;
         let reply = Reply::json(&json::watch_batch(&batch));
         Ok((reply, !batch.events.is_empty(), batch.current_revision))
     }
@@ -301,7 +339,30 @@ impl Registry {
                 waiter.answer(clone_answer(&answer));
             }
         }
-        lock(&self.waiting).next_deadline()
+        let next_progress = self.stream_pass(revision, stopping);
+        let next_deadline = lock(&self.waiting).next_deadline();
+        match (next_deadline, next_progress) {
+            (Some(deadline), Some(progress)) => Some(deadline.min(progress)),
+            (deadline, progress) => deadline.or(progress),
+        }
+    }
+
+    /// The streams' part of a pass: reads the changes of each group of streams behind
+    /// `revision` (outside the lock: the read waits for the node loop) and sends them, then
+    /// the progress lines that are due. Returns when a progress line is next due.
+    fn stream_pass(&self, revision: Revision, stopping: bool) -> Option<Instant> {
+        if stopping {
+            lock(&self.streams).end_all();
+            return None;
+        }
+        let due = lock(&self.streams).due(revision);
+        for query in due {
+            let read = self.read_batch(&query);
+            lock(&self.streams).deliver(&query, read, Instant::now());
+        }
+        let mut streams = lock(&self.streams);
+        streams.report_progress(revision, Instant::now());
+        streams.next_progress()
     }
 
     fn query_of(&self, key: &GroupKey) -> Option<WatchQuery> {
@@ -332,10 +393,11 @@ fn run(registry: &Weak<Registry>) {
         };
         let next_deadline = registry.pass();
         let waiting = lock(&registry.waiting);
-        if waiting.stopped && waiting.waiters.is_empty() {
+        let streams = lock(&registry.streams).len();
+        if waiting.stopped && waiting.waiters.is_empty() && streams == 0 {
             return;
         }
-        let wait = if waiting.waiters.is_empty() {
+        let wait = if waiting.waiters.is_empty() && streams == 0 {
             IDLE_WAIT
         } else {
             let until_deadline =
