@@ -523,7 +523,7 @@ fn weights_are_validated_replicated_and_shown_on_every_node() {
     let (_, shown) = call(&base, "GET", "/v1/tenants/light", ADMIN, b"");
     assert_eq!(shown["weight"], 1, "{shown}");
 
-    for bad in ["0", "-1", "101", "4294967297", "1.5", "\"2\"", "null"] {
+    for bad in ["0", "-1", "101", "4294967297", "1.5", "\"2\""] {
         let body = format!("{{\"weight\":{bad}}}");
         let (status, refused) = call(
             &base,
