@@ -681,3 +681,37 @@ fn a_follower_behind_the_leaders_log_base_catches_up_by_snapshot() {
         "the follower's store differs after the next write"
     );
 }
+
+#[test]
+fn a_flush_proposes_at_most_its_bytes_and_the_rest_goes_at_the_next_step() {
+    // Proves the flush bound: with 1,000 bytes per flush, five writes of about 470 bytes each
+    // go into the log three at a time at most (the flush stops once its bytes are spent), the
+    // rest are proposed by the next step a millisecond later without another flush, and all
+    // five are answered.
+    let config = ReplicaConfig {
+        flush_bytes_max: 1_000,
+        ..ReplicaConfig::default()
+    };
+    let mut cluster = Cluster::new(3, config);
+    let leader = cluster.elect();
+    // A first write registers the leader's own client record, which numbers the others.
+    cluster.write(leader, 100, Operation::put("/b", b"1"), None);
+    cluster.step(leader, Input::Flush);
+    cluster.settle();
+    written(cluster.answer(RequestId(100)));
+    let before = cluster.replicas[leader].node().last_index().get();
+    for id in 1..=5 {
+        cluster.write(leader, id, Operation::put("/a", &[b'v'; 400]), None);
+    }
+    cluster.step(leader, Input::Flush);
+    let first = cluster.replicas[leader].node().last_index().get() - before;
+    assert_eq!(first, 3, "entries proposed by the first flush");
+    for _ in 0..5 {
+        cluster.now = cluster.now.plus(1);
+        cluster.step(leader, Input::Tick);
+        cluster.settle();
+    }
+    for id in 1..=5 {
+        written(cluster.answer(RequestId(id)));
+    }
+}

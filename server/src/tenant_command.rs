@@ -1,4 +1,4 @@
-//! `rafting tenant create|list|show|caps|token|delete`: tenant administration through any
+//! `rafting tenant create|list|show|caps|weight|token|delete`: tenant administration through any
 //! node's REST API, with the admin token in `RAFTING_TOKEN` (see `rafting dev --secure`).
 
 use crate::client_command::send;
@@ -17,6 +17,10 @@ pub enum TenantCommand {
         /// without it the defaults for new tenants apply
         #[arg(long)]
         caps: Option<String>,
+        /// Its share of the leader's batches under contention, 1 to 100 (default 1: every
+        /// tenant alike)
+        #[arg(long, allow_negative_numbers = true)]
+        weight: Option<i64>,
     },
     /// Every tenant with its caps and usage.
     List,
@@ -24,6 +28,13 @@ pub enum TenantCommand {
     Show { name: String },
     /// Replace a tenant's caps (JSON; absent fields: unlimited).
     Caps { name: String, caps: String },
+    /// Set a tenant's weight in the leader's fair queuing: 1 to 100, a share of each batch
+    /// under contention relative to other tenants' (every tenant starts at 1).
+    Weight {
+        name: String,
+        #[arg(allow_negative_numbers = true)]
+        weight: i64,
+    },
     /// Issue a new token for a tenant, or revoke one by id.
     Token {
         name: String,
@@ -53,10 +64,13 @@ pub fn run(endpoint: &str, command: &TenantCommand) -> Result<bool> {
     let base = endpoint.trim_end_matches('/');
     let tenants = format!("{base}/v1/tenants");
     let response = match command {
-        TenantCommand::Create { name, caps } => {
+        TenantCommand::Create { name, caps, weight } => {
             let mut body = json!({ "name": name });
             if let Some(caps) = caps {
                 body["caps"] = caps_json(caps)?;
+            }
+            if let Some(weight) = weight {
+                body["weight"] = json!(weight);
             }
             send("POST", &tenants, body.to_string().as_bytes())?
         }
@@ -65,6 +79,10 @@ pub fn run(endpoint: &str, command: &TenantCommand) -> Result<bool> {
         TenantCommand::Caps { name, caps } => {
             let body = caps_json(caps)?.to_string();
             send("PUT", &format!("{tenants}/{name}"), body.as_bytes())?
+        }
+        TenantCommand::Weight { name, weight } => {
+            let body = json!({ "weight": weight }).to_string();
+            send("PUT", &format!("{tenants}/{name}/weight"), body.as_bytes())?
         }
         TenantCommand::Token { name, revoke: None } => {
             send("POST", &format!("{tenants}/{name}/tokens"), &[])?

@@ -505,3 +505,113 @@ fn a_tenant_holds_at_most_its_cap_of_connections_to_a_node() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn weights_are_validated_replicated_and_shown_on_every_node() {
+    // Proves the weight's API: a tenant created with a weight shows it on every node (it
+    // goes through the log like caps); 0, negative, absurd and non-integer weights are a
+    // clear 400 that changes nothing (and a create with a bad weight creates nothing); a
+    // tenant cannot set its own weight; an unknown tenant is 404.
+    let (cluster, _secrets) = secure_cluster(3);
+    let base = cluster.url(0);
+    let body = json!({"name": "heavy", "weight": 3}).to_string();
+    let (status, created) = call(&base, "POST", "/v1/tenants", ADMIN, body.as_bytes());
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["tenant"]["weight"], 3, "{created}");
+    let heavy = created["token"].as_str().unwrap().to_owned();
+    let light = create_tenant(&base, "light", json!({}));
+    let (_, shown) = call(&base, "GET", "/v1/tenants/light", ADMIN, b"");
+    assert_eq!(shown["weight"], 1, "{shown}");
+
+    for bad in ["0", "-1", "101", "4294967297", "1.5", "\"2\""] {
+        let body = format!("{{\"weight\":{bad}}}");
+        let (status, refused) = call(
+            &base,
+            "PUT",
+            "/v1/tenants/heavy/weight",
+            ADMIN,
+            body.as_bytes(),
+        );
+        assert_eq!(status, 400, "{bad}: {refused}");
+        let body = format!("{{\"name\":\"never\",\"weight\":{bad}}}");
+        let (status, refused) = call(&base, "POST", "/v1/tenants", ADMIN, body.as_bytes());
+        assert_eq!(status, 400, "{bad}: {refused}");
+    }
+    let (status, refused) = call(
+        &base,
+        "PUT",
+        "/v1/tenants/heavy/weight",
+        ADMIN,
+        b"{\"weight\":0}",
+    );
+    assert_eq!(
+        (status, refused["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert!(
+        refused["message"].as_str().unwrap().contains("1 to 100"),
+        "{refused}"
+    );
+    let (status, _) = call(&base, "GET", "/v1/tenants/never", ADMIN, b"");
+    assert_eq!(status, 404);
+
+    let (status, changed) = call(
+        &base,
+        "PUT",
+        "/v1/tenants/heavy/weight",
+        ADMIN,
+        b"{\"weight\":2}",
+    );
+    assert_eq!((status, &changed["weight"]), (200, &json!(2)), "{changed}");
+    // Every node applies the same entry: each one's own (stale) view converges to weight 2.
+    for node in 0..3 {
+        let url = cluster.url(node);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (_, seen) = call(&url, "GET", "/v1/tenants/heavy?stale", ADMIN, b"");
+            if seen["weight"] == 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "node {node} shows {seen}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let (status, forbidden) = call(
+        &base,
+        "PUT",
+        "/v1/tenants/heavy/weight",
+        &heavy,
+        b"{\"weight\":100}",
+    );
+    assert_eq!(
+        (status, forbidden["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let (status, _) = call(
+        &base,
+        "PUT",
+        "/v1/tenants/light/weight",
+        &light,
+        b"{\"weight\":100}",
+    );
+    assert_eq!(status, 403);
+    let (status, missing) = call(
+        &base,
+        "PUT",
+        "/v1/tenants/nobody/weight",
+        ADMIN,
+        b"{\"weight\":2}",
+    );
+    assert_eq!(
+        (status, missing["code"].as_str()),
+        (404, Some("tenant_not_found"))
+    );
+    let (status, _) = call(
+        &base,
+        "POST",
+        "/v1/tenants/heavy/weight",
+        ADMIN,
+        b"{\"weight\":2}",
+    );
+    assert_eq!(status, 405);
+}

@@ -31,6 +31,13 @@ pub struct ReplicaConfig {
     /// Linearizable reads one tenant may have waiting for the read index, at most: the rest
     /// of the node's table of pending reads stays open to the others.
     pub pending_reads_per_tenant_max: usize,
+    /// Bytes of queued writes one flush proposes, at most (at least one write goes whatever
+    /// its size). What is left is proposed by the next step, a millisecond later at most.
+    /// The bound keeps the queue in the replica, where fair queuing orders it by tenant,
+    /// rather than in the log, whose order is final: a tenant's burst of large values
+    /// enters the log a share at a time, with every other tenant's writes interleaved by
+    /// weight, instead of all at once ahead of them.
+    pub flush_bytes_max: u64,
     /// How often unanswered requests are checked against their deadlines.
     pub sweep_interval_ms: u64,
     /// A snapshot of the store is taken (and the log compacted once it is durable) after
@@ -50,6 +57,9 @@ pub struct ReplicaConfig {
 /// (bounded by 64 MiB of them) are replayed at a few hundred thousand entries a second.
 pub const SNAPSHOT_EVERY_ENTRIES_DEFAULT: u64 = 100_000;
 pub const SNAPSHOT_EVERY_BYTES_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Four of the largest values a tenant may write (256 KiB), or some 6,000 small writes, per
+/// flush: far more than a round of the node loop gathers except in a burst.
+pub const FLUSH_BYTES_MAX_DEFAULT: u64 = 1024 * 1024;
 
 impl Default for ReplicaConfig {
     fn default() -> Self {
@@ -58,6 +68,7 @@ impl Default for ReplicaConfig {
             queued_writes_max: 10_000,
             queued_writes_per_tenant_max: 2_500,
             pending_reads_per_tenant_max: 2_500,
+            flush_bytes_max: FLUSH_BYTES_MAX_DEFAULT,
             sweep_interval_ms: 50,
             snapshot_every_entries: SNAPSHOT_EVERY_ENTRIES_DEFAULT,
             snapshot_every_bytes: SNAPSHOT_EVERY_BYTES_DEFAULT,
@@ -131,6 +142,9 @@ pub struct Replica {
     was_leader: bool,
     /// Queued writes became proposable inside a step (this node's record was registered).
     flush_due: bool,
+    /// The last flush left writes queued past its bound: the first step at or after this
+    /// time proposes more.
+    flush_more_at: Option<Millis>,
     /// The output being assembled by the current step.
     output: Output,
     node_wake_at: Millis,
@@ -165,6 +179,7 @@ impl Replica {
             next_sweep: Millis::ZERO,
             was_leader: false,
             flush_due: false,
+            flush_more_at: None,
             output: Output::default(),
             node_wake_at: Millis::ZERO,
             applied_since_snapshot: (0, 0),
@@ -265,7 +280,8 @@ impl Replica {
             self.answer_write(write.id, Err(error));
             return;
         }
-        self.queue.push(write);
+        let weight = self.store.tenant_weight(write.tenant);
+        self.queue.push(write, weight);
         if write_needs_own_record(&self.queue) {
             self.register_own();
         }
@@ -421,26 +437,36 @@ impl Replica {
 
     /// Proposes what is queued, then hands the batch to the node.
     fn flush(&mut self) {
+        self.flush_more_at = None;
+        let mut budget_bytes = self.config.flush_bytes_max.max(1);
         // Answers to one batch may queue more (writes waiting for this node's record), so
         // go on until nothing is left; each pass proposes only what the last one queued.
         for _ in 0..8 {
-            self.propose_queued();
+            self.propose_queued(&mut budget_bytes);
             if self.unsent.is_empty() {
-                return;
+                break;
             }
             let proposals = std::mem::take(&mut self.unsent);
             self.step_node(raft::Input::ProposeBatch { proposals });
         }
+        let own_record = matches!(self.own, OwnRecord::Registered { .. });
+        if self.node.is_leader() && self.queue.has_candidate(own_record) {
+            self.flush_more_at = Some(self.now.plus(1));
+        }
     }
 
-    /// Moves queued writes to the batch, in the queue's order (the seam for fair queuing
-    /// across tenants). Writes numbered on this node's record wait until it is registered.
-    fn propose_queued(&mut self) {
+    /// Moves queued writes to the batch, in the queue's order (deficit round robin across
+    /// tenants, by weight), until the flush's budget of bytes is spent. Writes numbered on
+    /// this node's record wait until it is registered.
+    fn propose_queued(&mut self, budget_bytes: &mut u64) {
         let own = match self.own {
             OwnRecord::Registered { client, .. } => Some(client),
             _ => None,
         };
-        while let Some(write) = self.queue.pop(own.is_some()) {
+        while *budget_bytes > 0
+            && let Some(write) = self.queue.pop(own.is_some())
+        {
+            *budget_bytes = budget_bytes.saturating_sub(cost_bytes(&write.operation));
             let (numbered, own_sequence) = match write.numbered {
                 Some(numbered) => (numbered, None),
                 None => {
@@ -721,7 +747,8 @@ impl Replica {
 
     /// The leader's session clock, this node's own record, and request deadlines.
     fn housekeeping(&mut self) {
-        if std::mem::take(&mut self.flush_due) {
+        let more_due = self.flush_more_at.is_some_and(|at| self.now >= at);
+        if std::mem::take(&mut self.flush_due) || more_due {
             self.flush();
         }
         if self.node.is_leader() {
@@ -850,6 +877,9 @@ impl Replica {
         // which is harmless.
         if !self.waiters.is_empty() || !self.queue.is_empty() || !self.reads.is_empty() {
             wake_at = wake_at.min(self.next_sweep);
+        }
+        if let Some(at) = self.flush_more_at {
+            wake_at = wake_at.min(at);
         }
         self.output.wake_at = wake_at.max(self.now);
         std::mem::take(&mut self.output)

@@ -48,6 +48,12 @@ pub const TENANT_NAME_BYTES_MAX: usize = 63;
 pub const TOKENS_PER_TENANT_MAX: usize = 16;
 /// Most tenants in one cluster.
 pub const TENANTS_MAX: usize = 10_000;
+/// A tenant's weight in the leader's fair queuing when none was set: every tenant alike.
+pub const TENANT_WEIGHT_DEFAULT: u32 = 1;
+/// The largest weight: a tenant of this weight gets 100 times the share of a tenant of weight
+/// 1 under contention, and a larger ratio would let one tenant crowd out the others in all
+/// but name.
+pub const TENANT_WEIGHT_MAX: u32 = 100;
 
 /// A tenant's caps: each absent field is unlimited. Rates are per second.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +223,8 @@ pub struct TenantView {
     pub usage: Usage,
     /// The ids of its live tokens (never the tokens).
     pub tokens: Vec<u64>,
+    /// Its share of the leader's batches under contention, relative to other tenants'.
+    pub weight: u32,
 }
 
 /// A tenant administration command (applied only for the administrator: the default
@@ -246,6 +254,12 @@ pub enum TenantCommand {
         name: String,
         purge: bool,
     },
+    /// Sets the tenant's weight in the leader's fair queuing (1 to [`TENANT_WEIGHT_MAX`]).
+    /// Last of the variants, so that log entries written before weights existed still decode.
+    SetWeight {
+        name: String,
+        weight: u32,
+    },
 }
 
 /// Every tenant, and the usage of every tenant id (the default tenant's included).
@@ -256,6 +270,11 @@ pub(crate) struct TenantTable {
     /// Ids are never reused, so a deleted tenant's old token or request names nothing.
     next_id: u64,
     usage: BTreeMap<TenantId, Usage>,
+    /// Weights other than [`TENANT_WEIGHT_DEFAULT`]. Not in the serde encoding of the table:
+    /// a snapshot image carries them after the store (format 3), so that an image of format 2,
+    /// written before weights existed, still restores (every tenant at the default weight).
+    #[serde(skip)]
+    pub(crate) weights: BTreeMap<TenantId, u32>,
 }
 
 impl Default for TenantTable {
@@ -265,11 +284,21 @@ impl Default for TenantTable {
             by_name: BTreeMap::new(),
             next_id: 1,
             usage: BTreeMap::new(),
+            weights: BTreeMap::new(),
         }
     }
 }
 
 impl TenantTable {
+    /// The tenant's weight in the leader's fair queuing (the default for the default tenant,
+    /// and for any tenant whose weight was never set).
+    pub fn weight(&self, tenant: TenantId) -> u32 {
+        self.weights
+            .get(&tenant)
+            .copied()
+            .unwrap_or(TENANT_WEIGHT_DEFAULT)
+    }
+
     pub fn caps(&self, tenant: TenantId) -> Option<&Caps> {
         self.tenants.get(&tenant).map(|found| &found.caps)
     }
@@ -333,7 +362,20 @@ impl TenantTable {
             caps: tenant.caps,
             usage: self.usage(id),
             tokens: tenant.tokens.keys().copied().collect(),
+            weight: self.weight(id),
         })
+    }
+}
+
+/// Checks a tenant's weight: a whole number from 1 to [`TENANT_WEIGHT_MAX`]. Zero would never
+/// be served, and a weight past the maximum would make every other tenant's share negligible.
+pub fn validate_tenant_weight(weight: i64) -> Result<u32, StoreError> {
+    match u32::try_from(weight) {
+        Ok(weight @ 1..=TENANT_WEIGHT_MAX) => Ok(weight),
+        _ => Err(StoreError::invalid_request(format!(
+            "a tenant's weight is a whole number from 1 to {TENANT_WEIGHT_MAX} (its share of \
+             the leader's batches under contention, relative to other tenants'), not {weight}"
+        ))),
     }
 }
 
@@ -372,6 +414,11 @@ impl Store {
     /// The caps of `tenant` (`None`: unlimited, as for the default tenant).
     pub fn tenant_caps(&self, tenant: TenantId) -> Option<&Caps> {
         self.tenant_table.caps(tenant)
+    }
+
+    /// The weight of `tenant` in the leader's fair queuing.
+    pub fn tenant_weight(&self, tenant: TenantId) -> u32 {
+        self.tenant_table.weight(tenant)
     }
 
     /// What `tenant` holds now.
@@ -610,6 +657,16 @@ impl Store {
                 record.caps = caps;
                 Ok(Outcome::TenantChanged { tenant: id })
             }
+            TenantCommand::SetWeight { name, weight } => {
+                let weight = validate_tenant_weight(i64::from(weight))?;
+                let id = self.tenant_table.find(&name)?;
+                if weight == TENANT_WEIGHT_DEFAULT {
+                    self.tenant_table.weights.remove(&id);
+                } else {
+                    self.tenant_table.weights.insert(id, weight);
+                }
+                Ok(Outcome::TenantChanged { tenant: id })
+            }
             TenantCommand::IssueToken { name, token } => {
                 let id = self.tenant_table.find(&name)?;
                 let record = self.tenant_table.tenants.get_mut(&id).expect("found");
@@ -711,6 +768,7 @@ impl Store {
         self.count(id, Cap::Services, -(groups as i64));
         self.tenant_table.by_name.remove(name);
         self.tenant_table.tenants.remove(&id);
+        self.tenant_table.weights.remove(&id);
         debug_assert!(self.tenant_table.usage(id).is_empty(), "a purge frees all");
         self.tenant_table.usage.remove(&id);
         Ok(Outcome::TenantDeleted {

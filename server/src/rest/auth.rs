@@ -125,6 +125,7 @@ fn admin_only(route: &Route) -> bool {
         Route::Tenants { name, .. } => name.is_none(),
         Route::TenantCreate
         | Route::TenantCaps { .. }
+        | Route::TenantWeight { .. }
         | Route::TenantDelete { .. }
         | Route::TokenIssue { .. }
         | Route::TokenRevoke { .. }

@@ -535,6 +535,7 @@ fn dispatch(
         Route::Tenants { .. }
         | Route::TenantCreate
         | Route::TenantCaps { .. }
+        | Route::TenantWeight { .. }
         | Route::TenantDelete { .. }
         | Route::TokenIssue { .. }
         | Route::TokenRevoke { .. } => tenants::serve(api, url, route, numbered, &body),

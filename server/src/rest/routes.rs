@@ -145,6 +145,10 @@ pub enum Route {
     TenantCaps {
         name: String,
     },
+    /// `PUT /v1/tenants/<name>/weight`: the body is `{"weight": N}`.
+    TenantWeight {
+        name: String,
+    },
     /// `DELETE /v1/tenants/<name>[?purge]`.
     TenantDelete {
         name: String,
@@ -206,6 +210,7 @@ impl Route {
             Route::Tenants { .. } => "tenant_show",
             Route::TenantCreate => "tenant_create",
             Route::TenantCaps { .. } => "tenant_caps",
+            Route::TenantWeight { .. } => "tenant_weight",
             Route::TenantDelete { .. } => "tenant_delete",
             Route::TokenIssue { .. } => "token_issue",
             Route::TokenRevoke { .. } => "token_revoke",
@@ -225,6 +230,7 @@ impl Route {
                 | Route::ServiceUpdate { .. }
                 | Route::TenantCreate
                 | Route::TenantCaps { .. }
+                | Route::TenantWeight { .. }
                 | Route::MemberAdd
         )
     }
@@ -499,7 +505,7 @@ fn parse_services(
     expect_method(method, "GET", path, Route::ServiceShow { group, stale })
 }
 
-/// `/v1/tenants[/<name>[/tokens[/<id>]]]`.
+/// `/v1/tenants[/<name>[/weight|/tokens[/<id>]]]`.
 fn parse_tenants(
     method: &str,
     path: &str,
@@ -527,6 +533,9 @@ fn parse_tenants(
         ("POST", [name, tokens]) if tokens == "tokens" => {
             Ok(Route::TokenIssue { name: name.clone() })
         }
+        ("PUT", [name, weight]) if weight == "weight" => {
+            Ok(Route::TenantWeight { name: name.clone() })
+        }
         ("DELETE", [name, tokens, id]) if tokens == "tokens" => Ok(Route::TokenRevoke {
             name: name.clone(),
             token: id
@@ -545,6 +554,9 @@ fn parse_tenants(
         )),
         (_, [_, tokens]) if tokens == "tokens" => {
             Err(ApiError::method_not_allowed(method, path, "POST"))
+        }
+        (_, [_, weight]) if weight == "weight" => {
+            Err(ApiError::method_not_allowed(method, path, "PUT"))
         }
         (_, [_, tokens, _]) if tokens == "tokens" => {
             Err(ApiError::method_not_allowed(method, path, "DELETE"))

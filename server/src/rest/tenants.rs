@@ -1,5 +1,6 @@
 //! Tenant administration: create a tenant (with its first token), list tenants with their
-//! usage against their caps, change caps, issue and revoke tokens, delete a tenant.
+//! usage against their caps, change caps and weights, issue and revoke tokens, delete a
+//! tenant.
 //!
 //! Tokens are drawn here, from a cryptographic generator seeded by the operating system, as `<tenant>.<64 hex
 //! digits>`; only a salted SHA-256 of the secret is proposed to the log. A token is shown
@@ -10,7 +11,9 @@ use super::errors::{ApiError, Reply};
 use super::kv::write;
 use super::{Api, Scoped, routes::Route};
 use rafting_core::replica::Numbered;
-use rafting_core::store::tenants::validate_tenant_name;
+use rafting_core::store::tenants::{
+    TENANT_WEIGHT_DEFAULT, validate_tenant_name, validate_tenant_weight,
+};
 use rafting_core::store::{
     Caps, Operation, Query, ReadAnswer, TenantCommand, TenantView, TokenRecord,
 };
@@ -27,6 +30,23 @@ struct CreateBody {
     /// absent field is unlimited.
     #[serde(default)]
     caps: Option<Caps>,
+    /// Absent: the default weight (every tenant alike).
+    #[serde(default)]
+    weight: Option<i64>,
+}
+
+/// The body of `PUT /v1/tenants/<name>/weight`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeightBody {
+    weight: i64,
+}
+
+/// A weight from a request body, checked before anything is proposed: `400
+/// invalid_request` for 0, a negative or an absurd weight.
+fn checked_weight(weight: i64) -> Result<u32, ApiError> {
+    validate_tenant_weight(weight)
+        .map_err(|error| ApiError::new(400, error.code(), error.to_string()))
 }
 
 fn decode<'a, T: Deserialize<'a>>(body: &'a [u8], what: &str) -> Result<T, ApiError> {
@@ -60,6 +80,7 @@ pub fn view_json(api: &Api, view: &TenantView) -> Value {
         "id": view.id.get(),
         "name": view.name,
         "caps": view.caps,
+        "weight": view.weight,
         "usage": view.usage,
         "on_this_node": {
             "connections": api.tenant_connections.held(&view.name),
@@ -108,6 +129,7 @@ pub fn serve(
             let create: CreateBody = decode(body, "tenant")?;
             validate_tenant_name(&create.name)
                 .map_err(|error| ApiError::new(400, error.code(), error.to_string()))?;
+            let weight = create.weight.map(checked_weight).transpose()?;
             let caps = create.caps.unwrap_or_else(Caps::new_tenant_default);
             let (token, record) = draw_token(&create.name);
             let command = TenantCommand::Create {
@@ -116,6 +138,15 @@ pub fn serve(
                 token: record,
             };
             write(api, url, numbered, Operation::Tenant(Box::new(command)))?;
+            if let Some(weight) = weight.filter(|&weight| weight != TENANT_WEIGHT_DEFAULT) {
+                // A second entry: the tenant exists already, so a failure here leaves it at
+                // the default weight, which the answer's error says to set again.
+                let command = TenantCommand::SetWeight {
+                    name: create.name.clone(),
+                    weight,
+                };
+                write(api, url, None, Operation::Tenant(Box::new(command)))?;
+            }
             let view = show(api, url, &create.name)?;
             let answer = json!({"tenant": view_json(api, &view), "token": token, "token_id": 1});
             Ok(Reply::json_with_status(201, &answer))
@@ -125,6 +156,15 @@ pub fn serve(
             let command = TenantCommand::SetCaps {
                 name: name.clone(),
                 caps,
+            };
+            write(api, url, numbered, Operation::Tenant(Box::new(command)))?;
+            Ok(Reply::json(&view_json(api, &show(api, url, name)?)))
+        }
+        Route::TenantWeight { name } => {
+            let body: WeightBody = decode(body, "weight")?;
+            let command = TenantCommand::SetWeight {
+                name: name.clone(),
+                weight: checked_weight(body.weight)?,
             };
             write(api, url, numbered, Operation::Tenant(Box::new(command)))?;
             Ok(Reply::json(&view_json(api, &show(api, url, name)?)))
