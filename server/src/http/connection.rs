@@ -133,6 +133,11 @@ pub(super) struct Connection {
     /// read that would block there is nothing to read, and the read is skipped (writing
     /// 10,000 answers at once costs 10,000 writes, not also 10,000 reads).
     pub(super) readable: bool,
+    /// Its client shut its side of the connection (or it broke) while a request was worked
+    /// on: the answer is still written (a client may half-close after its request), then
+    /// the connection closes; meanwhile a newcomer at the cap may evict it (a long poll
+    /// whose client hung up would otherwise hold its place until the poll times out).
+    peer_closed: bool,
 }
 
 impl Connection {
@@ -153,6 +158,7 @@ impl Connection {
             idle_ticket: None,
             timer: None,
             readable: true,
+            peer_closed: false,
         }
     }
 
@@ -161,11 +167,13 @@ impl Connection {
     }
 
     /// Whether a newcomer at the cap may evict it: it waits for a request, with nothing
-    /// read of one and nothing left to write.
+    /// read of one and nothing left to write; or its client hung up while its request is
+    /// worked on.
     pub(super) fn evictable(&self) -> bool {
-        matches!(self.phase, Phase::Idle { .. })
+        let waiting = matches!(self.phase, Phase::Idle { .. })
             && self.pending.is_empty()
-            && self.output.is_empty()
+            && self.output.is_empty();
+        waiting || (self.peer_closed && matches!(self.phase, Phase::Working { .. }))
     }
 
     /// Whether it has served a request (an idle one is then evicted after the unused ones).
@@ -198,7 +206,7 @@ impl Connection {
         else {
             return;
         };
-        let keep_alive = keep_alive && !context.stopping();
+        let keep_alive = keep_alive && !context.stopping() && !self.peer_closed;
         self.queue(response, keep_alive, head_only, context.now);
         self.phase = if keep_alive {
             Phase::Idle { since: context.now }
@@ -295,6 +303,23 @@ impl Connection {
 
     /// While streaming: reads what the client sends only to notice that it left (a client
     /// that sends while its stream is open gets nothing for it).
+    /// While its request is worked on: reads on, to notice a client that hangs up. Bytes of
+    /// a pipelined next request are kept for later, up to a head's worth.
+    fn notice_departure(&mut self, context: &mut Context<'_>) -> Step {
+        let room = (context.shared.limits.head_bytes_max + 1).saturating_sub(self.pending.len());
+        if self.peer_closed || room == 0 {
+            return Step::Wait;
+        }
+        match self.read(context, room) {
+            Received::Bytes(_) => Step::Again,
+            Received::WouldBlock => Step::Wait,
+            Received::Ended => {
+                self.peer_closed = true;
+                Step::Wait
+            }
+        }
+    }
+
     fn watch_stream_client(&mut self, context: &mut Context<'_>) -> Step {
         let read = self.read(context, usize::MAX);
         self.pending.clear();
@@ -363,7 +388,8 @@ impl Connection {
             let step = match self.phase {
                 Phase::Idle { .. } | Phase::Head { .. } => self.read_head(context),
                 Phase::Body { .. } => self.read_body(context),
-                Phase::Working { .. } | Phase::Holding { .. } => Step::Wait,
+                Phase::Working { .. } => self.notice_departure(context),
+                Phase::Holding { .. } => Step::Wait,
                 Phase::Streaming { .. } => self.watch_stream_client(context),
                 Phase::Discarding { .. } => self.discard(context),
                 Phase::LingerNext => {

@@ -639,6 +639,85 @@ fn answers_sent_later_hold_no_worker() {
     }
 }
 
+/// Waits until the handler holds `count` requests' responders.
+fn kept_responders(handler: &Deferring, count: usize) -> Vec<Responder> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while handler.kept.lock().unwrap().len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "the handler never got the request"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::mem::take(&mut *handler.kept.lock().unwrap())
+}
+
+/// A long poll whose client hangs up does not keep its place under the cap until the poll
+/// ends: at the cap, a newcomer evicts it (before this, the newcomer was answered 503).
+#[test]
+fn a_client_that_hangs_up_while_its_answer_waits_gives_its_place_to_a_newcomer() {
+    let limits = Limits {
+        connections_max: 1,
+        event_loops: 1,
+        ..Limits::default()
+    };
+    let handler = Arc::new(Deferring::default());
+    let server =
+        HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, handler.clone()).unwrap();
+    let mut gone = connect(&server);
+    gone.write_all(b"GET /later HTTP/1.1\r\n\r\n").unwrap();
+    let kept = kept_responders(&handler, 1);
+    drop(gone);
+    std::thread::sleep(Duration::from_millis(100));
+    let (status, _, body) = exchange(&server, b"GET /now HTTP/1.1\r\n\r\n");
+    assert_eq!((status, body.as_str()), (200, "GET /now body="));
+    // The evicted poll's answer, when it comes, goes nowhere and harms no one.
+    for responder in kept {
+        responder.send(Response {
+            status: 200,
+            headers: Vec::new(),
+            body: b"late".to_vec(),
+        });
+    }
+    let (status, _, _) = exchange(&server, b"GET /again HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 200);
+}
+
+/// A client may shut its side after sending its request and still wait for the answer: the
+/// node notices the shutdown but writes the answer, then closes.
+#[test]
+fn a_client_that_half_closes_after_its_request_still_gets_its_answer() {
+    let handler = Arc::new(Deferring::default());
+    let server = HttpServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        Limits::default(),
+        handler.clone(),
+    )
+    .unwrap();
+    let mut stream = connect(&server);
+    stream.write_all(b"GET /later HTTP/1.1\r\n\r\n").unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let kept = kept_responders(&handler, 1);
+    std::thread::sleep(Duration::from_millis(100));
+    for responder in kept {
+        responder.send(Response {
+            status: 200,
+            headers: Vec::new(),
+            body: b"answer".to_vec(),
+        });
+    }
+    let mut reader = BufReader::new(stream);
+    let (status, headers, body) = response(&mut reader);
+    assert_eq!((status, body.as_str()), (200, "answer"));
+    assert!(
+        headers
+            .iter()
+            .any(|(name, value)| name == "connection" && value == "close"),
+        "{headers:?}"
+    );
+    assert!(closed(&mut reader));
+}
+
 /// Proves that a client that never reads its answers blocks no one: it pipelines requests
 /// for 4 MiB answers and reads nothing, so its answer cannot be written; meanwhile 50
 /// requests of another client are each answered at once, and the stalled connection is
