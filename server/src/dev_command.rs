@@ -48,6 +48,9 @@ const UDP_PORT_OFFSET: u16 = 100;
 const NODES_MAX: u16 = 16;
 const LEADER_WAIT: Duration = Duration::from_secs(30);
 const STOP_WAIT: Duration = Duration::from_secs(10);
+/// How long `rafting dev add` waits for a member of the cluster to answer (one started a
+/// moment ago may not serve yet).
+const MEMBER_WAIT: Duration = Duration::from_secs(30);
 const CLUSTER_FILE: &str = "cluster.toml";
 const CONSOLE_FILE: &str = "console.log";
 const LOG_LINES_SHOWN: usize = 12;
@@ -614,15 +617,23 @@ fn add(config: &DevConfig) -> Result<bool> {
         bail!("a dev cluster holds at most {NODES_MAX} nodes within the port range");
     }
     let http = |i: u16| format!("127.0.0.1:{}", config.http_port + i - 1);
-    let Some(member) = existing
-        .iter()
-        .map(|&i| http(i))
-        .find(|address| health_of(address).is_some())
-    else {
-        bail!(
-            "no node of the dev cluster in {} answers: is `rafting dev` running?",
-            config.data.display()
-        );
+    let deadline = Instant::now() + MEMBER_WAIT;
+    let member = loop {
+        let answering = (existing.iter())
+            .map(|&i| http(i))
+            .find(|address| health_of(address).is_some());
+        if let Some(member) = answering {
+            break member;
+        }
+        if Instant::now() >= deadline || signals::stop_requested() {
+            bail!(
+                "no node of the dev cluster in {} answered within {} s: is `rafting dev` \
+                 running?",
+                config.data.display(),
+                MEMBER_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
     };
     // Node 1's arguments of a one-node cluster (no --peer: the cluster's members come from
     // --join), with this node's id, directory and ports.

@@ -326,10 +326,15 @@ fn dev_add_grows_the_running_cluster_by_one_voter() {
         {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "node 4 never became a voter: {voters:?}"
-        );
+        if Instant::now() >= deadline {
+            let _ = add.kill();
+            let output = add.wait_with_output().unwrap();
+            panic!(
+                "node 4 never became a voter: {voters:?}; `dev add` said: {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
     // SAFETY: kill(2) on our own child.
