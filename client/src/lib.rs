@@ -403,12 +403,7 @@ impl Rafting {
                     return Ok(Box::new(std::io::BufReader::new(response.into_reader())));
                 }
                 Err(ureq::Error::Status(status, response)) => {
-                    let body: Value = response.into_json().unwrap_or(Value::Null);
-                    return Err(Error::Api {
-                        status,
-                        code: body["code"].as_str().unwrap_or("error").to_owned(),
-                        message: body["message"].as_str().unwrap_or_default().to_owned(),
-                    });
+                    return Err(api_error(status, response));
                 }
                 Err(error) => last = Error::Unavailable(format!("GET {url}: {error}")),
             }
@@ -482,14 +477,7 @@ fn send(
         };
         let response = match result {
             Ok(response) => response,
-            Err(ureq::Error::Status(status, response)) => {
-                let body: Value = response.into_json().unwrap_or(Value::Null);
-                return Err(Error::Api {
-                    status,
-                    code: body["code"].as_str().unwrap_or("error").to_owned(),
-                    message: body["message"].as_str().unwrap_or_default().to_owned(),
-                });
-            }
+            Err(ureq::Error::Status(status, response)) => return Err(api_error(status, response)),
             Err(error) => return Err(Error::Unavailable(format!("{method} {url}: {error}"))),
         };
         if matches!(response.status(), 307 | 308) {
@@ -603,6 +591,16 @@ impl Member {
             "ttl_ms": self.ttl_ms,
             "mode": mode,
         })
+    }
+}
+
+/// The API's error answer (`{"code","message"}`) to a request, as an [`Error::Api`].
+fn api_error(status: u16, response: ureq::Response) -> Error {
+    let body: Value = response.into_json().unwrap_or(Value::Null);
+    Error::Api {
+        status,
+        code: body["code"].as_str().unwrap_or("error").to_owned(),
+        message: body["message"].as_str().unwrap_or_default().to_owned(),
     }
 }
 

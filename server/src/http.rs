@@ -363,14 +363,7 @@ pub fn raise_open_files_limit() -> io::Result<u64> {
 /// `Content-Length` and drops its body.
 fn encode(bytes: &mut Vec<u8>, response: &Response, keep_alive: bool, head_only: bool) {
     bytes.reserve(128 + response.body.len());
-    let reason = reason_phrase(response.status);
-    let _ = write!(bytes, "HTTP/1.1 {} {reason}\r\n", response.status);
-    for (name, value) in &response.headers {
-        let clean = |text: &str| !text.contains(['\r', '\n']);
-        if clean(name) && clean(value) {
-            let _ = write!(bytes, "{name}: {value}\r\n");
-        }
-    }
+    encode_status_and_headers(bytes, response);
     let _ = write!(bytes, "Content-Length: {}\r\n", response.body.len());
     if !keep_alive {
         bytes.extend_from_slice(b"Connection: close\r\n");
@@ -383,6 +376,13 @@ fn encode(bytes: &mut Vec<u8>, response: &Response, keep_alive: bool, head_only:
 
 /// Appends the head of a chunked answer that stays open (a stream) to `bytes`.
 fn encode_stream_head(bytes: &mut Vec<u8>, response: &Response) {
+    encode_status_and_headers(bytes, response);
+    bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+}
+
+/// The status line and the handler's headers (a header with a line break in its name or
+/// value is dropped rather than let split the answer).
+fn encode_status_and_headers(bytes: &mut Vec<u8>, response: &Response) {
     let reason = reason_phrase(response.status);
     let _ = write!(bytes, "HTTP/1.1 {} {reason}\r\n", response.status);
     for (name, value) in &response.headers {
@@ -391,7 +391,6 @@ fn encode_stream_head(bytes: &mut Vec<u8>, response: &Response) {
             let _ = write!(bytes, "{name}: {value}\r\n");
         }
     }
-    bytes.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
 }
 
 fn body_ended_early() -> HttpError {
