@@ -378,46 +378,41 @@ fn join_farm(rafting: Arc<Rafting>, name: &str, member: Member) -> Result<Member
 }
 
 fn farm(rafting: Arc<Rafting>, name: &str) -> Result<Farm, Error> {
-    let group = encode(name);
-    let view = rafting.request("GET", &format!("/v1/services/{group}"), &[], None);
-    let members = match view {
-        Ok(answer) => pickable(&answer.json()?),
-        Err(error) if error.code() == Some("group_not_found") => Vec::new(),
-        Err(error) => return Err(error),
-    };
+    let mirror = Mirror::of(name);
+    let (members, since) = mirror.read(&rafting)?;
     let members = Arc::new(RwLock::new(Arc::new(members)));
     let stop = Arc::new(AtomicBool::new(false));
     {
         let (members, stop) = (members.clone(), stop.clone());
-        let watch = format!("/v1/kv/_services/{group}?watch&timeout_ms=10000");
-        let show = format!("/v1/services/{group}");
+        let set = move |list: Vec<FarmMember>| {
+            *members.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
+        };
         std::thread::Builder::new()
-            .name(format!("rafting-farm-watch-{group}"))
+            .name(format!("rafting-farm-watch-{}", mirror.path))
             .spawn(move || {
-                let mut since: Option<u64> = None;
+                // The watch starts where the first read ended, so no change falls between
+                // them; a watch that fell behind the kept history reads the group afresh.
+                let mut since = Some(since);
                 while !stop.load(Ordering::Relaxed) {
-                    let url = match since {
-                        Some(since) => format!("{watch}&since={since}"),
-                        None => watch.clone(),
-                    };
-                    let batch = rafting
-                        .request_with_timeout("GET", &url, &[], None, Duration::from_secs(15))
-                        .and_then(|answer| answer.json());
-                    let Ok(batch) = batch else {
-                        sleep_unless(&stop, Duration::from_millis(200));
+                    let Some(from) = since else {
+                        match mirror.read(&rafting) {
+                            Ok((list, next)) => {
+                                set(list);
+                                since = Some(next);
+                            }
+                            Err(_) => sleep_unless(&stop, Duration::from_millis(200)),
+                        }
                         continue;
                     };
-                    since = batch["next_since"].as_u64().or(since);
-                    let changed = batch["events"]
-                        .as_array()
-                        .is_some_and(|events| !events.is_empty());
-                    if (changed || since.is_none())
-                        && let Ok(view) = rafting
-                            .request("GET", &show, &[], None)
-                            .and_then(|a| a.json())
-                    {
-                        *members.write().unwrap_or_else(|p| p.into_inner()) =
-                            Arc::new(pickable(&view));
+                    match mirror.watch(&rafting, from) {
+                        Ok((latest, next)) => {
+                            if let Some(list) = latest {
+                                set(list);
+                            }
+                            since = Some(next);
+                        }
+                        Err(error) if error.code() == Some("compacted") => since = None,
+                        Err(_) => sleep_unless(&stop, Duration::from_millis(200)),
                     }
                 }
             })
@@ -431,6 +426,81 @@ fn farm(rafting: Arc<Rafting>, name: &str) -> Result<Farm, Error> {
         any_failing: AtomicBool::new(false),
         stop,
     })
+}
+
+/// A group's mirror key (`/_services<name>`, the group's view as JSON, rewritten at each
+/// change): what a caller reads once and then watches.
+struct Mirror {
+    /// The key as watch events name it.
+    key: String,
+    /// The key in a URL.
+    path: String,
+}
+
+impl Mirror {
+    fn of(name: &str) -> Mirror {
+        let group = encode(name);
+        Mirror {
+            key: format!("/_services/{}", name.trim_start_matches('/')),
+            path: format!("_services/{group}"),
+        }
+    }
+
+    /// The pickable members now, and the revision to watch from. One listing: the key
+    /// sorts before every longer key it prefixes, so the first entry is the group's view if
+    /// the group exists.
+    fn read(&self, rafting: &Rafting) -> Result<(Vec<FarmMember>, u64), Error> {
+        let listing = rafting
+            .request(
+                "GET",
+                &format!("/v1/kv/{}?list&limit=1", self.path),
+                &[],
+                None,
+            )?
+            .json()?;
+        let revision = listing["revision"]
+            .as_u64()
+            .ok_or_else(|| Error::Protocol(format!("a listing without a revision: {listing}")))?;
+        let members = match listing["entries"].get(0) {
+            Some(entry) if entry["key"] == self.key.as_str() => self.members(entry)?,
+            _ => Vec::new(),
+        };
+        Ok((members, revision + 1))
+    }
+
+    /// One long poll from `since`: the members after the group's last change in the batch
+    /// (`None` if the batch did not change it), and where to poll next.
+    fn watch(
+        &self,
+        rafting: &Rafting,
+        since: u64,
+    ) -> Result<(Option<Vec<FarmMember>>, u64), Error> {
+        let url = format!("/v1/kv/{}?watch&timeout_ms=10000&since={since}", self.path);
+        let batch = rafting
+            .request_with_timeout("GET", &url, &[], None, Duration::from_secs(15))?
+            .json()?;
+        let next = batch["next_since"].as_u64().ok_or_else(|| {
+            Error::Protocol(format!("a watch answer without next_since: {batch}"))
+        })?;
+        let last = batch["events"]
+            .as_array()
+            .and_then(|events| events.iter().rev().find(|e| e["key"] == self.key.as_str()));
+        let latest = match last {
+            None => None,
+            Some(event) if event["type"] == "delete" => Some(Vec::new()),
+            Some(event) => Some(self.members(event)?),
+        };
+        Ok((latest, next))
+    }
+
+    /// The pickable members of a listing entry or watch event carrying the group's view.
+    fn members(&self, carrier: &Value) -> Result<Vec<FarmMember>, Error> {
+        let view: Value = carrier["value"]
+            .as_str()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .ok_or_else(|| Error::Protocol(format!("{} does not hold a group view", self.key)))?;
+        Ok(pickable(&view))
+    }
 }
 
 /// Sleeps `duration`, waking early if `stop` is set.
@@ -521,6 +591,149 @@ mod tests {
             farm.pick_with(&Named("zz")),
             Err(Error::NoMember(_))
         ));
+    }
+
+    /// A node that answers each request (one per connection) from `script`, keyed by the
+    /// request's path, and records the paths asked for.
+    fn scripted_node(
+        script: impl Fn(&str, usize) -> (u16, String) + Send + 'static,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let record = asked.clone();
+        std::thread::spawn(move || {
+            for (turn, stream) in listener.incoming().enumerate() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                let path = first.split(' ').nth(1).unwrap_or_default().to_owned();
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                record.lock().unwrap().push(path.clone());
+                let (status, body) = script(&path, turn);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (url, asked)
+    }
+
+    fn view_of(instances: &[&str]) -> String {
+        let members: Vec<Value> = instances
+            .iter()
+            .map(|instance| json!({"instance": instance, "addresses": {}, "weight": 1}))
+            .collect();
+        json!({"members": members}).to_string()
+    }
+
+    fn instances(farm: &Farm) -> Vec<String> {
+        farm.members().into_iter().map(|m| m.instance).collect()
+    }
+
+    fn eventually(what: &str, check: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !check() {
+            assert!(Instant::now() < deadline, "{what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_caller_watches_from_where_its_first_read_ended_and_follows_the_view_in_the_events() {
+        // Revision 7: the group holds `a`. The watch must start at 8, where the read ended
+        // (a watch "from now on" would miss a member that registered in between); the event
+        // at 8 carries the new view, so no other read is needed; at 9 the group is deleted;
+        // then the watch falls behind the kept history and the caller reads the group afresh.
+        let (url, asked) = scripted_node(|path, turn| {
+            let key = "/_services/echo";
+            let event = |revision: u64, kind: &str, view: Option<String>| {
+                let mut event = json!({"revision": revision, "key": key, "type": kind});
+                if let Some(view) = view {
+                    event["value"] = json!(view);
+                }
+                event
+            };
+            let other = json!({"revision": 8, "key": "/_services/echo2", "type": "put",
+                               "value": view_of(&["x"])});
+            match path {
+                p if p.ends_with("?list&limit=1") && turn == 0 => {
+                    let entries = [json!({"key": key, "value": view_of(&["a"])})];
+                    (200, json!({"revision": 7, "entries": entries}).to_string())
+                }
+                p if p.ends_with("?list&limit=1") => {
+                    let entries = [json!({"key": key, "value": view_of(&["c"])})];
+                    (200, json!({"revision": 20, "entries": entries}).to_string())
+                }
+                p if p.ends_with("&since=8") => (
+                    200,
+                    json!({"events": [event(8, "put", Some(view_of(&["a", "b"]))), other],
+                           "next_since": 9, "current_revision": 8})
+                    .to_string(),
+                ),
+                p if p.ends_with("&since=9") => {
+                    std::thread::sleep(Duration::from_millis(300));
+                    (
+                        200,
+                        json!({"events": [event(9, "delete", None)], "next_since": 10,
+                               "current_revision": 9})
+                        .to_string(),
+                    )
+                }
+                p if p.ends_with("&since=10") => {
+                    std::thread::sleep(Duration::from_millis(300));
+                    (
+                        410,
+                        json!({"code": "compacted", "message": "gone"}).to_string(),
+                    )
+                }
+                _ => {
+                    std::thread::sleep(Duration::from_millis(200));
+                    (
+                        503,
+                        json!({"code": "unavailable", "message": "-"}).to_string(),
+                    )
+                }
+            }
+        });
+        let rafting = crate::connect(&url).unwrap();
+        let farm = rafting.farm("/echo").unwrap();
+        assert_eq!(instances(&farm), ["a"], "the first read");
+        eventually("the event's view", || instances(&farm) == ["a", "b"]);
+        eventually("the group's deletion", || instances(&farm).is_empty());
+        eventually("a fresh read after compaction", || {
+            instances(&farm) == ["c"]
+        });
+        eventually("the watch from the fresh read", || {
+            asked.lock().unwrap().len() >= 6
+        });
+        let asked = asked.lock().unwrap().clone();
+        assert_eq!(
+            asked[..4],
+            [
+                "/v1/kv/_services/echo?list&limit=1",
+                "/v1/kv/_services/echo?watch&timeout_ms=10000&since=8",
+                "/v1/kv/_services/echo?watch&timeout_ms=10000&since=9",
+                "/v1/kv/_services/echo?watch&timeout_ms=10000&since=10",
+            ],
+            "{asked:?}"
+        );
+        assert_eq!(
+            asked[4..6],
+            [
+                "/v1/kv/_services/echo?list&limit=1",
+                "/v1/kv/_services/echo?watch&timeout_ms=10000&since=21",
+            ],
+            "{asked:?}"
+        );
     }
 
     #[test]

@@ -168,12 +168,14 @@ fn the_farm_examples_survive_a_node_and_two_workers_killed() {
     let killed_at = Instant::now();
     let quiet_after = killed_at + TTL + Duration::from_secs(1);
     let mut calls_after = 0;
-    let mut errors_before = 0;
+    let mut errors_before = Vec::new();
+    let mut seen_after = Vec::new();
     read_until(
         &caller_lines,
         "five seconds of calls",
         Duration::from_secs(10),
         |line| {
+            seen_after.push(format!("{:?}: {:?}", line.at - killed_at, line.calls));
             for call in &line.calls {
                 if line.at >= quiet_after {
                     calls_after += 1;
@@ -188,7 +190,7 @@ fn the_farm_examples_survive_a_node_and_two_workers_killed() {
                         "{server} picked after it was killed"
                     );
                 } else if served_by(call).is_none() {
-                    errors_before += 1;
+                    errors_before.push(format!("{:?} after the kill: {call}", line.at - killed_at));
                 }
             }
             line.at >= killed_at + Duration::from_secs(5)
@@ -201,7 +203,9 @@ fn the_farm_examples_survive_a_node_and_two_workers_killed() {
     // A failed call makes the caller skip that member: at most one error per killed worker
     // and balancer before the cluster drops them.
     assert!(
-        errors_before <= 4,
-        "{errors_before} errors before TTL + 1 s"
+        errors_before.len() <= 4,
+        "{} errors before TTL + 1 s (killed {killed:?}):\n{}",
+        errors_before.len(),
+        seen_after.join("\n")
     );
 }
