@@ -10,6 +10,10 @@
 //! question is "puts per second on one core", and on a shared machine the wall clock also
 //! counts the time other processes held the core. `store_put_wall` is the same encoded-bytes
 //! run on the wall clock, for comparison.
+//!
+//! `store_snapshot_cpu` takes and restores the image of a store of large values (100 keys of
+//! 256 KiB, and the watch history they leave): `cargo bench -p rafting-core --bench store --
+//! snapshot`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, black_box, criterion_group, criterion_main};
 use rafting_core::LogIndex;
@@ -140,6 +144,57 @@ fn bench_apply_typed(criterion: &mut Criterion, group_name: &str, clock: Clock) 
     group.finish();
 }
 
+/// A store holding large values: 100 keys of 256 KiB each, written four times over, so the
+/// watch history is full of values too (about 90 MB of image), as a tenant writing large
+/// values leaves it.
+fn store_with_large_values() -> Store {
+    let (mut store, client) = store_with_client();
+    let value = vec![0x5a_u8; 256 * 1024];
+    for sequence in 1..=400u64 {
+        let key = format!("/bench/large-{:03}", sequence % 100);
+        let operation = Operation::put(&key, &value);
+        let command = Command::Request(
+            Request::new(client, sequence, operation).acknowledging_below(sequence),
+        );
+        store
+            .apply_command(LogIndex::new(sequence + 1), command)
+            .expect("puts succeed");
+    }
+    store
+}
+
+/// Taking and restoring a snapshot of a store of large values: the node loop takes it in
+/// one step, so its time is a pause every client sees.
+fn store_snapshots(criterion: &mut Criterion) {
+    let store = store_with_large_values();
+    let image = store.snapshot();
+    let mut group = criterion.benchmark_group("store_snapshot_cpu");
+    group.throughput(Throughput::Bytes(image.len() as u64));
+    group.bench_function("take_large_values", |bencher| {
+        bencher.iter_custom(|times| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..times {
+                let start = Clock::ThreadCpu.read();
+                black_box(store.snapshot());
+                elapsed += Clock::ThreadCpu.read() - start;
+            }
+            elapsed
+        });
+    });
+    group.bench_function("restore_large_values", |bencher| {
+        bencher.iter_custom(|times| {
+            let mut elapsed = Duration::ZERO;
+            for _ in 0..times {
+                let start = Clock::ThreadCpu.read();
+                black_box(Store::restore(&image).expect("the image restores"));
+                elapsed += Clock::ThreadCpu.read() - start;
+            }
+            elapsed
+        });
+    });
+    group.finish();
+}
+
 fn store_puts(criterion: &mut Criterion) {
     bench_apply_encoded(criterion, "store_put_cpu", Clock::ThreadCpu);
     bench_apply_typed(criterion, "store_put_cpu", Clock::ThreadCpu);
@@ -151,4 +206,9 @@ criterion_group! {
     config = Criterion::default().sample_size(20).measurement_time(Duration::from_secs(3));
     targets = store_puts
 }
-criterion_main!(benches);
+criterion_group! {
+    name = snapshots;
+    config = Criterion::default().sample_size(10).measurement_time(Duration::from_secs(5));
+    targets = store_snapshots
+}
+criterion_main!(benches, snapshots);

@@ -2,17 +2,23 @@
 //!
 //! The node loop hands over each batch as core emits it. The thread takes everything queued,
 //! writes it as one group with one fdatasync, and only then reports the last batch durable.
-//! A batch that carries a snapshot splits the group: what came before it is written, then
-//! the snapshot file, then the rest; once all is durable the log is compacted.
+//!
+//! Snapshots: one installed from a leader replaces the log, so its batch splits the group:
+//! what came before it is written, then the snapshot file and a reset record, then the rest.
+//! One the node took of its own state changes nothing in the log: its file goes to a second
+//! thread, the snapshot writer, while appends go on (a store of large values makes a file of
+//! tens of megabytes, and writing it in line held every write of the cluster for most of a
+//! second). Its batch is reported durable as usual: the log still holds every entry the
+//! snapshot covers, and is compacted only once the writer reports the file durable.
 
 use crate::metrics::Metrics;
-use crate::wal::Wal;
+use crate::wal::{SnapshotWrite, Wal, WalError};
 use rafting_core::raft::{BatchId, PersistBatch};
 use rafting_wal::Batch;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What the storage thread reports back.
 #[derive(Debug)]
@@ -24,58 +30,148 @@ pub enum StorageReport {
 /// Most batches grouped into one write.
 const GROUP_BATCHES_MAX: usize = 1024;
 
+/// How long an idle storage thread waits for a batch before it looks whether the snapshot
+/// writer finished a file (so the log is compacted without waiting for the next write).
+const IDLE_LOOK: Duration = Duration::from_millis(100);
+
 pub fn spawn_storage(
     mut wal: Wal,
     batches: Receiver<PersistBatch>,
     metrics: Arc<Metrics>,
     report: impl Fn(StorageReport) -> bool + Send + 'static,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name("storage".into()).spawn(move || {
-        while let Ok(first) = batches.recv() {
-            let mut group = vec![first];
-            while group.len() < GROUP_BATCHES_MAX {
-                match batches.try_recv() {
-                    Ok(batch) => group.push(batch),
-                    Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+    let (writes, written, writer) = spawn_snapshot_writer()?;
+    std::thread::Builder::new()
+        .name("storage".into())
+        .spawn(move || {
+            let failed = |error: WalError| {
+                tracing::error!(%error, "writing to disk failed; the node stops persisting");
+                report(StorageReport::Failed(error.to_string()));
+            };
+            loop {
+                let first = match batches.recv_timeout(IDLE_LOOK) {
+                    Ok(batch) => Some(batch),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                };
+                if let Err(error) = compact_after_written(&mut wal, &written) {
+                    failed(error);
+                    break;
+                }
+                let Some(first) = first else { continue };
+                let mut group = vec![first];
+                while group.len() < GROUP_BATCHES_MAX {
+                    match batches.try_recv() {
+                        Ok(batch) => group.push(batch),
+                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                    }
+                }
+                let last = group.last().map(|batch| batch.id).expect("non-empty group");
+                let count = group.len() as u64;
+                let started = Instant::now();
+                if let Err(error) = write_group(&mut wal, group, &writes) {
+                    failed(error);
+                    break;
+                }
+                metrics.observe_fsync(started.elapsed().as_micros() as u64);
+                metrics
+                    .batches_persisted
+                    .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
+                if !report(StorageReport::Persisted(last)) {
+                    break;
                 }
             }
-            let last = group.last().map(|batch| batch.id).expect("non-empty group");
-            let count = group.len() as u64;
-            let started = Instant::now();
-            if let Err(error) = write_group(&mut wal, group) {
-                tracing::error!(%error, "write-ahead log append failed; the node stops persisting");
-                report(StorageReport::Failed(error.to_string()));
-                return;
-            }
-            metrics.observe_fsync(started.elapsed().as_micros() as u64);
-            metrics
-                .batches_persisted
-                .fetch_add(count, std::sync::atomic::Ordering::Relaxed);
-            if !report(StorageReport::Persisted(last)) {
-                return;
-            }
-        }
-    })
+            // A snapshot file being written is finished before the thread ends.
+            drop(writes);
+            let _ = writer.join();
+        })
 }
 
-/// Writes a group of batches in order: runs of plain batches as one frame each, a snapshot
-/// file (and its reset record) before the batch that carries it, and compacts the log once a
-/// snapshot and everything before it are durable.
-fn write_group(wal: &mut Wal, group: Vec<PersistBatch>) -> Result<(), rafting_wal::WalError> {
+/// What the snapshot writer reports: the name of each file it made durable.
+type Written = Receiver<Result<String, WalError>>;
+
+/// The snapshot writer: writes each file it is given, in order, and reports each result.
+fn spawn_snapshot_writer() -> std::io::Result<(Sender<SnapshotWrite>, Written, JoinHandle<()>)> {
+    let (writes, to_write) = mpsc::channel::<SnapshotWrite>();
+    let (done, written) = mpsc::channel();
+    let writer = std::thread::Builder::new()
+        .name("snapshot-writer".into())
+        .spawn(move || {
+            for write in to_write {
+                let (index, bytes) = (write.index(), write.image_bytes());
+                let started = Instant::now();
+                let result = write.run();
+                if result.is_ok() {
+                    tracing::info!(
+                        index = index.get(),
+                        bytes,
+                        installed = false,
+                        ms = started.elapsed().as_millis() as u64,
+                        "snapshot written"
+                    );
+                }
+                if done.send(result).is_err() {
+                    return;
+                }
+            }
+        })?;
+    Ok((writes, written, writer))
+}
+
+/// Counts the snapshot files the writer finished and compacts the log after them.
+fn compact_after_written(wal: &mut Wal, written: &Written) -> Result<(), WalError> {
+    let mut any = false;
+    for result in written.try_iter() {
+        wal.snapshot_written(result?);
+        any = true;
+    }
+    if any {
+        compact(wal)?;
+    }
+    Ok(())
+}
+
+fn compact(wal: &mut Wal) -> Result<(), WalError> {
+    let started = Instant::now();
+    wal.compact()?;
+    tracing::debug!(ms = started.elapsed().as_millis() as u64, "log compacted");
+    Ok(())
+}
+
+/// Writes a group of batches in order: runs of plain batches as one frame each, an installed
+/// snapshot's file and reset record before the batch that carries it (compacting once the
+/// group is durable), and a taken snapshot's file handed to the writer.
+fn write_group(
+    wal: &mut Wal,
+    group: Vec<PersistBatch>,
+    writes: &Sender<SnapshotWrite>,
+) -> Result<(), WalError> {
     let mut records: Vec<Batch> = Vec::with_capacity(group.len());
-    let mut compact = false;
+    let mut compact_now = false;
     for batch in group {
-        if let Some(persist) = &batch.snapshot {
-            wal.append_all(&records)?;
-            records.clear();
-            wal.persist_snapshot(persist)?;
-            tracing::info!(
-                index = persist.snapshot.index.get(),
-                bytes = persist.snapshot.image.len(),
-                installed = persist.log_reset,
-                "snapshot written"
-            );
-            compact = true;
+        match &batch.snapshot {
+            Some(persist) if persist.log_reset => {
+                wal.append_all(&records)?;
+                records.clear();
+                let started = Instant::now();
+                wal.persist_snapshot(persist)?;
+                tracing::info!(
+                    index = persist.snapshot.index.get(),
+                    bytes = persist.snapshot.image.len(),
+                    installed = true,
+                    ms = started.elapsed().as_millis() as u64,
+                    "snapshot written"
+                );
+                compact_now = true;
+            }
+            Some(persist) => {
+                let write = wal.snapshot_write(&persist.snapshot);
+                writes.send(write).map_err(|_| {
+                    let stopped = std::io::Error::other("the snapshot writer stopped");
+                    WalError::io(wal.directory().display(), "write a snapshot", stopped)
+                })?;
+            }
+            None => {}
         }
         records.push(Batch {
             hard_state: batch.hard_state,
@@ -83,8 +179,8 @@ fn write_group(wal: &mut Wal, group: Vec<PersistBatch>) -> Result<(), rafting_wa
         });
     }
     wal.append_all(&records)?;
-    if compact {
-        wal.compact()?;
+    if compact_now {
+        compact(wal)?;
     }
     Ok(())
 }

@@ -15,8 +15,10 @@
 //!
 //! Snapshots and compaction: snapshot files live beside the segments. [`Wal::persist_snapshot`]
 //! writes one atomically (temporary file, fsync, rename, directory fsync) and, for a snapshot
-//! installed over a log that did not continue it, then writes a reset record. Once the batch
-//! is durable, [`Wal::compact`] starts a new segment (each segment starts with the hard state
+//! installed over a log that did not continue it, then writes a reset record. A snapshot the
+//! node took of its own state is written by another thread ([`Wal::snapshot_write`]) while
+//! appends go on, and counts once [`Wal::snapshot_written`] says so. Once the snapshot is
+//! durable, [`Wal::compact`] starts a new segment (each segment starts with the hard state
 //! current when it was created, so nothing is lost), keeps the newest two snapshot files and
 //! deletes the oldest segments whose entries the *previous* snapshot covers: should the newest
 //! snapshot file be damaged, recovery falls back to the previous one and the log after it.
@@ -117,6 +119,33 @@ pub struct Wal {
     segment_last: Vec<(u64, Option<LogIndex>)>,
     /// The snapshot files on disk, by name.
     snapshot_names: Vec<String>,
+}
+
+/// A snapshot file to write: see [`Wal::snapshot_write`].
+#[derive(Debug)]
+pub struct SnapshotWrite {
+    directory: PathBuf,
+    meta: SnapshotMeta,
+    image: Arc<Vec<u8>>,
+}
+
+impl SnapshotWrite {
+    /// Writes the file atomically (temporary file, fsync, rename, directory fsync) and
+    /// returns its name.
+    pub fn run(self) -> Result<String, WalError> {
+        let name = snapshot_file_name(self.meta.index, self.meta.term);
+        let content = encode_snapshot_file(&self.meta, &self.image);
+        segment_files::write_snapshot_file(&self.directory, &name, &content)?;
+        Ok(name)
+    }
+
+    pub fn index(&self) -> LogIndex {
+        self.meta.index
+    }
+
+    pub fn image_bytes(&self) -> usize {
+        self.image.len()
+    }
 }
 
 impl Wal {
@@ -289,33 +318,49 @@ impl Wal {
     /// over a log that did not continue it) a reset record in the log. Call before writing
     /// the rest of its batch, and [`Wal::compact`] once the batch is durable.
     pub fn persist_snapshot(&mut self, persist: &PersistSnapshot) -> Result<(), WalError> {
-        let snapshot = &persist.snapshot;
-        let meta = SnapshotMeta {
-            owner: self.config.owner(),
-            index: snapshot.index,
-            term: snapshot.term,
-            membership: snapshot.membership.clone(),
-        };
-        let name = snapshot_file_name(snapshot.index, snapshot.term);
-        let content = encode_snapshot_file(&meta, &snapshot.image);
-        segment_files::write_snapshot_file(&self.config.directory, &name, &content)
+        let name = self
+            .snapshot_write(&persist.snapshot)
+            .run()
             .inspect_err(|_| self.failed = true)?;
-        if !self.snapshot_names.contains(&name) {
-            self.snapshot_names.push(name);
-        }
+        self.snapshot_written(name);
         if persist.log_reset {
             let mut frame = Vec::new();
             encode_frame(
                 &[RecordRef::Reset {
-                    after: snapshot.index,
+                    after: persist.snapshot.index,
                 }],
                 &mut frame,
             )?;
             self.write_durably(&frame)?;
-            self.shape.reset(snapshot.index);
+            self.shape.reset(persist.snapshot.index);
             self.note_active_last();
         }
         Ok(())
+    }
+
+    /// The file write of a snapshot the node took of its own state, detached from the log so
+    /// that another thread can do it while appends go on: the log still holds every entry the
+    /// snapshot covers, and nothing is compacted until [`Wal::snapshot_written`] says the
+    /// file is durable. (A snapshot installed from a leader resets the log and is written in
+    /// line, by [`Wal::persist_snapshot`].)
+    pub fn snapshot_write(&self, snapshot: &Snapshot) -> SnapshotWrite {
+        SnapshotWrite {
+            directory: self.config.directory.clone(),
+            meta: SnapshotMeta {
+                owner: self.config.owner(),
+                index: snapshot.index,
+                term: snapshot.term,
+                membership: snapshot.membership.clone(),
+            },
+            image: snapshot.image.clone(),
+        }
+    }
+
+    /// The snapshot file `name` is durable: it counts for [`Wal::compact`] from now on.
+    pub fn snapshot_written(&mut self, name: String) {
+        if !self.snapshot_names.contains(&name) {
+            self.snapshot_names.push(name);
+        }
     }
 
     /// After a snapshot is durable: starts a new segment, keeps the newest two snapshot files

@@ -280,3 +280,72 @@ fn snapshots_compact_the_log_and_a_damaged_one_falls_back_to_the_previous() {
     );
     assert_eq!(recovered.entries.last().unwrap().index.get(), 300);
 }
+
+// The storage thread writes a snapshot the node took on a thread of its own: every batch is
+// still reported durable; the file appears and the log is compacted after it (two
+// snapshots: the segments the first covers go), and a reopen finds the newest snapshot and
+// every entry after the previous one.
+#[test]
+fn the_storage_thread_writes_taken_snapshots_beside_the_appends_and_compacts_after_them() {
+    use rafting_core::raft::{BatchId, PersistBatch};
+    use rafting_net::metrics::Metrics;
+    use rafting_net::storage::{StorageReport, spawn_storage};
+    use std::sync::{Arc, mpsc};
+    use std::time::{Duration, Instant};
+
+    let directory = tempfile::tempdir().unwrap();
+    let (wal, _) = Wal::open(config(directory.path())).unwrap();
+    let (batches, to_store) = mpsc::channel();
+    let (reports, reported) = mpsc::channel();
+    let storage = spawn_storage(wal, to_store, Arc::new(Metrics::default()), move |report| {
+        reports.send(report).is_ok()
+    })
+    .unwrap();
+    // One batch at a time, each its own group (grouped, they would make one frame).
+    for (sequence, start) in (1..=300).step_by(10).enumerate() {
+        let sequence = sequence as u64 + 1;
+        let Batch {
+            hard_state,
+            entries,
+        } = batch(1, start..=start + 9);
+        let last = start + 9;
+        batches
+            .send(PersistBatch {
+                id: BatchId {
+                    sequence,
+                    last_index: LogIndex::new(last),
+                    last_term: Term::new(1),
+                },
+                hard_state,
+                entries,
+                snapshot: [100, 200].contains(&last).then(|| snapshot_at(last, 1)),
+            })
+            .unwrap();
+        match reported.recv_timeout(Duration::from_secs(10)).unwrap() {
+            StorageReport::Persisted(id) => assert_eq!(id.sequence, sequence),
+            StorageReport::Failed(error) => panic!("{error}"),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while names(directory.path(), ".snap").len() < 2
+        || names(directory.path(), ".wal")[0] == "00000000000000000001.wal"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "both snapshot files and a compaction within 10 s: {:?}",
+            names(directory.path(), "")
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(batches);
+    storage.join().unwrap();
+
+    let (_, recovered) = Wal::open(config(directory.path())).unwrap();
+    assert_eq!(recovered.snapshot.unwrap().index, LogIndex::new(200));
+    let first = recovered.entries.first().unwrap().index.get();
+    assert!(
+        first > 1 && first <= 101,
+        "the segments up to 100 went: {first}"
+    );
+    assert_eq!(recovered.entries.last().unwrap().index, LogIndex::new(300));
+}

@@ -82,8 +82,8 @@ pub struct PersistBatch {
     /// Entries to append. If the first entry's index is at or below the last durable index,
     /// everything from that index on is replaced.
     pub entries: Vec<Entry>,
-    /// A snapshot to make durable **before** the hard state and the entries: one the driver
-    /// took ([`Input::SnapshotTaken`]) or one a leader sent. See [`PersistSnapshot`].
+    /// A snapshot to make durable: one the driver took ([`Input::SnapshotTaken`]) or one a
+    /// leader sent. See [`PersistSnapshot`].
     pub snapshot: Option<PersistSnapshot>,
 }
 
@@ -98,9 +98,15 @@ pub struct Snapshot {
     pub image: Arc<Vec<u8>>,
 }
 
-/// A snapshot the driver must write (temporary file, sync, rename, directory sync) before
-/// the rest of its batch. Once the batch is durable the driver may delete the log segments
-/// whose entries are all at or below `snapshot.index`, and older snapshot files but one.
+/// A snapshot the driver must write (temporary file, sync, rename, directory sync).
+///
+/// With `log_reset` it replaces the log, so it is written **before** the rest of its batch.
+/// Without, it pictures entries of the log itself (durable with this batch at the latest):
+/// the driver may write it
+/// beside the batches that follow (and report them, and this one, durable before the file
+/// is), as long as it keeps the log whole until the file is durable. Only then may it delete
+/// the log segments whose entries are all at or below `snapshot.index`, and older snapshot
+/// files but one.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersistSnapshot {
     pub snapshot: Snapshot,

@@ -101,6 +101,7 @@ pub enum TransactionResult {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
     pub key: String,
+    #[serde(with = "serde_bytes")]
     pub value: Option<Vec<u8>>,
     /// 1 when created, +1 with every write; a deleted and re-created key starts again at 1.
     pub version: u64,
@@ -205,6 +206,7 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
     Put {
+        #[serde(with = "serde_bytes")]
         value: Vec<u8>,
         version: u64,
         create_revision: Revision,

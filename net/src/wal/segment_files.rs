@@ -90,6 +90,11 @@ pub fn create_segment(
     Ok((path, file))
 }
 
+/// Bytes of a large file written between two syncs: a snapshot of tens of megabytes
+/// flushed in one go holds the disk (and every log write's fdatasync behind it) for a long
+/// moment; flushed a piece at a time, the log's syncs get their turn in between.
+const SYNC_EVERY_BYTES: usize = 4 * 1024 * 1024;
+
 /// Writes `content` as the file `path` so that a crash leaves either the whole file or
 /// none: under `temporary_path` first, synced, renamed, and the directory synced.
 fn write_atomically(
@@ -105,8 +110,14 @@ fn write_atomically(
         .write(true)
         .open(temporary_path)
         .map_err(|error| WalError::io(&shown, "create", error))?;
-    file.write_all(content)
-        .map_err(|error| WalError::io(&shown, "write", error))?;
+    for piece in content.chunks(SYNC_EVERY_BYTES) {
+        file.write_all(piece)
+            .map_err(|error| WalError::io(&shown, "write", error))?;
+        if piece.len() == SYNC_EVERY_BYTES {
+            file.sync_data()
+                .map_err(|error| WalError::io(&shown, "fdatasync", error))?;
+        }
+    }
     file.sync_all()
         .map_err(|error| WalError::io(&shown, "fsync", error))?;
     drop(file);
