@@ -24,6 +24,7 @@
 //! Session records feed the checks in [`sessions`].
 
 mod driver;
+pub mod limits;
 mod observe;
 pub mod operations;
 pub mod sessions;
@@ -54,6 +55,9 @@ pub(crate) enum SessionPurpose {
     Open,
     Bind { session: u64, key: String },
     KeepAlive { session: u64 },
+    /// Overwrite the session's key without the session (`Workload::kv_edge_cases`): the key
+    /// stays, and is no longer the session's to delete.
+    Unbind { session: u64, key: String },
     Close { session: u64 },
 }
 
@@ -87,6 +91,8 @@ pub(crate) struct Pending {
 pub(crate) struct ClientSession {
     pub session: u64,
     pub bound: bool,
+    /// Its key was overwritten without the session since it was bound.
+    pub unbound: bool,
     pub renewal_invoked_us: u64,
 }
 
