@@ -11,6 +11,7 @@
 //!   `transaction_operations_max` compares and operations and one more. These are applied to
 //!   a copy of the node's store, as the next entry of its log would be, so the run goes on
 //!   unchanged;
+//! - a malformed key is refused naming the key, cut to the length core bounds error texts to;
 //! - every client the workload registered (and the node has applied) has its exactly-once
 //!   record, and a client id the log never gave has none.
 
@@ -20,7 +21,8 @@ use rafting_core::LogIndex;
 use rafting_core::NodeId;
 use rafting_core::store::{
     ClientId, Command, Compare, CompareTarget, Operation, Outcome, Query, ReadAnswer, Relation,
-    Request, Response, Revision, Store, StoreConfig, TenantId, Transaction, TransactionOperation,
+    Request, Response, Revision, Store, StoreConfig, StoreError, TenantId, Transaction,
+    TransactionOperation,
     WatchQuery,
 };
 use rand::SeedableRng;
@@ -31,6 +33,10 @@ pub mod check {
     /// The store keeps its drawn limits and answers requests at and past them rightly.
     pub const STORE_LIMITS: &str = "store_limits";
 }
+
+/// The most characters of a refused key an `invalid_key` error shows, as core bounds its
+/// error texts (so a megabyte-long key does not make a megabyte-long error).
+const ERROR_KEY_CHARS_MAX: usize = 128;
 
 /// What an event counts for against the history's byte bound, as `Event::size_bytes`
 /// documents it: a fixed overhead plus its key and value.
@@ -88,6 +94,7 @@ pub fn store_limits(
 ) -> Result<(), Violation> {
     let detail = history_within_limits(store, limits)
         .or_else(|| requests_at_limits(store, limits))
+        .or_else(|| refusals_name_the_key(store, ERROR_KEY_CHARS_MAX))
         .or_else(|| clients_recorded(store, registered));
     detail.map_or(Ok(()), |detail| {
         Err(Violation {
@@ -206,6 +213,25 @@ fn requests_at_limits(store: &Store, limits: &StoreConfig) -> Option<String> {
     None
 }
 
+/// A malformed key is refused with an `invalid_key` error naming it, cut to its first
+/// `shown_chars_max` characters: a short one whole, a long one (within the key length cap)
+/// cut.
+fn refusals_name_the_key(store: &Store, shown_chars_max: usize) -> Option<String> {
+    let long = format!("/{}/..", "k".repeat(200));
+    for key in ["/kv/./d0", long.as_str()] {
+        let expected: String = key.chars().take(shown_chars_max).collect();
+        match store.get(TenantId::DEFAULT, key) {
+            Err(StoreError::InvalidKey { key: shown, .. }) if shown == expected => {}
+            other => {
+                return Some(format!(
+                    "get {key:?} gave {other:?}, not an invalid_key error naming {expected:?}"
+                ));
+            }
+        }
+    }
+    None
+}
+
 fn describe(response: &Response) -> String {
     match response {
         Ok(Outcome::Written { .. }) => String::from("written"),
@@ -221,7 +247,8 @@ fn put_of(value_bytes: usize) -> Operation {
     Operation::put(PROBE_KEY, &vec![b'v'; value_bytes])
 }
 
-/// A transaction of exactly `operations` compares and operations (at least one compare).
+/// A transaction of exactly `operations` compares and operations: one compare, the rest split
+/// between its two branches (each branch counts, taken or not).
 fn transaction_of(operations: usize) -> Operation {
     let compare = Compare {
         key: String::from(PROBE_KEY),
@@ -231,10 +258,12 @@ fn transaction_of(operations: usize) -> Operation {
     let get = TransactionOperation::Get {
         key: String::from(PROBE_KEY),
     };
+    let branches = operations.saturating_sub(1);
+    let failure = branches / 2;
     Operation::Transaction(Transaction {
         compares: vec![compare],
-        success: vec![get; operations.saturating_sub(1)],
-        failure: Vec::new(),
+        success: vec![get.clone(); branches - failure],
+        failure: vec![get; failure],
     })
 }
 
@@ -370,6 +399,15 @@ mod tests {
         };
         let found = store_limits(NodeId(1), &tight, &operations, &clients).unwrap_err();
         assert!(found.detail.contains("of transaction"), "{}", found.detail);
+    }
+
+    // An invalid-key error that shows the key cut elsewhere than the bound is caught.
+    #[test]
+    fn refusals_name_the_key_catches_a_wrong_key_shown() {
+        let (store, _) = store_with(small(), 1);
+        assert!(refusals_name_the_key(&store, ERROR_KEY_CHARS_MAX).is_none());
+        let found = refusals_name_the_key(&store, 100).expect("cut at 128, not 100");
+        assert!(found.contains("invalid_key"), "{found}");
     }
 
     // A client the workload registered but the store lost, or one it never gave, is caught.
