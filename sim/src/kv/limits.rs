@@ -22,8 +22,7 @@ use rafting_core::NodeId;
 use rafting_core::store::{
     ClientId, Command, Compare, CompareTarget, Operation, Outcome, Query, ReadAnswer, Relation,
     Request, Response, Revision, Store, StoreConfig, StoreError, TenantId, Transaction,
-    TransactionOperation,
-    WatchQuery,
+    TransactionOperation, WatchQuery,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -70,9 +69,8 @@ impl StoreRanges {
     /// draws never shift another stream (and scenarios without ranges draw nothing).
     pub fn draw(&self, seed: u64, planted_keys_cap_unchecked: bool) -> StoreConfig {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5707_E11A_1175_0000);
-        let mut draw = |span: Span<u64>| {
-            crate::params::draw_u64(&mut rng, span.low(), span.high()) as usize
-        };
+        let mut draw =
+            |span: Span<u64>| crate::params::draw_u64(&mut rng, span.low(), span.high()) as usize;
         StoreConfig {
             value_bytes_max: draw(self.value_bytes_max),
             transaction_operations_max: draw(self.transaction_operations_max),
@@ -309,6 +307,29 @@ fn clients_recorded(store: &Store, registered: &[ClientId]) -> Option<String> {
     None
 }
 
+impl crate::simulator::Simulator<'_, '_> {
+    /// Runs [`store_limits`] on the store of the node at `position`, if it runs, against the
+    /// seed's drawn limits and the clients the KV workload registered.
+    pub(crate) fn check_store_limits(&mut self, position: usize) {
+        let host = &self.hosts[position];
+        let Some(replica) = host.replica.as_ref() else {
+            return;
+        };
+        let registered: Vec<ClientId> = self
+            .kv
+            .as_ref()
+            .map(|kv| {
+                kv.clients
+                    .iter()
+                    .filter_map(|client| client.record)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let result = store_limits(host.id, replica.store(), &host.store_config, &registered);
+        self.check(result);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,7 +377,11 @@ mod tests {
         let (roomy, clients) = store_with(StoreConfig::default(), 30);
         let found = store_limits(NodeId(1), &roomy, &small(), &clients).unwrap_err();
         assert_eq!(found.check, check::STORE_LIMITS);
-        assert!(found.detail.contains("above its cap of 8"), "{}", found.detail);
+        assert!(
+            found.detail.contains("above its cap of 8"),
+            "{}",
+            found.detail
+        );
 
         let bytes = StoreConfig {
             watch_history_events_max: 100,
@@ -379,20 +404,32 @@ mod tests {
             ..small()
         };
         let found = store_limits(NodeId(1), &tight, &values, &clients).unwrap_err();
-        assert!(found.detail.contains("past value_bytes_max"), "{}", found.detail);
+        assert!(
+            found.detail.contains("past value_bytes_max"),
+            "{}",
+            found.detail
+        );
         let values = StoreConfig {
             value_bytes_max: 17,
             ..small()
         };
         let found = store_limits(NodeId(1), &tight, &values, &clients).unwrap_err();
-        assert!(found.detail.contains("of value_bytes_max"), "{}", found.detail);
+        assert!(
+            found.detail.contains("of value_bytes_max"),
+            "{}",
+            found.detail
+        );
 
         let operations = StoreConfig {
             transaction_operations_max: 3,
             ..small()
         };
         let found = store_limits(NodeId(1), &tight, &operations, &clients).unwrap_err();
-        assert!(found.detail.contains("past transaction"), "{}", found.detail);
+        assert!(
+            found.detail.contains("past transaction"),
+            "{}",
+            found.detail
+        );
         let operations = StoreConfig {
             transaction_operations_max: 5,
             ..small()
@@ -415,28 +452,14 @@ mod tests {
     fn store_limits_catches_a_wrong_client_record() {
         let config = small();
         let (store, _) = store_with(config.clone(), 3);
-        let found =
-            store_limits(NodeId(1), &store, &config, &[ClientId::new(1), ClientId::new(2)])
-                .unwrap_err();
+        let found = store_limits(
+            NodeId(1),
+            &store,
+            &config,
+            &[ClientId::new(1), ClientId::new(2)],
+        )
+        .unwrap_err();
         assert!(found.detail.contains("no record"), "{}", found.detail);
         assert!(store_limits(NodeId(1), &store, &config, &[ClientId::new(1)]).is_ok());
-    }
-}
-
-impl crate::simulator::Simulator<'_, '_> {
-    /// Runs [`store_limits`] on the store of the node at `position`, if it runs, against the
-    /// seed's drawn limits and the clients the KV workload registered.
-    pub(crate) fn check_store_limits(&mut self, position: usize) {
-        let host = &self.hosts[position];
-        let Some(replica) = host.replica.as_ref() else {
-            return;
-        };
-        let registered: Vec<ClientId> = self
-            .kv
-            .as_ref()
-            .map(|kv| kv.clients.iter().filter_map(|client| client.record).collect())
-            .unwrap_or_default();
-        let result = store_limits(host.id, replica.store(), &host.store_config, &registered);
-        self.check(result);
     }
 }

@@ -53,12 +53,22 @@ const CHECK_STEPS_MAX: u64 = 5_000_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum SessionPurpose {
     Open,
-    Bind { session: u64, key: String },
-    KeepAlive { session: u64 },
+    Bind {
+        session: u64,
+        key: String,
+    },
+    KeepAlive {
+        session: u64,
+    },
     /// Overwrite the session's key without the session (`Workload::kv_edge_cases`): the key
     /// stays, and is no longer the session's to delete.
-    Unbind { session: u64, key: String },
-    Close { session: u64 },
+    Unbind {
+        session: u64,
+        key: String,
+    },
+    Close {
+        session: u64,
+    },
 }
 
 /// What a client's logical request is; every attempt sends the same one.
