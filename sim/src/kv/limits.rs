@@ -438,6 +438,37 @@ mod tests {
         assert!(found.detail.contains("of transaction"), "{}", found.detail);
     }
 
+    // `[store]` ranges too small for the KV workload's own values or transactions are refused
+    // when the scenario loads; the shipped ranges load.
+    #[test]
+    fn store_ranges_too_small_for_the_workload_are_refused() {
+        let scenario = |store: &str| {
+            let text = format!(
+                "name = \"t\"\nprofile = \"relaxed\"\nnodes = 3\nduration_ms = 1000\n\
+                 [workload]\nkind = \"kv\"\n[store]\n{store}\n"
+            );
+            crate::Scenario::parse(&text, std::path::Path::new("t.toml"))
+        };
+        assert!(
+            scenario("value_bytes_max = [24, 256]\ntransaction_operations_max = [5, 16]").is_ok()
+        );
+        let error = scenario("value_bytes_max = [8, 256]")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("store.value_bytes_max"), "{error}");
+        let error = scenario("transaction_operations_max = [4, 16]")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("store.transaction_operations_max"),
+            "{error}"
+        );
+        let error = scenario("watch_history_events_max = [64, 16]")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("store.watch_history_events_max"), "{error}");
+    }
+
     // An invalid-key error that shows the key cut elsewhere than the bound is caught.
     #[test]
     fn refusals_name_the_key_catches_a_wrong_key_shown() {
