@@ -141,6 +141,7 @@ impl Simulator<'_, '_> {
         if let Some(replica) = self.hosts[node].replica.as_ref() {
             let result = checkers::store_consistent(self.hosts[node].id, replica.store());
             self.check(result);
+            self.check_store_limits(node);
         }
         let wipe = self.draw_wipe(node);
         let corrupt_snapshot = !wipe
@@ -505,6 +506,7 @@ impl Simulator<'_, '_> {
             if let Some(replica) = host.replica.as_ref() {
                 let result = checkers::store_consistent(host.id, replica.store());
                 self.check(result);
+                self.check_store_limits(position);
             }
         }
     }

@@ -137,7 +137,7 @@ fn draw_f64(rng: &mut ChaCha8Rng, span: Span<f64>) -> f64 {
     rng.random_range(low..=high)
 }
 
-fn draw_u64(rng: &mut ChaCha8Rng, low: u64, high: u64) -> u64 {
+pub(crate) fn draw_u64(rng: &mut ChaCha8Rng, low: u64, high: u64) -> u64 {
     if high <= low {
         return low;
     }

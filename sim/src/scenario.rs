@@ -138,6 +138,9 @@ pub struct Scenario {
     pub attacker: AttackerRanges,
     #[serde(default)]
     pub workload: Workload,
+    /// Ranges of the store's own limits each seed draws (see [`crate::kv::limits`]).
+    #[serde(default)]
+    pub store: crate::kv::limits::StoreRanges,
     /// The services workload's members (`workload.kind = "services"`).
     #[serde(default)]
     pub services: crate::services::ServicesSection,
@@ -411,6 +414,13 @@ pub struct Workload {
     /// before what its peers sent meanwhile (a node that wakes from a long pause answers its
     /// clients on what it believed when it stopped). Otherwise a paused node refuses at once.
     pub hold_requests_while_paused: bool,
+    /// KV only: requests at the store's edges. Each directory's name is a key too, beside a key
+    /// that sorts between it and its subtree (`/kv/d0`, `/kv/d0-b`, `/kv/d0/k0`); transactions
+    /// compare versions with `Greater` and `Less` and compare values; a client acknowledges
+    /// its answers a few requests late, so the store keeps several cached and a retry must
+    /// find its own among them; and a client sometimes overwrites its ephemeral key without
+    /// its session before closing it, so the close must not delete it.
+    pub kv_edge_cases: bool,
     /// Test-only planted anomaly: KV reads skip ReadIndex and are served from the store of
     /// the running node that has applied least (stale reads). Never read from a file.
     #[serde(skip)]
@@ -438,6 +448,7 @@ impl Default for Workload {
             wander_probability: Span::zero(),
             client_latency_ms: [0, 0],
             hold_requests_while_paused: false,
+            kv_edge_cases: false,
             planted_stale_reads: false,
             planted_keys_cap_unchecked: false,
             planted_unfair_admission: false,

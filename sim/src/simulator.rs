@@ -192,8 +192,9 @@ pub(crate) struct Host {
     pub id: NodeId,
     pub config: Config,
     pub replica_config: ReplicaConfig,
-    /// The scenario's planted store bug (see `Workload::planted_keys_cap_unchecked`).
-    pub planted_keys_cap_unchecked: bool,
+    /// The store configuration of the seed (`[store]` ranges, and the scenario's planted store
+    /// bug, see `Workload::planted_keys_cap_unchecked`).
+    pub store_config: StoreConfig,
     pub replica: Option<Replica>,
     /// Bumped at every crash, so events of a previous life are recognised and ignored.
     pub incarnation: u64,
@@ -271,10 +272,7 @@ impl Host {
         let store = match node.snapshot() {
             Some(snapshot) => Store::restore(&snapshot.image)
                 .unwrap_or_else(|error| panic!("a snapshot this node wrote must restore: {error}")),
-            None => Store::new(StoreConfig {
-                planted_keys_cap_unchecked: self.planted_keys_cap_unchecked,
-                ..StoreConfig::default()
-            }),
+            None => Store::new(self.store_config.clone()),
         };
         self.replica = Some(Replica::new(node, store, self.replica_config));
     }
@@ -380,7 +378,9 @@ impl<'s, 'w> Simulator<'s, 'w> {
                     planted_unfair_admission: scenario.workload.planted_unfair_admission,
                     ..ReplicaConfig::default()
                 },
-                planted_keys_cap_unchecked: scenario.workload.planted_keys_cap_unchecked,
+                store_config: scenario
+                    .store
+                    .draw(seed, scenario.workload.planted_keys_cap_unchecked),
                 replica: None,
                 incarnation: 0,
                 disk: WalDisk::new(id),

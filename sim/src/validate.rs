@@ -67,6 +67,7 @@ pub fn validate(scenario: &Scenario) -> Result<(), Invalid> {
     validate_membership(scenario)?;
     validate_timing(scenario)?;
     validate_tenants(scenario)?;
+    validate_store(scenario)?;
     validate_ranges(scenario)?;
     validate_profile(scenario)?;
     validate_script(scenario)
@@ -191,6 +192,58 @@ fn validate_timing(scenario: &Scenario) -> Result<(), Invalid> {
         return fail("liveness.bound_ms", "must be positive");
     }
     validate_kv_workload(&scenario.workload)
+}
+
+/// `[store]`: every drawn limit positive and ordered, and large enough for what the workloads
+/// send (a KV value, a KV transaction, a hostile tenant's value), so that no request of theirs
+/// is refused by a limit and retried for ever.
+fn validate_store(scenario: &Scenario) -> Result<(), Invalid> {
+    /// The KV workload's longest value ("no longer ephemeral", `c12-s3456`) and largest
+    /// transaction (one compare, two operations per branch).
+    const KV_VALUE_BYTES_MAX: u64 = 24;
+    const KV_TRANSACTION_OPERATIONS: u64 = 5;
+    let store = &scenario.store;
+    let limits = [
+        ("store.value_bytes_max", store.value_bytes_max),
+        (
+            "store.transaction_operations_max",
+            store.transaction_operations_max,
+        ),
+        (
+            "store.watch_history_events_max",
+            store.watch_history_events_max,
+        ),
+        (
+            "store.watch_history_bytes_max",
+            store.watch_history_bytes_max,
+        ),
+    ];
+    for (key, span) in limits {
+        if span.low() == 0 {
+            return fail(key, "must be positive");
+        }
+        ordered(key, [span.low(), span.high()])?;
+    }
+    let hostile_value_bytes = scenario
+        .tenants
+        .iter()
+        .filter(|tenant| tenant.hostile)
+        .map(|tenant| tenant.value_bytes as u64)
+        .max()
+        .unwrap_or(0);
+    if store.value_bytes_max.low() < KV_VALUE_BYTES_MAX.max(hostile_value_bytes) {
+        return fail(
+            "store.value_bytes_max",
+            "must hold the workload's values (24 bytes, or a hostile tenant's value_bytes)",
+        );
+    }
+    if store.transaction_operations_max.low() < KV_TRANSACTION_OPERATIONS {
+        return fail(
+            "store.transaction_operations_max",
+            "must hold the KV workload's transactions (5 compares and operations)",
+        );
+    }
+    Ok(())
 }
 
 /// The KV workload's own keys (they are ignored by the opaque workload).

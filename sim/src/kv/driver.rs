@@ -2,7 +2,7 @@
 //! replica (numbered writes, linearizable reads), and settling it from the replica's answer.
 
 use super::operations::{self, KvRequest, Untranslatable};
-use super::sessions::{SessionRecord, check};
+use super::sessions::{self, SessionRecord, check};
 use super::{ClientSession, KvClient, Pending, PendingKind, READ_ATTEMPT_BIT, SessionPurpose};
 use crate::checkers::Violation;
 use crate::linearizability::kv::{KvInput, KvOutput};
@@ -19,6 +19,12 @@ const SESSION_OPEN_PERCENT: u32 = 10;
 /// Percent chances, per renewal due, that the client abandons or closes its session instead.
 const SESSION_ABANDON_PERCENT: u32 = 4;
 const SESSION_CLOSE_PERCENT: u32 = 4;
+/// With `kv_edge_cases`, percent chance per renewal due that the client overwrites its
+/// session's key without the session (once per session).
+const SESSION_UNBIND_PERCENT: u32 = 30;
+/// With `kv_edge_cases`, client `i` acknowledges its answers `i % ACKNOWLEDGE_LAG_SPAN`
+/// requests late, so up to that many answers stay cached in its record.
+const ACKNOWLEDGE_LAG_SPAN: u64 = 3;
 
 impl Simulator<'_, '_> {
     pub(crate) fn kv_client(&mut self, client: usize) -> &mut KvClient {
@@ -81,6 +87,11 @@ impl Simulator<'_, '_> {
                 SessionPurpose::KeepAlive { session } => StoreOperation::KeepAlive {
                     session: SessionId(*session),
                 },
+                SessionPurpose::Unbind { key, .. } => StoreOperation::Put {
+                    key: key.clone(),
+                    value: b"no longer ephemeral".to_vec(),
+                    session: None,
+                },
                 SessionPurpose::Close { session } => StoreOperation::CloseSession {
                     session: SessionId(*session),
                 },
@@ -88,9 +99,13 @@ impl Simulator<'_, '_> {
             return session_kind(operation, purpose);
         }
         let value = format!("c{}-s{sequence}", self.clients[client].id);
-        let keys = self.scenario.workload.keys_per_directory;
-        let request = operations::draw_request(&mut self.streams.workload, keys, value.as_bytes())
-            .in_tenant(tenant);
+        let keys = operations::KeySet {
+            keys_per_directory: self.scenario.workload.keys_per_directory,
+            edge_cases: self.scenario.workload.kv_edge_cases,
+        };
+        let request =
+            operations::draw_request_in(&mut self.streams.workload, keys, value.as_bytes())
+                .in_tenant(tenant);
         PendingKind::Kv { sequence, request }
     }
 
@@ -125,6 +140,14 @@ impl Simulator<'_, '_> {
             }
             self.kv_client(client).session = None;
             return None;
+        }
+        let edge_cases = self.scenario.workload.kv_edge_cases;
+        if edge_cases && !open.unbound && roll >= 100 - SESSION_UNBIND_PERCENT {
+            let key = format!("/eph/c{}/s{}", self.clients[client].id, open.session);
+            return Some(SessionPurpose::Unbind {
+                session: open.session,
+                key,
+            });
         }
         if roll < SESSION_ABANDON_PERCENT + SESSION_CLOSE_PERCENT {
             if let Some(record) = self.kv_sessions().get_mut(&open.session) {
@@ -187,9 +210,10 @@ impl Simulator<'_, '_> {
             } => (operation, sequence),
         };
         // What the replica will put in the log, as the history's record of this attempt.
+        let acknowledged_below = self.kv_acknowledged_below(client, sequence);
         let request = Request::new(record, sequence, operation.clone())
             .in_tenant(tenant)
-            .acknowledging_below(sequence);
+            .acknowledging_below(acknowledged_below);
         let attempt = self.start_write_attempt(client, target, Command::Request(request));
         let write = Input::Write {
             id: RequestId(attempt),
@@ -198,11 +222,49 @@ impl Simulator<'_, '_> {
             numbered: Some(Numbered {
                 client: record,
                 sequence,
-                acknowledged_below: sequence,
+                acknowledged_below,
             }),
             deadline: self.request_deadline(target),
         };
         self.send_write(target, write);
+    }
+
+    /// How many of its latest answers the client leaves unacknowledged: none, or with
+    /// `kv_edge_cases` a lag of its own (so its record caches several answers).
+    fn kv_acknowledge_lag(&self, client: usize) -> u64 {
+        if self.scenario.workload.kv_edge_cases {
+            client as u64 % ACKNOWLEDGE_LAG_SPAN
+        } else {
+            0
+        }
+    }
+
+    /// The sequence below which a request of the client's acknowledges its answers.
+    fn kv_acknowledged_below(&self, client: usize, sequence: u64) -> u64 {
+        sequence.saturating_sub(self.kv_acknowledge_lag(client))
+    }
+
+    /// A write refused as stale: only right for a request the client acknowledged, or when
+    /// more answers were outstanding than the store caches.
+    fn kv_check_stale(&mut self, client: usize, response: &Response) {
+        let Err(StoreError::StaleRequest {
+            sequence,
+            sequence_min,
+            ..
+        }) = response
+        else {
+            return;
+        };
+        let responses_max = self.hosts[0].store_config.responses_per_client_max as u64;
+        let result = sessions::retry_answered(
+            self.clients[client].id,
+            *sequence,
+            self.kv_acknowledged_below(client, *sequence),
+            *sequence_min,
+            self.kv_acknowledge_lag(client) + 1,
+            responses_max,
+        );
+        self.check(result);
     }
 
     /// Records a write attempt of `command` in the history and starts its client's timeout.
@@ -347,6 +409,9 @@ impl Simulator<'_, '_> {
         let Some(pending) = self.kv_client(client).pending.clone() else {
             return;
         };
+        if let PendingKind::Kv { .. } | PendingKind::Session { .. } = pending.kind {
+            self.kv_check_stale(client, response);
+        }
         match pending.kind {
             PendingKind::JoinTenant => self.kv_on_tenant_created(client, response),
             PendingKind::Register => {

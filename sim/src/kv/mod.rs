@@ -24,6 +24,7 @@
 //! Session records feed the checks in [`sessions`].
 
 mod driver;
+pub mod limits;
 mod observe;
 pub mod operations;
 pub mod sessions;
@@ -52,9 +53,22 @@ const CHECK_STEPS_MAX: u64 = 5_000_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum SessionPurpose {
     Open,
-    Bind { session: u64, key: String },
-    KeepAlive { session: u64 },
-    Close { session: u64 },
+    Bind {
+        session: u64,
+        key: String,
+    },
+    KeepAlive {
+        session: u64,
+    },
+    /// Overwrite the session's key without the session (`Workload::kv_edge_cases`): the key
+    /// stays, and is no longer the session's to delete.
+    Unbind {
+        session: u64,
+        key: String,
+    },
+    Close {
+        session: u64,
+    },
 }
 
 /// What a client's logical request is; every attempt sends the same one.
@@ -87,6 +101,8 @@ pub(crate) struct Pending {
 pub(crate) struct ClientSession {
     pub session: u64,
     pub bound: bool,
+    /// Its key was overwritten without the session since it was bound.
+    pub unbound: bool,
     pub renewal_invoked_us: u64,
 }
 

@@ -96,6 +96,7 @@ impl Simulator<'_, '_> {
         let client_id = self.clients[client].id;
         let kv = self.kv.as_mut().expect("KV mode");
         let state = &mut kv.clients[client];
+        let mut counted = Ok(());
         match (purpose, response) {
             (
                 SessionPurpose::Open,
@@ -106,6 +107,7 @@ impl Simulator<'_, '_> {
                 state.session = Some(ClientSession {
                     session: session.get(),
                     bound: false,
+                    unbound: false,
                     renewal_invoked_us: invoked_us,
                 });
                 kv.sessions.insert(
@@ -141,10 +143,28 @@ impl Simulator<'_, '_> {
                     record.leader_changes = 0;
                 }
             }
+            (SessionPurpose::Unbind { session, key }, Ok(Outcome::Written { .. })) => {
+                if let Some(open) = state.session.as_mut() {
+                    open.unbound = true;
+                }
+                if let Some(record) = kv.sessions.get_mut(session) {
+                    record.keys.remove(key);
+                }
+            }
+            (
+                SessionPurpose::Close { session },
+                Ok(Outcome::SessionClosed { keys_deleted, .. }),
+            ) => {
+                state.session = None;
+                if let Some(record) = kv.sessions.get(session) {
+                    counted = sessions::session_keys_deleted(record, *keys_deleted);
+                }
+            }
             // The session is gone (closed, or expired while its owner could not renew it).
             (SessionPurpose::Close { .. }, _) | (_, Err(_)) => state.session = None,
             _ => {}
         }
+        self.check(counted);
     }
 
     /// The end-of-seed checks: sessions overdue, then linearizability of the whole history.

@@ -76,10 +76,60 @@ fn directory_name(directory: u64) -> String {
 
 /// Draws one request over the key set. `value` is unique to this request.
 pub fn draw_request(random: &mut impl Rng, keys_per_directory: u64, value: &[u8]) -> KvRequest {
+    draw_request_in(random, KeySet::plain(keys_per_directory), value)
+}
+
+/// The keys a client picks from, and the kinds of comparison it makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeySet {
+    pub keys_per_directory: u64,
+    /// `Workload::kv_edge_cases`: each directory's own name is a key too (`/kv/d0` beside
+    /// `/kv/d0/k0`), and so is a key that sorts between it and its subtree (`/kv/d0-b`, since
+    /// `-` sorts before `/`), so listing cursors meet a prefix that is a key and a key outside
+    /// the subtree right before it. Transactions also compare versions with `Greater` and
+    /// `Less` and compare values (an absent key has no value).
+    pub edge_cases: bool,
+}
+
+impl KeySet {
+    pub fn plain(keys_per_directory: u64) -> KeySet {
+        KeySet {
+            keys_per_directory,
+            edge_cases: false,
+        }
+    }
+
+    /// Keys a client may pick in one directory (the listed ones first).
+    fn keys(&self) -> u64 {
+        self.keys_per_directory + if self.edge_cases { 2 } else { 0 }
+    }
+
+    fn key(&self, directory: u64, position: u64) -> String {
+        match position.checked_sub(self.keys_per_directory) {
+            None => key_name(directory, position),
+            Some(0) => directory_name(directory),
+            Some(_) => format!("{}-b", directory_name(directory)),
+        }
+    }
+
+    /// The keys a listing of `directory` holds: its own name, if that is a key, and the keys
+    /// below it (never the `-b` key beside it).
+    fn listed(&self, directory: u64) -> Vec<String> {
+        let mut keys: Vec<String> = (0..self.keys_per_directory)
+            .map(|position| key_name(directory, position))
+            .collect();
+        if self.edge_cases {
+            keys.insert(0, directory_name(directory));
+        }
+        keys
+    }
+}
+
+/// Draws one request over `keys`. `value` is unique to this request.
+pub fn draw_request_in(random: &mut impl Rng, keys: KeySet, value: &[u8]) -> KvRequest {
     let directory = random.random_range(0..DIRECTORIES);
-    let pick_key = |random: &mut dyn rand::RngCore| {
-        key_name(directory, random.random_range(0..keys_per_directory))
-    };
+    let pick_key =
+        |random: &mut dyn rand::RngCore| keys.key(directory, random.random_range(0..keys.keys()));
     let key = pick_key(random);
     match random.random_range(0..100u32) {
         0..30 => get(&key),
@@ -89,12 +139,70 @@ pub fn draw_request(random: &mut impl Rng, keys_per_directory: u64, value: &[u8]
             let expected = random.random_range(0..=EXPECTED_VERSION_MAX);
             compare_and_set(&key, expected, value)
         }
-        80..88 => list(directory, keys_per_directory),
+        80..88 => list(directory, &keys.listed(directory)),
         _ => {
             let other = pick_key(random);
             let expected = random.random_range(0..=EXPECTED_VERSION_MAX);
-            transaction(&key, expected, &other, value)
+            let compare = if keys.edge_cases {
+                draw_compare(random, expected, value)
+            } else {
+                TransactionCompare::VersionEqual(expected)
+            };
+            transaction(&key, compare, &other, value)
         }
+    }
+}
+
+/// What a transaction compares its first key with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TransactionCompare {
+    VersionEqual(u64),
+    VersionGreater(u64),
+    VersionLess(u64),
+    /// The key holds this value (never true of an absent key).
+    ValueEqual(Vec<u8>),
+}
+
+fn draw_compare(random: &mut impl Rng, version: u64, value: &[u8]) -> TransactionCompare {
+    match random.random_range(0..4u32) {
+        0 => TransactionCompare::VersionEqual(version),
+        1 => TransactionCompare::VersionGreater(version),
+        2 => TransactionCompare::VersionLess(version),
+        _ => TransactionCompare::ValueEqual(value.to_vec()),
+    }
+}
+
+impl TransactionCompare {
+    /// The store's compare and the checker's expectation.
+    fn translate(&self, key: &str) -> (Compare, Expectation) {
+        let (relation, target, expected) = match self {
+            TransactionCompare::VersionEqual(version) => (
+                Relation::Equal,
+                CompareTarget::Version(*version),
+                expectation(*version),
+            ),
+            TransactionCompare::VersionGreater(version) => (
+                Relation::Greater,
+                CompareTarget::Version(*version),
+                Expectation::VersionAbove(*version),
+            ),
+            TransactionCompare::VersionLess(version) => (
+                Relation::Less,
+                CompareTarget::Version(*version),
+                Expectation::VersionBelow(*version),
+            ),
+            TransactionCompare::ValueEqual(value) => (
+                Relation::Equal,
+                CompareTarget::Value(value.clone()),
+                Expectation::Value(Value::new(value)),
+            ),
+        };
+        let compare = Compare {
+            key: key.to_owned(),
+            relation,
+            target,
+        };
+        (compare, expected)
     }
 }
 
@@ -159,11 +267,10 @@ fn compare_and_set(key: &str, expected_version: u64, value: &[u8]) -> KvRequest 
     }
 }
 
-fn list(directory: u64, keys_per_directory: u64) -> KvRequest {
-    let on_success = (0..keys_per_directory)
-        .map(|position| TransactionStep::Get {
-            key: Key::new(&key_name(directory, position)),
-        })
+fn list(directory: u64, listed: &[String]) -> KvRequest {
+    let on_success = listed
+        .iter()
+        .map(|key| TransactionStep::Get { key: Key::new(key) })
         .collect();
     KvRequest::Read {
         query: Query::List(ListQuery::new(&directory_name(directory))),
@@ -175,15 +282,12 @@ fn list(directory: u64, keys_per_directory: u64) -> KvRequest {
     }
 }
 
-/// If `key` has `expected` version: put `value` there and read `other`; otherwise read `key`
-/// and delete `other`.
-fn transaction(key: &str, expected: u64, other: &str, value: &[u8]) -> KvRequest {
+/// If `key` passes `compare`: put `value` there and read `other`; otherwise read `key` and
+/// delete `other`.
+fn transaction(key: &str, compare: TransactionCompare, other: &str, value: &[u8]) -> KvRequest {
+    let (compare, expected) = compare.translate(key);
     let store = Transaction {
-        compares: vec![Compare {
-            key: key.to_owned(),
-            relation: Relation::Equal,
-            target: CompareTarget::Version(expected),
-        }],
+        compares: vec![compare],
         success: vec![
             TransactionOperation::Put {
                 key: key.to_owned(),
@@ -207,7 +311,7 @@ fn transaction(key: &str, expected: u64, other: &str, value: &[u8]) -> KvRequest
     let checked = CheckedTransaction {
         comparisons: vec![Comparison {
             key: key.clone(),
-            expected: expectation(expected),
+            expected,
         }],
         on_success: vec![
             TransactionStep::Put {
@@ -343,6 +447,20 @@ pub fn read_output(
         }
         (KvInput::Get { .. }, Err(StoreError::NotFound { .. })) => Ok(KvOutput::Read(None)),
         (KvInput::Transaction(checked), Ok(ReadAnswer::List(listing))) => {
+            // A listing holds exactly the keys asked for, where they exist: a key outside the
+            // directory (`/kv/d0-b` beside `/kv/d0/k0`) is a wrong answer, not an extra.
+            let outside = listing.entries.iter().find(|entry| {
+                !checked
+                    .on_success
+                    .iter()
+                    .any(|step| *step.key().0 == *entry.key)
+            });
+            if let Some(outside) = outside {
+                return Err(Untranslatable::Mismatch(format!(
+                    "{input:?} listed {} outside the directory",
+                    outside.key
+                )));
+            }
             let reads = checked
                 .on_success
                 .iter()
@@ -379,6 +497,19 @@ mod tests {
     // checker's model predicts: the mapping between the two is faithful.
     #[test]
     fn store_answers_match_the_model_sequentially() {
+        answers_match_the_model(KeySet::plain(3));
+    }
+
+    // The same with directory keys, keys beside a subtree, and every kind of comparison.
+    #[test]
+    fn store_answers_match_the_model_with_edge_cases() {
+        answers_match_the_model(KeySet {
+            keys_per_directory: 3,
+            edge_cases: true,
+        });
+    }
+
+    fn answers_match_the_model(keys: KeySet) {
         let mut random = ChaCha8Rng::seed_from_u64(7);
         let mut store = Store::default();
         let client = ClientId(1);
@@ -391,7 +522,7 @@ mod tests {
         let mut state = Default::default();
         for sequence in 1..=2_000u64 {
             let value = format!("v{sequence}");
-            let request = draw_request(&mut random, 3, value.as_bytes());
+            let request = draw_request_in(&mut random, keys, value.as_bytes());
             let expected = model.apply(&mut state, request.input());
             let observed = match &request {
                 KvRequest::Write { operation, input } => {

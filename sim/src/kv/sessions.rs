@@ -30,6 +30,13 @@ pub mod check {
     pub const EPHEMERAL_KEY_EXPIRES: &str = "ephemeral_key_expires";
     /// The client history is linearizable (Wing & Gong search over the KV model).
     pub const LINEARIZABILITY: &str = "linearizability";
+    /// A session close answers with the number of keys it deleted: the keys still bound to
+    /// the session (a key overwritten without the session is no longer bound to it).
+    pub const SESSION_KEYS_DELETED: &str = "session_keys_deleted";
+    /// A retried write gets the answer of its first application: the store keeps a client's
+    /// answers until the client acknowledges them (or their count passes the store's cap),
+    /// so a retry of an unacknowledged request is never refused as stale.
+    pub const RETRY_ANSWERED: &str = "retry_answered";
 }
 
 /// Real-time bounds of the session clock, from the seed's parameters.
@@ -179,6 +186,52 @@ pub fn ephemeral_keys_gone(
     Err(found)
 }
 
+/// A close of `record`'s session answered that it deleted `keys_deleted` keys: exactly the
+/// keys its owner bound to it and did not rebind since (only the owner writes them).
+pub fn session_keys_deleted(record: &SessionRecord, keys_deleted: u64) -> Result<(), Violation> {
+    if keys_deleted == record.keys.len() as u64 {
+        return Ok(());
+    }
+    Err(violation(
+        check::SESSION_KEYS_DELETED,
+        record,
+        format!(
+            "its close deleted {keys_deleted} keys, but the keys bound to it were {:?}",
+            record.keys
+        ),
+    ))
+}
+
+/// Client `client`'s request `sequence` was refused as stale (`sequence_min` is the store's
+/// lowest sequence still answerable) although the client had acknowledged only the requests
+/// below `acknowledged_below` and never had more than `outstanding_max` unacknowledged
+/// answers, within the store's cap `responses_max`: its first answer was lost.
+pub fn retry_answered(
+    client: u64,
+    sequence: u64,
+    acknowledged_below: u64,
+    sequence_min: u64,
+    outstanding_max: u64,
+    responses_max: u64,
+) -> Result<(), Violation> {
+    if sequence < acknowledged_below || outstanding_max > responses_max {
+        return Ok(());
+    }
+    Err(Violation {
+        check: check::RETRY_ANSWERED,
+        at_us: 0,
+        nodes: Vec::new(),
+        index: None,
+        term: None,
+        detail: format!(
+            "client {client}'s request {sequence} was refused as stale (lowest answerable \
+             {sequence_min}), but it had acknowledged only the requests below \
+             {acknowledged_below}, at most {outstanding_max} unacknowledged, within the store's \
+             cap of {responses_max} cached answers"
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,6 +301,32 @@ mod tests {
     }
 
     // A node that applied the expiry but still serves the key is reported with that node.
+    // A close that deleted a key no longer bound to the session (or none of the bound one)
+    // is caught; the right count passes.
+    #[test]
+    fn session_keys_deleted_catches_a_wrong_count() {
+        let bound = record();
+        assert!(session_keys_deleted(&bound, 1).is_ok());
+        let found = session_keys_deleted(&bound, 0).unwrap_err();
+        assert_eq!(found.check, check::SESSION_KEYS_DELETED);
+        let rebound = SessionRecord {
+            keys: BTreeSet::new(),
+            ..record()
+        };
+        assert!(session_keys_deleted(&rebound, 0).is_ok());
+        assert!(session_keys_deleted(&rebound, 1).is_err());
+    }
+
+    // A stale refusal of an unacknowledged request within the cache's cap is caught; one of
+    // an acknowledged request, or past the cap, is the store's right.
+    #[test]
+    fn retry_answered_catches_a_lost_first_answer() {
+        let found = retry_answered(2, 7, 5, 8, 3, 1024).unwrap_err();
+        assert_eq!(found.check, check::RETRY_ANSWERED);
+        assert!(retry_answered(2, 4, 5, 5, 3, 1024).is_ok());
+        assert!(retry_answered(2, 7, 5, 8, 3, 2).is_ok());
+    }
+
     #[test]
     fn ephemeral_keys_gone_catches_a_surviving_key() {
         let record = record();

@@ -43,6 +43,12 @@ impl KvModel {
             Expectation::Absent => current.is_none(),
             Expectation::Version(version) => current.is_some_and(|found| found.version == *version),
             Expectation::Value(value) => current.is_some_and(|found| found.value == *value),
+            Expectation::VersionAbove(version) => {
+                current.map_or(0, |found| found.version) > *version
+            }
+            Expectation::VersionBelow(version) => {
+                current.map_or(0, |found| found.version) < *version
+            }
         }
     }
 

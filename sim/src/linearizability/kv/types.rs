@@ -70,6 +70,10 @@ pub enum Expectation {
     Version(u64),
     /// The key exists with this value.
     Value(Value),
+    /// The key's version is above this one (an absent key has version 0).
+    VersionAbove(u64),
+    /// The key's version is below this one (an absent key has version 0).
+    VersionBelow(u64),
 }
 
 /// One comparison of a transaction.
