@@ -1,6 +1,7 @@
 //! What a node says about itself (its status page: the leader it believes in, whether it is
 //! catching up, the leader's view of each follower, the reads it holds, its uncommitted
-//! backlog) checked against what the simulator knows to be true.
+//! backlog, the voter it is handing leadership to) checked against what the simulator knows
+//! to be true.
 //!
 //! Operators act on a node's status: they wait for "catching up" to clear before the next
 //! restart, read the leader from any node, watch in-flight windows and pending reads against
@@ -36,7 +37,8 @@ pub struct Truth<'a> {
 /// that term (itself, when it leads); it catches up only after a wipe, and never while
 /// leading; a leader reports every follower of its configuration, with in-flight appends
 /// within `inflight_messages_max` and each holding an entry not yet acknowledged; and a
-/// leader holds at least the reads handed to it, at most `pending_reads_max`.
+/// leader holds at least the reads handed to it, at most `pending_reads_max`; and a leader
+/// hands leadership only to another voter.
 pub fn status_true(status: &Status, truth: &Truth) -> Result<(), Violation> {
     match status_error(status, truth) {
         None => Ok(()),
@@ -87,6 +89,14 @@ fn leader_error(status: &Status, truth: &Truth) -> Option<String> {
     if reported != members {
         return Some(format!(
             "a leader reporting progress of {reported:?} in a configuration of {members:?}"
+        ));
+    }
+    if let Some(target) = status.transfer_target
+        && (target == status.id || !status.voters.contains(&target))
+    {
+        return Some(format!(
+            "hands leadership to {target}, which is not another voter of {:?}",
+            status.voters
         ));
     }
     let window = truth.config.inflight_messages_max;

@@ -1,6 +1,6 @@
 //! The status check is fed hand-made lies (a leader that names no leader, a follower that
 //! believes in the wrong leader, a catch-up the simulator never caused, a leader without its
-//! followers, an overfull or stale in-flight window, reads held past the cap or fewer than were
+//! followers, a transfer to itself or to a non-voter, an overfull or stale in-flight window, reads held past the cap or fewer than were
 //! handed over, a catch-up ended before its target was on disk, a miscounted backlog) and must
 //! report each under its name; the true status of the same situation must pass.
 
@@ -32,6 +32,7 @@ fn leader_status() -> Status {
         catch_up_target: None,
         pending_reads: 2,
         uncommitted_bytes: 0,
+        transfer_target: Some(NodeId(3)),
         snapshot_index: LogIndex::ZERO,
         first_log_index: LogIndex(1),
         snapshots_installed: 0,
@@ -48,6 +49,7 @@ fn follower_status() -> Status {
         role: RoleName::Follower,
         leader: Some(NodeId(1)),
         pending_reads: 0,
+        transfer_target: None,
         peers: Vec::new(),
         ..leader_status()
     }
@@ -103,6 +105,12 @@ fn status_true_catches_hand_made_lies() {
     lie.peers[0].match_index = LogIndex(7);
     lie.peers[0].appends_in_flight = 1;
     expect_lie(&lie, &truth, "only 0 entries sent past its match");
+    let mut lie = leader_status();
+    lie.transfer_target = Some(NodeId(1));
+    expect_lie(&lie, &truth, "hands leadership to n1");
+    let mut lie = leader_status();
+    lie.transfer_target = Some(NodeId(4));
+    expect_lie(&lie, &truth, "hands leadership to n4");
     let mut lie = leader_status();
     lie.pending_reads = 4;
     expect_lie(&lie, &truth, "holds 4 reads (at most 3)");

@@ -684,6 +684,10 @@ impl Node {
                 .collect(),
             _ => Vec::new(),
         };
+        let leader = match &self.role {
+            Role::Leader(leader) => Some(leader),
+            _ => None,
+        };
         Status {
             id: self.config.id,
             role: self.role.name(),
@@ -695,10 +699,10 @@ impl Node {
             durable_index: self.log.durable(),
             catching_up: self.is_catching_up(),
             catch_up_target: self.catch_up_target(),
-            pending_reads: match &self.role {
-                Role::Leader(leader) => leader.reads.len(),
-                _ => 0,
-            },
+            pending_reads: leader.map_or(0, |leader| leader.reads.len()),
+            transfer_target: leader
+                .and_then(|leader| leader.transfer.as_ref())
+                .map(|transfer| transfer.target),
             uncommitted_bytes: self.log.uncommitted_bytes(),
             snapshot_index: self.snapshot.as_ref().map_or(LogIndex::ZERO, |s| s.index),
             first_log_index: self.log.first_index(),

@@ -24,6 +24,9 @@ pub struct Status {
     pub pending_reads: usize,
     /// The size of the entries after the commit index, as counted for `uncommitted_bytes_max`.
     pub uncommitted_bytes: usize,
+    /// The voter a leader is handing leadership to (proposals wait meanwhile); `None` on
+    /// other roles and when no transfer is in progress.
+    pub transfer_target: Option<NodeId>,
     /// The last entry the newest snapshot this node holds covers (zero: none).
     pub snapshot_index: LogIndex,
     /// The first index the in-memory log holds an entry for.
