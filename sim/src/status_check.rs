@@ -241,6 +241,11 @@ impl Simulator<'_, '_> {
     /// Checks the status of the node just stepped; `truncated` says whether the step removed
     /// entries from its log (the only time the backlog count is recounted: it is O(backlog)).
     pub(crate) fn check_status(&mut self, node: usize, before: &BeforeStep, truncated: bool) {
+        if self.scenario.attacker.enabled() && !self.scenario.secret {
+            // Forged messages from spoofed members are accepted: a node may rightly believe in
+            // a leader no election made. The safety checks judge what the forgeries do.
+            return;
+        }
         let host = &self.hosts[node];
         let Some(replica) = host.replica.as_ref() else {
             return;
