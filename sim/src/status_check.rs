@@ -36,7 +36,8 @@ pub struct Truth<'a> {
 /// A node's status agrees with the simulator's ground truth: the leader it believes in led
 /// that term (itself, when it leads); it catches up only after a wipe, and never while
 /// leading; a leader reports every follower of its configuration, with in-flight appends
-/// within `inflight_messages_max` and each holding an entry not yet acknowledged; and a
+/// within `inflight_messages_max` and each holding an entry not yet acknowledged, and none
+/// probed that is known to hold the whole log; and a
 /// leader holds at least the reads handed to it, at most `pending_reads_max`; and a leader
 /// hands leadership only to another voter.
 pub fn status_true(status: &Status, truth: &Truth) -> Result<(), Violation> {
@@ -150,6 +151,17 @@ fn leader_error(status: &Status, truth: &Truth) -> Option<String> {
             return Some(format!(
                 "{} appends in flight to {}, above inflight_messages_max {window}",
                 peer.appends_in_flight, peer.id
+            ));
+        }
+        // A follower known to hold the leader's whole log needs no probe: only a snapshot it
+        // has just installed (its match is then the snapshot's index) leaves it probing there.
+        if peer.state == "probe"
+            && peer.match_index >= status.last_index
+            && peer.match_index != status.snapshot_index
+        {
+            return Some(format!(
+                "probes {}, which matches its whole log up to {}",
+                peer.id, peer.match_index
             ));
         }
         if peer.appends_in_flight as u64 > unacknowledged {

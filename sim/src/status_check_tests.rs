@@ -1,9 +1,9 @@
 //! The status check is fed hand-made lies (a leader that names no leader, a follower that
 //! believes in the wrong leader, a catch-up the simulator never caused, a leader without its
-//! followers, a transfer to itself or to a non-voter, an overfull or stale in-flight window, reads held past the cap or fewer than were
+//! followers, a transfer to itself or to a non-voter, an overfull or stale in-flight window, a
+//! probe of a follower known to hold the whole log, reads held past the cap or fewer than were
 //! handed over, a catch-up ended before its target was on disk, a miscounted backlog) and must
 //! report each under its name; the true status of the same situation must pass.
-
 use super::*;
 use rafting_core::raft::{Entry, EntryPayload, PeerStatus};
 use std::collections::BTreeSet;
@@ -111,6 +111,17 @@ fn status_true_catches_hand_made_lies() {
     let mut lie = leader_status();
     lie.transfer_target = Some(NodeId(4));
     expect_lie(&lie, &truth, "hands leadership to n4");
+    let mut lie = leader_status();
+    lie.peers[0].state = "probe";
+    lie.peers[0].match_index = LogIndex(7);
+    lie.peers[0].next_index = LogIndex(8);
+    lie.peers[0].appends_in_flight = 0;
+    expect_lie(&lie, &truth, "probes n2, which matches its whole log");
+    lie.snapshot_index = LogIndex(7);
+    assert!(
+        status_true(&lie, &truth).is_ok(),
+        "just installed the snapshot"
+    );
     let mut lie = leader_status();
     lie.pending_reads = 4;
     expect_lie(&lie, &truth, "holds 4 reads (at most 3)");
