@@ -4,6 +4,7 @@
 //! probe of a follower known to hold the whole log, reads held past the cap or fewer than were
 //! handed over, a catch-up ended before its target was on disk, a miscounted backlog) and must
 //! report each under its name; the true status of the same situation must pass.
+
 use super::*;
 use rafting_core::raft::{Entry, EntryPayload, PeerStatus};
 use std::collections::BTreeSet;
