@@ -34,6 +34,7 @@ pub mod runner;
 pub mod scenario;
 pub mod services;
 pub mod simulator;
+pub mod status_check;
 mod stepping;
 pub mod trace;
 pub mod validate;

@@ -7,6 +7,7 @@ use crate::checkers;
 use crate::coverage;
 use crate::network::Fate;
 use crate::simulator::{EventKind, Simulator};
+use crate::status_check::BeforeStep;
 use crate::trace::TraceEvent;
 use rafting_core::raft::{
     EntryPayload, Envelope, InstallSnapshot, Message, Node, PersistBatch, RoleName,
@@ -171,11 +172,18 @@ impl Simulator<'_, '_> {
         let Some(replica) = host.replica.as_mut() else {
             return;
         };
+        let before = BeforeStep::of(replica.node());
         let output = replica.step(local, input);
         if host.catching_up && !replica.node().is_catching_up() {
             host.catching_up = false;
         }
+        let truncated = output
+            .persist
+            .iter()
+            .filter_map(|batch| batch.entries.first())
+            .any(|first| first.index <= before.last_index);
         self.carry_out(node, output);
+        self.check_status(node, &before, truncated);
     }
 
     fn carry_out(&mut self, node: usize, output: Output) {

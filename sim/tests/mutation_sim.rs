@@ -26,6 +26,7 @@ const SEEDS_DEFAULT: u64 = 8;
 /// a caught mutant stops early; any scenario not named here runs after these, in file-name order.
 const ORDER_FIRST: &[&str] = &[
     "sticky_leader.toml",
+    "crash_hint_failover.toml",
     "paused_leader_reads.toml",
     "swarm_limits.toml",
     "disk_wipe.toml",

@@ -8,6 +8,7 @@ use super::output::{
     BatchId, DurableState, Input, Output, PersistBatch, PersistSnapshot, ProposalOutcome,
     ReadOutcome, Snapshot,
 };
+use super::progress::Inflight;
 use super::role::{LeaderState, Role, RoleName};
 use super::snapshot::{IncomingSnapshot, entries_after_snapshot};
 use super::status::{PeerStatus, Status};
@@ -283,7 +284,8 @@ impl Node {
     /// Checks what must hold between steps, in O(peers + pending proposals): the log's indexes
     /// are ordered (`applied ≤ commit ≤ last`, `durable ≤ last`), no entry is of a later term
     /// than the node's, and a leader leads itself, voted for itself, and keeps each follower's
-    /// `match_index < next_index ≤ last + 1` and only uncommitted proposals pending.
+    /// `match_index < next_index ≤ last + 1`, only uncommitted proposals pending, and a
+    /// heartbeat round wanted only for reads that wait for it.
     ///
     /// Debug builds (the tests and the simulator under `cargo test`) run it at the end of every
     /// step; the simulator also runs it as a checker in every build.
@@ -331,6 +333,9 @@ impl Node {
                     "a leader replicating to {:?} in a configuration of {members:?}",
                     leader.progress.keys().collect::<Vec<_>>()
                 ));
+            }
+            if leader.reads.round_needed && leader.reads.is_empty() {
+                return Err("a leader that needs a heartbeat round with no read waiting".into());
             }
             if let Some((&index, _)) = leader.pending_proposals.first_key_value()
                 && index <= applied
@@ -649,6 +654,12 @@ impl Node {
         self.catch_up.is_some()
     }
 
+    /// While catching up, the index its log must hold durably before it may vote again;
+    /// `None` when not catching up, or before it heard from a leader.
+    pub fn catch_up_target(&self) -> Option<LogIndex> {
+        self.catch_up.as_ref().and_then(|catch_up| catch_up.target)
+    }
+
     /// The in-memory log (for checkers and tests).
     pub fn log(&self) -> &RaftLog {
         &self.log
@@ -667,20 +678,32 @@ impl Node {
                     state: progress.state_name(),
                     recent_active: progress.recent_active,
                     disk_losses: progress.disk_losses,
+                    appends_in_flight: progress.inflight().map_or(0, Inflight::len),
+                    bytes_in_flight: progress.inflight().map_or(0, Inflight::bytes),
                 })
                 .collect(),
             _ => Vec::new(),
+        };
+        let leader = match &self.role {
+            Role::Leader(leader) => Some(leader),
+            _ => None,
         };
         Status {
             id: self.config.id,
             role: self.role.name(),
             term: self.term,
-            leader: self.leader,
+            leader: self.leader(),
             commit_index: self.log.commit(),
             applied_index: self.log.applied(),
             last_index: self.log.last_index(),
             durable_index: self.log.durable(),
-            catching_up: self.catch_up.is_some(),
+            catching_up: self.is_catching_up(),
+            catch_up_target: self.catch_up_target(),
+            pending_reads: leader.map_or(0, |leader| leader.reads.len()),
+            transfer_target: leader
+                .and_then(|leader| leader.transfer.as_ref())
+                .map(|transfer| transfer.target),
+            uncommitted_bytes: self.log.uncommitted_bytes(),
             snapshot_index: self.snapshot.as_ref().map_or(LogIndex::ZERO, |s| s.index),
             first_log_index: self.log.first_index(),
             snapshots_installed: self.snapshots_installed,

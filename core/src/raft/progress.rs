@@ -324,6 +324,14 @@ impl Progress {
         }
     }
 
+    /// The appends in flight, while replicating.
+    pub fn inflight(&self) -> Option<&Inflight> {
+        match &self.state {
+            ProgressState::Replicate { inflight } => Some(inflight),
+            _ => None,
+        }
+    }
+
     pub fn state_name(&self) -> &'static str {
         match self.state {
             ProgressState::Probe { .. } => "probe",

@@ -16,6 +16,17 @@ pub struct Status {
     pub durable_index: LogIndex,
     /// Started on an empty disk and not yet caught up: it neither votes nor campaigns.
     pub catching_up: bool,
+    /// While catching up: the index its log must hold durably before it may vote again (the
+    /// commit index of the first leader it heard from); `None` before it heard from one.
+    pub catch_up_target: Option<LogIndex>,
+    /// Reads a leader holds (waiting for its term's first commit, for a heartbeat round, or
+    /// for the state machine); zero on other roles. At most `pending_reads_max`.
+    pub pending_reads: usize,
+    /// The size of the entries after the commit index, as counted for `uncommitted_bytes_max`.
+    pub uncommitted_bytes: usize,
+    /// The voter a leader is handing leadership to (proposals wait meanwhile); `None` on
+    /// other roles and when no transfer is in progress.
+    pub transfer_target: Option<NodeId>,
     /// The last entry the newest snapshot this node holds covers (zero: none).
     pub snapshot_index: LogIndex,
     /// The first index the in-memory log holds an entry for.
@@ -41,4 +52,9 @@ pub struct PeerStatus {
     /// Times this leader saw the follower's log end below what it had acknowledged: its disk
     /// lost data (wiped, replaced, or a lying fsync).
     pub disk_losses: u64,
+    /// Appends sent and not yet acknowledged while replicating (zero while probing or
+    /// streaming a snapshot): at most `inflight_messages_max`.
+    pub appends_in_flight: usize,
+    /// Their size in bytes: the window closes at `inflight_bytes_max`.
+    pub bytes_in_flight: usize,
 }

@@ -202,6 +202,12 @@ impl Replica {
         self.node.is_leader()
     }
 
+    /// Client reads handed to the node and not answered yet (a read that timed out here is
+    /// no longer counted, though the node may still hold it).
+    pub fn pending_reads(&self) -> usize {
+        self.reads.len()
+    }
+
     /// Feeds one input at time `now` (the same clock the node is stepped with) and returns
     /// what the driver must do.
     pub fn step(&mut self, now: Millis, input: Input) -> Output {
@@ -515,6 +521,11 @@ impl Replica {
     fn step_node(&mut self, input: raft::Input) {
         let output = self.node.step(self.now, input);
         self.node_wake_at = output.wake_at;
+        if output.is_idle() {
+            // Nothing to persist, send, apply or answer: most timer ticks of a follower.
+            self.on_role();
+            return;
+        }
         if let Some(batch) = output.persist {
             self.output.persist.push(batch);
         }
