@@ -36,6 +36,8 @@ pub fn status_json(api: &Api) -> Value {
                 "recent_active": peer.recent_active,
                 "disk_lost": peer.disk_losses > 0,
                 "disk_losses": peer.disk_losses,
+                "appends_in_flight": peer.appends_in_flight,
+                "bytes_in_flight": peer.bytes_in_flight,
             })
         })
         .collect();
@@ -57,6 +59,10 @@ pub fn status_json(api: &Api) -> Value {
         "first_log_index": raft.first_log_index.get(),
         "snapshots_installed": raft.snapshots_installed,
         "catching_up": raft.catching_up,
+        "catch_up_target": raft.catch_up_target.map(|index| index.get()),
+        "pending_reads": raft.pending_reads,
+        "uncommitted_bytes": raft.uncommitted_bytes,
+        "transfer_target": raft.transfer_target.map(|id| id.get()),
         "store_revision": status.store_revision,
         "storage_failed": status.storage_failed,
         "progress": progress,

@@ -149,6 +149,23 @@ fn health_is_unhealthy_once_the_node_loop_is_dead() {
     assert!(message.contains("node loop has not answered"), "{body}");
 }
 
+/// `/v1/status` shows what an operator watches besides roles and indexes: the reads waiting
+/// for their quorum round, the uncommitted backlog, a catch-up target and a transfer target
+/// (none here: a lone leader at rest).
+#[test]
+fn status_shows_pending_reads_backlog_and_targets() {
+    let node = InProcessNode::start();
+    assert_eq!(node.call("PUT", "/v1/kv/s", b"v").0, 200);
+    let (code, status) = node.call("GET", "/v1/status", b"");
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(status["role"], "leader", "{status}");
+    assert_eq!(status["pending_reads"], 0, "{status}");
+    assert_eq!(status["uncommitted_bytes"], 0, "{status}");
+    assert_eq!(status["catch_up_target"], Value::Null, "{status}");
+    assert_eq!(status["transfer_target"], Value::Null, "{status}");
+    assert_eq!(status["progress"], Value::Array(Vec::new()), "{status}");
+}
+
 /// Proves the listings of issue 10, item 1 (cursors outside the listed prefix, with keys under
 /// it) answer 200 with an empty page, and leave the node loop alive and healthy.
 #[test]
