@@ -301,8 +301,6 @@ impl Connection {
         };
     }
 
-    /// While streaming: reads what the client sends only to notice that it left (a client
-    /// that sends while its stream is open gets nothing for it).
     /// While its request is worked on: reads on, to notice a client that hangs up. Bytes of
     /// a pipelined next request are kept for later, up to a head's worth.
     fn notice_departure(&mut self, context: &mut Context<'_>) -> Step {
@@ -320,6 +318,8 @@ impl Connection {
         }
     }
 
+    /// While streaming: reads what the client sends only to notice that it left (a client
+    /// that sends while its stream is open gets nothing for it).
     fn watch_stream_client(&mut self, context: &mut Context<'_>) -> Step {
         let read = self.read(context, usize::MAX);
         self.pending.clear();
