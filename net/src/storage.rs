@@ -30,8 +30,9 @@ pub enum StorageReport {
 /// Most batches grouped into one write.
 const GROUP_BATCHES_MAX: usize = 1024;
 
-/// How long an idle storage thread waits for a batch before it looks whether the snapshot
-/// writer finished a file (so the log is compacted without waiting for the next write).
+/// While the snapshot writer has a file in hand, how long the storage thread waits for a
+/// batch before it looks whether the file is done (so the log is compacted without waiting
+/// for the next write).
 const IDLE_LOOK: Duration = Duration::from_millis(100);
 
 pub fn spawn_storage(
@@ -48,15 +49,28 @@ pub fn spawn_storage(
                 tracing::error!(%error, "writing to disk failed; the node stops persisting");
                 report(StorageReport::Failed(error.to_string()));
             };
+            // Snapshot files handed to the writer and not yet reported: only while there are
+            // some does an idle thread wake to look.
+            let mut writing = 0;
             loop {
-                let first = match batches.recv_timeout(IDLE_LOOK) {
-                    Ok(batch) => Some(batch),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
+                let first = if writing == 0 {
+                    match batches.recv() {
+                        Ok(batch) => Some(batch),
+                        Err(_) => break,
+                    }
+                } else {
+                    match batches.recv_timeout(IDLE_LOOK) {
+                        Ok(batch) => Some(batch),
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
                 };
-                if let Err(error) = compact_after_written(&mut wal, &written) {
-                    failed(error);
-                    break;
+                match compact_after_written(&mut wal, &written) {
+                    Ok(finished) => writing -= finished,
+                    Err(error) => {
+                        failed(error);
+                        break;
+                    }
                 }
                 let Some(first) = first else { continue };
                 let mut group = vec![first];
@@ -69,9 +83,12 @@ pub fn spawn_storage(
                 let last = group.last().map(|batch| batch.id).expect("non-empty group");
                 let count = group.len() as u64;
                 let started = Instant::now();
-                if let Err(error) = write_group(&mut wal, group, &writes) {
-                    failed(error);
-                    break;
+                match write_group(&mut wal, group, &writes) {
+                    Ok(handed) => writing += handed,
+                    Err(error) => {
+                        failed(error);
+                        break;
+                    }
                 }
                 metrics.observe_fsync(started.elapsed().as_micros() as u64);
                 metrics
@@ -118,17 +135,18 @@ fn spawn_snapshot_writer() -> std::io::Result<(Sender<SnapshotWrite>, Written, J
     Ok((writes, written, writer))
 }
 
-/// Counts the snapshot files the writer finished and compacts the log after them.
-fn compact_after_written(wal: &mut Wal, written: &Written) -> Result<(), WalError> {
-    let mut any = false;
+/// Counts the snapshot files the writer finished and compacts the log after them; returns
+/// how many it finished.
+fn compact_after_written(wal: &mut Wal, written: &Written) -> Result<usize, WalError> {
+    let mut finished = 0;
     for result in written.try_iter() {
         wal.snapshot_written(result?);
-        any = true;
+        finished += 1;
     }
-    if any {
+    if finished > 0 {
         compact(wal)?;
     }
-    Ok(())
+    Ok(finished)
 }
 
 fn compact(wal: &mut Wal) -> Result<(), WalError> {
@@ -140,14 +158,16 @@ fn compact(wal: &mut Wal) -> Result<(), WalError> {
 
 /// Writes a group of batches in order: runs of plain batches as one frame each, an installed
 /// snapshot's file and reset record before the batch that carries it (compacting once the
-/// group is durable), and a taken snapshot's file handed to the writer.
+/// group is durable), and a taken snapshot's file handed to the writer. Returns how many files
+/// it handed to the writer.
 fn write_group(
     wal: &mut Wal,
     group: Vec<PersistBatch>,
     writes: &Sender<SnapshotWrite>,
-) -> Result<(), WalError> {
+) -> Result<usize, WalError> {
     let mut records: Vec<Batch> = Vec::with_capacity(group.len());
     let mut compact_now = false;
+    let mut handed = 0;
     for batch in group {
         match &batch.snapshot {
             Some(persist) if persist.log_reset => {
@@ -170,6 +190,7 @@ fn write_group(
                     let stopped = std::io::Error::other("the snapshot writer stopped");
                     WalError::io(wal.directory().display(), "write a snapshot", stopped)
                 })?;
+                handed += 1;
             }
             None => {}
         }
@@ -182,5 +203,5 @@ fn write_group(
     if compact_now {
         compact(wal)?;
     }
-    Ok(())
+    Ok(handed)
 }
