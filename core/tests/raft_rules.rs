@@ -1042,6 +1042,46 @@ fn a_node_restarted_on_an_empty_disk_does_not_elect_a_stale_node() {
     );
 }
 
+/// Issue 16: a node whose disk returns a log that misses entries (every snapshot file that
+/// covered the compacted part damaged) lost what it acknowledged, like a wiped disk: it
+/// restarts catching up, so it cannot elect stale C without A, and once A is back it is
+/// brought up to date and votes again.
+#[test]
+fn a_node_restarted_on_a_log_that_misses_entries_catches_up_before_voting() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(1);
+    cluster.isolate(3);
+    for n in 0..20 {
+        cluster.propose(1, &format!("w{n}"));
+    }
+    cluster.run_for(300);
+    cluster.heal();
+    cluster.isolate(1);
+    let id = NodeId(2);
+    let mut durable = cluster.disks[&id].state.clone();
+    assert!(durable.entries.len() > 10);
+    durable.entries.drain(..10);
+    cluster.disks.get_mut(&id).unwrap().state = durable.clone();
+    cluster.queue.retain(|e| e.to != id && e.from != id);
+    let restarted =
+        rafting_core::raft::Node::restart(cluster.configs[&id].clone(), durable).unwrap();
+    assert!(restarted.is_catching_up(), "a log with a gap is a loss");
+    assert_eq!(
+        restarted.last_index(),
+        LogIndex(0),
+        "nothing after the gap is trusted"
+    );
+    cluster.nodes.insert(id, restarted);
+    cluster.applied.insert(id, Vec::new());
+    cluster.run_for(6_000);
+    assert!(cluster.leaders().is_empty(), "B must not elect stale C");
+    cluster.heal();
+    cluster.run_for(6_000);
+    assert_eq!(cluster.leaders().len(), 1);
+    assert!(!cluster.node(2).is_catching_up());
+    assert!(cluster.applied_commands(2).len() >= 20);
+}
+
 /// A catching-up node neither campaigns nor grants (pre-)votes, and once caught up it still
 /// refuses a vote in the term it caught up in (it may have voted in it before losing its disk).
 #[test]

@@ -139,6 +139,89 @@ fn a_follower_wiped_under_the_same_leader_catches_up_and_the_leader_reports_it()
     );
 }
 
+/// Issue 16: a damaged snapshot is never half-loaded. A follower whose every snapshot file
+/// is damaged after its log was compacted restarts on a log that misses entries: it says so,
+/// does not vote until the leader has brought it up to date (a snapshot and the tail), and
+/// then holds every acknowledged write.
+#[test]
+fn a_follower_whose_snapshots_are_all_damaged_catches_up_from_the_leader() {
+    let extra = ["--snapshot-every-entries".to_string(), "20".to_string()];
+    let mut cluster = TestCluster::start_with(3, &extra);
+    let leader = cluster.wait_for_leader(ELECTION_WAIT);
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let leader_url = cluster.node(leader).url();
+    for i in 0..100 {
+        put_retrying(
+            &leader_url,
+            &format!("/kept/{i}"),
+            &format!("v{i}"),
+            deadline,
+        );
+    }
+    let wal = cluster.node(follower).directory.join("wal");
+    let snapshot_files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&wal)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "snap"))
+            .collect()
+    };
+    loop {
+        let status = status_of(&cluster, follower).expect("the follower answers");
+        if status["first_log_index"].as_u64() > Some(1) && snapshot_files().len() == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never compacted: {status}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cluster.node_mut(follower).kill();
+    for path in snapshot_files() {
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x10;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    cluster.node_mut(follower).spawn();
+    put_retrying(&leader_url, "/after", "y", deadline);
+    let url = cluster.node(follower).url();
+    loop {
+        let leader_commit = status_of(&cluster, leader).map(|s| s["commit_index"].clone());
+        let caught_up = status_of(&cluster, follower).is_some_and(|s| {
+            s["catching_up"] == false && Some(s["commit_index"].clone()) == leader_commit
+        });
+        if caught_up {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the follower never caught up: {:?}",
+            status_of(&cluster, follower)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = cluster.node(follower).node_log();
+    assert!(log.contains("skipped a damaged snapshot file"), "{log}");
+    assert!(log.contains("misses entries"), "{log}");
+    for i in 0..100 {
+        let (code, value) = request("GET", &format!("{url}/v1/kv/kept/{i}?stale"), b"");
+        assert_eq!(
+            (code, value),
+            (200, format!("v{i}").into_bytes()),
+            "/kept/{i}"
+        );
+    }
+    let (code, value) = request("GET", &format!("{url}/v1/kv/after?stale"), b"");
+    assert_eq!((code, value), (200, b"y".to_vec()));
+    assert!(
+        !cluster
+            .node(follower)
+            .directory
+            .join("catching-up")
+            .exists()
+    );
+}
+
 /// Item 8: with no session open, an idle cluster appends nothing to its log (it used to
 /// append about 4 session-clock ticks a second); a session brings the ticks back, and its
 /// end stops them again.

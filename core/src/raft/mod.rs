@@ -21,7 +21,7 @@ mod reconfiguration;
 pub mod replication;
 pub mod role;
 mod snapshot;
-pub use snapshot::entries_after_snapshot;
+pub use snapshot::{entries_after_snapshot, recovered_log_misses_entries};
 pub mod status;
 
 pub use config::{Config, ConfigError};

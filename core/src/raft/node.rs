@@ -10,7 +10,7 @@ use super::output::{
 };
 use super::progress::Inflight;
 use super::role::{LeaderState, Role, RoleName};
-use super::snapshot::{IncomingSnapshot, entries_after_snapshot};
+use super::snapshot::{IncomingSnapshot, entries_after_snapshot, recovered_log_misses_entries};
 use super::status::{PeerStatus, Status};
 use crate::types::{LogIndex, Millis, NodeId, Term};
 use rand::{Rng, SeedableRng};
@@ -160,6 +160,9 @@ impl Node {
             .snapshot
             .as_ref()
             .map_or((LogIndex::ZERO, Term::ZERO), |s| (s.index, s.term));
+        // A log that misses entries after its snapshot lost what it may have acknowledged:
+        // the node catches up before it votes, as on a wiped disk.
+        let lost_entries = recovered_log_misses_entries(&durable.entries, base);
         let entries = entries_after_snapshot(durable.entries, base, base_term);
         let mut log = RaftLog::recovered_after(base, base_term, entries, durable.hard_state.commit);
         // The configuration comes from the snapshot and the log once they hold one; the
@@ -189,8 +192,7 @@ impl Node {
             held: Vec::new(),
             output: Output::default(),
             started: false,
-            catch_up: config
-                .catch_up_before_voting
+            catch_up: (config.catch_up_before_voting || lost_entries)
                 .then_some(CatchUp { target: None }),
             vote_floor: Term::ZERO,
             snapshot: durable.snapshot,
@@ -649,7 +651,8 @@ impl Node {
         self.log.durable()
     }
 
-    /// Whether this node started on an empty disk and is still catching up before it may vote.
+    /// Whether this node started on an empty disk (or on a log that misses entries) and is
+    /// still catching up before it may vote.
     pub fn is_catching_up(&self) -> bool {
         self.catch_up.is_some()
     }

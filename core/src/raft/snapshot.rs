@@ -70,6 +70,24 @@ pub fn entries_after_snapshot(entries: Vec<Entry>, base: LogIndex, base_term: Te
     kept
 }
 
+/// Whether a recovered log misses entries it must once have held: its entries after the
+/// snapshot (after index 0 without one) begin past the next index, or skip one. That is
+/// what a disk returns when every snapshot file that covered the compacted part of the log
+/// is damaged: the node has lost entries it may have acknowledged, so it must not vote
+/// before a leader has brought it up to date, exactly as after a wiped disk. An entry
+/// conflicting with the snapshot at its own index is not a loss (the snapshot was installed
+/// over it), nor is a log that ends before the snapshot.
+pub fn recovered_log_misses_entries(entries: &[Entry], base: LogIndex) -> bool {
+    let mut expected = base.next();
+    for entry in entries.iter().filter(|entry| entry.index > base) {
+        if entry.index != expected {
+            return true;
+        }
+        expected = expected.next();
+    }
+    false
+}
+
 impl Node {
     /// The newest snapshot this node holds (taken and durable, or installed from a leader).
     pub fn snapshot(&self) -> Option<&Snapshot> {
@@ -390,5 +408,30 @@ mod tests {
             compacted_without_snapshot.is_empty(),
             "no snapshot and a log after 1"
         );
+    }
+
+    // A log that leaves out entries after the snapshot (or after index 0 without one) has
+    // lost them; one that conflicts at the snapshot's index or ends before it has not.
+    #[test]
+    fn a_recovered_log_with_a_gap_after_its_snapshot_misses_entries() {
+        let misses =
+            |log: Vec<Entry>, base: u64| recovered_log_misses_entries(&log, LogIndex(base));
+        assert!(!misses(entries(3..=9, 2), 5));
+        assert!(!misses(entries(6..=9, 2), 5));
+        assert!(!misses(entries(3..=9, 1), 5), "conflicting at the snapshot");
+        assert!(!misses(entries(1..=4, 1), 5), "ends before the snapshot");
+        assert!(!misses(Vec::new(), 5));
+        assert!(!misses(entries(1..=3, 1), 0));
+        assert!(
+            misses(entries(8..=9, 2), 5),
+            "a gap after an older snapshot"
+        );
+        assert!(
+            misses(entries(7..=9, 1), 0),
+            "no snapshot and a log after 1"
+        );
+        let mut skipping = entries(6..=9, 2);
+        skipping.remove(2);
+        assert!(misses(skipping, 5), "an index skipped");
     }
 }

@@ -98,10 +98,15 @@ fn must_catch_up(config: &RuntimeConfig) -> std::io::Result<bool> {
     if !fresh || config.bootstrap || config.peers.is_empty() {
         return Ok(false);
     }
-    let file = std::fs::File::create(&marker)?;
-    file.sync_all()?;
-    std::fs::File::open(&config.data_directory)?.sync_all()?;
+    record_catch_up(config)?;
     Ok(true)
+}
+
+/// Writes the catch-up marker durably, so a restart before the catch-up ends goes on with it.
+fn record_catch_up(config: &RuntimeConfig) -> std::io::Result<()> {
+    let file = std::fs::File::create(config.data_directory.join(CATCHING_UP_MARKER))?;
+    file.sync_all()?;
+    std::fs::File::open(&config.data_directory)?.sync_all()
 }
 
 /// What stamps this node's datagrams: nothing in an open cluster; with a cluster key, a new
@@ -317,6 +322,18 @@ impl Runtime {
         let mut raft_config = config.raft.clone();
         raft_config.catch_up_before_voting = catch_up;
         let node = Node::restart(raft_config, durable)?;
+        let catch_up = if node.is_catching_up() && !catch_up {
+            tracing::error!(
+                damaged = recovered.damaged_snapshots.len(),
+                "the log on disk misses entries after its newest valid snapshot (the snapshot \
+                 files that covered them are damaged): this node will not vote or campaign \
+                 until a leader of the cluster has brought it up to date"
+            );
+            record_catch_up(&config).map_err(StartError::Marker)?;
+            true
+        } else {
+            catch_up
+        };
         let socket = UdpSocket::bind(config.udp_listen).map_err(|source| StartError::Bind {
             address: config.udp_listen,
             source,
