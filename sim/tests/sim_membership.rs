@@ -81,6 +81,31 @@ fn the_cluster_grows_and_shrinks_in_most_seeds() {
     assert!(removed >= 6, "{removed} removals completed in 4 seeds");
 }
 
+// The brief-profile scenario's story happens too: both spares added, a voter replaced (it
+// rejoins as a learner and is promoted) and both spares removed, with snapshots installed.
+#[test]
+fn membership_brief_grows_replaces_and_shrinks_in_most_seeds() {
+    let scenario = shipped("membership_brief.toml");
+    let (mut added, mut replaced, mut removed, mut installed) = (0, 0, 0, 0);
+    for seed in 1..=4 {
+        let trace = String::from_utf8(common::trace_of(&scenario, seed)).expect("utf-8");
+        added += trace.matches(" added\"").count();
+        replaced += trace.matches(" replaced").count();
+        removed += trace.matches(" removed\"").count();
+        installed += usize::from(trace.contains("installs snapshot at"));
+    }
+    assert!(added >= 6, "{added} additions completed in 4 seeds");
+    assert!(
+        replaced >= 3,
+        "{replaced} replacements completed in 4 seeds"
+    );
+    assert!(removed >= 6, "{removed} removals completed in 4 seeds");
+    assert!(
+        installed >= 2,
+        "snapshots installed in {installed} of 4 seeds"
+    );
+}
+
 // The planted bug (`Config::planted_membership_unguarded`): leaders propose membership changes
 // without the commit-first and one-at-a-time rules. In the grow-and-shrink scenario two
 // changes reach the leader together (two promotions, then two removals), so two appended
