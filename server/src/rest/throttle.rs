@@ -12,6 +12,16 @@
 //!
 //! Only a tenant with a refusal on record pays for the check: a request whose token names no
 //! such tenant goes straight through, unverified here (the handler verifies it as usual).
+//!
+//! When a refusal lapses, the bucket holds about what the refused request needed, and the
+//! first request needing as much takes it. Every request a flood had waiting behind the
+//! refusal would otherwise reach the replica at that instant, each with its body read and
+//! handed to the node loop (64 connections of 256 KiB writes: 16 MB at every lapse, which
+//! stalled the other tenants' writes behind it). So the lapse lets one request through and
+//! puts a prediction in the refusal's place: the bucket as it will be once that request has
+//! taken its share, refilling at the tenant's rate since the lapse. The requests behind are
+//! refused at their heads until the bucket holds their need again; a request the prediction
+//! got wrong (the replica refused it too) records the replica's refusal instead.
 
 use rafting_core::replica::{RateKind, RateRefusal};
 use std::collections::BTreeMap;
@@ -35,6 +45,52 @@ pub enum Demand {
 struct Remembered {
     refusal: RateRefusal,
     until: Instant,
+}
+
+impl Remembered {
+    /// The refusal to keep once this one has lapsed at `now` and a request needing `needs`
+    /// goes through: the bucket held `needed` at the lapse and has refilled since (up to its
+    /// burst); once that request has taken `needs`, a request needing as much waits for the
+    /// difference to refill. `None` when nothing is to be kept: a smaller request (it never
+    /// met this refusal), a rate of zero (the bucket never refills: the replica answers), a
+    /// request the bucket cannot hold yet (the replica refuses it and says until when), or a
+    /// bucket that will still hold `needs` afterwards.
+    fn after_lapse(&self, needs: u64, now: Instant) -> Option<Remembered> {
+        let RateRefusal {
+            rate,
+            burst,
+            needed,
+            ..
+        } = self.refusal;
+        // The replica takes a full bucket for a request larger than the burst.
+        let needs = needs.min(burst.max(needed));
+        if needs < needed || rate == 0 {
+            return None;
+        }
+        let elapsed_ms =
+            u64::try_from(now.duration_since(self.until).as_millis()).unwrap_or(u64::MAX);
+        // In thousandths of a token, as the replica counts them (`rate` per millisecond).
+        let held = needed
+            .saturating_mul(1_000)
+            .saturating_add(elapsed_ms.saturating_mul(rate))
+            .min(burst.max(needed).saturating_mul(1_000));
+        let left = held.checked_sub(needs.saturating_mul(1_000))?;
+        let wait_ms = needs
+            .saturating_mul(1_000)
+            .checked_sub(left)?
+            .div_ceil(rate);
+        if wait_ms == 0 {
+            return None;
+        }
+        Some(Remembered {
+            refusal: RateRefusal {
+                needed: needs,
+                retry_after_ms: wait_ms,
+                ..self.refusal.clone()
+            },
+            until: now + Duration::from_millis(wait_ms),
+        })
+    }
 }
 
 /// The refusals still in force, by tenant name and kind.
@@ -87,7 +143,14 @@ impl Throttles {
                 continue;
             };
             if remembered.until <= now {
-                refusals.remove(&key);
+                match remembered.after_lapse(needs, now) {
+                    Some(predicted) => {
+                        refusals.insert(key, predicted);
+                    }
+                    None => {
+                        refusals.remove(&key);
+                    }
+                }
                 continue;
             }
             if needs >= remembered.refusal.needed {
@@ -154,13 +217,75 @@ mod tests {
 
         let later = start + Duration::from_millis(50);
         assert_eq!(
-            throttles.refusal("a", Demand::Write { bytes: 1_000 }, later),
+            throttles.refusal("a", Demand::Write { bytes: 999 }, later),
             None,
             "lapsed at its time"
         );
         assert!(
             !throttles.is_throttled("a"),
-            "a lapsed refusal is forgotten"
+            "a lapsed refusal met by a smaller request is forgotten"
+        );
+    }
+
+    // At a lapse one request goes through and the others behind it are refused at their
+    // heads until the bucket holds their need again (1,000 bytes at 100 per second: 10 s),
+    // less what it refilled between the lapse and that request.
+    #[test]
+    fn a_lapse_lets_one_request_through_and_predicts_the_bucket_after_it() {
+        let bytes_refusal = RateRefusal {
+            burst: 2_000,
+            ..refusal("a", RateKind::WriteBytes, 1_000, 50)
+        };
+        let throttles = Throttles::default();
+        let start = Instant::now();
+        throttles.remember(&bytes_refusal, start);
+        let lapse = start + Duration::from_millis(50);
+        let write = Demand::Write { bytes: 1_000 };
+        assert_eq!(
+            throttles.refusal("a", write, lapse),
+            None,
+            "the first passes"
+        );
+        let behind = throttles
+            .refusal("a", write, lapse)
+            .expect("the next one at the same instant is refused at its head");
+        assert_eq!(behind.retry_after_ms, 10_000);
+        assert_eq!(behind.needed, 1_000);
+        assert_eq!(
+            throttles.refusal("a", Demand::Write { bytes: 999 }, lapse),
+            None,
+            "a smaller request is still the replica's to decide"
+        );
+        let after = lapse + Duration::from_millis(10_000);
+        assert_eq!(
+            throttles.refusal("a", write, after),
+            None,
+            "refilled: passes"
+        );
+
+        // Arriving 4 s after its lapse, the request found 1,400 in the bucket and leaves
+        // 400: the next needs 6 s.
+        let throttles = Throttles::default();
+        throttles.remember(&bytes_refusal, start);
+        let late = lapse + Duration::from_millis(4_000);
+        assert_eq!(throttles.refusal("a", write, late), None);
+        let behind = throttles.refusal("a", write, late).expect("refused");
+        assert_eq!(behind.retry_after_ms, 6_000);
+
+        // A bucket refilled far past the need (200 writes of burst) still holds enough after
+        // the request: nothing to predict, the next passes too.
+        let throttles = Throttles::default();
+        throttles.remember(&refusal("a", RateKind::Writes, 1, 10), start);
+        let much_later = start + Duration::from_secs(60);
+        assert_eq!(
+            throttles.refusal("a", Demand::Write { bytes: 0 }, much_later),
+            None
+        );
+        assert!(
+            throttles
+                .refusal("a", Demand::Write { bytes: 0 }, much_later)
+                .is_none(),
+            "a burst of 200 writes still holds 199 after one: nothing to predict"
         );
     }
 
