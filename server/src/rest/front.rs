@@ -15,16 +15,22 @@
 //! cluster are not counted.
 //!
 //! A request refused at its head for a rate the replica refused moments ago was sent by a
-//! client that did not wait as told: its answer is held for the rest of that wait (at most
-//! [`HOLD_MAX`]) before it is sent and the body read, so a flood slows to the rate it was
-//! answered with instead of costing the node a refusal per round trip. A held answer is a
-//! timer of the HTTP event loop, not a thread.
+//! client that did not wait as told: its answer is held for the rest of that wait before it
+//! is sent and the body read, so a flood slows to the rate it was answered with instead of
+//! costing the node a refusal per round trip. A connection that keeps sending without waiting
+//! is held longer each time: from its second request refused at its head in a row, at least
+//! [`HOLD_STEP`] more per refusal, up to [`HOLD_MAX`]; a request that gets through clears the
+//! count.
+//! A client that waits as told never meets it (its next request gets through), while a flood
+//! of connections that ignore `Retry-After` costs the node, and the cores it shares, a
+//! refusal per connection per second instead of one per connection at every refill of the
+//! bucket. A held answer is a timer of the HTTP event loop, not a thread.
 
 use super::errors::ApiError;
 use super::throttle::Demand;
 use super::{Api, auth, errors, into_response, routes};
 use crate::http::{ConnectionState, RequestHead, Screened};
-use rafting_core::replica::put_cost_bytes;
+use rafting_core::replica::{RateRefusal, put_cost_bytes};
 use routes::Route;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,6 +38,8 @@ use std::time::{Duration, Instant};
 
 /// The longest a request refused at its head is held before its answer.
 const HOLD_MAX: Duration = Duration::from_secs(1);
+/// What each refusal in a row at its head adds to a connection's shortest hold.
+const HOLD_STEP: Duration = Duration::from_millis(100);
 
 /// Connections open to this node, per tenant name.
 #[derive(Debug, Default)]
@@ -81,12 +89,14 @@ impl Drop for Slot {
     }
 }
 
-/// Whom a connection belongs to: the token verified on it and its tenant's slot.
+/// Whom a connection belongs to: the token verified on it and its tenant's slot; and how
+/// many of its requests in a row were refused at their heads.
 #[derive(Debug)]
 struct Owner {
     token: String,
     tenant: String,
     _slot: Slot,
+    refused_in_a_row: u32,
 }
 
 /// [`crate::http::Handler::screen`] for the API.
@@ -116,6 +126,7 @@ pub fn screen(api: &Api, head: &RequestHead<'_>, state: &mut ConnectionState) ->
                     token: token.to_owned(),
                     tenant: name.clone(),
                     _slot: slot,
+                    refused_in_a_row: 0,
                 }));
             }
             Err(held) => {
@@ -133,8 +144,9 @@ pub fn screen(api: &Api, head: &RequestHead<'_>, state: &mut ConnectionState) ->
             }
         }
     }
-    let tenant = &state.as_ref()?.downcast_ref::<Owner>()?.tenant;
-    if !api.throttles.is_throttled(tenant) {
+    let owner = state.as_mut()?.downcast_mut::<Owner>()?;
+    if !api.throttles.is_throttled(&owner.tenant) {
+        owner.refused_in_a_row = 0;
         return None;
     }
     let route = route()?;
@@ -145,12 +157,57 @@ pub fn screen(api: &Api, head: &RequestHead<'_>, state: &mut ConnectionState) ->
         Route::KvGet { .. } | Route::KvList { .. } => Demand::Read,
         _ => return None,
     };
-    let refusal = api.throttles.refusal(tenant, demand, Instant::now())?;
-    // A client that sends again while told to wait is held for that wait (at most
-    // HOLD_MAX), which slows a flood to the rate it was answered with.
-    let hold = Duration::from_millis(refusal.retry_after_ms).min(HOLD_MAX);
+    let Some(refusal) = api.throttles.refusal(&owner.tenant, demand, Instant::now()) else {
+        owner.refused_in_a_row = 0;
+        return None;
+    };
+    owner.refused_in_a_row = owner.refused_in_a_row.saturating_add(1);
+    let hold = hold_for(&refusal, owner.refused_in_a_row);
     let error = errors::rate_limited(&refusal);
     Some(answer(api, &route, head, error, false, hold))
+}
+
+/// How long the answer to a request refused at its head is held: the rest of the wait the
+/// tenant was told, and at least [`HOLD_STEP`] per refusal in a row on this connection after
+/// the first, at most [`HOLD_MAX`].
+fn hold_for(refusal: &RateRefusal, refused_in_a_row: u32) -> Duration {
+    Duration::from_millis(refusal.retry_after_ms)
+        .max(HOLD_STEP.saturating_mul(refused_in_a_row.saturating_sub(1)))
+        .min(HOLD_MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rafting_core::replica::RateKind;
+
+    // The first refusal at a head holds for the wait the tenant was told; each one after it
+    // in a row holds longer, up to a second.
+    #[test]
+    fn a_connection_that_keeps_sending_without_waiting_is_held_longer_each_time() {
+        let refusal = RateRefusal {
+            tenant: "a".into(),
+            kind: RateKind::WriteBytes,
+            rate: 4 << 20,
+            burst: 8 << 20,
+            retry_after_ms: 60,
+            needed: 256 << 10,
+        };
+        let holds: Vec<u128> = (1..=13)
+            .map(|in_a_row| hold_for(&refusal, in_a_row).as_millis())
+            .collect();
+        assert_eq!(
+            holds,
+            [
+                60, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1000, 1000
+            ]
+        );
+        let long = RateRefusal {
+            retry_after_ms: 5_000,
+            ..refusal
+        };
+        assert_eq!(hold_for(&long, 1), HOLD_MAX);
+    }
 }
 
 fn answer(
