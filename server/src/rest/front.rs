@@ -176,6 +176,26 @@ fn hold_for(refusal: &RateRefusal, refused_in_a_row: u32) -> Duration {
         .min(HOLD_MAX)
 }
 
+fn answer(
+    api: &Api,
+    route: &Route,
+    head: &RequestHead<'_>,
+    error: ApiError,
+    close: bool,
+    delay: Duration,
+) -> Screened {
+    let mut response = into_response(error.into_reply());
+    api.http_metrics.count(route.name(), response.status);
+    if let Some(origin) = api.member_origin(head.headers) {
+        super::cors::allow(&mut response, &origin);
+    }
+    Screened {
+        response,
+        close,
+        delay,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,25 +227,5 @@ mod tests {
             ..refusal
         };
         assert_eq!(hold_for(&long, 1), HOLD_MAX);
-    }
-}
-
-fn answer(
-    api: &Api,
-    route: &Route,
-    head: &RequestHead<'_>,
-    error: ApiError,
-    close: bool,
-    delay: Duration,
-) -> Screened {
-    let mut response = into_response(error.into_reply());
-    api.http_metrics.count(route.name(), response.status);
-    if let Some(origin) = api.member_origin(head.headers) {
-        super::cors::allow(&mut response, &origin);
-    }
-    Screened {
-        response,
-        close,
-        delay,
     }
 }
