@@ -109,3 +109,51 @@ fn a_member_of_a_three_node_cluster_started_without_its_peers_is_refused() {
         output.map(|output| String::from_utf8_lossy(&output.stderr).into_owned())
     );
 }
+
+/// Issue 16: a lone voter whose log misses entries (every snapshot file that covered the
+/// compacted part damaged) has no leader to catch up from: it refuses to start, naming the
+/// damaged files and what the operator can do, instead of serving what is left.
+#[test]
+fn a_lone_voter_whose_snapshots_are_all_damaged_refuses_to_start() {
+    let extra = ["--snapshot-every-entries".to_string(), "20".to_string()];
+    let mut cluster = TestCluster::start_with(1, &extra);
+    cluster.wait_for_leader(ELECTION_WAIT);
+    let url = cluster.node(1).url();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for i in 0..100 {
+        common::put_retrying(&url, &format!("/k/{i}"), "v", deadline);
+    }
+    let wal = cluster.node(1).directory.join("wal");
+    let snapshot_files = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&wal)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "snap"))
+            .collect()
+    };
+    while cluster
+        .node(1)
+        .status()
+        .and_then(|s| s["first_log_index"].as_u64())
+        <= Some(1)
+        || snapshot_files().len() < 2
+    {
+        assert!(Instant::now() < deadline, "never compacted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let arguments = cluster.node(1).arguments.clone();
+    cluster.node_mut(1).kill();
+    for path in snapshot_files() {
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x10;
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let output = run_briefly(&arguments, Duration::from_secs(10))
+        .expect("a lone voter missing entries kept running");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("misses entries"), "{stderr}");
+    assert!(stderr.contains("only voter"), "{stderr}");
+    assert!(stderr.contains(".snap"), "{stderr}");
+}

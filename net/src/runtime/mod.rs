@@ -259,6 +259,12 @@ pub enum StartError {
     Incarnation(std::io::Error),
     #[error("the snapshot file checks out but its store image does not load: {0}")]
     Snapshot(#[from] rafting_core::store::SnapshotError),
+    #[error(
+        "the log misses entries after its newest valid snapshot (damaged snapshot files: {damaged:?}) \
+         and this node is its cluster's only voter, so no leader can bring it up to date; \
+         restore the data directory from a backup, or start on an empty one (losing its data)"
+    )]
+    LostEntries { damaged: Vec<String> },
 }
 
 /// The server's door into a running node. Cheap to clone; every method may be called from
@@ -323,6 +329,15 @@ impl Runtime {
         raft_config.catch_up_before_voting = catch_up;
         let node = Node::restart(raft_config, durable)?;
         let catch_up = if node.is_catching_up() && !catch_up {
+            let voters = node
+                .membership()
+                .members()
+                .filter(|&member| node.membership().is_voter(member));
+            if voters.filter(|&voter| voter != id).count() == 0 {
+                return Err(StartError::LostEntries {
+                    damaged: recovered.damaged_snapshots,
+                });
+            }
             tracing::error!(
                 damaged = recovered.damaged_snapshots.len(),
                 "the log on disk misses entries after its newest valid snapshot (the snapshot \
