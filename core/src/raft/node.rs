@@ -8,13 +8,14 @@ use super::output::{
     BatchId, DurableState, Input, Output, PersistBatch, PersistSnapshot, ProposalOutcome,
     ReadOutcome, Snapshot,
 };
-use super::progress::Inflight;
+use super::progress::{Inflight, Progress};
 use super::role::{LeaderState, Role, RoleName};
 use super::snapshot::{IncomingSnapshot, entries_after_snapshot};
 use super::status::{PeerStatus, Status};
 use crate::types::{LogIndex, Millis, NodeId, Term};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
 
 /// One Raft node, as a pure state machine.
 ///
@@ -694,7 +695,8 @@ impl Node {
     /// [`Node::status`] copies into `peers`, without the copy, for a check after every step);
     /// empty on other roles.
     pub fn peer_statuses(&self) -> impl Iterator<Item = PeerStatus> + Clone + '_ {
-        let progress = match &self.role {
+        // The type is spelt out so that it does not hang on the leader's arm alone.
+        let progress: Option<&BTreeMap<NodeId, Progress>> = match &self.role {
             Role::Leader(leader) => Some(&leader.progress),
             _ => None,
         };
