@@ -121,6 +121,15 @@ impl Simulator<'_, '_> {
     /// The node stops: everything not yet durable is lost (a torn write may keep a prefix of
     /// the batch being written, under profile `relaxed`).
     pub(crate) fn crash(&mut self, node: usize) {
+        self.crash_as(node, false);
+    }
+
+    /// A scripted crash that takes the whole disk (one wiped node catching up at a time).
+    pub(crate) fn crash_wiping(&mut self, node: usize) {
+        self.crash_as(node, true);
+    }
+
+    fn crash_as(&mut self, node: usize, scripted_wipe: bool) {
         if self.hosts[node].replica.is_none() {
             return;
         }
@@ -143,7 +152,11 @@ impl Simulator<'_, '_> {
             self.check(result);
             self.check_store_limits(node);
         }
-        let wipe = self.draw_wipe(node);
+        let wipe = if scripted_wipe {
+            !self.another_catching_up(node)
+        } else {
+            self.draw_wipe(node)
+        };
         let corrupt_snapshot = !wipe
             && self.params.snapshot_corrupt_probability > 0.0
             && self
@@ -189,12 +202,16 @@ impl Simulator<'_, '_> {
         if self.scenario.profile != Profile::Relaxed || probability <= 0.0 {
             return false;
         }
-        let another_catching_up = self
-            .hosts
+        !self.another_catching_up(node) && self.streams.disk.random_bool(probability)
+    }
+
+    /// Another node lost its disk and is still catching up: two could hold the only copies of
+    /// a write, so a second wipe waits.
+    fn another_catching_up(&self, node: usize) -> bool {
+        self.hosts
             .iter()
             .enumerate()
-            .any(|(position, host)| position != node && host.catching_up);
-        !another_catching_up && self.streams.disk.random_bool(probability)
+            .any(|(position, host)| position != node && host.catching_up)
     }
 
     /// Models the runtime's crash detection: a node that stops hearing a peer probes it after
@@ -336,7 +353,13 @@ impl Simulator<'_, '_> {
                     self.crash(leader);
                 }
             }
-            ScriptedEvent::Crash { node, .. } => self.crash(position_of(node)),
+            ScriptedEvent::Crash { node, wipe, .. } => {
+                if wipe {
+                    self.crash_wiping(position_of(node))
+                } else {
+                    self.crash(position_of(node))
+                }
+            }
             ScriptedEvent::CrashAll { .. } => {
                 (0..self.hosts.len()).for_each(|node| self.crash(node))
             }

@@ -537,9 +537,13 @@ pub enum ScriptedEvent {
     CrashLeader {
         at_ms: u64,
     },
+    /// `wipe = true` (relaxed only): the crash also takes the node's whole disk, as
+    /// `crashes.wipe_probability` would, unless another wiped node is still catching up.
     Crash {
         at_ms: u64,
         node: u64,
+        #[serde(default)]
+        wipe: bool,
     },
     CrashAll {
         at_ms: u64,

@@ -13,9 +13,9 @@
 
 use crate::checkers::{Violation, entry_bytes};
 use crate::simulator::Simulator;
-use rafting_core::raft::{Config, Node, RaftLog, RoleName, Status};
+use rafting_core::raft::{Config, Node, PeerStatus, RaftLog, RoleName, Status};
 use rafting_core::{LogIndex, NodeId, Term};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The name under which this check reports.
 pub const STATUS_TRUE: &str = "status_true";
@@ -41,13 +41,6 @@ pub struct Truth<'a> {
 /// leader holds at least the reads handed to it, at most `pending_reads_max`; and a leader
 /// hands leadership only to another voter.
 pub fn status_true(status: &Status, truth: &Truth) -> Result<(), Violation> {
-    match status_error(status, truth) {
-        None => Ok(()),
-        Some(detail) => Err(violation(status.id, status.term, detail)),
-    }
-}
-
-fn status_error(status: &Status, truth: &Truth) -> Option<String> {
     let belief = Belief {
         id: status.id,
         role: status.role,
@@ -55,15 +48,36 @@ fn status_error(status: &Status, truth: &Truth) -> Option<String> {
         leader: status.leader,
         catching_up: status.catching_up,
     };
-    belief_error(&belief, truth).or_else(|| {
-        (status.role == RoleName::Leader)
-            .then(|| leader_error(status, truth))
-            .flatten()
-    })
+    let leader = (status.role == RoleName::Leader).then(|| LeaderView::of_status(status));
+    views_true(&belief, leader, truth)
 }
 
-/// The part of a status every role reports, read through the node's own accessors: for a
-/// follower, the check needs no more (and builds no status).
+/// [`status_true`] on what a node reports, read in place: its belief through its accessors
+/// and, on a leader, its view of its followers without copying them (the check runs after
+/// every step, and a full [`Node::status`] copies the configuration and every follower's
+/// progress each time).
+pub fn node_status_true(node: &Node, truth: &Truth) -> Result<(), Violation> {
+    let leader = node.is_leader().then(|| leader_view(node));
+    views_true(&Belief::of(node), leader, truth)
+}
+
+fn views_true<Peers>(
+    belief: &Belief,
+    leader: Option<LeaderView<'_, Peers>>,
+    truth: &Truth,
+) -> Result<(), Violation>
+where
+    Peers: Iterator<Item = PeerStatus> + Clone,
+{
+    let error =
+        belief_error(belief, truth).or_else(|| leader.and_then(|view| leader_error(&view, truth)));
+    match error {
+        None => Ok(()),
+        Some(detail) => Err(violation(belief.id, belief.term, detail)),
+    }
+}
+
+/// The part of a status every role reports, read through the node's own accessors.
 pub struct Belief {
     pub id: NodeId,
     pub role: RoleName,
@@ -81,14 +95,6 @@ impl Belief {
             leader: node.leader(),
             catching_up: node.is_catching_up(),
         }
-    }
-}
-
-/// [`status_true`]'s part for every role: the leader believed in, and catching up.
-pub fn belief_true(belief: &Belief, truth: &Truth) -> Result<(), Violation> {
-    match belief_error(belief, truth) {
-        None => Ok(()),
-        Some(detail) => Err(violation(belief.id, belief.term, detail)),
     }
 }
 
@@ -116,66 +122,150 @@ fn belief_error(belief: &Belief, truth: &Truth) -> Option<String> {
     None
 }
 
-/// The leader's part: its view of each follower and the reads it holds.
-fn leader_error(status: &Status, truth: &Truth) -> Option<String> {
-    let members = status
-        .voters
-        .iter()
-        .chain(&status.learners)
-        .copied()
-        .filter(|&member| member != status.id);
-    let mut members: Vec<NodeId> = members.collect();
-    members.sort();
-    members.dedup();
-    let reported: Vec<NodeId> = status.peers.iter().map(|peer| peer.id).collect();
-    if reported != members {
+/// The part of a leader's status about its followers and duties, borrowed: from a [`Status`]
+/// (hand-made ones in the tests) or from the node itself.
+struct LeaderView<'a, Peers> {
+    id: NodeId,
+    last_index: LogIndex,
+    snapshot_index: LogIndex,
+    voters: &'a BTreeSet<NodeId>,
+    learners: &'a BTreeSet<NodeId>,
+    transfer_target: Option<NodeId>,
+    pending_reads: usize,
+    /// Each follower's progress, in the order reported (a clone iterates again).
+    peers: Peers,
+}
+
+impl<'a> LeaderView<'a, std::iter::Cloned<std::slice::Iter<'a, PeerStatus>>> {
+    fn of_status(status: &'a Status) -> Self {
+        LeaderView {
+            id: status.id,
+            last_index: status.last_index,
+            snapshot_index: status.snapshot_index,
+            voters: &status.voters,
+            learners: &status.learners,
+            transfer_target: status.transfer_target,
+            pending_reads: status.pending_reads,
+            peers: status.peers.iter().cloned(),
+        }
+    }
+}
+
+/// A leader's view read in place from the node.
+fn leader_view(node: &Node) -> LeaderView<'_, impl Iterator<Item = PeerStatus> + Clone + '_> {
+    let membership = node.log().membership();
+    LeaderView {
+        id: node.id(),
+        last_index: node.last_index(),
+        snapshot_index: node.snapshot_index(),
+        voters: &membership.voters,
+        learners: &membership.learners,
+        transfer_target: node.transfer_target(),
+        pending_reads: node.pending_reads(),
+        peers: node.peer_statuses(),
+    }
+}
+
+/// The leader's part: its view of each follower and the reads it holds. One pass over the
+/// followers (this runs after every leader step); the errors keep their order: membership,
+/// transfer, the first follower's, reads.
+fn leader_error<Peers>(view: &LeaderView<'_, Peers>, truth: &Truth) -> Option<String>
+where
+    Peers: Iterator<Item = PeerStatus> + Clone,
+{
+    let mut members_reported = 0;
+    let mut in_order_of_members = true;
+    let mut previous = None;
+    let mut follower_error = None;
+    for peer in view.peers.clone() {
+        // Strictly increasing ids of other members: none twice, none a stranger.
+        let member = view.voters.contains(&peer.id) || view.learners.contains(&peer.id);
+        if peer.id == view.id || !member || previous >= Some(peer.id) {
+            in_order_of_members = false;
+        }
+        previous = Some(peer.id);
+        members_reported += 1;
+        if follower_error.is_none() {
+            follower_error = follower_error_of(&peer, view, truth);
+        }
+    }
+    if !in_order_of_members || members_reported != other_members(view) {
+        let mut members: Vec<NodeId> = view
+            .voters
+            .iter()
+            .chain(view.learners)
+            .copied()
+            .filter(|&member| member != view.id)
+            .collect();
+        members.sort();
+        members.dedup();
+        let reported: Vec<NodeId> = view.peers.clone().map(|peer| peer.id).collect();
         return Some(format!(
             "a leader reporting progress of {reported:?} in a configuration of {members:?}"
         ));
     }
-    if let Some(target) = status.transfer_target
-        && (target == status.id || !status.voters.contains(&target))
+    if let Some(target) = view.transfer_target
+        && (target == view.id || !view.voters.contains(&target))
     {
         return Some(format!(
             "hands leadership to {target}, which is not another voter of {:?}",
-            status.voters
+            view.voters
         ));
     }
-    let window = truth.config.inflight_messages_max;
-    for peer in &status.peers {
-        let unacknowledged = peer
-            .next_index
-            .get()
-            .saturating_sub(peer.match_index.get() + 1);
-        if peer.appends_in_flight > window {
-            return Some(format!(
-                "{} appends in flight to {}, above inflight_messages_max {window}",
-                peer.appends_in_flight, peer.id
-            ));
-        }
-        // A follower known to hold the leader's whole log needs no probe: only a snapshot it
-        // has just installed (its match is then the snapshot's index) leaves it probing there.
-        if peer.state == "probe"
-            && peer.match_index >= status.last_index
-            && peer.match_index != status.snapshot_index
-        {
-            return Some(format!(
-                "probes {}, which matches its whole log up to {}",
-                peer.id, peer.match_index
-            ));
-        }
-        if peer.appends_in_flight as u64 > unacknowledged {
-            return Some(format!(
-                "{} appends in flight to {} but only {unacknowledged} entries sent past its match {}",
-                peer.appends_in_flight, peer.id, peer.match_index
-            ));
-        }
+    if follower_error.is_some() {
+        return follower_error;
     }
     let reads_max = truth.config.pending_reads_max;
-    if status.pending_reads > reads_max || status.pending_reads < truth.reads_handed {
+    if view.pending_reads > reads_max || view.pending_reads < truth.reads_handed {
         return Some(format!(
             "holds {} reads (at most {reads_max}) with {} handed to it unanswered",
-            status.pending_reads, truth.reads_handed
+            view.pending_reads, truth.reads_handed
+        ));
+    }
+    None
+}
+
+/// The members of the configuration other than the leader, each counted once (a node in
+/// both sets, which no configuration holds, counts once too).
+fn other_members<Peers>(view: &LeaderView<'_, Peers>) -> usize {
+    let learners_only = view.learners.iter().filter(|&id| !view.voters.contains(id));
+    let leader_is_member = view.voters.contains(&view.id) || view.learners.contains(&view.id);
+    view.voters.len() + learners_only.count() - usize::from(leader_is_member)
+}
+
+/// What is wrong with the leader's view of one follower: its in-flight appends, or a probe
+/// of a follower known to hold the whole log.
+fn follower_error_of<Peers>(
+    peer: &PeerStatus,
+    view: &LeaderView<'_, Peers>,
+    truth: &Truth,
+) -> Option<String> {
+    let window = truth.config.inflight_messages_max;
+    let unacknowledged = peer
+        .next_index
+        .get()
+        .saturating_sub(peer.match_index.get() + 1);
+    if peer.appends_in_flight > window {
+        return Some(format!(
+            "{} appends in flight to {}, above inflight_messages_max {window}",
+            peer.appends_in_flight, peer.id
+        ));
+    }
+    // A follower known to hold the leader's whole log needs no probe: only a snapshot it has
+    // just installed (its match is then the snapshot's index) leaves it probing there.
+    if peer.state == "probe"
+        && peer.match_index >= view.last_index
+        && peer.match_index != view.snapshot_index
+    {
+        return Some(format!(
+            "probes {}, which matches its whole log up to {}",
+            peer.id, peer.match_index
+        ));
+    }
+    if peer.appends_in_flight as u64 > unacknowledged {
+        return Some(format!(
+            "{} appends in flight to {} but only {unacknowledged} entries sent past its match {}",
+            peer.appends_in_flight, peer.id, peer.match_index
         ));
     }
     None
@@ -288,13 +378,7 @@ impl Simulator<'_, '_> {
             wiped: host.catching_up,
             reads_handed: replica.pending_reads(),
         };
-        // A full status (it copies the configuration and every follower's progress) only
-        // where there is progress to read: on a leader.
-        let result = if raft.is_leader() {
-            status_true(&raft.status(), &truth)
-        } else {
-            belief_true(&Belief::of(raft), &truth)
-        };
+        let result = node_status_true(raft, &truth);
         self.check(result);
     }
 }

@@ -1,9 +1,10 @@
 //! The status check is fed hand-made lies (a leader that names no leader, a follower that
 //! believes in the wrong leader, a catch-up the simulator never caused, a leader without its
-//! followers, a transfer to itself or to a non-voter, an overfull or stale in-flight window, a
-//! probe of a follower known to hold the whole log, reads held past the cap or fewer than were
-//! handed over, a catch-up ended before its target was on disk, a miscounted backlog) and must
-//! report each under its name; the true status of the same situation must pass.
+//! followers, or with one twice, out of order, a stranger or itself among them, a transfer to
+//! itself or to a non-voter, an overfull or stale in-flight window, a probe of a follower known
+//! to hold the whole log, reads held past the cap or fewer than were handed over, a catch-up
+//! ended before its target was on disk, a miscounted backlog) and must report each under its
+//! name; the true status of the same situation must pass.
 
 use super::*;
 use rafting_core::raft::{Entry, EntryPayload, PeerStatus};
@@ -98,6 +99,43 @@ fn status_true_catches_hand_made_lies() {
     let mut lie = leader_status();
     lie.peers.clear();
     expect_lie(&lie, &truth, "in a configuration of");
+    // The followers are compared with the configuration in place: each other member once, in
+    // id order, no stranger, not the leader itself; learners count as members.
+    let peers = |ids: &[u64]| -> Vec<PeerStatus> {
+        let template = leader_status().peers[0].clone();
+        let peer = |&id: &u64| PeerStatus {
+            id: NodeId(id),
+            ..template.clone()
+        };
+        ids.iter().map(peer).collect()
+    };
+    for reported in [
+        &[2, 2, 3][..],
+        &[3, 2],
+        &[2],
+        &[2, 4],
+        &[1, 2, 3],
+        &[2, 3, 3],
+    ] {
+        let mut lie = leader_status();
+        lie.peers = peers(reported);
+        expect_lie(&lie, &truth, "in a configuration of [NodeId(2), NodeId(3)]");
+    }
+    let mut with_learner = leader_status();
+    with_learner.learners = [NodeId(4)].into();
+    expect_lie(
+        &with_learner,
+        &truth,
+        "in a configuration of [NodeId(2), NodeId(3), NodeId(4)]",
+    );
+    with_learner.peers = peers(&[2, 3, 4]);
+    assert!(status_true(&with_learner, &truth).is_ok());
+    // A wrong membership is reported before a wrong follower.
+    let mut lie = leader_status();
+    lie.peers = peers(&[2]);
+    lie.peers[0].appends_in_flight = 3;
+    expect_lie(&lie, &truth, "in a configuration of");
+
     let mut lie = leader_status();
     lie.peers[1].appends_in_flight = 3;
     lie.peers[1].next_index = LogIndex(10);

@@ -357,6 +357,15 @@ fn validate_profile(scenario: &Scenario) -> Result<(), Invalid> {
     if scenario.clock.drift_max.high() > 0.0 {
         return fail("clock.drift_max", why);
     }
+    let wiping = |event: &crate::scenario::ScriptedEvent| {
+        matches!(
+            event,
+            crate::scenario::ScriptedEvent::Crash { wipe: true, .. }
+        )
+    };
+    if let Some(position) = scenario.events.iter().position(wiping) {
+        return fail(&format!("events[{position}].wipe"), why);
+    }
     if scenario.attacker.enabled() {
         return fail("attacker.per_second", why);
     }

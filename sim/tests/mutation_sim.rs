@@ -27,6 +27,8 @@ const SEEDS_DEFAULT: u64 = 8;
 const ORDER_FIRST: &[&str] = &[
     "sticky_leader.toml",
     "crash_hint_failover.toml",
+    "stale_term_answers.toml",
+    "wiped_idle_follower.toml",
     "paused_leader_reads.toml",
     "swarm_limits.toml",
     "disk_wipe.toml",

@@ -29,7 +29,7 @@ fn unknown_key_names_key_and_file() {
 }
 
 // Bad values name their key: a probability above 1, a node that does not exist, and
-// relaxed-only faults (duplication, the attacker) in a brief scenario.
+// relaxed-only faults (duplication, the attacker, a scripted wipe) in a brief scenario.
 #[test]
 fn bad_values_name_their_key() {
     let error = parse(&format!(
@@ -50,6 +50,13 @@ fn bad_values_name_their_key() {
     let error = parse(&format!("{MINIMAL}\n[attacker]\nper_second = 10\n")).unwrap_err();
     assert!(error.contains("attacker.per_second"), "{error}");
     assert!(error.contains("brief"), "{error}");
+    // A scripted crash that wipes the disk, like the drawn wipes, is for relaxed scenarios.
+    let wipe = "[[events]]\naction = \"crash\"\nat_ms = 1\nnode = 2\nwipe = true\n";
+    let error = parse(&format!("{MINIMAL}\n{wipe}")).unwrap_err();
+    assert!(error.contains("events[0].wipe"), "{error}");
+    assert!(error.contains("brief"), "{error}");
+    let relaxed = MINIMAL.replace("\"brief\"", "\"relaxed\"");
+    assert!(parse(&format!("{relaxed}\n{wipe}")).is_ok());
 }
 
 // Membership keys: spares exist only below `nodes`, `add_node` takes a spare, once.

@@ -8,13 +8,14 @@ use super::output::{
     BatchId, DurableState, Input, Output, PersistBatch, PersistSnapshot, ProposalOutcome,
     ReadOutcome, Snapshot,
 };
-use super::progress::Inflight;
+use super::progress::{Inflight, Progress};
 use super::role::{LeaderState, Role, RoleName};
 use super::snapshot::{IncomingSnapshot, entries_after_snapshot, recovered_log_misses_entries};
 use super::status::{PeerStatus, Status};
 use crate::types::{LogIndex, Millis, NodeId, Term};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeMap;
 
 /// One Raft node, as a pure state machine.
 ///
@@ -668,29 +669,59 @@ impl Node {
         &self.log
     }
 
-    /// A copy of this node's state for status pages and traces (not a Raft snapshot).
-    pub fn status(&self) -> Status {
-        let peers = match &self.role {
-            Role::Leader(leader) => leader
-                .progress
-                .iter()
-                .map(|(&id, progress)| PeerStatus {
-                    id,
-                    match_index: progress.match_index,
-                    next_index: progress.next_index,
-                    state: progress.state_name(),
-                    recent_active: progress.recent_active,
-                    disk_losses: progress.disk_losses,
-                    appends_in_flight: progress.inflight().map_or(0, Inflight::len),
-                    bytes_in_flight: progress.inflight().map_or(0, Inflight::bytes),
-                })
-                .collect(),
-            _ => Vec::new(),
-        };
-        let leader = match &self.role {
-            Role::Leader(leader) => Some(leader),
+    /// Reads a leader holds (waiting for its term's first commit, for a heartbeat round, or for
+    /// the state machine); zero on other roles.
+    pub fn pending_reads(&self) -> usize {
+        match &self.role {
+            Role::Leader(leader) => leader.reads.len(),
+            _ => 0,
+        }
+    }
+
+    /// The voter a leader is handing leadership to; `None` on other roles and when no transfer
+    /// is in progress.
+    pub fn transfer_target(&self) -> Option<NodeId> {
+        match &self.role {
+            Role::Leader(leader) => leader.transfer.as_ref().map(|transfer| transfer.target),
+            _ => None,
+        }
+    }
+
+    /// The last entry the newest snapshot this node holds covers (zero: none).
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.snapshot
+            .as_ref()
+            .map_or(LogIndex::ZERO, |snapshot| snapshot.index)
+    }
+
+    /// A leader's view of each follower, in id order, read in place from its progress (what
+    /// [`Node::status`] copies into `peers`, without the copy, for a check after every step);
+    /// empty on other roles.
+    pub fn peer_statuses(&self) -> impl Iterator<Item = PeerStatus> + Clone + '_ {
+        // The type is spelt out so that it does not hang on the leader's arm alone.
+        let progress: Option<&BTreeMap<NodeId, Progress>> = match &self.role {
+            Role::Leader(leader) => Some(&leader.progress),
             _ => None,
         };
+        progress
+            .into_iter()
+            .flatten()
+            .map(|(&id, progress)| PeerStatus {
+                id,
+                match_index: progress.match_index,
+                next_index: progress.next_index,
+                state: progress.state_name(),
+                recent_active: progress.recent_active,
+                disk_losses: progress.disk_losses,
+                appends_in_flight: progress.inflight().map_or(0, Inflight::len),
+                bytes_in_flight: progress.inflight().map_or(0, Inflight::bytes),
+            })
+    }
+
+    /// A copy of this node's state for status pages and traces (not a Raft snapshot), built
+    /// from the accessors above.
+    pub fn status(&self) -> Status {
+        let membership = self.log.membership();
         Status {
             id: self.config.id,
             role: self.role.name(),
@@ -702,18 +733,16 @@ impl Node {
             durable_index: self.log.durable(),
             catching_up: self.is_catching_up(),
             catch_up_target: self.catch_up_target(),
-            pending_reads: leader.map_or(0, |leader| leader.reads.len()),
-            transfer_target: leader
-                .and_then(|leader| leader.transfer.as_ref())
-                .map(|transfer| transfer.target),
+            pending_reads: self.pending_reads(),
+            transfer_target: self.transfer_target(),
             uncommitted_bytes: self.log.uncommitted_bytes(),
-            snapshot_index: self.snapshot.as_ref().map_or(LogIndex::ZERO, |s| s.index),
+            snapshot_index: self.snapshot_index(),
             first_log_index: self.log.first_index(),
             snapshots_installed: self.snapshots_installed,
             snapshot_checksum_failures: self.snapshot_checksum_failures,
-            voters: self.log.membership().voters.clone(),
-            learners: self.log.membership().learners.clone(),
-            peers,
+            voters: membership.voters.clone(),
+            learners: membership.learners.clone(),
+            peers: self.peer_statuses().collect(),
         }
     }
 }
