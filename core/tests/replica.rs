@@ -682,6 +682,40 @@ fn a_follower_behind_the_leaders_log_base_catches_up_by_snapshot() {
     );
 }
 
+/// Members take their snapshots in three phases, so that they do not all pause to encode
+/// one at the same index: with a snapshot every 9 entries, nodes 1, 2 and 3 take their first
+/// at different indexes (about 3 apart), and each keeps taking them.
+#[test]
+fn members_take_their_snapshots_at_different_indexes() {
+    let config = ReplicaConfig {
+        snapshot_every_entries: 9,
+        ..ReplicaConfig::default()
+    };
+    let mut cluster = Cluster::new(3, config);
+    let leader = cluster.elect();
+    let mut taken: Vec<Vec<u64>> = vec![Vec::new(); 3];
+    for id in 1..=40 {
+        let key = format!("/k/{id}");
+        cluster.write(leader, id, Operation::put(&key, b"v"), None);
+        cluster.step(leader, Input::Flush);
+        cluster.settle();
+        written(cluster.answer(RequestId(id)));
+        for (at, replica) in cluster.replicas.iter().enumerate() {
+            let index = replica.node().status().snapshot_index.get();
+            if index > 0 && taken[at].last() != Some(&index) {
+                taken[at].push(index);
+            }
+        }
+    }
+    let mut first: Vec<u64> = taken.iter().map(|indexes| indexes[0]).collect();
+    first.sort_unstable();
+    assert!(
+        first.windows(2).all(|pair| pair[1] >= pair[0] + 2),
+        "first snapshots at {taken:?}"
+    );
+    assert!(taken.iter().all(|indexes| indexes.len() >= 3), "{taken:?}");
+}
+
 #[test]
 fn a_flush_proposes_at_most_its_bytes_and_the_rest_goes_at_the_next_step() {
     // Proves the flush bound: with 1,000 bytes per flush, five writes of about 470 bytes each
