@@ -123,32 +123,19 @@ fn a_lone_voter_whose_snapshots_are_all_damaged_refuses_to_start() {
     for i in 0..100 {
         common::put_retrying(&url, &format!("/k/{i}"), "v", deadline);
     }
-    let wal = cluster.node(1).directory.join("wal");
-    let snapshot_files = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(&wal)
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "snap"))
-            .collect()
-    };
     while cluster
         .node(1)
         .status()
         .and_then(|s| s["first_log_index"].as_u64())
         <= Some(1)
-        || snapshot_files().len() < 2
+        || cluster.node(1).snapshot_files().len() < 2
     {
         assert!(Instant::now() < deadline, "never compacted");
         std::thread::sleep(Duration::from_millis(50));
     }
     let arguments = cluster.node(1).arguments.clone();
     cluster.node_mut(1).kill();
-    for path in snapshot_files() {
-        let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0x10;
-        std::fs::write(&path, bytes).unwrap();
-    }
+    cluster.node(1).damage_snapshot_files();
     let output = run_briefly(&arguments, Duration::from_secs(10))
         .expect("a lone voter missing entries kept running");
     let stderr = String::from_utf8_lossy(&output.stderr);

@@ -159,29 +159,17 @@ fn a_follower_whose_snapshots_are_all_damaged_catches_up_from_the_leader() {
             deadline,
         );
     }
-    let wal = cluster.node(follower).directory.join("wal");
-    let snapshot_files = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(&wal)
-            .unwrap()
-            .map(|entry| entry.unwrap().path())
-            .filter(|path| path.extension().is_some_and(|ext| ext == "snap"))
-            .collect()
-    };
     loop {
         let status = status_of(&cluster, follower).expect("the follower answers");
-        if status["first_log_index"].as_u64() > Some(1) && snapshot_files().len() == 2 {
+        let files = cluster.node(follower).snapshot_files().len();
+        if status["first_log_index"].as_u64() > Some(1) && files == 2 {
             break;
         }
         assert!(Instant::now() < deadline, "never compacted: {status}");
         std::thread::sleep(Duration::from_millis(50));
     }
     cluster.node_mut(follower).kill();
-    for path in snapshot_files() {
-        let mut bytes = std::fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 0x10;
-        std::fs::write(&path, bytes).unwrap();
-    }
+    cluster.node(follower).damage_snapshot_files();
     cluster.node_mut(follower).spawn();
     put_retrying(&leader_url, "/after", "y", deadline);
     let url = cluster.node(follower).url();

@@ -21,6 +21,30 @@ pub struct TestNode {
     pub directory: PathBuf,
 }
 
+impl TestNode {
+    /// The snapshot files in this node's write-ahead log directory.
+    pub fn snapshot_files(&self) -> Vec<PathBuf> {
+        let Ok(entries) = std::fs::read_dir(self.directory.join("wal")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|entry| Some(entry.ok()?.path()))
+            .filter(|path| path.extension().is_some_and(|ext| ext == "snap"))
+            .collect()
+    }
+
+    /// Damages every snapshot file of this node (one bit of its last byte, which its checksum
+    /// covers).
+    pub fn damage_snapshot_files(&self) {
+        for path in self.snapshot_files() {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let last = bytes.len() - 1;
+            bytes[last] ^= 0x10;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+}
+
 pub struct TestCluster {
     pub nodes: Vec<TestNode>,
     _data: tempfile::TempDir,
