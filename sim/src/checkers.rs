@@ -296,6 +296,10 @@ pub struct Record {
     pub written: BTreeMap<(LogIndex, Term), Fingerprint>,
     /// Entries known committed, by index - 1.
     pub committed: Vec<Slot>,
+    /// The term each of them was committed in, by index - 1: the term of the first node that
+    /// knew it committed (its leader: followers learn a commit from the leader, later, in
+    /// the same term or a newer one).
+    pub committed_in: Vec<Term>,
     /// Entries applied by some node, by index - 1.
     pub applied: Vec<Slot>,
     /// Proposals reported committed to a client: index -> payload digest.
@@ -499,10 +503,15 @@ pub fn log_matching(
     Ok(())
 }
 
-/// Leader Completeness: a new leader's log holds every entry known committed.
+/// Leader Completeness: a new leader of `leader_term` holds every entry committed in an
+/// earlier term. An entry committed in its term or a later one need not be there: a
+/// candidate paused while its votes arrive can win an old term after a newer leader has
+/// committed (Raft's property is for "leaders of all higher-numbered terms").
 pub fn leader_completeness(
     committed: &[Slot],
+    committed_in: &[Term],
     node: NodeId,
+    leader_term: Term,
     log: &RaftLog,
 ) -> Result<(), Violation> {
     // Entries before the log's base were compacted into a snapshot; the base itself keeps
@@ -510,6 +519,12 @@ pub fn leader_completeness(
     let skip = usize::try_from(log.base().get().saturating_sub(1)).unwrap_or(usize::MAX);
     for (position, &(term, _)) in committed.iter().enumerate().skip(skip) {
         let index = LogIndex(position as u64 + 1);
+        if committed_in
+            .get(position)
+            .is_some_and(|&when| when >= leader_term)
+        {
+            continue;
+        }
         if log.term_at(index) != Some(term) {
             let detail = format!(
                 "leader lacks committed entry {index} of term {term} (has {:?})",
@@ -548,10 +563,19 @@ pub fn committed_entries_kept(
     Ok(())
 }
 
-/// Records that `node` knows `entry` committed; it must agree with what others committed.
-pub fn record_committed(record: &mut Record, node: NodeId, entry: &Entry) -> Result<(), Violation> {
+/// Records that `node`, in `term`, knows `entry` committed; it must agree with what others
+/// committed.
+pub fn record_committed(
+    record: &mut Record,
+    node: NodeId,
+    term: Term,
+    entry: &Entry,
+) -> Result<(), Violation> {
     let slot = (entry.term, digest(&entry.payload));
     agree(&mut record.committed, node, entry.index, slot, "committed")?;
+    if record.committed_in.len() < record.committed.len() {
+        record.committed_in.push(term);
+    }
     match record.acknowledged.get(&entry.index) {
         Some(&acknowledged) if acknowledged != slot.1 => {
             let detail = format!(

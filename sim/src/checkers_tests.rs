@@ -194,12 +194,21 @@ fn log_matching_catches_divergent_entries() {
 #[test]
 fn leader_completeness_catches_a_missing_committed_entry() {
     let committed = vec![(Term(1), 5), (Term(1), 6)];
+    let committed_in = vec![Term(1), Term(3)];
     let complete = log_of(vec![command(1, 1, b"x"), command(2, 1, b"y")]);
-    assert!(leader_completeness(&committed, NodeId(1), &complete).is_ok());
+    assert!(leader_completeness(&committed, &committed_in, NodeId(1), Term(4), &complete).is_ok());
     let short = log_of(vec![command(1, 1, b"x")]);
-    let violation = leader_completeness(&committed, NodeId(2), &short).unwrap_err();
+    let violation =
+        leader_completeness(&committed, &committed_in, NodeId(2), Term(4), &short).unwrap_err();
     assert_eq!(violation.check, check::LEADER_COMPLETENESS);
     assert_eq!(violation.index, Some(2));
+    // A leader of term 3 won by a candidate whose votes came late need not hold what the
+    // leader of term 3 or later committed (entry 2); it must hold what term 1 committed.
+    assert!(leader_completeness(&committed, &committed_in, NodeId(2), Term(3), &short).is_ok());
+    let empty = log_of(Vec::new());
+    let violation =
+        leader_completeness(&committed, &committed_in, NodeId(2), Term(3), &empty).unwrap_err();
+    assert_eq!(violation.index, Some(1));
     let before = vec![command(1, 1, b"x"), command(2, 1, b"y")];
     let overwritten = log_of(vec![command(1, 1, b"x"), command(2, 2, b"z")]);
     let violation =
@@ -227,8 +236,9 @@ fn state_machine_safety_catches_different_applied_entries() {
     let violation = applied_in_order(NodeId(1), LogIndex(1), &command(3, 1, b"c")).unwrap_err();
     assert_eq!(violation.check, check::STATE_MACHINE_SAFETY);
     let mut record = Record::default();
-    assert!(record_committed(&mut record, NodeId(1), &command(1, 1, b"a")).is_ok());
-    let violation = record_committed(&mut record, NodeId(2), &command(1, 2, b"a")).unwrap_err();
+    assert!(record_committed(&mut record, NodeId(1), Term(1), &command(1, 1, b"a")).is_ok());
+    let violation =
+        record_committed(&mut record, NodeId(2), Term(2), &command(1, 2, b"a")).unwrap_err();
     assert_eq!(violation.check, check::STATE_MACHINE_SAFETY);
 }
 
@@ -249,11 +259,11 @@ fn acknowledged_write_kept_catches_a_lost_write() {
     let mut record = Record::default();
     let payload = digest(&acknowledged.payload);
     assert!(acknowledged_write_kept(&mut record, NodeId(1), LogIndex(1), payload).is_ok());
-    let violation = record_committed(&mut record, NodeId(2), &other).unwrap_err();
+    let violation = record_committed(&mut record, NodeId(2), Term(1), &other).unwrap_err();
     assert_eq!(violation.check, check::ACKNOWLEDGED_WRITE_KEPT);
 
     let mut record = Record::default();
-    assert!(record_committed(&mut record, NodeId(2), &other).is_ok());
+    assert!(record_committed(&mut record, NodeId(2), Term(1), &other).is_ok());
     let violation =
         acknowledged_write_kept(&mut record, NodeId(1), LogIndex(1), payload).unwrap_err();
     assert_eq!(violation.check, check::ACKNOWLEDGED_WRITE_KEPT);

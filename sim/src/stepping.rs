@@ -360,7 +360,13 @@ impl Simulator<'_, '_> {
                 self.check(result);
                 self.note_new_leader(node);
                 let raft = self.hosts[node].node().expect("checked running above");
-                let result = checkers::leader_completeness(&self.record.committed, id, raft.log());
+                let result = checkers::leader_completeness(
+                    &self.record.committed,
+                    &self.record.committed_in,
+                    id,
+                    term,
+                    raft.log(),
+                );
                 self.check(result);
                 if self.kv.is_some() {
                     self.kv_on_new_leader();
@@ -404,7 +410,10 @@ impl Simulator<'_, '_> {
             let Some(entry) = raft.log().entry(index) else {
                 break;
             };
-            if let Err(violation) = checkers::record_committed(&mut self.record, host.id, entry) {
+            let term = raft.term();
+            if let Err(violation) =
+                checkers::record_committed(&mut self.record, host.id, term, entry)
+            {
                 self.violate(violation);
                 return;
             }
