@@ -441,7 +441,6 @@ impl Simulator<'_, '_> {
             ScriptedEvent::PauseNewLeader { duration_ms, .. } => {
                 self.pause_next_leader_ms = Some(duration_ms);
             }
-            ScriptedEvent::IsolateNewLeader { .. } => self.isolate_next_leader = true,
         }
     }
 

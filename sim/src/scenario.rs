@@ -604,12 +604,6 @@ pub enum ScriptedEvent {
         at_ms: u64,
         duration_ms: u64,
     },
-    /// The next node to win an election after `at_ms` is cut off from every other node in
-    /// the step it wins, before anything of its term leaves it: its first entry (the no-op)
-    /// stays on its own log, as the paper's S5 in Figure 8. Until the next partition event.
-    IsolateNewLeader {
-        at_ms: u64,
-    },
     /// The running leader is asked to hand leadership over to `to`.
     TransferLeader {
         at_ms: u64,
@@ -664,7 +658,6 @@ impl ScriptedEvent {
             | ScriptedEvent::Pause { at_ms, .. }
             | ScriptedEvent::PauseLeader { at_ms, .. }
             | ScriptedEvent::PauseNewLeader { at_ms, .. }
-            | ScriptedEvent::IsolateNewLeader { at_ms }
             | ScriptedEvent::TransferLeader { at_ms, .. }
             | ScriptedEvent::Campaign { at_ms, .. }
             | ScriptedEvent::ReplaceNode { at_ms, .. }

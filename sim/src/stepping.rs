@@ -374,12 +374,6 @@ impl Simulator<'_, '_> {
                 if let Some(duration_ms) = self.pause_next_leader_ms.take() {
                     self.pause(node, duration_ms);
                 }
-                if std::mem::take(&mut self.isolate_next_leader) {
-                    // Before this step's messages are sent (`carry_out` sends them after the
-                    // role checks): nothing of the new term leaves the node.
-                    self.network.isolate(node);
-                    self.fault(format!("isolate new leader n{}", id.get()));
-                }
             }
             self.tracer.record(
                 self.now_us,
