@@ -149,6 +149,15 @@ impl Cluster {
         );
     }
 
+    /// Writes through replica `at`, flushes its queue, lets the cluster settle and returns
+    /// the write's applied answer (panicking on any other).
+    fn write_committed(&mut self, at: usize, id: u64, operation: Operation) -> Applied {
+        self.write(at, id, operation, None);
+        self.step(at, Input::Flush);
+        self.settle();
+        written(self.answer(RequestId(id)))
+    }
+
     fn register(&mut self, at: usize, id: u64) -> ClientId {
         self.step(
             at,
@@ -279,10 +288,7 @@ fn writes_of_one_round_share_one_persist_batch_at_the_leader() {
     let mut cluster = Cluster::new(3, ReplicaConfig::default());
     let leader = cluster.elect();
     // Register this node's own record first, so the round below is only the writes.
-    cluster.write(leader, 1, Operation::put("/warm", b"up"), None);
-    cluster.step(leader, Input::Flush);
-    cluster.settle();
-    written(cluster.answer(RequestId(1)));
+    cluster.write_committed(leader, 1, Operation::put("/warm", b"up"));
     let before = cluster.persist_count[leader];
     for id in 10..20 {
         cluster.write(leader, id, Operation::put(&format!("/k{id}"), b"v"), None);
@@ -526,10 +532,7 @@ fn the_leader_ticks_the_session_clock_only_while_sessions_exist() {
         applied_before,
         "no ticks without sessions"
     );
-    cluster.write(leader, 1, Operation::OpenSession { ttl_ms: 10_000 }, None);
-    cluster.step(leader, Input::Flush);
-    cluster.settle();
-    written(cluster.answer(RequestId(1)));
+    cluster.write_committed(leader, 1, Operation::OpenSession { ttl_ms: 10_000 });
     let store_time_before = cluster.replicas[leader].store().now();
     cluster.run_for(1_000);
     let advanced = cluster.replicas[leader]
@@ -546,10 +549,7 @@ fn the_leader_ticks_the_session_clock_only_while_sessions_exist() {
 fn a_linearizable_read_at_the_leader_sees_every_write_answered_before_it() {
     let mut cluster = Cluster::new(3, ReplicaConfig::default());
     let leader = cluster.elect();
-    cluster.write(leader, 1, Operation::put("/a", b"fresh"), None);
-    cluster.step(leader, Input::Flush);
-    cluster.settle();
-    written(cluster.answer(RequestId(1)));
+    cluster.write_committed(leader, 1, Operation::put("/a", b"fresh"));
     cluster.step(
         leader,
         Input::Read {
@@ -589,10 +589,7 @@ fn a_write_that_timed_out_may_still_commit_and_nobody_waits_for_it() {
     let mut cluster = Cluster::new(3, ReplicaConfig::default());
     let leader = cluster.elect();
     // This node's own client record first, so the write below goes straight into the log.
-    cluster.write(leader, 9, Operation::put("/warm", b"up"), None);
-    cluster.step(leader, Input::Flush);
-    cluster.settle();
-    written(cluster.answer(RequestId(9)));
+    cluster.write_committed(leader, 9, Operation::put("/warm", b"up"));
     cluster.step(
         leader,
         Input::Write {
@@ -644,10 +641,7 @@ fn a_follower_behind_the_leaders_log_base_catches_up_by_snapshot() {
     cluster.isolated[behind] = true;
     for id in 1..=40 {
         let key = format!("/k/{id}");
-        cluster.write(leader, id, Operation::put(&key, b"some value"), None);
-        cluster.step(leader, Input::Flush);
-        cluster.settle();
-        written(cluster.answer(RequestId(id)));
+        cluster.write_committed(leader, id, Operation::put(&key, b"some value"));
     }
     let status = cluster.replicas[leader].node().status();
     assert!(status.snapshot_index.get() > 30, "{status:?}");
@@ -668,10 +662,7 @@ fn a_follower_behind_the_leaders_log_base_catches_up_by_snapshot() {
         "the installed store differs from the leader's"
     );
     // It goes on replicating by appends after the snapshot.
-    cluster.write(leader, 100, Operation::put("/after", b"x"), None);
-    cluster.step(leader, Input::Flush);
-    cluster.settle();
-    written(cluster.answer(RequestId(100)));
+    cluster.write_committed(leader, 100, Operation::put("/after", b"x"));
     cluster.run_for(300);
     let same = |cluster: &Cluster| {
         cluster.replicas[behind].store().snapshot() == cluster.replicas[leader].store().snapshot()
@@ -696,10 +687,7 @@ fn members_take_their_snapshots_at_different_indexes() {
     let mut taken: Vec<Vec<u64>> = vec![Vec::new(); 3];
     for id in 1..=40 {
         let key = format!("/k/{id}");
-        cluster.write(leader, id, Operation::put(&key, b"v"), None);
-        cluster.step(leader, Input::Flush);
-        cluster.settle();
-        written(cluster.answer(RequestId(id)));
+        cluster.write_committed(leader, id, Operation::put(&key, b"v"));
         for (at, replica) in cluster.replicas.iter().enumerate() {
             let index = replica.node().status().snapshot_index.get();
             if index > 0 && taken[at].last() != Some(&index) {
@@ -729,10 +717,7 @@ fn a_flush_proposes_at_most_its_bytes_and_the_rest_goes_at_the_next_step() {
     let mut cluster = Cluster::new(3, config);
     let leader = cluster.elect();
     // A first write registers the leader's own client record, which numbers the others.
-    cluster.write(leader, 100, Operation::put("/b", b"1"), None);
-    cluster.step(leader, Input::Flush);
-    cluster.settle();
-    written(cluster.answer(RequestId(100)));
+    cluster.write_committed(leader, 100, Operation::put("/b", b"1"));
     let before = cluster.replicas[leader].node().last_index().get();
     for id in 1..=5 {
         cluster.write(leader, id, Operation::put("/a", &[b'v'; 400]), None);
