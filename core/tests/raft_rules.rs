@@ -1005,12 +1005,9 @@ fn a_rejection_that_moves_nothing_waits_for_the_next_heartbeat_interval() {
     assert!(progress.can_send(8, 1 << 20));
 }
 
-/// Issue 10, item 9: a voter that lost its disk must not help elect a stale node. C is down
-/// while A and B acknowledge 20 writes; A goes away and B comes back on a wiped disk. B, still
-/// catching up, refuses C its vote, so no leader emerges without A; when A returns, it leads
-/// and every acknowledged write survives on every node.
-#[test]
-fn a_node_restarted_on_an_empty_disk_does_not_elect_a_stale_node() {
+/// A three-node cluster where n1 (A) and n2 (B) acknowledged 20 writes while n3 (C) was cut
+/// off; then n3 is back and n1 is cut off.
+fn twenty_writes_without_n3_then_n1_cut_off() -> Cluster {
     let mut cluster = Cluster::new(3);
     cluster.elect(1);
     cluster.isolate(3);
@@ -1021,6 +1018,16 @@ fn a_node_restarted_on_an_empty_disk_does_not_elect_a_stale_node() {
     assert_eq!(cluster.applied_commands(1).len(), 20);
     cluster.heal();
     cluster.isolate(1);
+    cluster
+}
+
+/// Issue 10, item 9: a voter that lost its disk must not help elect a stale node. C is down
+/// while A and B acknowledge 20 writes; A goes away and B comes back on a wiped disk. B, still
+/// catching up, refuses C its vote, so no leader emerges without A; when A returns, it leads
+/// and every acknowledged write survives on every node.
+#[test]
+fn a_node_restarted_on_an_empty_disk_does_not_elect_a_stale_node() {
+    let mut cluster = twenty_writes_without_n3_then_n1_cut_off();
     cluster.wipe_and_restart(2);
     cluster.run_for(6_000);
     assert!(cluster.leaders().is_empty(), "B must not elect stale C");
@@ -1048,31 +1055,20 @@ fn a_node_restarted_on_an_empty_disk_does_not_elect_a_stale_node() {
 /// brought up to date and votes again.
 #[test]
 fn a_node_restarted_on_a_log_that_misses_entries_catches_up_before_voting() {
-    let mut cluster = Cluster::new(3);
-    cluster.elect(1);
-    cluster.isolate(3);
-    for n in 0..20 {
-        cluster.propose(1, &format!("w{n}"));
-    }
-    cluster.run_for(300);
-    cluster.heal();
-    cluster.isolate(1);
-    let id = NodeId(2);
-    let mut durable = cluster.disks[&id].state.clone();
-    assert!(durable.entries.len() > 10);
-    durable.entries.drain(..10);
-    cluster.disks.get_mut(&id).unwrap().state = durable.clone();
-    cluster.queue.retain(|e| e.to != id && e.from != id);
-    let restarted =
-        rafting_core::raft::Node::restart(cluster.configs[&id].clone(), durable).unwrap();
-    assert!(restarted.is_catching_up(), "a log with a gap is a loss");
+    let mut cluster = twenty_writes_without_n3_then_n1_cut_off();
+    let entries = &mut cluster.disks.get_mut(&NodeId(2)).unwrap().state.entries;
+    assert!(entries.len() > 10);
+    entries.drain(..10);
+    cluster.crash_and_restart(2);
+    assert!(
+        cluster.node(2).is_catching_up(),
+        "a log with a gap is a loss"
+    );
     assert_eq!(
-        restarted.last_index(),
+        cluster.node(2).last_index(),
         LogIndex(0),
         "nothing after the gap is trusted"
     );
-    cluster.nodes.insert(id, restarted);
-    cluster.applied.insert(id, Vec::new());
     cluster.run_for(6_000);
     assert!(cluster.leaders().is_empty(), "B must not elect stale C");
     cluster.heal();
