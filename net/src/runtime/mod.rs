@@ -329,11 +329,7 @@ impl Runtime {
         raft_config.catch_up_before_voting = catch_up;
         let node = Node::restart(raft_config, durable)?;
         let catch_up = if node.is_catching_up() && !catch_up {
-            let voters = node
-                .membership()
-                .members()
-                .filter(|&member| node.membership().is_voter(member));
-            if voters.filter(|&voter| voter != id).count() == 0 {
+            if node.membership().voters.iter().all(|&voter| voter == id) {
                 return Err(StartError::LostEntries {
                     damaged: recovered.damaged_snapshots,
                 });
