@@ -91,7 +91,7 @@ PLANTED = {
 # built to catch it.
 LIKELY_FIRST = {
     "vote_without_log_check": ["slow_disk_leader_crash.toml", "stale_term_answers.toml"],
-    "commit_old_term_by_counting": ["figure8.toml", "transfer_churn.toml"],
+    "commit_old_term_by_counting": ["figure8_paper.toml", "figure8.toml"],
     "read_without_quorum_round": ["paused_leader_reads.toml", "kv_chaos.toml"],
     "no_noop_at_term_start": ["figure8.toml", "deposed_leader.toml"],
     "candidate_asks_before_durable": ["brief_heavy_loss.toml"],

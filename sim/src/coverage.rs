@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 /// A new leader holds entries of an earlier term that no node has known committed (Figure 8's
 /// setup: old-term entries that must not be committed by counting).
 pub const OLD_TERM_ENTRY_AT_NEW_LEADER: &str = "old_term_entry_at_new_leader";
+/// A leader committed an entry while another node held a different entry of a later term at
+/// its index (Figure 8 (e): that node must never win an election again).
+pub const COMMITTED_OVER_LATER_CONFLICT: &str = "committed_over_later_conflict";
 /// A node crashed with a write handed to its disk but not yet durable.
 pub const CRASH_WITH_UNSYNCED_WRITE: &str = "crash_with_unsynced_write";
 /// A follower replaced a conflicting suffix of its durable log.
@@ -73,6 +76,7 @@ pub const TENANT_REFUSED_RATE: &str = "tenant_refused_rate";
 /// Every state the simulator tracks, in the order summaries print them.
 pub const STATES: &[&str] = &[
     OLD_TERM_ENTRY_AT_NEW_LEADER,
+    COMMITTED_OVER_LATER_CONFLICT,
     CRASH_WITH_UNSYNCED_WRITE,
     FOLLOWER_TRUNCATED_SUFFIX,
     REQUEST_AT_DEPOSED_LEADER,

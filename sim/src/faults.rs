@@ -441,6 +441,8 @@ impl Simulator<'_, '_> {
             ScriptedEvent::PauseNewLeader { duration_ms, .. } => {
                 self.pause_next_leader_ms = Some(duration_ms);
             }
+            ScriptedEvent::IsolateNewLeader { .. } => self.isolate_next_leader = true,
+            ScriptedEvent::IsolateLeaderOnCommit { .. } => self.isolate_leader_on_commit = true,
         }
     }
 

@@ -604,6 +604,21 @@ pub enum ScriptedEvent {
         at_ms: u64,
         duration_ms: u64,
     },
+    /// The next node to win an election after `at_ms` is cut off from every other node in
+    /// the step it wins, before its first messages leave: its no-op stays on it alone (the
+    /// paper's S5 in Figure 8, a leader whose entry of a later term nobody else holds).
+    IsolateNewLeader {
+        at_ms: u64,
+    },
+    /// After `at_ms`, the first leader whose commit index advances to or past the last index
+    /// of every node it cannot reach is cut off from every other node in that step, before
+    /// its messages leave: no follower learns of the commit, and the appends it was about to
+    /// send are lost (Figure 8's leader, lost right after committing at an index that a
+    /// cut-off node may hold differently). The cut replaces the network's shape, so the nodes
+    /// it could not reach are back.
+    IsolateLeaderOnCommit {
+        at_ms: u64,
+    },
     /// The running leader is asked to hand leadership over to `to`.
     TransferLeader {
         at_ms: u64,
@@ -658,6 +673,8 @@ impl ScriptedEvent {
             | ScriptedEvent::Pause { at_ms, .. }
             | ScriptedEvent::PauseLeader { at_ms, .. }
             | ScriptedEvent::PauseNewLeader { at_ms, .. }
+            | ScriptedEvent::IsolateNewLeader { at_ms }
+            | ScriptedEvent::IsolateLeaderOnCommit { at_ms }
             | ScriptedEvent::TransferLeader { at_ms, .. }
             | ScriptedEvent::Campaign { at_ms, .. }
             | ScriptedEvent::ReplaceNode { at_ms, .. }

@@ -313,6 +313,10 @@ pub struct Simulator<'s, 'w> {
     pub(crate) coverage: Coverage,
     /// A `pause_new_leader` event waits for the next election win: pause the winner this long.
     pub(crate) pause_next_leader_ms: Option<u64>,
+    /// An `isolate_new_leader` event waits for the next election win.
+    pub(crate) isolate_next_leader: bool,
+    /// An `isolate_leader_on_commit` event waits for a leader's commit to advance.
+    pub(crate) isolate_leader_on_commit: bool,
     /// The highest index known committed when faults stopped: every node must apply it.
     pub(crate) liveness_target: LogIndex,
     /// Real datagrams on the network, when the scenario has a secret or an attacker.
@@ -443,6 +447,8 @@ impl<'s, 'w> Simulator<'s, 'w> {
             services,
             coverage: Coverage::default(),
             pause_next_leader_ms: None,
+            isolate_next_leader: false,
+            isolate_leader_on_commit: false,
             liveness_target: LogIndex::ZERO,
             wire: (scenario.secret || scenario.attacker.enabled())
                 .then(|| crate::attacker::Wire::new(nodes, scenario.secret)),

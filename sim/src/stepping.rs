@@ -13,7 +13,7 @@ use rafting_core::raft::{
     EntryPayload, Envelope, InstallSnapshot, Message, Node, PersistBatch, RoleName,
 };
 use rafting_core::replica::{AppliedEntry, Input, Output};
-use rafting_core::{LogIndex, Millis};
+use rafting_core::{LogIndex, Millis, Term};
 use rand::Rng;
 
 impl Simulator<'_, '_> {
@@ -374,6 +374,9 @@ impl Simulator<'_, '_> {
                 if let Some(duration_ms) = self.pause_next_leader_ms.take() {
                     self.pause(node, duration_ms);
                 }
+                if std::mem::take(&mut self.isolate_next_leader) {
+                    self.isolate_in_step(node, "as it wins");
+                }
             }
             self.tracer.record(
                 self.now_us,
@@ -388,6 +391,13 @@ impl Simulator<'_, '_> {
             host.last_term = term;
         }
         if commit != previous_commit {
+            if role == RoleName::Leader
+                && self.isolate_leader_on_commit
+                && commit >= self.last_index_out_of_reach(node)
+            {
+                self.isolate_leader_on_commit = false;
+                self.isolate_in_step(node, "as it commits");
+            }
             self.check(checkers::commit_monotonic(id, previous_commit, commit));
             self.record_commits(node, previous_commit, commit);
             self.hosts[node].last_commit = commit;
@@ -395,6 +405,24 @@ impl Simulator<'_, '_> {
                 self.kv_on_commit(commit);
             }
         }
+    }
+
+    /// The longest log among the running nodes `node` cannot reach (0 when it reaches all).
+    fn last_index_out_of_reach(&self, node: usize) -> LogIndex {
+        (0..self.hosts.len())
+            .filter(|&other| other != node && !self.network.connected(node, other))
+            .filter_map(|other| self.hosts[other].node())
+            .map(|raft| raft.log().last_index())
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// Cuts `node` off from every other node in the middle of its step: the messages of the
+    /// step, sent after this, are lost.
+    fn isolate_in_step(&mut self, node: usize, moment: &str) {
+        self.network.heal();
+        self.network.isolate(node);
+        self.fault(format!("isolate n{} {moment}", node + 1));
     }
 
     /// Records entries `(from, to]` of `node`'s log as committed, checking agreement.
@@ -417,6 +445,10 @@ impl Simulator<'_, '_> {
                 self.violate(violation);
                 return;
             }
+            if raft.is_leader() && self.conflicts_later(node, index, entry.term) {
+                self.coverage
+                    .reach(coverage::COMMITTED_OVER_LATER_CONFLICT, self.now_us);
+            }
             index = index.next();
         }
         if self.tracer.enabled() {
@@ -429,6 +461,24 @@ impl Simulator<'_, '_> {
                 },
             );
         }
+    }
+
+    /// Whether a node other than `node` holds an entry of a later term than `term` at `index`
+    /// (asked only until a seed has reached the state once).
+    fn conflicts_later(&self, node: usize, index: LogIndex, term: Term) -> bool {
+        if self
+            .coverage
+            .reached
+            .contains_key(coverage::COMMITTED_OVER_LATER_CONFLICT)
+        {
+            return false;
+        }
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(|&(other, _)| other != node)
+            .filter_map(|(_, host)| host.node()?.log().term_at(index))
+            .any(|other_term| other_term > term)
     }
 
     /// Coverage of a node that has just become leader.

@@ -37,6 +37,7 @@ const ORDER_FIRST: &[&str] = &[
     "crash_restart.toml",
     "kv_chaos.toml",
     "figure8.toml",
+    "figure8_paper.toml",
     "transfer_churn.toml",
 ];
 
