@@ -93,7 +93,7 @@ LIKELY_FIRST = {
     "vote_without_log_check": ["slow_disk_leader_crash.toml", "stale_term_answers.toml"],
     "commit_old_term_by_counting": ["figure8_paper.toml", "figure8.toml"],
     "read_without_quorum_round": ["paused_leader_reads.toml", "kv_chaos.toml"],
-    "no_noop_at_term_start": ["figure8.toml", "deposed_leader.toml"],
+    "no_noop_at_term_start": ["figure8_paper.toml", "figure8.toml", "deposed_leader.toml"],
     "candidate_asks_before_durable": ["brief_heavy_loss.toml"],
     "wiped_node_votes_at_once": ["disk_wipe.toml"],
     "membership_changes_unguarded": ["membership_grow_shrink.toml"],
