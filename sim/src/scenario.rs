@@ -110,6 +110,10 @@ pub struct Scenario {
     /// Never read from a file.
     #[serde(skip)]
     pub planted_membership_unguarded: bool,
+    /// Test-only planted bug ([`rafting_core::raft::Config::planted_commit_by_counting`]):
+    /// leaders commit entries of earlier terms by counting replicas. Never read from a file.
+    #[serde(skip)]
+    pub planted_commit_by_counting: bool,
     /// Length of the safety phase (faults on), in simulated milliseconds.
     pub duration_ms: u64,
     #[serde(default)]

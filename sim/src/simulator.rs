@@ -856,6 +856,7 @@ fn node_config(
     }
     config.planted_snapshot_unverified = scenario.snapshots.planted_unverified;
     config.planted_membership_unguarded = scenario.planted_membership_unguarded;
+    config.planted_commit_by_counting = scenario.planted_commit_by_counting;
     config
 }
 

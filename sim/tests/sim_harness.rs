@@ -166,3 +166,36 @@ fn a_wiped_node_that_votes_at_once_is_caught() {
         );
     }
 }
+
+// Issue 11: the Raft paper's Figure 8, step by step (`figure8_paper.toml`), catches a leader
+// that commits an entry of an earlier term by counting the followers holding it: the entry is
+// committed, then overwritten by a node that held a later term's entry at its index. The same
+// seeds pass with the rule of §5.4.2 (the scenario's own expectations check that the story
+// happened in them).
+#[test]
+fn a_leader_that_commits_old_entries_by_counting_is_caught() {
+    let mut scenario = load("figure8_paper.toml");
+    scenario.planted_commit_by_counting = true;
+    let mut caught = Vec::new();
+    for seed in 1..=10 {
+        let report = run_seed(&scenario, seed, None).expect("runs").report;
+        if let Some(violation) = report.violation {
+            caught.push((seed, violation.check));
+        }
+    }
+    assert!(
+        caught
+            .iter()
+            .any(|(_, check)| *check == "leader_completeness"),
+        "no seed caught the leader committing by counting: {caught:?}"
+    );
+    scenario.planted_commit_by_counting = false;
+    for &(seed, _) in caught.iter().take(3) {
+        let report = run_seed(&scenario, seed, None).expect("runs").report;
+        assert!(
+            report.violation.is_none(),
+            "seed {seed}: {:?}",
+            report.violation
+        );
+    }
+}

@@ -71,6 +71,11 @@ pub struct Config {
     /// it.
     #[serde(default)]
     pub planted_membership_unguarded: bool,
+    /// Test-only planted bug: a leader commits an entry of an earlier term by counting the
+    /// followers that hold it, without waiting for an entry of its own term (the Raft paper's
+    /// Figure 8). The simulator's `figure8_paper` scenario must catch it.
+    #[serde(default)]
+    pub planted_commit_by_counting: bool,
 }
 
 impl Config {
@@ -107,6 +112,7 @@ impl Config {
             snapshot_bytes_max: 4 << 30,
             planted_snapshot_unverified: false,
             planted_membership_unguarded: false,
+            planted_commit_by_counting: false,
         }
     }
 

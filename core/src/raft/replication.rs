@@ -316,7 +316,10 @@ impl Node {
                     .map_or(LogIndex::ZERO, |progress| progress.match_index)
             }
         });
-        if candidate > self.log.commit() && self.log.term_at(candidate) == Some(self.term) {
+        // Only an entry of our own term is committed by counting (§5.4.2); earlier ones commit
+        // with it.
+        let own_term = self.log.term_at(candidate) == Some(self.term);
+        if candidate > self.log.commit() && (own_term || self.config.planted_commit_by_counting) {
             self.log.commit_to(candidate);
             self.on_commit_advanced();
         }
