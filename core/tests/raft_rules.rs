@@ -1138,3 +1138,29 @@ fn a_leader_resets_a_follower_whose_disk_lost_what_it_acknowledged() {
     assert_eq!(cluster.applied_commands(2).len(), 11);
     assert!(!cluster.node(2).is_catching_up());
 }
+
+/// The same loss in an idle cluster: nothing is written after the wipe, so no append would
+/// tell the leader. The follower's heartbeat answers say its log ends below its match point;
+/// the leader probes there, counts the loss, and brings it up to date, so that it votes again.
+#[test]
+fn an_idle_leader_resets_a_follower_whose_heartbeats_report_a_lost_log() {
+    let mut cluster = Cluster::new(3);
+    cluster.elect(1);
+    for n in 0..10 {
+        cluster.propose(1, &format!("w{n}"));
+    }
+    cluster.run_for(300);
+    cluster.wipe_and_restart(2);
+    assert!(cluster.node(2).is_catching_up());
+    cluster.run_for(1_000);
+    let status = cluster.node(1).status();
+    let peer = status.peers.iter().find(|p| p.id == NodeId(2)).unwrap();
+    assert_eq!(peer.disk_losses, 1, "{status:?}");
+    assert!(!peer.doubted, "{status:?}");
+    assert_eq!(cluster.node(2).last_index(), cluster.node(1).last_index());
+    assert_eq!(cluster.applied_commands(2).len(), 10);
+    assert!(!cluster.node(2).is_catching_up());
+    // A healthy follower's answers change nothing: no probe, no loss counted.
+    let peer = status.peers.iter().find(|p| p.id == NodeId(3)).unwrap();
+    assert_eq!((peer.disk_losses, peer.state), (0, "replicate"), "{status:?}");
+}

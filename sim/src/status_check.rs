@@ -252,10 +252,12 @@ fn follower_error_of<Peers>(
         ));
     }
     // A follower known to hold the leader's whole log needs no probe: only a snapshot it has
-    // just installed (its match is then the snapshot's index) leaves it probing there.
+    // just installed (its match is then the snapshot's index), or a heartbeat answer that said
+    // its log is shorter (`doubted`), leaves it probing there.
     if peer.state == "probe"
         && peer.match_index >= view.last_index
         && peer.match_index != view.snapshot_index
+        && !peer.doubted
     {
         return Some(format!(
             "probes {}, which matches its whole log up to {}",

@@ -18,6 +18,7 @@ fn leader_status() -> Status {
         state: "replicate",
         recent_active: true,
         disk_losses: 0,
+        doubted: false,
         appends_in_flight: 2,
         bytes_in_flight: 200,
     };
@@ -160,6 +161,12 @@ fn status_true_catches_hand_made_lies() {
     assert!(
         status_true(&lie, &truth).is_ok(),
         "just installed the snapshot"
+    );
+    lie.snapshot_index = LogIndex::ZERO;
+    lie.peers[0].doubted = true;
+    assert!(
+        status_true(&lie, &truth).is_ok(),
+        "its heartbeat answer reported a shorter log"
     );
     let mut lie = leader_status();
     lie.pending_reads = 4;

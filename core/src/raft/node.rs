@@ -713,6 +713,7 @@ impl Node {
                 state: progress.state_name(),
                 recent_active: progress.recent_active,
                 disk_losses: progress.disk_losses,
+                doubted: progress.doubted,
                 appends_in_flight: progress.inflight().map_or(0, Inflight::len),
                 bytes_in_flight: progress.inflight().map_or(0, Inflight::bytes),
             })

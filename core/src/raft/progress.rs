@@ -172,6 +172,9 @@ pub struct Progress {
     pub match_index_at_last_heartbeat: LogIndex,
     /// Times the follower's log was seen ending below what it had acknowledged.
     pub disk_losses: u64,
+    /// Probing at the match point although the follower holds the whole log as far as the
+    /// leader knows: its heartbeat answer said otherwise ([`Progress::on_short_log_reported`]).
+    pub doubted: bool,
 }
 
 impl Progress {
@@ -184,6 +187,7 @@ impl Progress {
             round_acknowledged: 0,
             match_index_at_last_heartbeat: LogIndex::ZERO,
             disk_losses: 0,
+            doubted: false,
         }
     }
 
@@ -201,10 +205,37 @@ impl Progress {
             return false;
         }
         self.disk_losses += 1;
+        self.doubted = false;
         self.match_index = hint_index.prev();
         self.match_index_at_last_heartbeat = self.match_index;
         self.next_index = hint_index;
         self.state = ProgressState::Probe { paused: false };
+        true
+    }
+
+    /// The follower answered a heartbeat saying its log ends at `last_log_index`, below its
+    /// match point, while the leader, its log `leader_last` long, believes it holds everything
+    /// and has nothing in flight to it. Either it lost what it acknowledged (a wiped disk) or
+    /// the answer is older than its last acknowledgement (reordered). A probe at the match point
+    /// tells which: refused, it is a disk loss ([`Progress::on_disk_lost`]) and the follower
+    /// catches up; accepted, nothing changes. Without it an idle leader would send such a
+    /// follower nothing until the next write, and it would neither vote nor count meanwhile.
+    /// A follower that is behind needs none of this: the next append tells. Returns whether a
+    /// probe was started.
+    pub fn on_short_log_reported(
+        &mut self,
+        last_log_index: LogIndex,
+        leader_last: LogIndex,
+    ) -> bool {
+        let idle = match &self.state {
+            ProgressState::Replicate { inflight } => inflight.is_empty(),
+            ProgressState::Probe { .. } | ProgressState::Snapshot(_) => false,
+        };
+        if !idle || self.match_index < leader_last || last_log_index >= self.match_index {
+            return false;
+        }
+        self.doubted = true;
+        self.become_probe();
         true
     }
 
@@ -280,6 +311,7 @@ impl Progress {
 
     /// Starts streaming the snapshot that covers `(index, term)`.
     pub fn become_snapshot(&mut self, index: LogIndex, term: crate::types::Term, total: u64) {
+        self.doubted = false;
         self.state = ProgressState::Snapshot(SnapshotTransfer::new(index, term, total));
     }
 
@@ -296,6 +328,7 @@ impl Progress {
     }
 
     fn become_replicate(&mut self) {
+        self.doubted = false;
         self.next_index = self.match_index.next();
         self.state = ProgressState::Replicate {
             inflight: Inflight::default(),

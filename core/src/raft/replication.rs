@@ -196,6 +196,7 @@ impl Node {
     }
 
     pub(super) fn on_heartbeat_response(&mut self, from: NodeId, response: HeartbeatResponse) {
+        let last_index = self.log.last_index();
         let Role::Leader(leader) = &mut self.role else {
             return;
         };
@@ -206,9 +207,10 @@ impl Node {
         if response.round <= leader.reads.round {
             progress.round_acknowledged = progress.round_acknowledged.max(response.round);
         }
-        if progress.match_index < self.log.last_index() {
+        if progress.match_index < last_index {
             progress.unpause();
         }
+        progress.on_short_log_reported(response.last_log_index, last_index);
     }
 
     /// Sends each follower whatever it is owed and the window allows: new entries while

@@ -52,6 +52,9 @@ pub struct PeerStatus {
     /// Times this leader saw the follower's log end below what it had acknowledged: its disk
     /// lost data (wiped, replaced, or a lying fsync).
     pub disk_losses: u64,
+    /// Probing at the match point because the follower's heartbeat answer reported a shorter
+    /// log than it had acknowledged (see `Progress::on_short_log_reported`).
+    pub doubted: bool,
     /// Appends sent and not yet acknowledged while replicating (zero while probing or
     /// streaming a snapshot): at most `inflight_messages_max`.
     pub appends_in_flight: usize,
