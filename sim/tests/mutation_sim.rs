@@ -29,6 +29,7 @@ const ORDER_FIRST: &[&str] = &[
     "crash_hint_failover.toml",
     "stale_term_answers.toml",
     "wiped_idle_follower.toml",
+    "wiped_quiet_follower.toml",
     "paused_leader_reads.toml",
     "swarm_limits.toml",
     "disk_wipe.toml",
