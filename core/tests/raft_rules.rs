@@ -1162,5 +1162,9 @@ fn an_idle_leader_resets_a_follower_whose_heartbeats_report_a_lost_log() {
     assert!(!cluster.node(2).is_catching_up());
     // A healthy follower's answers change nothing: no probe, no loss counted.
     let peer = status.peers.iter().find(|p| p.id == NodeId(3)).unwrap();
-    assert_eq!((peer.disk_losses, peer.state), (0, "replicate"), "{status:?}");
+    assert_eq!(
+        (peer.disk_losses, peer.state),
+        (0, "replicate"),
+        "{status:?}"
+    );
 }

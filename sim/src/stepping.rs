@@ -188,6 +188,9 @@ impl Simulator<'_, '_> {
 
     fn carry_out(&mut self, node: usize, output: Output) {
         let proposed = self.proposed_in_own_term(node, &output.persist);
+        if self.kv.is_some() {
+            self.note_proposals(node, &output.persist);
+        }
         self.check_snapshots(node, &output);
         for batch in output.persist {
             self.persist(node, batch);
@@ -280,6 +283,24 @@ impl Simulator<'_, '_> {
             .any(|entry| {
                 entry.term == raft.term() && matches!(entry.payload, EntryPayload::Command(_))
             })
+    }
+
+    /// Tells the session checks when a leader appended entries of its own term.
+    fn note_proposals(&mut self, node: usize, batches: &[PersistBatch]) {
+        let Some(raft) = self.hosts[node].node().filter(|raft| raft.is_leader()) else {
+            return;
+        };
+        let term = raft.term();
+        let own: Vec<(LogIndex, LogIndex)> = batches
+            .iter()
+            .filter_map(|batch| {
+                let first = batch.entries.iter().find(|entry| entry.term == term)?;
+                Some((first.index, batch.entries.last()?.index))
+            })
+            .collect();
+        for (first, last) in own {
+            self.kv_on_proposed(first, last);
+        }
     }
 
     fn persist(&mut self, node: usize, batch: PersistBatch) {

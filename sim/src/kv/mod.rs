@@ -133,10 +133,17 @@ pub struct KvWorld {
     pub(crate) bounds: ClockBounds,
     /// The last request id given to a read or an unchecked write (under its bit).
     pub(crate) next_attempt: u64,
-    /// The highest commit index any node reached, and when it last grew.
+    /// The highest commit index any node reached, and when the newest entry it covers was
+    /// proposed (the session clock stands at about that time: a tick tells the time it was
+    /// proposed, however late it commits).
     pub(crate) commit_max: u64,
     pub(crate) commit_max_us: u64,
-    /// A commit gap longer than this counts as time the session clock could not run.
+    /// When each index was last proposed by a leader, by index.
+    pub(crate) proposed_us: Vec<u64>,
+    /// A longer gap between a commit and the proposal of the entry the previous one reached
+    /// counts as time the session clock could not run: a cluster that commits nothing, or one
+    /// that commits only long after proposing (a leader heard through a trickle of relayed
+    /// datagrams), leaves the clock behind real time.
     pub(crate) stall_threshold_us: u64,
     /// Requests the store refused without deciding (evicted record, forgotten sequence).
     pub(crate) undecided: u64,
@@ -183,6 +190,7 @@ impl KvWorld {
             next_attempt: 0,
             commit_max: 0,
             commit_max_us: 0,
+            proposed_us: Vec::new(),
             stall_threshold_us,
             undecided: 0,
         }

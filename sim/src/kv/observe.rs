@@ -81,7 +81,19 @@ impl Simulator<'_, '_> {
         }
         kv.commit_max = commit.get();
         add_stall(kv, now);
-        kv.commit_max_us = now;
+        let proposed = kv.proposed_us.get(commit.get() as usize).copied();
+        kv.commit_max_us = proposed.unwrap_or(now).min(now);
+    }
+
+    /// A leader appended entries `first..=last` of its own term at this moment.
+    pub(crate) fn kv_on_proposed(&mut self, first: LogIndex, last: LogIndex) {
+        let now = self.now_us;
+        let kv = self.kv.as_mut().expect("KV mode");
+        let (first, last) = (first.get() as usize, last.get() as usize);
+        if kv.proposed_us.len() <= last {
+            kv.proposed_us.resize(last + 1, now);
+        }
+        kv.proposed_us[first..=last].fill(now);
     }
 
     /// What a session request's answer means for the client and the session records.
