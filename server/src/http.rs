@@ -207,9 +207,10 @@ pub struct Limits {
     /// accepts them and deals them out in turn). Writing one change to 10,000 watch streams
     /// is 10,000 socket writes, which two loops share between two cores.
     pub event_loops: usize,
-    /// Worker threads that run the handler. A request waiting on the cluster (a write
-    /// waiting for its commit) holds its worker, so this bounds such requests in flight on
-    /// one node; long polls hold none.
+    /// Worker threads that run the handler. A request that waits on the cluster in its
+    /// handler holds its worker, so this bounds such requests in flight on one node; long
+    /// polls, and requests the loop serves itself ([`Handler::serves_without_waiting`]), hold
+    /// none.
     pub workers: usize,
 }
 

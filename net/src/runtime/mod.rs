@@ -3,14 +3,20 @@
 //!
 //! ```text
 //!   udp-receive ──┐                         ┌──> UDP send (to peers)
-//!   HTTP workers ─┼─> events ─> node loop ──┼──> storage thread ──> WAL (group commit)
-//!   storage ──────┘  (channel)  (owns core  └──> replies to HTTP workers
-//!                               Node + Store)
+//!   HTTP threads ─┼─> events ─> node loop ──┼──> storage thread ──> WAL (group commit)
+//!   storage ──────┘  (channel)  (owns core  └──> replies (a waiting caller's channel, or
+//!                               Node + Store)     an HTTP responder called in place)
 //! ```
 //!
 //! The node loop is the only thread that touches the Raft node and the store. It makes no
 //! Raft or store decisions: it feeds core inputs with the monotonic clock's time and carries
 //! out core's outputs.
+//!
+//! A request is answered through a `Reply`: a caller that waits ([`NodeHandle::write`],
+//! [`NodeHandle::read`]) gets the answer on a channel; one that does not
+//! ([`NodeHandle::submit_write`], [`NodeHandle::submit_read`]) gives a function that the node
+//! loop calls with the answer, so that an HTTP answer is queued for its connection with no
+//! thread in between.
 
 mod leader_watch;
 pub mod liveness;

@@ -7,7 +7,8 @@
 //! linearizable read that reaches a follower is answered `307 Temporary Redirect` with the
 //! leader's URL in `Location`, so `curl -L` and the `rafting` client work against any node.
 //! A watch long poll is answered later, from the registry of [`watches`], and holds no worker
-//! while it waits.
+//! while it waits. A key get, put or delete holds none either: on an open cluster the event
+//! loop hands it to the node itself, and the node loop answers it ([`kv::submit`]).
 
 pub mod auth;
 pub mod cluster;
