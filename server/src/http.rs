@@ -13,8 +13,9 @@
 //!
 //! A connection costs a socket and a small record in the loop, never a thread: 10,000 clients
 //! waiting on long polls are 10,000 records. The loop reads a request whole (head, then body),
-//! hands it to a worker with a [`Responder`], and reads nothing more on that connection until
-//! the answer is written. A handler answers at once ([`Handler::handle`]) or later: a long
+//! hands it to a worker with a [`Responder`] (or serves it itself when the handler says it
+//! waits for nothing: [`Handler::serves_without_waiting`]), and reads nothing more on that
+//! connection until the answer is written. A handler answers at once ([`Handler::handle`]) or later: a long
 //! poll keeps the [`Responder`] and returns, freeing its worker, and whoever completes the
 //! wait (the watch registry of the REST API) sends the answer from its own thread; the loop
 //! is woken through a `mio::Waker` and writes it.
@@ -163,6 +164,15 @@ pub trait Handler: Send + Sync + 'static {
     }
     /// Answers one request (on a worker thread; the event loop never calls it).
     fn handle(&self, request: Request) -> Response;
+    /// Whether [`Handler::serve`] returns at once for this request, without waiting for
+    /// anything: it hands the request on to another thread, whose answer comes back through
+    /// the responder. The event loop then serves it itself, which saves the hop to a worker
+    /// and back (two thread wake-ups per request, a large part of a small request's cost).
+    /// It must be right: every connection of that loop waits while `serve` runs. By default
+    /// every request goes to a worker.
+    fn serves_without_waiting(&self, _request: &Request) -> bool {
+        false
+    }
     /// Answers one request through `responder`, now or later from any thread. A handler
     /// that waits long (a long poll) keeps `responder` and returns, so that its worker serves
     /// other requests meanwhile. By default, [`Handler::handle`] answers at once.
@@ -197,9 +207,10 @@ pub struct Limits {
     /// accepts them and deals them out in turn). Writing one change to 10,000 watch streams
     /// is 10,000 socket writes, which two loops share between two cores.
     pub event_loops: usize,
-    /// Worker threads that run the handler. A request waiting on the cluster (a write
-    /// waiting for its commit) holds its worker, so this bounds such requests in flight on
-    /// one node; long polls hold none.
+    /// Worker threads that run the handler. A request that waits on the cluster in its
+    /// handler holds its worker, so this bounds such requests in flight on one node; long
+    /// polls, and requests the loop serves itself ([`Handler::serves_without_waiting`]), hold
+    /// none.
     pub workers: usize,
 }
 

@@ -3,14 +3,20 @@
 //!
 //! ```text
 //!   udp-receive ──┐                         ┌──> UDP send (to peers)
-//!   HTTP workers ─┼─> events ─> node loop ──┼──> storage thread ──> WAL (group commit)
-//!   storage ──────┘  (channel)  (owns core  └──> replies to HTTP workers
-//!                               Node + Store)
+//!   HTTP threads ─┼─> events ─> node loop ──┼──> storage thread ──> WAL (group commit)
+//!   storage ──────┘  (channel)  (owns core  └──> replies (a waiting caller's channel, or
+//!                               Node + Store)     an HTTP responder called in place)
 //! ```
 //!
 //! The node loop is the only thread that touches the Raft node and the store. It makes no
 //! Raft or store decisions: it feeds core inputs with the monotonic clock's time and carries
 //! out core's outputs.
+//!
+//! A request is answered through a `Reply`: a caller that waits ([`NodeHandle::write`],
+//! [`NodeHandle::read`]) gets the answer on a channel; one that does not
+//! ([`NodeHandle::submit_write`], [`NodeHandle::submit_read`]) gives a function that the node
+//! loop calls with the answer, so that an HTTP answer is queued for its connection with no
+//! thread in between.
 
 mod leader_watch;
 pub mod liveness;
@@ -43,7 +49,7 @@ use std::collections::BTreeMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -189,7 +195,39 @@ impl From<ReplicaError> for ClientError {
     }
 }
 
-pub(crate) type Reply<T> = mpsc::Sender<Result<T, ClientError>>;
+/// Where the answer to one client request goes: a function the node loop calls once, on its
+/// own thread, so it must be quick and must not block (it hands the answer on: to a waiting
+/// caller's channel, or to an HTTP connection's responder). A reply dropped unanswered (the
+/// node loop ended, or the request never reached it) answers [`ClientError::ShuttingDown`],
+/// so a request never silently disappears.
+pub(crate) struct Reply<T> {
+    answer: Option<Deliver<T>>,
+}
+
+/// What a [`Reply`] calls with the answer.
+type Deliver<T> = Box<dyn FnOnce(Result<T, ClientError>) + Send>;
+
+impl<T> Reply<T> {
+    fn new(answer: impl FnOnce(Result<T, ClientError>) + Send + 'static) -> Reply<T> {
+        Reply {
+            answer: Some(Box::new(answer)),
+        }
+    }
+
+    pub(crate) fn send(mut self, result: Result<T, ClientError>) {
+        if let Some(answer) = self.answer.take() {
+            answer(result);
+        }
+    }
+}
+
+impl<T> Drop for Reply<T> {
+    fn drop(&mut self) {
+        if let Some(answer) = self.answer.take() {
+            answer(Err(ClientError::ShuttingDown));
+        }
+    }
+}
 
 pub(crate) enum Event {
     Message(Envelope),
@@ -223,6 +261,21 @@ pub(crate) enum Event {
     Shutdown,
     /// Kills the node loop with a panic, for the tests of what follows a dead loop.
     InjectedPanic,
+}
+
+impl Event {
+    /// Answers a client request that will not reach the node loop with `error`.
+    fn refuse(self, error: ClientError) {
+        match self {
+            Event::Write { reply, .. } | Event::RegisterClient { reply, .. } => {
+                reply.send(Err(error))
+            }
+            Event::Read { reply, .. } => reply.send(Err(error)),
+            Event::Transfer { reply, .. } => reply.send(Err(error)),
+            Event::ChangeMembership { reply, .. } => reply.send(Err(error)),
+            Event::Message(_) | Event::Storage(_) | Event::Shutdown | Event::InjectedPanic => {}
+        }
+    }
 }
 
 /// A plain copy of the node's state, refreshed by the node loop after every step.
@@ -550,6 +603,45 @@ impl NodeHandle {
         })
     }
 
+    /// [`NodeHandle::write_numbered`] without waiting: returns at once, and `on_answer` gets
+    /// the outcome later, once, on the node loop's thread, by the deadline `timeout` sets.
+    /// `on_answer` must be quick and must not block (hand the answer on), as the node loop
+    /// waits for it; in exchange no thread waits for the cluster, and an answer reaches an
+    /// HTTP connection with no hop through a waiting thread. A full request queue answers
+    /// [`ClientError::Overloaded`] at once, on the caller's thread.
+    pub fn submit_write(
+        &self,
+        tenant: TenantId,
+        operation: Operation,
+        numbered: Option<Numbered>,
+        timeout: Duration,
+        on_answer: impl FnOnce(Result<Outcome, ClientError>) + Send + 'static,
+    ) {
+        self.submit(Event::Write {
+            tenant,
+            operation,
+            numbered,
+            reply: Reply::new(on_answer),
+            deadline: Instant::now() + timeout,
+        });
+    }
+
+    /// [`NodeHandle::read`] without waiting, answered as [`NodeHandle::submit_write`] is.
+    pub fn submit_read(
+        &self,
+        query: Query,
+        consistency: Consistency,
+        timeout: Duration,
+        on_answer: impl FnOnce(Result<ReadAnswer, ClientError>) + Send + 'static,
+    ) {
+        self.submit(Event::Read {
+            query,
+            consistency,
+            reply: Reply::new(on_answer),
+            deadline: Instant::now() + timeout,
+        });
+    }
+
     /// Registers an exactly-once client record and returns its id.
     pub fn register_client(&self, timeout: Duration) -> Result<ClientId, ClientError> {
         let deadline = Instant::now() + timeout;
@@ -607,12 +699,16 @@ impl NodeHandle {
         let _ = self.events.send(Event::Shutdown);
     }
 
-    fn call<T>(
+    /// Hands a request to the node loop and waits for its answer.
+    fn call<T: Send + 'static>(
         &self,
         timeout: Duration,
         event: impl FnOnce(Reply<T>) -> Event,
     ) -> Result<T, ClientError> {
-        let (reply, answer) = mpsc::channel();
+        let (sender, answer) = mpsc::channel();
+        let reply = Reply::new(move |result| {
+            let _ = sender.send(result);
+        });
         self.events
             .send(event(reply))
             .map_err(|_| ClientError::ShuttingDown)?;
@@ -621,6 +717,24 @@ impl NodeHandle {
             Ok(result) => result,
             Err(RecvTimeoutError::Timeout) => Err(ClientError::Timeout),
             Err(RecvTimeoutError::Disconnected) => Err(ClientError::ShuttingDown),
+        }
+    }
+
+    /// Hands a request to the node loop without waiting, for [`NodeHandle::submit_write`] and
+    /// [`NodeHandle::submit_read`]. A full queue is not waited on: the request is answered
+    /// [`ClientError::Overloaded`] at once (the queue holds thousands of requests, so it fills
+    /// only when the node is far behind, and then a caller that must not block, an HTTP event
+    /// loop, is better told so than stalled).
+    fn submit(&self, event: Event) {
+        match self.events.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(event)) => {
+                event.refuse(ClientError::Overloaded(
+                    "the node's request queue is full".into(),
+                ));
+            }
+            // Dropping the event answers its reply: the node is shutting down.
+            Err(TrySendError::Disconnected(_)) => {}
         }
     }
 }

@@ -230,7 +230,7 @@ impl NodeLoop {
                 deadline,
             } => {
                 if let Some(error) = self.refusal() {
-                    let _ = reply.send(Err(error));
+                    reply.send(Err(error));
                     return;
                 }
                 let id = self.request(ReplyTo::Write(reply));
@@ -245,7 +245,7 @@ impl NodeLoop {
             }
             Event::RegisterClient { reply, deadline } => {
                 if let Some(error) = self.refusal() {
-                    let _ = reply.send(Err(error));
+                    reply.send(Err(error));
                     return;
                 }
                 let id = self.request(ReplyTo::Write(reply));
@@ -259,7 +259,7 @@ impl NodeLoop {
                 deadline,
             } => {
                 if let Some(error) = self.refusal() {
-                    let _ = reply.send(Err(error));
+                    reply.send(Err(error));
                     return;
                 }
                 let id = self.request(ReplyTo::Read(reply));
@@ -281,7 +281,7 @@ impl NodeLoop {
                 deadline,
             } => {
                 if let Some(error) = self.refusal() {
-                    let _ = reply.send(Err(error));
+                    reply.send(Err(error));
                     return;
                 }
                 let id = self.request(ReplyTo::Membership(reply));
@@ -379,19 +379,19 @@ impl NodeLoop {
                     Ok(applied) => applied.response.map_err(ClientError::Store),
                     Err(error) => Err(ClientError::from(error)),
                 };
-                let _ = reply.send(answer);
+                reply.send(answer);
             }
             (Answer::Read { result, .. }, ReplyTo::Read(reply)) => {
                 if result.is_ok() {
                     Metrics::count(&self.metrics.reads);
                 }
-                let _ = reply.send(result.map_err(ClientError::from));
+                reply.send(result.map_err(ClientError::from));
             }
             (Answer::Transfer { result, .. }, ReplyTo::Transfer(reply)) => {
-                let _ = reply.send(result.map_err(ClientError::from));
+                reply.send(result.map_err(ClientError::from));
             }
             (Answer::Membership { result, .. }, ReplyTo::Membership(reply)) => {
-                let _ = reply.send(result.map_err(ClientError::from));
+                reply.send(result.map_err(ClientError::from));
             }
             _ => tracing::error!("an answer of the wrong kind for its request"),
         }
@@ -404,10 +404,10 @@ impl NodeLoop {
         let _ = self.replica.fail_all(&ReplicaError::Timeout);
         for (_, reply) in std::mem::take(&mut self.replies) {
             match reply {
-                ReplyTo::Write(reply) => drop(reply.send(Err(error.clone()))),
-                ReplyTo::Read(reply) => drop(reply.send(Err(error.clone()))),
-                ReplyTo::Transfer(reply) => drop(reply.send(Err(error.clone()))),
-                ReplyTo::Membership(reply) => drop(reply.send(Err(error.clone()))),
+                ReplyTo::Write(reply) => reply.send(Err(error.clone())),
+                ReplyTo::Read(reply) => reply.send(Err(error.clone())),
+                ReplyTo::Transfer(reply) => reply.send(Err(error.clone())),
+                ReplyTo::Membership(reply) => reply.send(Err(error.clone())),
             }
         }
     }

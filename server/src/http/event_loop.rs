@@ -5,12 +5,13 @@
 //!
 //! Each round it accepts what is waiting, drives the connections that are ready
 //! ([`Connection::drive`]), writes the answers that arrived ([`Completions`]), and acts on the
-//! deadlines that have passed. Nothing in it blocks: a request read whole goes to a worker.
+//! deadlines that have passed. Nothing in it blocks: a request read whole goes to a worker,
+//! unless the handler serves it without waiting ([`super::Handler::serves_without_waiting`]).
 
 use super::connection::{Connection, Context, Flow};
 use super::idle::IdleConnections;
 use super::stream::{Chunk, ResponseStream};
-use super::workers::{Job, Responder};
+use super::workers::{self, Job, Responder};
 use super::{HttpError, READ_CHUNK_BYTES, Response, Shared};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -341,8 +342,13 @@ impl EventLoop {
                     ResponseStream::new(token, streams, open)
                 },
             );
-            // Sent only while the workers live; otherwise the dropped responder answers 500.
-            let _ = jobs.send(Job { request, responder });
+            if self.shared.handler.serves_without_waiting(&request) {
+                workers::serve(&self.shared, request, responder);
+            } else {
+                // Sent only while the workers live; otherwise the dropped responder answers
+                // 500.
+                let _ = jobs.send(Job { request, responder });
+            }
         }
         if flow == Flow::Close {
             if let Some(connection) = self.connections.remove(&token) {

@@ -780,3 +780,77 @@ fn a_client_that_never_reads_is_closed_and_blocks_no_one() {
         everything.len()
     );
 }
+
+/// Holds its one worker on `/blocked` until the test releases it, and passes `/passed-on` to
+/// a thread of its own that answers it, telling the event loop so
+/// ([`Handler::serves_without_waiting`]).
+struct PassingOn {
+    holding: AtomicBool,
+    released: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl Handler for PassingOn {
+    fn serves_without_waiting(&self, request: &Request) -> bool {
+        request.target == "/passed-on"
+    }
+
+    fn handle(&self, request: Request) -> Response {
+        if request.target == "/blocked" {
+            self.holding.store(true, Ordering::Relaxed);
+            let released = self.released.lock().unwrap();
+            let _ = released.recv_timeout(Duration::from_secs(10));
+        }
+        Echo.handle(request)
+    }
+
+    fn serve(&self, request: Request, responder: Responder) {
+        if request.target == "/passed-on" {
+            std::thread::spawn(move || responder.send(Echo.handle(request)));
+            return;
+        }
+        responder.send(self.handle(request));
+    }
+
+    fn refuse(&self, error: &HttpError) -> Response {
+        Echo.refuse(error)
+    }
+}
+
+/// Proves that a request the handler serves without waiting needs no worker: with the only
+/// worker held by another request, it is answered at once, served by the event loop and
+/// answered from the handler's own thread; the held request is answered once released.
+#[test]
+fn a_request_served_without_waiting_is_answered_while_every_worker_is_busy() {
+    let limits = Limits {
+        workers: 1,
+        ..Limits::default()
+    };
+    let (release, released) = std::sync::mpsc::channel();
+    let handler = Arc::new(PassingOn {
+        holding: AtomicBool::new(false),
+        released: Mutex::new(released),
+    });
+    let server =
+        HttpServer::start("127.0.0.1:0".parse().unwrap(), limits, handler.clone()).unwrap();
+    let mut blocked = connect(&server);
+    blocked.write_all(b"GET /blocked HTTP/1.1\r\n\r\n").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !handler.holding.load(Ordering::Relaxed) {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never took the request"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let asked = Instant::now();
+    let (status, _, body) = exchange(&server, b"GET /passed-on HTTP/1.1\r\n\r\n");
+    assert_eq!((status, body.as_str()), (200, "GET /passed-on body="));
+    assert!(
+        asked.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        asked.elapsed()
+    );
+    release.send(()).unwrap();
+    let (status, _, body) = response(&mut BufReader::new(blocked));
+    assert_eq!((status, body.as_str()), (200, "GET /blocked body="));
+}

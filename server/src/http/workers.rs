@@ -39,14 +39,19 @@ fn work(queue: &Mutex<Receiver<Job>>, shared: &Shared) {
         let Ok(Job { request, responder }) = job else {
             return;
         };
-        // A handler that panics costs its request (the responder, dropped unanswered, sends
-        // a 500), not the worker.
-        let served = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            shared.handler.serve(request, responder)
-        }));
-        if served.is_err() {
-            tracing::error!("an HTTP handler panicked; its request was answered 500");
-        }
+        serve(shared, request, responder);
+    }
+}
+
+/// Runs the handler on one request, on a worker or on the event loop
+/// ([`super::Handler::serves_without_waiting`]). A handler that panics costs its request (the
+/// responder, dropped unanswered, sends a 500), not the thread.
+pub(super) fn serve(shared: &Shared, request: Request, responder: Responder) {
+    let served = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        shared.handler.serve(request, responder)
+    }));
+    if served.is_err() {
+        tracing::error!("an HTTP handler panicked; its request was answered 500");
     }
 }
 

@@ -1,19 +1,21 @@
-//! Key space handlers: get, put (with compare-and-set and sessions), delete, list and the
-//! watch long poll (held by [`super::watches`], not by a thread), in the tenant of the request's token (the default tenant on an open
-//! cluster).
+//! Key space handlers: get, put (with compare-and-set and sessions) and delete (handed to the
+//! node without waiting: [`submit`]), list and the watch long poll (held by
+//! [`super::watches`], not by a thread), in the tenant of the request's token (the default
+//! tenant on an open cluster).
 
-use super::Scoped;
 use super::errors::{ApiError, Reply};
 use super::json;
 use super::routes::Route;
 use super::streams::{Streamer, line, progress_line};
-use super::watches::{Waiter, WatchFinish, WatchSlot};
+use super::watches::{Waiter, WatchSlot};
+use super::{Api, Finish, Scoped};
 use crate::http::ResponseStream;
 use rafting_core::replica::Numbered;
 use rafting_core::store::{
-    ListQuery, Operation, Query, ReadAnswer, Revision, SessionId, WatchBatch, WatchQuery,
+    ListQuery, Operation, Outcome, Query, ReadAnswer, Revision, SessionId, WatchBatch, WatchQuery,
 };
-use rafting_net::runtime::Consistency;
+use rafting_net::runtime::{ClientError, Consistency};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -33,16 +35,62 @@ fn unexpected_answer(what: &str) -> ApiError {
     )
 }
 
-/// `GET /v1/kv/<key>`: the raw value, with its version and revisions in headers.
-pub fn get(api: &Scoped, url: &str, key: &str, stale: bool) -> Result<Reply, ApiError> {
-    let query = Query::Get {
-        tenant: api.tenant,
-        key: key.to_owned(),
+/// `GET`, `PUT` (with compare-and-set and sessions) and `DELETE /v1/kv/<key>`, handed to the
+/// node without waiting: `finish` gets the answer later, on the node loop's thread, which
+/// builds the reply (a few hundred bytes) and hands it to the HTTP connection. No thread waits
+/// for the cluster, and the HTTP event loop serves these requests itself, so a put or a
+/// linearizable get crosses two threads (event loop, node loop) instead of four. `api` maps
+/// the node's errors when they come (a redirect names the leader's address).
+pub fn submit(
+    scoped: &Scoped,
+    api: Arc<Api>,
+    route: Route,
+    url: String,
+    numbered: Option<Numbered>,
+    body: Vec<u8>,
+    finish: Finish,
+) {
+    let timeout = scoped.request_timeout;
+    let fail = move |error: ClientError| {
+        api.remember_refusal(&error);
+        api.client_error(error, &url)
     };
-    let answer = api
+    let operation = match route {
+        Route::KvGet { key, stale } => {
+            let query = Query::Get {
+                tenant: scoped.tenant,
+                key,
+            };
+            let on_answer = move |answer: Result<ReadAnswer, ClientError>| {
+                finish(answer.map_err(fail).and_then(value_reply))
+            };
+            scoped
+                .handle
+                .submit_read(query, consistency(stale), timeout, on_answer);
+            return;
+        }
+        Route::KvPut {
+            key,
+            compare_version,
+            session,
+        } => put_operation(key, body, compare_version, session.map(SessionId)),
+        Route::KvDelete { key } => Operation::Delete { key },
+        _ => return finish(Err(unexpected_answer("key route"))),
+    };
+    let on_answer = move |outcome: Result<Outcome, ClientError>| {
+        finish(
+            outcome
+                .map(|outcome| Reply::json(&json::outcome(&outcome)))
+                .map_err(fail),
+        )
+    };
+    scoped
         .handle
-        .read(query, consistency(stale), api.request_timeout)
-        .map_err(|error| api.client_error(error, url))?;
+        .submit_write(scoped.tenant, operation, numbered, timeout, on_answer);
+}
+
+/// The raw value of a get, with its version and revisions in headers.
+fn value_reply(answer: ReadAnswer) -> Result<Reply, ApiError> {
     let ReadAnswer::Value(kv) = answer else {
         return Err(unexpected_answer("get"));
     };
@@ -54,6 +102,28 @@ pub fn get(api: &Scoped, url: &str, key: &str, stale: bool) -> Result<Reply, Api
         reply = reply.with_header("X-Rafting-Session", session.get());
     }
     Ok(reply)
+}
+
+/// A put, or a compare-and-set when the client names the version it expects.
+fn put_operation(
+    key: String,
+    value: Vec<u8>,
+    compare_version: Option<u64>,
+    session: Option<SessionId>,
+) -> Operation {
+    match compare_version {
+        Some(expected_version) => Operation::CompareAndSet {
+            key,
+            expected_version,
+            value,
+            session,
+        },
+        None => Operation::Put {
+            key,
+            value,
+            session,
+        },
+    }
 }
 
 /// Replicates one write and answers its outcome as JSON. With the client's numbering
@@ -69,44 +139,6 @@ pub fn write(
         .write_numbered(api.tenant, operation, numbered, api.request_timeout)
         .map_err(|error| api.client_error(error, url))?;
     Ok(Reply::json(&json::outcome(&outcome)))
-}
-
-/// `PUT /v1/kv/<key>[?cas=<version>][&session=<id>]`: the body is the value.
-pub fn put(
-    api: &Scoped,
-    url: &str,
-    numbered: Option<Numbered>,
-    key: &str,
-    value: Vec<u8>,
-    compare_version: Option<u64>,
-    session: Option<u64>,
-) -> Result<Reply, ApiError> {
-    let key = key.to_owned();
-    let session = session.map(SessionId);
-    let operation = match compare_version {
-        Some(expected_version) => Operation::CompareAndSet {
-            key,
-            expected_version,
-            value,
-            session,
-        },
-        None => Operation::Put {
-            key,
-            value,
-            session,
-        },
-    };
-    write(api, url, numbered, operation)
-}
-
-/// `DELETE /v1/kv/<key>`.
-pub fn delete(
-    api: &Scoped,
-    url: &str,
-    numbered: Option<Numbered>,
-    key: &str,
-) -> Result<Reply, ApiError> {
-    write(api, url, numbered, Operation::delete(key))
 }
 
 /// `GET /v1/kv/<prefix>?list[&limit=][&after=][&keys_only][&stale]`.
@@ -146,7 +178,7 @@ pub fn list(api: &Scoped, url: &str, route: &Route) -> Result<Reply, ApiError> {
 /// the leader by a few milliseconds). Answers as soon as there is at least one event, or
 /// with no events when the timeout passes; either way `next_since` is where to poll next.
 /// Without `since`, only the changes after this node's current revision are reported.
-pub fn watch(api: &Scoped, url: &str, route: &Route, finish: WatchFinish) {
+pub fn watch(api: &Scoped, url: &str, route: &Route, finish: Finish) {
     match wait(api, url, route) {
         Ok(waiter) => {
             let waiter = Waiter { finish, ..waiter };

@@ -7,7 +7,8 @@
 //! linearizable read that reaches a follower is answered `307 Temporary Redirect` with the
 //! leader's URL in `Location`, so `curl -L` and the `rafting` client work against any node.
 //! A watch long poll is answered later, from the registry of [`watches`], and holds no worker
-//! while it waits.
+//! while it waits. A key get, put or delete holds none either: on an open cluster the event
+//! loop hands it to the node itself, and the node loop answers it ([`kv::submit`]).
 
 pub mod auth;
 pub mod cluster;
@@ -47,6 +48,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// Where an answer given later goes, once: a watch's (from the watch registry's thread), or a
+/// key read's or write's (from the node loop's: [`kv::submit`]).
+pub type Finish = Box<dyn FnOnce(Result<Reply, ApiError>) + Send>;
 
 /// The two addresses of one cluster member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,11 +111,7 @@ impl Scoped<'_> {
     /// [`Api::client_error`], remembering a rate refusal so that the tenant's next requests
     /// that would meet it are refused at their heads ([`throttle`]).
     pub fn client_error(&self, error: ClientError, url: &str) -> ApiError {
-        if let ClientError::RateLimited(refusal) = &error {
-            self.api
-                .throttles
-                .remember(refusal, std::time::Instant::now());
-        }
+        self.api.remember_refusal(&error);
         self.api.client_error(error, url)
     }
 }
@@ -150,6 +151,14 @@ impl Api {
         has_origin
             .then(|| cors::member_origin(headers, &self.member_addresses()))
             .flatten()
+    }
+
+    /// Remembers a rate refusal of the replica, so that the tenant's next requests that would
+    /// meet it are refused at their heads ([`throttle`]).
+    pub fn remember_refusal(&self, error: &ClientError) {
+        if let ClientError::RateLimited(refusal) = error {
+            self.throttles.remember(refusal, std::time::Instant::now());
+        }
     }
 
     /// Maps a runtime error, redirecting to the leader when the hint names another member.
@@ -209,7 +218,7 @@ impl RestServer {
             body_bytes_max: api.body_bytes_max,
             ..Limits::default()
         };
-        let server = HttpServer::start(listen, limits, api)
+        let server = HttpServer::start(listen, limits, Arc::new(api))
             .map_err(|error| anyhow::anyhow!("cannot serve HTTP on {listen}: {error}"))?;
         Ok(RestServer { server })
     }
@@ -236,7 +245,9 @@ impl RestServer {
     }
 }
 
-impl Handler for Api {
+/// The server's handler is the shared API, so that an answer completed later on another
+/// thread (a key write's, on the node loop's) can still reach it, to redirect to the leader.
+impl Handler for Arc<Api> {
     /// Counts a tenant's connections and refuses what a rate refusal still covers, before the
     /// body is read ([`front`]).
     fn screen(&self, head: &RequestHead<'_>, state: &mut ConnectionState) -> Option<Screened> {
@@ -254,8 +265,20 @@ impl Handler for Api {
         })
     }
 
+    /// On an open cluster, key gets, puts and deletes are handed to the node and never wait
+    /// on the event loop ([`kv::submit`]). With tokens, checking one reads the store and
+    /// waits, so every request goes to a worker.
+    fn serves_without_waiting(&self, request: &Request) -> bool {
+        self.admin_token.is_none()
+            && matches!(
+                routes::parse(&request.method, &request.target),
+                Ok(Route::KvGet { .. } | Route::KvPut { .. } | Route::KvDelete { .. })
+            )
+    }
+
     /// Serves one request; a member's dashboard may call it from another origin ([`cors`]).
-    /// A watch is answered later by the watch registry; anything else at once.
+    /// A watch is answered later by the watch registry, a key get, put or delete later by the
+    /// node loop ([`kv::submit`]); anything else at once.
     fn serve(&self, request: Request, responder: Responder) {
         let origin = self.member_origin(&request.headers);
         if let Some(origin) = &origin
@@ -266,9 +289,16 @@ impl Handler for Api {
             return;
         }
         let route = routes::parse(&request.method, &request.target);
-        if let Ok(route @ Route::KvWatch { .. }) = route {
-            self.watch(&route, &request, origin, responder);
-            return;
+        match route {
+            Ok(route @ Route::KvWatch { .. }) => {
+                self.watch(&route, &request, origin, responder);
+                return;
+            }
+            Ok(route @ (Route::KvGet { .. } | Route::KvPut { .. } | Route::KvDelete { .. })) => {
+                self.submit(route, request, origin, responder);
+                return;
+            }
+            _ => {}
         }
         let mut response = self.answer(request, route);
         if let Some(origin) = &origin {
@@ -338,17 +368,7 @@ impl Api {
             self.watch_stream(route, request, origin, responder);
             return;
         }
-        let metrics = self.http_metrics.clone();
-        let route_name = route.name();
-        let finish: watches::WatchFinish = Box::new(move |reply| {
-            let reply = reply.unwrap_or_else(ApiError::into_reply);
-            metrics.count(route_name, reply.status);
-            let mut response = into_response(reply);
-            if let Some(origin) = &origin {
-                cors::allow(&mut response, origin);
-            }
-            responder.send(response);
-        });
+        let finish = self.finish(route, origin, responder);
         let scoped = auth::scope(self, route, &request.headers)
             .and_then(|scoped| numbering(&request.headers).map(|_| scoped));
         match scoped {
@@ -359,6 +379,47 @@ impl Api {
 }
 
 impl Api {
+    /// Where the answer to `route`, given later, goes: counted, then sent through `responder`.
+    fn finish(&self, route: &Route, origin: Option<String>, responder: Responder) -> Finish {
+        let metrics = self.http_metrics.clone();
+        let route_name = route.name();
+        Box::new(move |reply| {
+            let reply = reply.unwrap_or_else(ApiError::into_reply);
+            metrics.count(route_name, reply.status);
+            let mut response = into_response(reply);
+            if let Some(origin) = &origin {
+                cors::allow(&mut response, origin);
+            }
+            responder.send(response);
+        })
+    }
+
+    /// A key get, put or delete: handed to the node, which answers through `responder` from
+    /// its own thread ([`kv::submit`]).
+    fn submit(
+        self: &Arc<Api>,
+        route: Route,
+        request: Request,
+        origin: Option<String>,
+        responder: Responder,
+    ) {
+        let finish = self.finish(&route, origin, responder);
+        let body = if route.has_body() {
+            request.body
+        } else {
+            Vec::new()
+        };
+        let scoped = auth::scope(self, &route, &request.headers)
+            .and_then(|scoped| numbering(&request.headers).map(|numbered| (scoped, numbered)));
+        match scoped {
+            Ok((scoped, numbered)) => {
+                let api = self.clone();
+                kv::submit(&scoped, api, route, request.target, numbered, body, finish);
+            }
+            Err(error) => finish(Err(error)),
+        }
+    }
+
     /// A watch stream: its head goes out once the request is known good, then its lines
     /// come from the watch registry ([`kv::stream`]); a bad request is an ordinary error.
     fn watch_stream(
@@ -478,16 +539,16 @@ fn dispatch(
     body: Vec<u8>,
 ) -> Result<Reply, ApiError> {
     match route {
-        Route::KvGet { key, stale } => kv::get(api, url, key, *stale),
-        Route::KvPut {
-            key,
-            compare_version,
-            session,
-        } => kv::put(api, url, numbered, key, body, *compare_version, *session),
-        Route::KvDelete { key } => kv::delete(api, url, numbered, key),
+        // Served by `Api::submit` and `Api::watch`, which answer later.
+        Route::KvGet { .. }
+        | Route::KvPut { .. }
+        | Route::KvDelete { .. }
+        | Route::KvWatch { .. } => Err(ApiError::new(
+            500,
+            "internal",
+            "a key request reached dispatch",
+        )),
         Route::KvList { .. } => kv::list(api, url, route),
-        // Served by `Api::watch`, which answers later.
-        Route::KvWatch { .. } => Err(ApiError::new(500, "internal", "a watch reached dispatch")),
         Route::Transaction => transaction::run(api, url, numbered, &body),
         Route::RegisterClient => cluster::register_client(api, url),
         Route::ServiceList => services::list(api, url),

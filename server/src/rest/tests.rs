@@ -13,13 +13,14 @@ use rafting_core::store::StoreConfig;
 use rafting_net::runtime::{Runtime, RuntimeConfig};
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 /// One node serving its API in process, elected leader of its one-node cluster.
 struct InProcessNode {
     runtime: Runtime,
-    api: Api,
+    api: Arc<Api>,
     _data: tempfile::TempDir,
 }
 
@@ -54,7 +55,7 @@ impl InProcessNode {
             udp: "127.0.0.1:1".parse().unwrap(),
             http: "127.0.0.1:2".parse().unwrap(),
         };
-        let api = Api {
+        let api = Arc::new(Api {
             handle: runtime.handle.clone(),
             members: BTreeMap::from([(NodeId(1), addresses)]),
             request_timeout: Duration::from_secs(3),
@@ -67,7 +68,7 @@ impl InProcessNode {
             watches_open: Default::default(),
             throttles: Default::default(),
             tenant_connections: Default::default(),
-        };
+        });
         let node = InProcessNode {
             runtime,
             api,

@@ -3,7 +3,7 @@
 //!
 //! A waiting watch is a [`Waiter`]: its query (tenant, prefix, `since`, limit), the store
 //! revision up to which it is known to have nothing to report, its deadline, and where its
-//! answer goes (a [`WatchFinish`], which writes the HTTP answer through the server's
+//! answer goes (a [`Finish`], which writes the HTTP answer through the server's
 //! responder). The registry's thread looks at this node's applied revision every
 //! [`CHANGE_POLL_INTERVAL`] (the status the node loop publishes after every round; no call
 //! into the node loop); when it has moved past what a group of waiters has seen, it reads the
@@ -14,6 +14,7 @@
 //! answered with its group's (empty) batch, and every waiter is answered at once when the
 //! node stops.
 
+use super::Finish;
 use super::errors::{self, ApiError, Reply};
 use super::json;
 use super::streams::{Streamer, Streams};
@@ -31,9 +32,6 @@ pub const CHANGE_POLL_INTERVAL: Duration = Duration::from_millis(2);
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the registry sleeps while no watch waits (a new one wakes it at once).
 const IDLE_WAIT: Duration = Duration::from_millis(500);
-
-/// Where a watch's answer goes, once.
-pub type WatchFinish = Box<dyn FnOnce(Result<Reply, ApiError>) + Send>;
 
 /// The watches open on this node, per tenant, and the registry of those waiting.
 #[derive(Default)]
@@ -151,7 +149,7 @@ pub struct Waiter {
     pub seen: Revision,
     pub deadline: Instant,
     pub slot: WatchSlot,
-    pub finish: WatchFinish,
+    pub finish: Finish,
 }
 
 impl Waiter {
