@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::shipped as load;
+use common::{caught_with_planted, shipped as load};
 use rafting_sim::{Scenario, run_seed};
 use std::path::Path;
 
@@ -144,27 +144,13 @@ fn a_story_that_does_not_happen_fails_its_expectation() {
 fn a_wiped_node_that_votes_at_once_is_caught() {
     let mut scenario = load("disk_wipe.toml");
     scenario.expect.clear();
-    scenario.crashes.planted_wiped_node_votes = true;
-    let mut caught = Vec::new();
-    for seed in 1..=20 {
-        let report = run_seed(&scenario, seed, None).expect("runs").report;
-        if let Some(violation) = report.violation {
-            caught.push((seed, violation.check));
-        }
-    }
+    let caught = caught_with_planted(&mut scenario, 20, |scenario, on| {
+        scenario.crashes.planted_wiped_node_votes = on;
+    });
     assert!(
         !caught.is_empty(),
         "no seed caught the planted forgetful voter"
     );
-    scenario.crashes.planted_wiped_node_votes = false;
-    for &(seed, _) in caught.iter().take(3) {
-        let report = run_seed(&scenario, seed, None).expect("runs").report;
-        assert!(
-            report.violation.is_none(),
-            "seed {seed}: {:?}",
-            report.violation
-        );
-    }
 }
 
 // Issue 11: the Raft paper's Figure 8, step by step (`figure8_paper.toml`), catches a leader
@@ -175,27 +161,13 @@ fn a_wiped_node_that_votes_at_once_is_caught() {
 #[test]
 fn a_leader_that_commits_old_entries_by_counting_is_caught() {
     let mut scenario = load("figure8_paper.toml");
-    scenario.planted_commit_by_counting = true;
-    let mut caught = Vec::new();
-    for seed in 1..=10 {
-        let report = run_seed(&scenario, seed, None).expect("runs").report;
-        if let Some(violation) = report.violation {
-            caught.push((seed, violation.check));
-        }
-    }
+    let caught = caught_with_planted(&mut scenario, 10, |scenario, on| {
+        scenario.planted_commit_by_counting = on;
+    });
     assert!(
         caught
             .iter()
             .any(|(_, check)| *check == "leader_completeness"),
         "no seed caught the leader committing by counting: {caught:?}"
     );
-    scenario.planted_commit_by_counting = false;
-    for &(seed, _) in caught.iter().take(3) {
-        let report = run_seed(&scenario, seed, None).expect("runs").report;
-        assert!(
-            report.violation.is_none(),
-            "seed {seed}: {:?}",
-            report.violation
-        );
-    }
 }

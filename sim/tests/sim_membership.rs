@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::shipped;
+use common::{caught_with_planted, shipped};
 use rafting_sim::{run_seed, run_seeds};
 
 fn seeds() -> u64 {
@@ -123,32 +123,17 @@ fn concurrent_changes_without_the_guards_are_caught() {
         "acknowledged_write_kept",
     ];
     let mut scenario = shipped("membership_grow_shrink.toml");
-    scenario.planted_membership_unguarded = true;
     let seeds: u64 = std::env::var("PLANTED_SEEDS")
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(24);
-    let mut caught = Vec::new();
-    for seed in 1..=seeds {
-        let report = run_seed(&scenario, seed, None).expect("runs").report;
-        if let Some(violation) = report.violation {
-            eprintln!("seed {seed}: {violation}");
-            caught.push((seed, violation.check));
-        }
-    }
+    let caught = caught_with_planted(&mut scenario, seeds, |scenario, on| {
+        scenario.planted_membership_unguarded = on;
+    });
     assert!(
         caught.iter().any(|(_, check)| SAFETY.contains(check)),
         "no seed caught the unguarded membership changes: {caught:?}"
     );
-    scenario.planted_membership_unguarded = false;
-    for &(seed, _) in caught.iter().take(3) {
-        let report = run_seed(&scenario, seed, None).expect("runs").report;
-        assert!(
-            report.violation.is_none(),
-            "seed {seed}: {:?}",
-            report.violation
-        );
-    }
 }
 
 // `removed_node_quiet` sees a removed node disrupt the cluster when nothing stops it: without

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::shipped_for;
+use common::{caught_with_planted, shipped_for};
 use rafting_sim::run_seed;
 use rafting_sim::scenario::Span;
 
@@ -46,27 +46,13 @@ fn snapshot_chaos_passes_and_reaches_its_story() {
 fn installing_without_the_checksum_is_caught() {
     let mut scenario = shipped_for("snapshot_chaos.toml", 12_000);
     scenario.snapshots.chunk_corruption_probability = Span::Exactly(0.01);
-    scenario.snapshots.planted_unverified = true;
-    let mut caught = Vec::new();
-    for seed in 1..=10 {
-        let report = run_seed(&scenario, seed, None).expect("runs").report;
-        if let Some(violation) = report.violation {
-            caught.push((seed, violation.check));
-        }
-    }
+    let caught = caught_with_planted(&mut scenario, 10, |scenario, on| {
+        scenario.snapshots.planted_unverified = on;
+    });
     assert!(
         caught
             .iter()
             .any(|(_, check)| *check == "snapshot_state_matches"),
         "no seed caught the planted unverified install: {caught:?}"
     );
-    scenario.snapshots.planted_unverified = false;
-    for &(seed, _) in caught.iter().take(3) {
-        let report = run_seed(&scenario, seed, None).expect("runs").report;
-        assert!(
-            report.violation.is_none(),
-            "seed {seed}: {:?}",
-            report.violation
-        );
-    }
 }

@@ -1,4 +1,5 @@
-//! What the simulator's integration tests share: loading a shipped scenario.
+//! What the simulator's integration tests share: loading a shipped scenario, and running one
+//! with a planted bug.
 
 #![allow(dead_code)]
 
@@ -26,4 +27,38 @@ pub fn trace_of(scenario: &Scenario, seed: u64) -> Vec<u8> {
     let mut bytes = Vec::new();
     rafting_sim::run_seed(scenario, seed, Some(&mut bytes)).expect("runs");
     bytes
+}
+
+/// Runs seeds `1..=seeds` of `scenario` with a planted bug (`plant(scenario, true)` turns it
+/// on) and returns the seeds that reported a violation, with the check that fired; then turns
+/// the bug off and asserts that the first three of those seeds pass, so that what caught it
+/// was the bug and not the scenario.
+pub fn caught_with_planted(
+    scenario: &mut Scenario,
+    seeds: u64,
+    plant: impl Fn(&mut Scenario, bool),
+) -> Vec<(u64, &'static str)> {
+    plant(scenario, true);
+    let mut caught = Vec::new();
+    for seed in 1..=seeds {
+        let report = rafting_sim::run_seed(scenario, seed, None)
+            .expect("runs")
+            .report;
+        if let Some(violation) = report.violation {
+            eprintln!("seed {seed}: {violation}");
+            caught.push((seed, violation.check));
+        }
+    }
+    plant(scenario, false);
+    for &(seed, _) in caught.iter().take(3) {
+        let report = rafting_sim::run_seed(scenario, seed, None)
+            .expect("runs")
+            .report;
+        assert!(
+            report.violation.is_none(),
+            "seed {seed} fails without the planted bug: {:?}",
+            report.violation
+        );
+    }
+    caught
 }
