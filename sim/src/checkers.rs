@@ -317,9 +317,9 @@ pub struct Record {
     pub acknowledged: BTreeMap<LogIndex, u64>,
     /// The fingerprint of the store image any node took at an index.
     pub snapshots: BTreeMap<LogIndex, u64>,
-    /// The store's answer to each applied entry, by the first node that applied it: index ->
-    /// answer digest.
-    pub answers: BTreeMap<LogIndex, (NodeId, u64)>,
+    /// The store's answer to each applied entry, by index - 1: the first node that applied it
+    /// and the answer's digest (0, which no digest is: none yet).
+    pub answers: Vec<(NodeId, u64)>,
     /// Each candidacy: (term, candidate) → the voters of the configuration it campaigned in.
     pub candidacies: BTreeMap<(Term, NodeId), BTreeSet<NodeId>>,
     /// Votes granted: (term, candidate) → the voters that granted (its own vote included).
@@ -711,10 +711,7 @@ const STORED_CAPS: [Cap; 5] = [
 /// a node applies. (Caps lowered below usage by an administrator would be a false alarm;
 /// the simulator never lowers caps.)
 pub fn tenant_caps(node: NodeId, store: &Store) -> Result<(), Violation> {
-    for tenant in store.tenants_with_usage() {
-        let (Some(caps), usage) = (store.tenant_caps(tenant), store.usage(tenant)) else {
-            continue;
-        };
+    for (tenant, caps, usage) in store.tenants_with_caps() {
         for cap in STORED_CAPS {
             if let Some(limit) = caps.of(cap)
                 && usage.of(cap) > limit
@@ -746,7 +743,15 @@ pub fn applied_answers_agree(
     let encoded = bincode::serde::encode_to_vec(answer, bincode::config::standard())
         .expect("an answer always encodes");
     let digest = bytes_digest(&encoded);
-    let (first, agreed) = *record.answers.entry(index).or_insert((node, digest));
+    let position = usize::try_from(index.get() - 1).expect("an index fits in memory");
+    if record.answers.len() <= position {
+        record.answers.resize(position + 1, (NodeId::ZERO, 0));
+    }
+    let slot = &mut record.answers[position];
+    if slot.1 == 0 {
+        *slot = (node, digest);
+    }
+    let (first, agreed) = *slot;
     if agreed == digest {
         return Ok(());
     }
