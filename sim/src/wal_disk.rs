@@ -202,10 +202,7 @@ impl WalDisk {
         }
         if let Some(first) = batch.entries.first() {
             // The entries are in index order: cut the suffix the batch overwrites.
-            let kept = self
-                .durable
-                .entries
-                .partition_point(|entry| entry.index < first.index);
+            let kept = crate::checkers::position_from(&self.durable.entries, first.index);
             self.durable.entries.truncate(kept);
             self.durable.entries.extend(batch.entries);
         }

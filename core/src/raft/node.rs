@@ -15,8 +15,7 @@ use super::status::{PeerStatus, Status};
 use crate::types::{LogIndex, Millis, NodeId, Term};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::collections::{BTreeMap, BTreeSet};
-use std::ops::Bound;
+use std::collections::BTreeMap;
 
 /// One Raft node, as a pure state machine.
 ///
@@ -575,24 +574,6 @@ impl Node {
             .members()
             .filter(|&id| id != self.config.id)
             .collect()
-    }
-
-    /// The first of [`Node::peers`] after `after` in id order (the first of all with `None`):
-    /// a leader walks its peers this way at every step, with no list to allocate.
-    pub(super) fn peer_after(&self, after: Option<NodeId>) -> Option<NodeId> {
-        let own = self.config.id;
-        let lower = after.map_or(Bound::Unbounded, Bound::Excluded);
-        let first = |members: &BTreeSet<NodeId>| {
-            members
-                .range((lower, Bound::Unbounded))
-                .copied()
-                .find(|&id| id != own)
-        };
-        let membership = self.log.membership();
-        match (first(&membership.voters), first(&membership.learners)) {
-            (Some(voter), Some(learner)) => Some(voter.min(learner)),
-            (voter, learner) => voter.or(learner),
-        }
     }
 
     /// The other voters of the newest configuration: those asked for votes.

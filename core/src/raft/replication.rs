@@ -214,10 +214,8 @@ impl Node {
     /// Sends each follower whatever it is owed and the window allows: new entries while
     /// replicating, one probe while probing.
     pub(super) fn leader_send_pending(&mut self) {
-        let mut peer = self.peer_after(None);
-        while let Some(to) = peer {
-            self.send_appends_to(to);
-            peer = self.peer_after(Some(to));
+        for peer in self.peers() {
+            self.send_appends_to(peer);
         }
     }
 
