@@ -71,6 +71,7 @@ pub fn encode_records(records: &[RecordRef<'_>], buffer: &mut Vec<u8>) -> Result
 struct Appender<'a>(&'a mut Vec<u8>);
 
 impl bincode::enc::write::Writer for Appender<'_> {
+    #[inline(always)]
     fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
         self.0.extend_from_slice(bytes);
         Ok(())

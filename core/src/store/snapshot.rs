@@ -61,6 +61,7 @@ fn decode<T: serde::de::DeserializeOwned>(
 struct Appender<'a>(&'a mut Vec<u8>);
 
 impl bincode::enc::write::Writer for Appender<'_> {
+    #[inline(always)]
     fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
         self.0.extend_from_slice(bytes);
         Ok(())
