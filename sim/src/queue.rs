@@ -78,7 +78,7 @@ impl<K> EventQueue<K> {
 /// Time in the high 64 bits, then the sequence, then the slot: ordered as the triple is,
 /// but compared as one number at every level a push or pop moves a key through.
 fn key(at_us: u64, sequence: u64, slot: u32) -> u128 {
-    let sequence = u32::try_from(sequence).expect("fewer than 2^32 events are queued in a seed");
+    let sequence = u32::try_from(sequence).expect("fewer than 2^32 events are pushed in one seed");
     (u128::from(at_us) << 64) | (u128::from(sequence) << 32) | u128::from(slot)
 }
 
