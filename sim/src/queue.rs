@@ -18,8 +18,8 @@ pub(crate) struct Event<K> {
 
 #[derive(Debug)]
 pub(crate) struct EventQueue<K> {
-    /// (time, sequence, slot), earliest first.
-    keys: BinaryHeap<Reverse<(u64, u64, u32)>>,
+    /// Time, sequence and slot packed into one number (see [`key`]), earliest first.
+    keys: BinaryHeap<Reverse<u128>>,
     slots: Vec<Option<K>>,
     free: Vec<u32>,
     sequence: u64,
@@ -50,12 +50,14 @@ impl<K> EventQueue<K> {
                 slot
             }
         };
-        self.keys.push(Reverse((at_us, self.sequence, slot)));
+        self.keys.push(Reverse(key(at_us, self.sequence, slot)));
     }
 
     /// The earliest event, ties broken by the order they were pushed in.
     pub fn pop(&mut self) -> Option<Event<K>> {
-        let Reverse((at_us, _, slot)) = self.keys.pop()?;
+        let Reverse(key) = self.keys.pop()?;
+        let at_us = (key >> 64) as u64;
+        let slot = key as u32;
         let kind = self.slots[slot as usize]
             .take()
             .expect("a key's slot holds its payload until popped");
@@ -71,6 +73,13 @@ impl<K> EventQueue<K> {
     pub fn iter(&self) -> impl Iterator<Item = &K> {
         self.slots.iter().flatten()
     }
+}
+
+/// Time in the high 64 bits, then the sequence, then the slot: ordered as the triple is,
+/// but compared as one number at every level a push or pop moves a key through.
+fn key(at_us: u64, sequence: u64, slot: u32) -> u128 {
+    let sequence = u32::try_from(sequence).expect("fewer than 2^32 events are pushed in one seed");
+    (u128::from(at_us) << 64) | (u128::from(sequence) << 32) | u128::from(slot)
 }
 
 #[cfg(test)]

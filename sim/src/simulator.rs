@@ -776,11 +776,12 @@ impl<'s, 'w> Simulator<'s, 'w> {
             .record
             .acknowledged
             .iter()
-            .find(|&(&index, &digest)| {
-                let position = index.get() as usize - 1;
-                self.record.committed.get(position).map(|slot| slot.1) != Some(digest)
+            .enumerate()
+            .find(|&(position, &digest)| {
+                digest != 0
+                    && self.record.committed.get(position).map(|slot| slot.1) != Some(digest)
             })
-            .map(|(&index, _)| index);
+            .map(|(position, _)| LogIndex(position as u64 + 1));
         if let Some(index) = missing {
             self.violate(Violation {
                 check: check::ACKNOWLEDGED_WRITE_KEPT,

@@ -179,33 +179,32 @@ impl WalDisk {
         Ok((state, valid_length, skipped))
     }
 
-    fn encode(&self, batch: &PersistBatch, shape: LogShape) -> (Vec<u8>, LogShape) {
+    /// Appends the frame of `batch`, written after a log of shape `shape`, to `buffer`;
+    /// returns the shape after it.
+    fn encode(batch: &PersistBatch, shape: LogShape, buffer: &mut Vec<u8>) -> LogShape {
         let (records, shape) = shape
             .plan(batch.hard_state.as_ref(), &batch.entries)
             .expect("core emitted a persist batch that breaks the log's ordering rules");
-        let mut frame = Vec::new();
-        encode_frame(&records, &mut frame).expect("a simulated batch always fits a frame");
-        (frame, shape)
+        encode_frame(&records, buffer).expect("a simulated batch always fits a frame");
+        shape
     }
 
-    fn mirror(&mut self, batch: &PersistBatch) {
-        if let Some(persist) = &batch.snapshot {
+    /// Takes in the values of a synced batch (moved, not copied: the bytes are written).
+    fn mirror(&mut self, batch: PersistBatch) {
+        if let Some(persist) = batch.snapshot {
             if persist.log_reset {
                 self.durable.entries.clear();
             }
-            self.durable.snapshot = Some(persist.snapshot.clone());
+            self.durable.snapshot = Some(persist.snapshot);
         }
         if let Some(hard_state) = batch.hard_state {
             self.durable.hard_state = hard_state;
         }
         if let Some(first) = batch.entries.first() {
             // The entries are in index order: cut the suffix the batch overwrites.
-            let kept = self
-                .durable
-                .entries
-                .partition_point(|entry| entry.index < first.index);
+            let kept = crate::checkers::position_from(&self.durable.entries, first.index);
             self.durable.entries.truncate(kept);
-            self.durable.entries.extend_from_slice(&batch.entries);
+            self.durable.entries.extend(batch.entries);
         }
     }
 
@@ -300,15 +299,20 @@ impl SimulatedDisk for WalDisk {
         if let Some(persist) = &batch.snapshot {
             self.write_snapshot(&persist.snapshot, persist.log_reset);
         }
-        let (frame, shape) = self.encode(&batch, self.shape);
+        // Encoded straight onto the end of the segment, as the runtime writes it.
+        let segment = self
+            .segments
+            .last_mut()
+            .expect("a log always has a segment");
+        self.shape = WalDisk::encode(&batch, self.shape, &mut segment.bytes);
         let index_max = batch.entries.last().map(|entry| entry.index);
-        self.append_to_active(&frame, index_max);
-        self.shape = shape;
-        self.mirror(&batch);
-        if batch.snapshot.is_some() {
+        segment.index_max = segment.index_max.max(index_max);
+        let (id, compact) = (batch.id, batch.snapshot.is_some());
+        self.mirror(batch);
+        if compact {
             self.compact_files();
         }
-        Some(batch.id)
+        Some(id)
     }
 
     /// A torn write of `k` records leaves the same fraction of the in-flight frame's bytes
@@ -324,7 +328,8 @@ impl SimulatedDisk for WalDisk {
         if batch.snapshot.is_some() {
             return;
         }
-        let (frame, _) = self.encode(&batch, self.shape);
+        let mut frame = Vec::new();
+        WalDisk::encode(&batch, self.shape, &mut frame);
         let total = self.records_of(&batch).max(1);
         let kept = frame.len() * records.min(total - 1) / total;
         self.append_to_active(&frame[..kept], None);

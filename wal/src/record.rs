@@ -55,14 +55,27 @@ fn bincode_config_limited() -> impl bincode::config::Config {
 /// Appends the encoding of `records` to `buffer` (normally right after [`crate::begin_frame`]).
 pub fn encode_records(records: &[RecordRef<'_>], buffer: &mut Vec<u8>) -> Result<(), String> {
     for record in records {
-        bincode::serde::encode_into_std_write(
+        bincode::serde::encode_into_writer(
             WireRecordRef::from(record),
-            buffer,
+            Appender(buffer),
             bincode_config(),
         )
         .map_err(|error| format!("cannot encode record: {error}"))?;
     }
     Ok(())
+}
+
+/// Appends what bincode writes to a vector, each field a plain `extend_from_slice`. (Through
+/// bincode's `std::io::Write` adapter every field paid a call to `write_all`: more than the
+/// encoding itself.)
+struct Appender<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for Appender<'_> {
+    #[inline(always)]
+    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
 }
 
 /// Decodes a frame body into its records and the offset of each within the body. Never

@@ -183,15 +183,17 @@ impl RaftLog {
             return Vec::new();
         };
         let mut bytes = 0usize;
-        let mut out = Vec::new();
-        for entry in self.entries[start..].iter().take(entries_max) {
-            bytes = bytes.saturating_add(entry.size_bytes());
-            if !out.is_empty() && bytes > bytes_max {
-                break;
-            }
-            out.push(entry.clone());
-        }
-        out
+        let count = self.entries[start..]
+            .iter()
+            .take(entries_max)
+            .enumerate()
+            .take_while(|(taken, entry)| {
+                bytes = bytes.saturating_add(entry.size_bytes());
+                *taken == 0 || bytes <= bytes_max
+            })
+            .count();
+        // Counted first, then copied into a vector of the right size at once.
+        self.entries[start..start + count].to_vec()
     }
 
     /// Total size of entries after the commit index (the leader's uncommitted backlog).

@@ -115,11 +115,10 @@ impl Membership {
         self.is_voter(id) || self.is_learner(id)
     }
 
-    /// Voters and learners, in id order.
+    /// Voters and learners, in id order (the union of two ordered sets comes out ordered and
+    /// without repeats, with nothing to allocate: a leader asks at every step).
     pub fn members(&self) -> impl Iterator<Item = NodeId> + '_ {
-        let mut all: Vec<NodeId> = self.voters.union(&self.learners).copied().collect();
-        all.sort_unstable();
-        all.into_iter()
+        self.voters.union(&self.learners).copied()
     }
 
     /// The configuration after `change`, or why it cannot apply.

@@ -62,7 +62,21 @@ impl<'a> Majority<'a> {
     /// The highest value that a majority of the voters has reached, given each voter's
     /// value (a match index, an acknowledged round). The default when there are no voters.
     pub fn agreed<T: Ord + Copy + Default>(&self, value_of: impl Fn(NodeId) -> T) -> T {
-        let mut values: Vec<T> = self.voters.iter().map(|&voter| value_of(voter)).collect();
+        // A leader asks at every step (commit, read rounds): the values of a configuration of
+        // up to `ON_STACK` voters are sorted on the stack, a larger one's in a vector.
+        const ON_STACK: usize = 16;
+        let count = self.voters.len();
+        let mut on_stack = [T::default(); ON_STACK];
+        let mut on_heap = Vec::new();
+        let values: &mut [T] = if count <= ON_STACK {
+            &mut on_stack[..count]
+        } else {
+            on_heap.resize(count, T::default());
+            &mut on_heap
+        };
+        for (value, &voter) in values.iter_mut().zip(self.voters) {
+            *value = value_of(voter);
+        }
         values.sort_unstable_by(|a, b| b.cmp(a));
         values.get(self.size() - 1).copied().unwrap_or_default()
     }

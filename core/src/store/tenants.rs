@@ -430,6 +430,15 @@ impl Store {
         self.tenant_table.usage(tenant)
     }
 
+    /// Every tenant that has caps, in id order, with its caps and what it holds: the only
+    /// tenants a cap can be broken for (the simulator asks after every entry it applies).
+    pub fn tenants_with_caps(&self) -> impl Iterator<Item = (TenantId, &Caps, Usage)> + '_ {
+        self.tenant_table
+            .tenants
+            .iter()
+            .map(|(&tenant, found)| (tenant, &found.caps, self.tenant_table.usage(tenant)))
+    }
+
     /// The tenant's name (`default` for the default tenant).
     pub fn tenant_name(&self, tenant: TenantId) -> String {
         self.tenant_table.name_of(tenant)
