@@ -287,19 +287,15 @@ impl Simulator<'_, '_> {
 
     /// Tells the session checks when a leader appended entries of its own term.
     fn note_proposals(&mut self, node: usize, batches: &[PersistBatch]) {
-        let Some(raft) = self.hosts[node].node().filter(|raft| raft.is_leader()) else {
+        let leader = self.hosts[node].node().filter(|raft| raft.is_leader());
+        let Some(term) = leader.map(Node::term) else {
             return;
         };
-        let term = raft.term();
-        let own: Vec<(LogIndex, LogIndex)> = batches
-            .iter()
-            .filter_map(|batch| {
-                let first = batch.entries.iter().find(|entry| entry.term == term)?;
-                Some((first.index, batch.entries.last()?.index))
-            })
-            .collect();
-        for (first, last) in own {
-            self.kv_on_proposed(first, last);
+        for entries in batches.iter().map(|batch| &batch.entries) {
+            let first = entries.iter().find(|entry| entry.term == term);
+            if let (Some(first), Some(last)) = (first, entries.last()) {
+                self.kv_on_proposed(first.index, last.index);
+            }
         }
     }
 
