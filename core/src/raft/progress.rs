@@ -220,23 +220,16 @@ impl Progress {
     /// tells which: refused, it is a disk loss ([`Progress::on_disk_lost`]) and the follower
     /// catches up; accepted, nothing changes. Without it an idle leader would send such a
     /// follower nothing until the next write, and it would neither vote nor count meanwhile.
-    /// A follower that is behind needs none of this: the next append tells. Returns whether a
-    /// probe was started.
-    pub fn on_short_log_reported(
-        &mut self,
-        last_log_index: LogIndex,
-        leader_last: LogIndex,
-    ) -> bool {
+    /// A follower that is behind needs none of this: the next append tells.
+    pub fn on_short_log_reported(&mut self, last_log_index: LogIndex, leader_last: LogIndex) {
         let idle = match &self.state {
             ProgressState::Replicate { inflight } => inflight.is_empty(),
             ProgressState::Probe { .. } | ProgressState::Snapshot(_) => false,
         };
-        if !idle || self.match_index < leader_last || last_log_index >= self.match_index {
-            return false;
+        if idle && self.match_index >= leader_last && last_log_index < self.match_index {
+            self.doubted = true;
+            self.become_probe();
         }
-        self.doubted = true;
-        self.become_probe();
-        true
     }
 
     /// Whether the leader may send another append now.
