@@ -19,6 +19,7 @@
 //! Start with [`replica::Replica`] to drive a replica, and with [`raft::Node`] for Raft itself:
 //! its documentation is the protocol's manual.
 
+pub mod codec;
 pub mod farm;
 pub mod member;
 pub mod raft;

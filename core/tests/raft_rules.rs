@@ -1117,11 +1117,9 @@ fn a_catching_up_node_neither_votes_nor_campaigns() {
     assert_eq!(cluster.applied_commands(2), vec!["a"]);
 }
 
-/// Issue 10, item 9 (the milder form): a follower whose disk was wiped under the same leader
-/// rejects probes at its old match point; the leader notices that its log ends below what it
-/// acknowledged, counts a disk loss, and brings it up to date instead of probing forever.
-#[test]
-fn a_leader_resets_a_follower_whose_disk_lost_what_it_acknowledged() {
+/// n1 leads three nodes and commits ten writes everywhere; then n2 loses its whole disk and
+/// restarts, catching up.
+fn ten_writes_then_n2_wiped() -> Cluster {
     let mut cluster = Cluster::new(3);
     cluster.elect(1);
     for n in 0..10 {
@@ -1129,6 +1127,15 @@ fn a_leader_resets_a_follower_whose_disk_lost_what_it_acknowledged() {
     }
     cluster.run_for(300);
     cluster.wipe_and_restart(2);
+    cluster
+}
+
+/// Issue 10, item 9 (the milder form): a follower whose disk was wiped under the same leader
+/// rejects probes at its old match point; the leader notices that its log ends below what it
+/// acknowledged, counts a disk loss, and brings it up to date instead of probing forever.
+#[test]
+fn a_leader_resets_a_follower_whose_disk_lost_what_it_acknowledged() {
+    let mut cluster = ten_writes_then_n2_wiped();
     cluster.propose(1, "after");
     cluster.run_for(1_000);
     let status = cluster.node(1).status();
@@ -1144,13 +1151,7 @@ fn a_leader_resets_a_follower_whose_disk_lost_what_it_acknowledged() {
 /// the leader probes there, counts the loss, and brings it up to date, so that it votes again.
 #[test]
 fn an_idle_leader_resets_a_follower_whose_heartbeats_report_a_lost_log() {
-    let mut cluster = Cluster::new(3);
-    cluster.elect(1);
-    for n in 0..10 {
-        cluster.propose(1, &format!("w{n}"));
-    }
-    cluster.run_for(300);
-    cluster.wipe_and_restart(2);
+    let mut cluster = ten_writes_then_n2_wiped();
     assert!(cluster.node(2).is_catching_up());
     cluster.run_for(1_000);
     let status = cluster.node(1).status();

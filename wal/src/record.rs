@@ -5,6 +5,7 @@
 //! not at all.
 
 use rafting_core::LogIndex;
+use rafting_core::codec::VecAppender;
 use rafting_core::raft::{Entry, HardState};
 use serde::{Deserialize, Serialize};
 
@@ -57,25 +58,12 @@ pub fn encode_records(records: &[RecordRef<'_>], buffer: &mut Vec<u8>) -> Result
     for record in records {
         bincode::serde::encode_into_writer(
             WireRecordRef::from(record),
-            Appender(buffer),
+            VecAppender(buffer),
             bincode_config(),
         )
         .map_err(|error| format!("cannot encode record: {error}"))?;
     }
     Ok(())
-}
-
-/// Appends what bincode writes to a vector, each field a plain `extend_from_slice`. (Through
-/// bincode's `std::io::Write` adapter every field paid a call to `write_all`: more than the
-/// encoding itself.)
-struct Appender<'a>(&'a mut Vec<u8>);
-
-impl bincode::enc::write::Writer for Appender<'_> {
-    #[inline(always)]
-    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0.extend_from_slice(bytes);
-        Ok(())
-    }
 }
 
 /// Decodes a frame body into its records and the offset of each within the body. Never

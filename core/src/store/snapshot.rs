@@ -13,6 +13,7 @@
 use super::command::bincode_config;
 use super::key::TenantId;
 use super::store::Store;
+use crate::codec::VecAppender;
 use std::collections::BTreeMap;
 
 /// The image format this build writes. Version 2: a service group holds the instances its
@@ -55,19 +56,6 @@ fn decode<T: serde::de::DeserializeOwned>(
     }
 }
 
-/// Appends what bincode writes to a vector, each field a plain `extend_from_slice`. (Through
-/// bincode's `std::io::Write` adapter every field paid a call to `write_all`: a fifth of the
-/// time to image a store.)
-struct Appender<'a>(&'a mut Vec<u8>);
-
-impl bincode::enc::write::Writer for Appender<'_> {
-    #[inline(always)]
-    fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
-        self.0.extend_from_slice(bytes);
-        Ok(())
-    }
-}
-
 fn decode_error(error: bincode::error::DecodeError) -> SnapshotError {
     SnapshotError::Decode {
         reason: error.to_string(),
@@ -78,11 +66,11 @@ impl Store {
     /// The whole replicated state as bytes. Equal stores give equal bytes.
     pub fn snapshot(&self) -> Vec<u8> {
         let mut image = SNAPSHOT_FORMAT_VERSION.to_le_bytes().to_vec();
-        bincode::serde::encode_into_writer(self, Appender(&mut image), bincode_config())
+        bincode::serde::encode_into_writer(self, VecAppender(&mut image), bincode_config())
             .expect("writing into a Vec cannot fail and every store encodes");
         bincode::serde::encode_into_writer(
             &self.tenant_table.weights,
-            Appender(&mut image),
+            VecAppender(&mut image),
             bincode_config(),
         )
         .expect("writing into a Vec cannot fail and a map of integers encodes");
