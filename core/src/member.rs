@@ -15,6 +15,9 @@
 //! fast, against real time (a leader change pauses it). No other member is appointed before
 //! that session expires (or the master resigns, which it only does after it stops acting). So
 //! the member's acting window ends before the session can expire, whatever the network does.
+//! A member that resigned never acts again in the epoch it resigned from: a keep-alive sent
+//! after the resignation can be applied before it and answered "master", and acting on that
+//! answer would overlap the member appointed once the resignation is applied.
 //! The simulator's `no_overlapping_masters` checker holds every run to it.
 //!
 //! The driver (the `rafting service join` command, a client library, a simulated member) calls
@@ -88,6 +91,12 @@ pub struct Member {
     /// When the last answered registration or keep-alive was sent: the member's session lives
     /// at least until then + TTL.
     renewed_at: Millis,
+    /// The newest epoch this member resigned from (0: none). An answer naming it master of
+    /// that epoch or an earlier one was decided before the resignation was applied.
+    resigned_epoch: u64,
+    /// The last answer still named the member master of an epoch it resigned from: the
+    /// resignation was not applied yet, or was lost.
+    resign_unconfirmed: bool,
 }
 
 impl Member {
@@ -102,6 +111,8 @@ impl Member {
             next_send: Millis::ZERO,
             in_flight: false,
             renewed_at: Millis::ZERO,
+            resigned_epoch: 0,
+            resign_unconfirmed: false,
         }
     }
 
@@ -131,10 +142,15 @@ impl Member {
         self.in_flight = false;
         self.registered = true;
         self.renewed_at = sent_at;
-        self.role = view.role;
+        self.resign_unconfirmed = view.role == Role::Master && view.epoch <= self.resigned_epoch;
+        self.role = if self.resign_unconfirmed {
+            Role::Standby
+        } else {
+            view.role
+        };
         self.epoch = view.epoch;
         self.master = view.master.clone();
-        self.acting_until = if view.role == Role::Master {
+        self.acting_until = if self.role == Role::Master {
             sent_at.plus(self.config.acting_window_ms())
         } else {
             Millis::ZERO
@@ -170,7 +186,7 @@ impl Member {
         }
         self.epoch = epoch;
         self.master = master.map(str::to_owned);
-        if master == Some(me) {
+        if master == Some(me) && epoch > self.resigned_epoch {
             self.role = Role::Master;
             self.acting_until = self.renewed_at.plus(self.config.acting_window_ms());
         } else {
@@ -181,10 +197,20 @@ impl Member {
         self.next_send = Millis::ZERO;
     }
 
-    /// The member resigned or left: it stops acting before the request is sent.
+    /// The member resigned or left: it stops acting before the request is sent, and does not
+    /// act again in the epoch of its last answer (see [`Member::resign_unconfirmed`]).
     pub fn step_down(&mut self) {
         self.role = Role::Standby;
         self.acting_until = Millis::ZERO;
+        self.resigned_epoch = self.resigned_epoch.max(self.epoch);
+    }
+
+    /// The epoch to resign from again: the last answer still named this member master of an
+    /// epoch it resigned from (a keep-alive applied before the resignation, or a resignation
+    /// lost on the way). The member does not act in it; until the resignation is applied,
+    /// nobody else is appointed either, so a driver that stays registered sends it again.
+    pub fn resign_unconfirmed(&self) -> Option<u64> {
+        self.resign_unconfirmed.then_some(self.resigned_epoch)
     }
 
     /// The role the member may act in at `now`: master only inside its acting window.
@@ -231,6 +257,32 @@ mod tests {
             session: SessionId::new(1),
             expires_at: Millis(0),
         }
+    }
+
+    // services_chaos seed 70: a master resigned epoch 4, then its next keep-alive was applied
+    // before the resignation and answered "master of epoch 4"; it acted on that answer while
+    // the member appointed in epoch 5 did too. The answer is no warrant: the member stays a
+    // standby and is told to resign again; a later epoch naming it counts as usual.
+    #[test]
+    fn a_member_never_acts_again_in_the_epoch_it_resigned_from() {
+        let mut member = Member::new(MemberConfig::with_ttl(1_000));
+        member.on_sent();
+        member.on_answer(Millis(100), &view(Role::Master, 4));
+        assert_eq!(member.acting_role(Millis(150)), Role::Master);
+        member.step_down();
+        assert_eq!(member.acting_role(Millis(151)), Role::Standby);
+        assert_eq!(member.resign_unconfirmed(), None);
+        member.on_sent();
+        member.on_answer(Millis(160), &view(Role::Master, 4));
+        assert_eq!(member.acting_role(Millis(170)), Role::Standby);
+        assert_eq!(member.resign_unconfirmed(), Some(4));
+        member.on_observed(4, Some("me"), "me");
+        assert_eq!(member.acting_role(Millis(171)), Role::Standby);
+        member.on_sent();
+        member.on_answer(Millis(200), &view(Role::Standby, 5));
+        assert_eq!(member.resign_unconfirmed(), None);
+        member.on_observed(6, Some("me"), "me");
+        assert_eq!(member.acting_role(Millis(210)), Role::Master);
     }
 
     #[test]

@@ -692,6 +692,7 @@ impl Simulator<'_, '_> {
         let planted = self.services().section.planted_no_lease;
         let state = &mut self.services().members[member];
         state.agent.on_answer(sent_at, view);
+        let resign_again = state.agent.resign_unconfirmed();
         let local = state.local_ms(now);
         let end_us = if planted {
             state.planted_master = view.role == Role::Master;
@@ -703,6 +704,10 @@ impl Simulator<'_, '_> {
         match end_us {
             None => self.end_acting(member),
             Some(end_us) => self.act_as_master(member, end_us),
+        }
+        if let Some(epoch) = resign_again.filter(|_| !planted) {
+            self.member_farewell(member, Some(epoch));
+            return;
         }
         // Now and then a master hands over or leaves, gracefully (while faults run); in a
         // farm, any member leaves now and then.
