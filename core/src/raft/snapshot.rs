@@ -134,8 +134,8 @@ impl Node {
         self.compactions = waiting;
         for (_, snapshot) in done {
             if self.log.compact_to(snapshot.index) {
-                self.snapshot_checksum = crc32c::crc32c(&snapshot.image);
-                self.snapshot = Some(snapshot);
+                let checksum = crc32c::crc32c(&snapshot.image);
+                self.hold_snapshot(snapshot, checksum);
             }
         }
     }
@@ -261,16 +261,17 @@ impl Node {
             return;
         }
         let incoming = self.incoming.take().expect("complete");
-        if !self.config.planted_snapshot_unverified
-            && crc32c::crc32c(&incoming.data) != incoming.checksum
-        {
+        // Of the image itself: what this node announces when it streams the snapshot on. With
+        // the planted bug that skips verification, it can differ from the announced one.
+        let checksum = crc32c::crc32c(&incoming.data);
+        if !self.config.planted_snapshot_unverified && checksum != incoming.checksum {
             // Damaged on the way: start over. The leader resends from the answer.
             self.snapshot_checksum_failures += 1;
             let response = self.snapshot_answer(&request, 0, false);
             self.send(from, response);
             return;
         }
-        self.install(incoming);
+        self.install(incoming, checksum);
         let response = self.snapshot_answer(&request, request.total_bytes, true);
         self.send_when_durable(from, response);
     }
@@ -340,7 +341,7 @@ impl Node {
     /// Replaces this node's state with a verified snapshot, in one step: the log starts after
     /// it, the driver replaces its state machine ([`super::Output::installed`]) and persists
     /// it before anything else this node writes.
-    fn install(&mut self, incoming: IncomingSnapshot) {
+    fn install(&mut self, incoming: IncomingSnapshot, checksum: u32) {
         let snapshot = Snapshot {
             index: incoming.index,
             term: incoming.term,
@@ -364,9 +365,13 @@ impl Node {
         self.compactions.clear();
         self.snapshots_installed += 1;
         self.output.installed = Some(snapshot.clone());
-        // Of the image itself, not the one the leader announced: with the planted bug that
-        // skips verification, the two can differ.
-        self.snapshot_checksum = crc32c::crc32c(&snapshot.image);
+        self.hold_snapshot(snapshot, checksum);
+    }
+
+    /// Makes `snapshot`, whose image has CRC-32C `checksum`, the one this node holds and
+    /// streams to followers.
+    fn hold_snapshot(&mut self, snapshot: Snapshot, checksum: u32) {
+        self.snapshot_checksum = checksum;
         self.snapshot = Some(snapshot);
     }
 }
