@@ -51,10 +51,7 @@ pub fn submit(
     finish: Finish,
 ) {
     let timeout = scoped.request_timeout;
-    let fail = move |error: ClientError| {
-        api.remember_refusal(&error);
-        api.client_error(error, &url)
-    };
+    let fail = move |error: ClientError| api.tenant_client_error(error, &url);
     let operation = match route {
         Route::KvGet { key, stale } => {
             let query = Query::Get {

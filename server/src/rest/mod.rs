@@ -108,11 +108,9 @@ impl std::ops::Deref for Scoped<'_> {
 }
 
 impl Scoped<'_> {
-    /// [`Api::client_error`], remembering a rate refusal so that the tenant's next requests
-    /// that would meet it are refused at their heads ([`throttle`]).
+    /// [`Api::tenant_client_error`] (a tenant's request failed).
     pub fn client_error(&self, error: ClientError, url: &str) -> ApiError {
-        self.api.remember_refusal(&error);
-        self.api.client_error(error, url)
+        self.api.tenant_client_error(error, url)
     }
 }
 
@@ -153,12 +151,14 @@ impl Api {
             .flatten()
     }
 
-    /// Remembers a rate refusal of the replica, so that the tenant's next requests that would
-    /// meet it are refused at their heads ([`throttle`]).
-    pub fn remember_refusal(&self, error: &ClientError) {
-        if let ClientError::RateLimited(refusal) = error {
+    /// [`Api::client_error`] for a tenant's request, remembering a rate refusal of the
+    /// replica so that the tenant's next requests that would meet it are refused at their
+    /// heads ([`throttle`]).
+    pub fn tenant_client_error(&self, error: ClientError, url: &str) -> ApiError {
+        if let ClientError::RateLimited(refusal) = &error {
             self.throttles.remember(refusal, std::time::Instant::now());
         }
+        self.client_error(error, url)
     }
 
     /// Maps a runtime error, redirecting to the leader when the hint names another member.
