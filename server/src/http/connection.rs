@@ -509,9 +509,11 @@ impl Connection {
     fn on_head(&mut self, head: Head, started: Instant, context: &mut Context<'_>) {
         if let Some((answer, delay)) = self.screen(&head, started, context) {
             if delay > Duration::ZERO {
-                // The loop's timer answers when the hold is over (`on_timer`).
+                // The loop's timer answers when the hold is over (`on_timer`). The hold counts
+                // from now, not from the loop's wake-up: a connection handed over by another loop
+                // may be read well after that instant, and the client must wait the whole delay.
                 self.phase = Phase::Holding {
-                    until: context.now + delay,
+                    until: Instant::now() + delay,
                     answer,
                 };
             } else {
