@@ -163,24 +163,55 @@ fn store_with_large_values() -> Store {
     store
 }
 
-/// Taking and restoring a snapshot of a store of large values: the node loop takes it in
-/// one step, so its time is a pause every client sees.
-fn store_snapshots(criterion: &mut Criterion) {
-    let store = store_with_large_values();
-    let image = store.snapshot();
-    let mut group = criterion.benchmark_group("store_snapshot_cpu");
-    group.throughput(Throughput::Bytes(image.len() as u64));
-    group.bench_function("take_large_values", |bencher| {
+/// A store of 200,000 keys of 100 bytes, each written once.
+fn store_with_many_keys() -> Store {
+    let (mut store, client) = store_with_client();
+    let value = [0x5a_u8; 100];
+    for sequence in 1..=200_000u64 {
+        let key = format!("/bench/many/{sequence:06}");
+        let operation = Operation::put(&key, &value);
+        let command = Command::Request(
+            Request::new(client, sequence, operation).acknowledging_below(sequence),
+        );
+        store
+            .apply_command(LogIndex::new(sequence + 1), command)
+            .expect("puts succeed");
+    }
+    store
+}
+
+/// Times `work` on the thread's CPU clock.
+fn cpu_timed<T>(
+    name: &str,
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    work: impl Fn() -> T,
+) {
+    group.bench_function(name, |bencher| {
         bencher.iter_custom(|times| {
             let mut elapsed = Duration::ZERO;
             for _ in 0..times {
                 let start = Clock::ThreadCpu.read();
-                black_box(store.snapshot());
+                black_box(work());
                 elapsed += Clock::ThreadCpu.read() - start;
             }
             elapsed
         });
     });
+}
+
+/// Taking and restoring a snapshot of a store of large values, and copying the store: the
+/// node loop copies the store in one step and an encoder thread takes the image from the
+/// copy, so the copy's time is the pause every client sees.
+fn store_snapshots(criterion: &mut Criterion) {
+    let store = store_with_large_values();
+    let image = store.snapshot();
+    let mut group = criterion.benchmark_group("store_snapshot_cpu");
+    group.throughput(Throughput::Bytes(image.len() as u64));
+    cpu_timed("take_large_values", &mut group, || store.snapshot());
+    cpu_timed("copy_large_values", &mut group, || store.clone());
+    let many = store_with_many_keys();
+    cpu_timed("take_many_keys", &mut group, || many.snapshot());
+    cpu_timed("copy_many_keys", &mut group, || many.clone());
     group.bench_function("restore_large_values", |bencher| {
         bencher.iter_custom(|times| {
             let mut elapsed = Duration::ZERO;

@@ -223,7 +223,7 @@ fn tenants_have_separate_key_spaces() {
         .unwrap();
     assert_eq!(harness.value("/k"), Some(b"default".to_vec()));
     let theirs = harness.store.get(other, "/k").unwrap();
-    assert_eq!(theirs.value, Some(b"other".to_vec()));
+    assert_eq!(theirs.value.as_deref(), Some(&b"other"[..]));
     let listing = harness
         .store
         .list(&ListQuery {

@@ -117,11 +117,11 @@ fn tenants_cannot_see_each_others_keys_sessions_or_groups() {
     harness.request_in(b, Operation::put("/k", b"b")).unwrap();
     assert_eq!(
         harness.store.get(a, "/k").unwrap().value,
-        Some(b"a".to_vec())
+        Some(bytes::Bytes::from_static(b"a"))
     );
     assert_eq!(
         harness.store.get(b, "/k").unwrap().value,
-        Some(b"b".to_vec())
+        Some(bytes::Bytes::from_static(b"b"))
     );
     assert_eq!(
         code(harness.store.get(TenantId::DEFAULT, "/k")),

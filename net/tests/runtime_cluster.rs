@@ -74,7 +74,7 @@ fn get(handle: &NodeHandle, key: &str, consistency: Consistency) -> Option<Vec<u
         key: key.to_string(),
     };
     match handle.read(query, consistency, Duration::from_secs(5)) {
-        Ok(ReadAnswer::Value(kv)) => kv.value,
+        Ok(ReadAnswer::Value(kv)) => kv.value.map(Vec::from),
         Err(ClientError::Store(error)) if error.code() == "not_found" => None,
         other => panic!("unexpected read answer: {other:?}"),
     }

@@ -10,6 +10,7 @@ use super::key::{ClientId, Revision, SessionId, TenantId};
 use super::services::{GroupView, MemberView};
 use super::tenants::TenantView;
 use crate::types::Millis;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// The answer to one applied command.
@@ -101,8 +102,8 @@ pub enum TransactionResult {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyValue {
     pub key: String,
-    #[serde(with = "serde_bytes")]
-    pub value: Option<Vec<u8>>,
+    /// Shared with the store's record: a read copies no value.
+    pub value: Option<Bytes>,
     /// 1 when created, +1 with every write; a deleted and re-created key starts again at 1.
     pub version: u64,
     pub create_revision: Revision,
@@ -206,8 +207,8 @@ pub struct Event {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
     Put {
-        #[serde(with = "serde_bytes")]
-        value: Vec<u8>,
+        /// Shared with the key's record and with every poll that returns the event.
+        value: Bytes,
         version: u64,
         create_revision: Revision,
     },

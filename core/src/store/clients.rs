@@ -29,8 +29,9 @@ use super::answer::Response;
 use super::error::StoreError;
 use super::key::{ClientId, TenantId};
 use crate::types::LogIndex;
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::VecDeque;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct ClientRecord {
@@ -59,9 +60,9 @@ pub(crate) enum Admission {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ClientTable {
-    records: BTreeMap<ClientId, ClientRecord>,
+    records: OrdMap<ClientId, ClientRecord>,
     /// `(last_active, client)` for every record: the first element is the next to evict.
-    by_activity: BTreeSet<(LogIndex, ClientId)>,
+    by_activity: OrdSet<(LogIndex, ClientId)>,
     clients_max: usize,
     responses_per_client_max: usize,
 }
@@ -77,8 +78,8 @@ impl ClientTable {
             "a client must be able to cache an answer"
         );
         ClientTable {
-            records: BTreeMap::new(),
-            by_activity: BTreeSet::new(),
+            records: OrdMap::new(),
+            by_activity: OrdSet::new(),
             clients_max,
             responses_per_client_max,
         }
@@ -99,7 +100,7 @@ impl ClientTable {
         let evicted = if self.records.len() >= self.clients_max {
             let (_, oldest) = self
                 .by_activity
-                .pop_first()
+                .remove_min()
                 .expect("a full table is not empty");
             self.records.remove(&oldest);
             Some(oldest)

@@ -906,7 +906,7 @@ impl Store {
         self.write_key(
             tenant,
             format!("{SERVICES_PREFIX}{name}"),
-            value,
+            value.into(),
             None,
             revision,
         );

@@ -41,8 +41,9 @@ use super::command::Tick;
 use super::error::StoreError;
 use super::key::{SessionId, TenantId};
 use crate::types::{Millis, Term};
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// The replicated session clock (rules in the module documentation).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,8 +96,8 @@ pub(crate) struct Session {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct SessionTable {
     clock: SessionClock,
-    sessions: BTreeMap<SessionId, Session>,
-    deadlines: BTreeSet<(Millis, SessionId)>,
+    sessions: OrdMap<SessionId, Session>,
+    deadlines: OrdSet<(Millis, SessionId)>,
 }
 
 impl SessionTable {

@@ -104,7 +104,7 @@ impl Store {
                 value,
                 session,
             } => {
-                let version = self.write_key(tenant, key, value, session, revision);
+                let version = self.write_key(tenant, key, value.into(), session, revision);
                 TransactionResult::Written { version }
             }
             TransactionOperation::Delete { key } => TransactionResult::Deleted {
@@ -126,7 +126,7 @@ fn compare_holds(record: Option<&Record>, compare: &Compare) -> bool {
             .map_or(Revision::ZERO, |found| found.modify_revision)
             .cmp(expected),
         CompareTarget::Value(expected) => match record {
-            Some(found) => found.value.as_slice().cmp(expected.as_slice()),
+            Some(found) => found.value[..].cmp(expected.as_slice()),
             None => return compare.relation == Relation::NotEqual,
         },
         // Answered by `Store::holds` from the service table.

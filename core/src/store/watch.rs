@@ -10,12 +10,15 @@
 use super::answer::{Event, WatchBatch};
 use super::error::StoreError;
 use super::key::{Prefix, Revision, TenantId};
+use imbl::Vector;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::cmp::Ordering;
 
+/// A persistent vector (it encodes exactly as a `VecDeque` would): a copy of the history
+/// shares the events, and their values, with the original.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct WatchHistory {
-    events: VecDeque<Event>,
+    events: Vector<Event>,
     size_bytes: usize,
     /// The oldest revision whose events are all still here.
     oldest_complete: Revision,
@@ -39,7 +42,7 @@ impl WatchHistory {
             "the watch history must hold at least one event"
         );
         WatchHistory {
-            events: VecDeque::new(),
+            events: Vector::new(),
             size_bytes: 0,
             oldest_complete: Revision::new(1),
             events_max,
@@ -85,9 +88,18 @@ impl WatchHistory {
                 current_revision: poll.current_revision,
             });
         }
-        let start = self.events.partition_point(|event| event.revision < since);
+        let start = self
+            .events
+            .binary_search_by(|event| {
+                if event.revision < since {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                }
+            })
+            .unwrap_or_else(|start| start);
         let mut events: Vec<Event> = Vec::new();
-        for event in self.events.range(start..) {
+        for event in self.events.focus().narrow(start..) {
             if event.tenant != poll.tenant || !poll.prefix.covers(&event.key) {
                 continue;
             }

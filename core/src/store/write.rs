@@ -12,6 +12,7 @@ use super::services::{Departure, SERVICES_PREFIX};
 use super::store::Store;
 use super::tenants::Cap;
 use crate::types::LogIndex;
+use bytes::Bytes;
 
 impl Store {
     /// A put, or with `expected_version` a compare-and-set (0: only if absent).
@@ -39,7 +40,7 @@ impl Store {
             }
         }
         self.check_put_quota(tenant, &key, value.len())?;
-        let version = self.write_key(tenant, key, value, session, revision);
+        let version = self.write_key(tenant, key, value.into(), session, revision);
         Ok(Outcome::Written { revision, version })
     }
 
@@ -176,7 +177,7 @@ impl Store {
         &mut self,
         tenant: TenantId,
         key: String,
-        value: Vec<u8>,
+        value: Bytes,
         session: Option<SessionId>,
         revision: Revision,
     ) -> u64 {

@@ -81,6 +81,6 @@ impl Harness {
         self.store
             .get(TenantId::DEFAULT, key)
             .ok()
-            .and_then(|found| found.value)
+            .and_then(|found| found.value.map(Vec::from))
     }
 }

@@ -91,7 +91,7 @@ fn value_reply(answer: ReadAnswer) -> Result<Reply, ApiError> {
     let ReadAnswer::Value(kv) = answer else {
         return Err(unexpected_answer("get"));
     };
-    let mut reply = Reply::bytes(kv.value.unwrap_or_default())
+    let mut reply = Reply::bytes(kv.value.map(Vec::from).unwrap_or_default())
         .with_header("X-Rafting-Version", kv.version)
         .with_header("X-Rafting-Create-Revision", kv.create_revision.get())
         .with_header("X-Rafting-Modify-Revision", kv.modify_revision.get());
