@@ -65,6 +65,16 @@ impl Cluster {
         self.queue.extend(output.messages);
         self.answers
             .extend(output.answers.into_iter().map(|answer| (at, answer)));
+        if let Some(job) = output.snapshot_to_encode {
+            let image = job.encode();
+            self.step(
+                at,
+                Input::SnapshotEncoded {
+                    index: job.index,
+                    image,
+                },
+            );
+        }
     }
 
     /// Persists everything, delivers every message, until quiet.

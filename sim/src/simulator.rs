@@ -104,6 +104,13 @@ pub(crate) enum EventKind {
         node: usize,
         incarnation: u64,
     },
+    /// A node's snapshot image is encoded (see `Output::snapshot_to_encode`).
+    SnapshotEncoded {
+        node: usize,
+        incarnation: u64,
+        index: LogIndex,
+        image: Vec<u8>,
+    },
     ClientSend {
         client: usize,
     },
@@ -619,6 +626,12 @@ impl<'s, 'w> Simulator<'s, 'w> {
             EventKind::MembershipTurn => self.on_membership_turn(),
             EventKind::Timer { node, incarnation } => self.on_timer(node, incarnation),
             EventKind::Fsync { node, incarnation } => self.on_fsync(node, incarnation),
+            EventKind::SnapshotEncoded {
+                node,
+                incarnation,
+                index,
+                image,
+            } => self.on_snapshot_encoded(node, incarnation, index, image),
             EventKind::ClientSend { client } => self.on_client_send(client),
             EventKind::ClientTimeout { client, operation } => {
                 self.on_client_timeout(client, operation)

@@ -12,7 +12,7 @@ use crate::trace::TraceEvent;
 use rafting_core::raft::{
     EntryPayload, Envelope, InstallSnapshot, Message, Node, PersistBatch, RoleName,
 };
-use rafting_core::replica::{AppliedEntry, Input, Output};
+use rafting_core::replica::{AppliedEntry, Input, Output, SnapshotJob};
 use rafting_core::{LogIndex, Millis, Term};
 use rand::Rng;
 
@@ -127,6 +127,47 @@ impl Simulator<'_, '_> {
         self.schedule(at_us, EventKind::Timer { node, incarnation });
     }
 
+    /// Encodes a snapshot the node asked for, and hands the image back after the time an
+    /// encoder takes over its bytes (at 100 MB/s, at least a millisecond): meanwhile the node
+    /// goes on applying, and may crash, pause or install a leader's snapshot.
+    fn encode_snapshot(&mut self, node: usize, job: &SnapshotJob) {
+        const BYTES_PER_US: u64 = 100;
+        let image = job.encode();
+        let delay_us = 1000 + image.len() as u64 / BYTES_PER_US;
+        let encoded = EventKind::SnapshotEncoded {
+            node,
+            incarnation: self.hosts[node].incarnation,
+            index: job.index,
+            image,
+        };
+        self.schedule(self.now_us + delay_us, encoded);
+    }
+
+    pub(crate) fn on_snapshot_encoded(
+        &mut self,
+        node: usize,
+        incarnation: u64,
+        index: LogIndex,
+        image: Vec<u8>,
+    ) {
+        let host = &self.hosts[node];
+        if host.incarnation != incarnation || host.replica.is_none() {
+            return;
+        }
+        let kind = EventKind::SnapshotEncoded {
+            node,
+            incarnation,
+            index,
+            image,
+        };
+        if let Some(EventKind::SnapshotEncoded { index, image, .. }) =
+            self.hold_if_paused(node, kind)
+        {
+            self.events += 1;
+            self.step_node(node, Input::SnapshotEncoded { index, image });
+        }
+    }
+
     pub(crate) fn on_fsync(&mut self, node: usize, incarnation: u64) {
         if self.hosts[node].incarnation != incarnation || self.hosts[node].replica.is_none() {
             return;
@@ -219,6 +260,9 @@ impl Simulator<'_, '_> {
         }
         for answer in output.answers {
             self.on_answer(node, answer);
+        }
+        if let Some(job) = output.snapshot_to_encode {
+            self.encode_snapshot(node, &job);
         }
         let wake_us = self.hosts[node]
             .global_us(output.wake_at.get())

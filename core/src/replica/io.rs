@@ -5,7 +5,7 @@ use crate::raft::{
     BatchId, Entry, Envelope, Membership, MembershipChange, MembershipError, PersistBatch,
     ProposeError,
 };
-use crate::store::{ClientId, Operation, Query, ReadAnswer, Response, StoreError, TenantId};
+use crate::store::{ClientId, Operation, Query, ReadAnswer, Response, Store, StoreError, TenantId};
 use crate::types::{LogIndex, Millis, NodeId, Term};
 use thiserror::Error;
 
@@ -83,6 +83,28 @@ pub enum Input {
     },
     /// Evidence that `peer`'s process is gone (see [`crate::raft::Input::PeerUnreachable`]).
     PeerUnreachable { peer: NodeId },
+    /// The image of the snapshot [`Output::snapshot_to_encode`] asked for, encoded by the
+    /// driver ([`SnapshotJob::encode`]), possibly many steps later.
+    SnapshotEncoded { index: LogIndex, image: Vec<u8> },
+}
+
+/// A snapshot to encode off the step: a copy of the store as it was at `index`. Encoding a
+/// store of tens of megabytes takes tens of milliseconds; done inside the step, it held every
+/// request and heartbeat of the node for that long. The driver encodes it wherever it likes
+/// (the runtime on a thread of its own, the simulator a moment later) and hands the image
+/// back with [`Input::SnapshotEncoded`]; the node compacts its log only once the image is
+/// durable, so nothing depends on how long that takes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotJob {
+    pub index: LogIndex,
+    pub store: Store,
+}
+
+impl SnapshotJob {
+    /// The image of the store (see [`Store::snapshot`]).
+    pub fn encode(&self) -> Vec<u8> {
+        self.store.snapshot()
+    }
 }
 
 /// A write that committed and was applied: the store's answer and where it sits in the log.
@@ -260,5 +282,8 @@ pub struct Output {
     /// The installed image checked out but did not decode as a store (another build's
     /// format): the store was left as it was. For observers and logs.
     pub install_failure: Option<String>,
+    /// A snapshot is due: encode it and hand the image back with [`Input::SnapshotEncoded`].
+    /// No other is asked for until then.
+    pub snapshot_to_encode: Option<SnapshotJob>,
     pub wake_at: Millis,
 }

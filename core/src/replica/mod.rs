@@ -35,7 +35,7 @@ mod replica;
 
 pub use io::{
     Answer, Applied, AppliedEntry, Consistency, Input, MembershipApplied, Numbered, Output,
-    RateRefusal, ReplicaError, RequestId,
+    RateRefusal, ReplicaError, RequestId, SnapshotJob,
 };
 pub use queue::put_cost_bytes;
 pub use rates::{OverRate, RateKind};

@@ -2,7 +2,7 @@
 
 use super::io::{
     Answer, Applied, AppliedEntry, Consistency, Input, MembershipApplied, Numbered, Output,
-    RateRefusal, ReplicaError, RequestId,
+    RateRefusal, ReplicaError, RequestId, SnapshotJob,
 };
 use super::queue::{Queued, WriteQueue, cost_bytes};
 use super::rates::{OverRate, RateKind, RateLimiter};
@@ -170,6 +170,8 @@ pub struct Replica {
     node_wake_at: Millis,
     /// Entries and their bytes applied since the last snapshot (taken or installed).
     applied_since_snapshot: (u64, u64),
+    /// A snapshot handed to the driver to encode has not come back yet.
+    encoding_snapshot: bool,
 }
 
 impl Replica {
@@ -204,6 +206,7 @@ impl Replica {
             output: Output::default(),
             node_wake_at: Millis::ZERO,
             applied_since_snapshot,
+            encoding_snapshot: false,
         }
     }
 
@@ -240,6 +243,12 @@ impl Replica {
             Input::Campaign => self.step_node(raft::Input::Campaign),
             Input::PeerUnreachable { peer } => {
                 self.step_node(raft::Input::PeerUnreachable { peer })
+            }
+            Input::SnapshotEncoded { index, image } => {
+                self.encoding_snapshot = false;
+                // The node drops an image it no longer needs (a leader's snapshot installed
+                // meanwhile covers the index).
+                self.step_node(raft::Input::SnapshotTaken { index, image });
             }
             Input::TransferLeadership { id, to } => {
                 let result = if self.node.is_leader() {
@@ -630,13 +639,15 @@ impl Replica {
     }
 
     /// Takes a snapshot once enough was applied since the last one (and the last one is
-    /// durable): the store's image at the applied index goes to the node, which persists it.
+    /// durable and encoded): a copy of the store at the applied index goes to the driver to
+    /// encode ([`Output::snapshot_to_encode`]); its image goes to the node, which persists it.
     fn maybe_take_snapshot(&mut self) {
         let (entries, bytes) = self.applied_since_snapshot;
         let due = |every: u64, count: u64| every > 0 && count >= every;
         let config = &self.config;
         if !(due(config.snapshot_every_entries, entries) || due(config.snapshot_every_bytes, bytes))
             || self.node.is_persisting_snapshot()
+            || self.encoding_snapshot
         {
             return;
         }
@@ -644,9 +655,12 @@ impl Replica {
         if index <= self.node.log().base() {
             return;
         }
-        let image = self.store.snapshot();
         self.applied_since_snapshot = (0, 0);
-        self.step_node(raft::Input::SnapshotTaken { index, image });
+        self.encoding_snapshot = true;
+        self.output.snapshot_to_encode = Some(SnapshotJob {
+            index,
+            store: self.store.clone(),
+        });
     }
 
     fn apply(&mut self, entry: Entry) {

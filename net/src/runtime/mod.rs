@@ -22,6 +22,7 @@ mod leader_watch;
 pub mod liveness;
 pub mod members;
 mod node_loop;
+mod snapshot_encoder;
 
 use crate::datagram::Receiver as DatagramReceiver;
 use crate::metrics::Metrics;
@@ -259,6 +260,11 @@ pub(crate) enum Event {
         deadline: Instant,
     },
     Shutdown,
+    /// The image of a snapshot the replica asked for, from the snapshot encoder.
+    SnapshotEncoded {
+        index: LogIndex,
+        image: Vec<u8>,
+    },
     /// Kills the node loop with a panic, for the tests of what follows a dead loop.
     InjectedPanic,
 }
@@ -470,6 +476,9 @@ impl Runtime {
             ..ReplicaConfig::default()
         };
         let replica = Replica::new(node, store, replica_config);
+        let (encoder, encoder_thread) =
+            snapshot_encoder::spawn(events.clone()).map_err(StartError::Thread)?;
+        threads.push(encoder_thread);
         let node_loop = NodeLoop::new(
             replica,
             Peers {
@@ -479,6 +488,7 @@ impl Runtime {
                 known,
             },
             batches,
+            encoder,
             metrics.clone(),
             status.clone(),
         );
@@ -515,10 +525,11 @@ impl Runtime {
         self.wait();
     }
 
-    /// The name of a thread the node cannot live without (`node`, `storage`, `udp-receive`)
-    /// that has ended. None of them ends before a shutdown, so one that has ended died: it
-    /// panicked, or returned because a thread it depends on is gone. The node is then
-    /// half-alive (its HTTP workers still answer), and the caller should stop the process.
+    /// The name of a thread the node cannot live without (`node`, `storage`, `udp-receive`,
+    /// `snapshot-encoder`) that has ended. None of them ends before a shutdown, so one that
+    /// has ended died: it panicked, or returned because a thread it depends on is gone. The
+    /// node is then half-alive (its HTTP workers still answer), and the caller should stop
+    /// the process.
     /// The node loop is named first: the storage thread ends when the loop that feeds it is
     /// gone, so the loop is the likelier cause when both have ended.
     pub fn ended_thread(&self) -> Option<String> {

@@ -14,7 +14,7 @@ use crate::storage::StorageReport;
 use crate::transport::Sender;
 use rafting_core::raft::{Membership, PersistBatch, RoleName};
 use rafting_core::replica::{
-    Answer, Input, MembershipApplied, Output, Replica, ReplicaError, RequestId,
+    Answer, Input, MembershipApplied, Output, Replica, ReplicaError, RequestId, SnapshotJob,
 };
 use rafting_core::store::{Outcome, ReadAnswer};
 use rafting_core::{LogIndex, Millis, NodeId};
@@ -50,6 +50,8 @@ pub(super) struct NodeLoop {
     replica: Replica,
     peers: Peers,
     batches: mpsc::Sender<PersistBatch>,
+    /// Copies of the store to encode as snapshot images, off this thread.
+    encoder: mpsc::Sender<SnapshotJob>,
     metrics: Arc<Metrics>,
     status: Arc<Mutex<NodeStatus>>,
     /// Beaten every round, so that the server can tell a live loop from a dead one.
@@ -81,6 +83,7 @@ impl NodeLoop {
         replica: Replica,
         peers: Peers,
         batches: mpsc::Sender<PersistBatch>,
+        encoder: mpsc::Sender<SnapshotJob>,
         metrics: Arc<Metrics>,
         status: Arc<Mutex<NodeStatus>>,
     ) -> NodeLoop {
@@ -88,6 +91,7 @@ impl NodeLoop {
             replica,
             peers,
             batches,
+            encoder,
             metrics,
             status,
             heartbeat: Arc::new(Heartbeat::new()),
@@ -217,6 +221,9 @@ impl NodeLoop {
             Event::Storage(StorageReport::Persisted(batch)) => {
                 self.batch_persisted = self.batch_persisted.max(batch.sequence);
                 self.step(Input::Persisted(batch));
+            }
+            Event::SnapshotEncoded { index, image } => {
+                self.step(Input::SnapshotEncoded { index, image });
             }
             Event::Storage(StorageReport::Failed(error)) => {
                 self.storage_failed = Some(error.clone());
@@ -357,6 +364,13 @@ impl NodeLoop {
         }
         for answer in output.answers {
             self.deliver(answer);
+        }
+        if let Some(job) = output.snapshot_to_encode {
+            // The encoder lives as long as this loop; should it have died, snapshots stop
+            // and the log grows, which the operator sees in the disk usage and the logs.
+            if self.encoder.send(job).is_err() {
+                tracing::error!("the snapshot encoder stopped: no more snapshots are taken");
+            }
         }
     }
 
