@@ -279,7 +279,11 @@ impl Event {
             Event::Read { reply, .. } => reply.send(Err(error)),
             Event::Transfer { reply, .. } => reply.send(Err(error)),
             Event::ChangeMembership { reply, .. } => reply.send(Err(error)),
-            Event::Message(_) | Event::Storage(_) | Event::Shutdown | Event::InjectedPanic => {}
+            Event::Message(_)
+            | Event::Storage(_)
+            | Event::Shutdown
+            | Event::SnapshotEncoded { .. }
+            | Event::InjectedPanic => {}
         }
     }
 }
