@@ -4,12 +4,12 @@
 use rafting_core::raft::{Config, Envelope, Node, PersistBatch};
 use rafting_core::replica::{
     Answer, Applied, Consistency, Input, Numbered, Output, Replica, ReplicaConfig, ReplicaError,
-    RequestId,
+    RequestId, SnapshotJob,
 };
 use rafting_core::store::{
     ClientId, Operation, Outcome, Query, ReadAnswer, Store, StoreError, TenantId,
 };
-use rafting_core::{Millis, NodeId};
+use rafting_core::{LogIndex, Millis, NodeId};
 use std::collections::VecDeque;
 
 const FAR: Millis = Millis(1_000_000_000);
@@ -25,6 +25,9 @@ struct Cluster {
     /// Replicas cut off from everyone.
     isolated: Vec<bool>,
     persist_count: Vec<usize>,
+    /// When set, snapshots to encode are kept here (with the replica that asked) instead of
+    /// being encoded at once, as an encoder thread still busy with them would.
+    held_snapshots: Option<Vec<(usize, SnapshotJob)>>,
 }
 
 impl Cluster {
@@ -51,6 +54,7 @@ impl Cluster {
             answers: Vec::new(),
             isolated: vec![false; size as usize],
             persist_count: vec![0; size as usize],
+            held_snapshots: None,
         }
     }
 
@@ -66,6 +70,10 @@ impl Cluster {
         self.answers
             .extend(output.answers.into_iter().map(|answer| (at, answer)));
         if let Some(job) = output.snapshot_to_encode {
+            if let Some(held) = &mut self.held_snapshots {
+                held.push((at, job));
+                return;
+            }
             let image = job.encode();
             self.step(
                 at,
@@ -681,6 +689,62 @@ fn a_follower_behind_the_leaders_log_base_catches_up_by_snapshot() {
         same(&cluster),
         "the follower's store differs after the next write"
     );
+}
+
+/// The store is encoded by the driver, not in the step: while a snapshot's image is on its
+/// way the replica keeps committing and asks for no second one, and its log is compacted only
+/// once the image is back and durable. The image is the store as it was at the job's index.
+#[test]
+fn a_snapshot_is_encoded_off_the_step_and_the_log_compacts_once_its_image_is_back() {
+    let config = ReplicaConfig {
+        snapshot_every_entries: 5,
+        ..ReplicaConfig::default()
+    };
+    let mut cluster = Cluster::new(3, config);
+    cluster.held_snapshots = Some(Vec::new());
+    let leader = cluster.elect();
+    for id in 1..=20 {
+        let key = format!("/k/{id}");
+        cluster.write_committed(leader, id, Operation::put(&key, b"v"));
+    }
+    let held = std::mem::take(cluster.held_snapshots.as_mut().unwrap());
+    let asked: Vec<&SnapshotJob> = (held.iter())
+        .filter(|(at, _)| *at == leader)
+        .map(|(_, job)| job)
+        .collect();
+    assert_eq!(asked.len(), 1, "a second snapshot was asked for: {asked:?}");
+    let job = asked[0].clone();
+    let applied = cluster.replicas[leader].node().applied_index();
+    assert!(job.index.get() + 10 < applied.get(), "{job:?} {applied:?}");
+    assert_eq!(job.store.last_applied(), job.index);
+    let status = cluster.replicas[leader].node().status();
+    assert_eq!(
+        status.first_log_index.get(),
+        1,
+        "compacted without an image"
+    );
+
+    let image = job.encode();
+    cluster.step(
+        leader,
+        Input::SnapshotEncoded {
+            index: job.index,
+            image: image.clone(),
+        },
+    );
+    cluster.settle();
+    let status = cluster.replicas[leader].node().status();
+    assert_eq!(status.snapshot_index, job.index);
+    assert_eq!(status.first_log_index, job.index.next());
+    assert_eq!(Store::restore(&image).unwrap(), job.store);
+    assert!(Store::restore(&image).unwrap() != *cluster.replicas[leader].store());
+    // Once that snapshot is durable, the next one is due at once (more than five entries were
+    // applied since), at the applied index.
+    let next: Vec<LogIndex> = (cluster.held_snapshots.as_ref().unwrap().iter())
+        .filter(|(at, _)| *at == leader)
+        .map(|(_, job)| job.index)
+        .collect();
+    assert_eq!(next, vec![applied]);
 }
 
 /// Members take their snapshots in three phases, so that they do not all pause to encode
