@@ -39,7 +39,9 @@ fn entries() -> impl Strategy<Value = Vec<Entry>> {
                 // Configurations arrive too, including absurd ones (no voters at all).
                 payload: match membership {
                     Some(membership) => EntryPayload::Configuration(membership),
-                    None => data.map_or(EntryPayload::Noop, EntryPayload::Command),
+                    None => data.map_or(EntryPayload::Noop, |data| {
+                        EntryPayload::Command(data.into())
+                    }),
                 },
             })
             .collect()

@@ -74,7 +74,7 @@ fn measure_wal(directory: &Path, batch_size: usize, duration: Duration) -> Measu
             Entry {
                 term: Term::new(1),
                 index: LogIndex::ZERO,
-                payload: EntryPayload::Command(vec![b'x'; PAYLOAD_BYTES]),
+                payload: EntryPayload::Command(vec![b'x'; PAYLOAD_BYTES].into()),
             };
             batch_size
         ],

@@ -58,7 +58,7 @@ impl BatchLine {
             .map(|index| Entry {
                 term: Term::new(self.term),
                 index: LogIndex::new(index),
-                payload: EntryPayload::Command(payload(self.term, index)),
+                payload: EntryPayload::Command(payload(self.term, index).into()),
             })
             .collect();
         Batch {
@@ -98,7 +98,8 @@ impl Model {
                 position as u64 + 1,
                 "log does not start at 1"
             );
-            let expected = EntryPayload::Command(payload(entry.term.get(), entry.index.get()));
+            let expected =
+                EntryPayload::Command(payload(entry.term.get(), entry.index.get()).into());
             assert_eq!(
                 entry.payload, expected,
                 "entry {} was never written",

@@ -19,7 +19,7 @@ fn entry(term: u64, index: u64) -> Entry {
     Entry {
         term: Term::new(term),
         index: LogIndex::new(index),
-        payload: EntryPayload::Command(format!("t{term}-i{index}").repeat(8).into_bytes()),
+        payload: EntryPayload::Command(format!("t{term}-i{index}").repeat(8).into_bytes().into()),
     }
 }
 

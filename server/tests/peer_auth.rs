@@ -30,7 +30,7 @@ fn forged_append() -> Envelope {
             entries: vec![Entry {
                 term: Term(1_000),
                 index: LogIndex(1),
-                payload: EntryPayload::Command(b"forged".to_vec()),
+                payload: EntryPayload::Command(b"forged".to_vec().into()),
             }],
             leader_commit: LogIndex(1),
         }),

@@ -391,7 +391,7 @@ impl Simulator<'_, '_> {
                 entries: vec![Entry {
                     term,
                     index: commit.next(),
-                    payload: EntryPayload::Command(b"forged".to_vec()),
+                    payload: EntryPayload::Command(b"forged".to_vec().into()),
                 }],
                 leader_commit: commit.next(),
             }),

@@ -7,7 +7,7 @@ fn command(index: u64, term: u64, data: &[u8]) -> Entry {
     Entry {
         term: Term(term),
         index: LogIndex(index),
-        payload: EntryPayload::Command(data.to_vec()),
+        payload: EntryPayload::Command(data.to_vec().into()),
     }
 }
 

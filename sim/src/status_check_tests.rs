@@ -204,7 +204,7 @@ fn backlog_count_is_recounted() {
     let entry = |index: u64, data: &[u8]| Entry {
         term: Term(1),
         index: LogIndex(index),
-        payload: EntryPayload::Command(data.to_vec()),
+        payload: EntryPayload::Command(data.to_vec().into()),
     };
     let log = RaftLog::recovered(
         vec![entry(1, b"a"), entry(2, b"bb"), entry(3, b"ccc")],

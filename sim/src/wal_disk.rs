@@ -397,7 +397,7 @@ mod tests {
         Entry {
             term: Term(term),
             index: LogIndex(index),
-            payload: EntryPayload::Command(format!("{index}@{term}").into_bytes()),
+            payload: EntryPayload::Command(format!("{index}@{term}").into_bytes().into()),
         }
     }
 

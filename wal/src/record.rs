@@ -100,7 +100,7 @@ mod tests {
         let entry = Entry {
             term: Term::new(3),
             index: LogIndex::new(6),
-            payload: EntryPayload::Command(vec![1, 2, 3]),
+            payload: EntryPayload::Command(vec![1, 2, 3].into()),
         };
         let mut body = Vec::new();
         let records = [
@@ -135,7 +135,7 @@ mod tests {
         let entry = Entry {
             term: Term::new(300),
             index: LogIndex::new(70_000),
-            payload: EntryPayload::Command((0..=255).collect()),
+            payload: EntryPayload::Command((0..=255).collect::<Vec<u8>>().into()),
         };
         let mut body = Vec::new();
         encode_records(&[RecordRef::Entry(&entry)], &mut body).unwrap();

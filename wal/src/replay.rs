@@ -167,7 +167,7 @@ mod tests {
         Entry {
             term: Term::new(term),
             index: LogIndex::new(index),
-            payload: EntryPayload::Command(vec![index as u8; 20]),
+            payload: EntryPayload::Command(vec![index as u8; 20].into()),
         }
     }
 

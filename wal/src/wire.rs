@@ -126,7 +126,7 @@ impl WirePayload {
     fn into_payload(self) -> EntryPayload {
         match self {
             WirePayload::Noop => EntryPayload::Noop,
-            WirePayload::Command(ByteBuffer(data)) => EntryPayload::Command(data),
+            WirePayload::Command(ByteBuffer(data)) => EntryPayload::Command(data.into()),
             WirePayload::Configuration(membership) => EntryPayload::Configuration(membership),
         }
     }

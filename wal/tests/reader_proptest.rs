@@ -34,7 +34,7 @@ fn valid_segment(batch_sizes: &[usize]) -> (Vec<u8>, Vec<Entry>) {
             .map(|offset| Entry {
                 term: Term::new(1),
                 index: LogIndex::new(index + offset as u64),
-                payload: EntryPayload::Command(vec![7; 30]),
+                payload: EntryPayload::Command(vec![7; 30].into()),
             })
             .collect();
         index += size as u64;

@@ -12,7 +12,7 @@ fn append(command_bytes: usize) -> Envelope {
         .then(|| Entry {
             term: Term(3),
             index: LogIndex(10),
-            payload: EntryPayload::Command(vec![7; command_bytes]),
+            payload: EntryPayload::Command(vec![7; command_bytes].into()),
         })
         .into_iter()
         .collect();

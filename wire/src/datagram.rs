@@ -518,7 +518,7 @@ mod tests {
         let entries = vec![Entry {
             term: Term(1),
             index: LogIndex(1),
-            payload: EntryPayload::Command(vec![7; payload_bytes]),
+            payload: EntryPayload::Command(vec![7; payload_bytes].into()),
         }];
         let message = Message::AppendEntries(AppendEntries {
             term: Term(1),

@@ -61,7 +61,7 @@ impl Node {
                 .push(ProposalOutcome::Rejected { id, error });
             return;
         }
-        let index = self.append_entry(EntryPayload::Command(data));
+        let index = self.append_entry(EntryPayload::Command(data.into()));
         self.accept_proposal(id, index);
     }
 

@@ -365,7 +365,7 @@ mod tests {
                             term = Term(term.get() + 1);
                         }
                         let index = log.last_index().next();
-                        let payload = EntryPayload::Command(vec![7; size]);
+                        let payload = EntryPayload::Command(vec![7; size].into());
                         let entry = Entry { term, index, payload };
                         model.push(entry.clone());
                         log.append(entry);

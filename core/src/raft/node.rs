@@ -83,7 +83,7 @@ use std::collections::BTreeMap;
 /// }
 /// // The command committed and was applied on all three nodes.
 /// let applied = committed.iter().filter(|(_, entry)| {
-///     matches!(&entry.payload, rafting_core::raft::EntryPayload::Command(data) if data == b"x=1")
+///     matches!(&entry.payload, rafting_core::raft::EntryPayload::Command(data) if data[..] == b"x=1"[..])
 /// });
 /// assert_eq!(applied.count(), 3);
 /// ```

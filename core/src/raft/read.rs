@@ -67,6 +67,11 @@ impl Node {
         let Role::Leader(leader) = &mut self.role else {
             return;
         };
+        // With no read waiting and none wanting a round there is nothing to start or confirm;
+        // this runs at the end of every leader step, so it skips two quorum counts.
+        if leader.reads.unconfirmed.is_empty() && !leader.reads.round_needed {
+            return;
+        }
         let quorum_round = |leader: &super::role::LeaderState| {
             majority.agreed(|voter| {
                 if voter == own {

@@ -480,7 +480,7 @@ pub fn entry(term: u64, index: u64) -> Entry {
     Entry {
         term: Term(term),
         index: LogIndex(index),
-        payload: EntryPayload::Command(format!("t{term}i{index}").into_bytes()),
+        payload: EntryPayload::Command(format!("t{term}i{index}").into_bytes().into()),
     }
 }
 
