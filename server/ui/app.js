@@ -23,7 +23,7 @@ const state = {
   lastLeader: undefined,
   lastTerm: undefined,
   unreachable: new Set(),
-  keys: { folder: "/", entries: [], revision: 0, selected: null, generation: 0 },
+  keys: { folder: "/", entries: [], revision: 0, selected: null, generation: 0, watch: null },
   servicesShown: "",
   // The leader's base URL, from the last /v1/cluster answer (null when none leads).
   leaderBase: null,
@@ -59,6 +59,11 @@ async function request(base, method, path, options = {}) {
   const controller = new AbortController();
   const timeout = options.timeoutMs || REQUEST_TIMEOUT_MS;
   const timer = setTimeout(() => controller.abort(), timeout);
+  // The caller's own signal (a watch whose folder the page left) aborts the request too.
+  if (options.signal) {
+    if (options.signal.aborted) controller.abort();
+    else options.signal.addEventListener("abort", () => controller.abort(), { once: true });
+  }
   try {
     const token = state.token;
     const headers = token ? { Authorization: `Bearer ${token}` } : {};
@@ -381,6 +386,11 @@ async function listKeys() {
   const keys = state.keys;
   keys.folder = normalizeFolder(byId("folder").value || "/");
   const generation = ++keys.generation;
+  // The previous listing's watch is a long poll holding one of the few connections a browser
+  // opens to a host (six): left to run out, a few folders opened in a row would hold them all
+  // and the page's next requests would wait behind them until they time out.
+  keys.watch?.abort();
+  keys.watch = null;
   try {
     const scan = await scanFolder(keys.folder);
     if (generation !== keys.generation) return;
@@ -489,7 +499,9 @@ async function watchKeys(generation, since) {
   while (generation === keys.generation && state.view === "keys" && byId("watch").checked) {
     try {
       const path = `/v1/kv${encodePath(keys.folder)}?watch&since=${since}&timeout_ms=${WATCH_TIMEOUT_MS}`;
-      const response = await api("GET", path, { timeoutMs: WATCH_TIMEOUT_MS + 5000 });
+      const stop = new AbortController();
+      keys.watch = stop;
+      const response = await api("GET", path, { timeoutMs: WATCH_TIMEOUT_MS + 5000, signal: stop.signal });
       if (generation !== keys.generation) return;
       if (!response.ok) throw new Error(await describeFailure(response));
       const batch = await response.json();
