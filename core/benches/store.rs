@@ -148,28 +148,24 @@ fn bench_apply_typed(criterion: &mut Criterion, group_name: &str, clock: Clock) 
 /// watch history is full of values too (about 90 MB of image), as a tenant writing large
 /// values leaves it.
 fn store_with_large_values() -> Store {
-    let (mut store, client) = store_with_client();
     let value = vec![0x5a_u8; 256 * 1024];
-    for sequence in 1..=400u64 {
-        let key = format!("/bench/large-{:03}", sequence % 100);
-        let operation = Operation::put(&key, &value);
-        let command = Command::Request(
-            Request::new(client, sequence, operation).acknowledging_below(sequence),
-        );
-        store
-            .apply_command(LogIndex::new(sequence + 1), command)
-            .expect("puts succeed");
-    }
-    store
+    store_with_puts(400, &value, |sequence| {
+        format!("/bench/large-{:03}", sequence % 100)
+    })
 }
 
 /// A store of 200,000 keys of 100 bytes, each written once.
 fn store_with_many_keys() -> Store {
+    store_with_puts(200_000, &[0x5a_u8; 100], |sequence| {
+        format!("/bench/many/{sequence:06}")
+    })
+}
+
+/// A store after `puts` puts of `value`, put number `n` to `key(n)`.
+fn store_with_puts(puts: u64, value: &[u8], key: impl Fn(u64) -> String) -> Store {
     let (mut store, client) = store_with_client();
-    let value = [0x5a_u8; 100];
-    for sequence in 1..=200_000u64 {
-        let key = format!("/bench/many/{sequence:06}");
-        let operation = Operation::put(&key, &value);
+    for sequence in 1..=puts {
+        let operation = Operation::put(&key(sequence), value);
         let command = Command::Request(
             Request::new(client, sequence, operation).acknowledging_below(sequence),
         );
