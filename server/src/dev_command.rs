@@ -75,13 +75,21 @@ pub struct RawDev {
     pub secure: bool,
     #[command(subcommand)]
     pub command: Option<RawDevCommand>,
+    /// Flags for every node, after `--` (e.g. `rafting dev -- --snapshot-every-bytes 0`); see
+    /// `rafting node --help`
+    #[arg(last = true, value_name = "NODE_FLAGS")]
+    pub node_flags: Vec<String>,
 }
 
 #[derive(Debug, clap::Subcommand)]
 pub enum RawDevCommand {
     /// Add a node to the dev cluster running on DIR: it joins as a learner, catches up and is
     /// promoted to a voter; Ctrl-C stops it.
-    Add,
+    Add {
+        /// Flags for the new node, after `--`; see `rafting node --help`
+        #[arg(last = true, value_name = "NODE_FLAGS")]
+        node_flags: Vec<String>,
+    },
 }
 
 /// A validated `rafting dev`.
@@ -93,6 +101,8 @@ pub struct DevConfig {
     pub secure: bool,
     /// `rafting dev add`: grow the running cluster by one node.
     pub add: bool,
+    /// Passed to every node after the flags dev sets.
+    pub node_flags: Vec<String>,
 }
 
 impl RawDev {
@@ -109,12 +119,19 @@ impl RawDev {
                 self.nodes
             );
         }
+        let (add, node_flags) = match self.command {
+            Some(RawDevCommand::Add { node_flags }) => {
+                (true, [self.node_flags, node_flags].concat())
+            }
+            None => (false, self.node_flags),
+        };
         Ok(DevConfig {
             nodes: self.nodes,
             http_port: self.http_port,
             data: self.data,
             secure: self.secure,
-            add: matches!(self.command, Some(RawDevCommand::Add)),
+            add,
+            node_flags,
         })
     }
 }
@@ -164,6 +181,7 @@ fn node_arguments(config: &DevConfig, id: u16, bootstrap: bool) -> Vec<String> {
         arguments.push("--cluster-secret-file".to_owned());
         arguments.push(config.data.join(CLUSTER_SECRET_FILE).display().to_string());
     }
+    arguments.extend(config.node_flags.iter().cloned());
     arguments
 }
 
@@ -643,6 +661,7 @@ fn add(config: &DevConfig) -> Result<bool> {
         data: config.data.clone(),
         secure: config.data.join(ADMIN_TOKEN_FILE).exists(),
         add: true,
+        node_flags: config.node_flags.clone(),
     };
     let mut arguments = node_arguments(&alone, 1, false);
     arguments[2] = id.to_string();
@@ -715,6 +734,7 @@ mod tests {
             data: PathBuf::from("d"),
             secure: false,
             add: false,
+            node_flags: Vec::new(),
         };
         let line = node_arguments(&config, 2, false).join(" ");
         assert_eq!(
@@ -724,6 +744,29 @@ mod tests {
         );
         let line = node_arguments(&config, 2, true).join(" ");
         assert!(line.ends_with(" --initial-cluster-state new"), "{line}");
+    }
+
+    /// Whatever follows `--` goes to every node, after the flags dev sets; `dev add` still
+    /// parses as the subcommand.
+    #[test]
+    fn flags_after_a_double_dash_go_to_every_node() {
+        use crate::cli::{RawCli, RawCommand};
+        use clap::Parser;
+        let dev = |line: &str| match RawCli::try_parse_from(line.split(' ')).unwrap().command {
+            RawCommand::Dev(raw) => raw.validate().unwrap(),
+            other => panic!("{other:?}"),
+        };
+        let config = dev("rafting dev --secure -- --snapshot-every-bytes 0 --heartbeat-ms 50");
+        assert!(config.secure && !config.add);
+        let line = node_arguments(&config, 3, false).join(" ");
+        assert!(
+            line.ends_with("/cluster.secret --snapshot-every-bytes 0 --heartbeat-ms 50"),
+            "{line}"
+        );
+        let added = dev("rafting dev add -- --snapshot-every-bytes 0");
+        assert!(added.add);
+        assert_eq!(added.node_flags, ["--snapshot-every-bytes", "0"]);
+        assert!(dev("rafting dev").node_flags.is_empty());
     }
 
     /// `--secure` hands every node the admin token and the cluster secret, both made in DIR
@@ -738,6 +781,7 @@ mod tests {
             data: directory.path().to_path_buf(),
             secure: true,
             add: false,
+            node_flags: Vec::new(),
         };
         let line = node_arguments(&config, 1, false).join(" ");
         let secret = directory.path().join(CLUSTER_SECRET_FILE);
