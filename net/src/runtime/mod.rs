@@ -270,6 +270,18 @@ pub(crate) enum Event {
 }
 
 impl Event {
+    /// A client request the node loop refuses while its storage has failed or it is shutting
+    /// down (a leadership transfer is left to the replica).
+    fn is_refusable(&self) -> bool {
+        matches!(
+            self,
+            Event::Write { .. }
+                | Event::RegisterClient { .. }
+                | Event::Read { .. }
+                | Event::ChangeMembership { .. }
+        )
+    }
+
     /// Answers a client request that will not reach the node loop with `error`.
     fn refuse(self, error: ClientError) {
         match self {

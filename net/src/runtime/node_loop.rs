@@ -211,6 +211,12 @@ impl NodeLoop {
     }
 
     fn handle(&mut self, event: Event) {
+        if event.is_refusable()
+            && let Some(error) = self.refusal()
+        {
+            event.refuse(error);
+            return;
+        }
         match event {
             Event::Message(envelope) => {
                 self.peers.watch.heard_from(envelope.from, Instant::now());
@@ -236,10 +242,6 @@ impl NodeLoop {
                 reply,
                 deadline,
             } => {
-                if let Some(error) = self.refusal() {
-                    reply.send(Err(error));
-                    return;
-                }
                 let id = self.request(ReplyTo::Write(reply));
                 let deadline = self.millis_at(deadline);
                 self.step(Input::Write {
@@ -251,10 +253,6 @@ impl NodeLoop {
                 });
             }
             Event::RegisterClient { reply, deadline } => {
-                if let Some(error) = self.refusal() {
-                    reply.send(Err(error));
-                    return;
-                }
                 let id = self.request(ReplyTo::Write(reply));
                 let deadline = self.millis_at(deadline);
                 self.step(Input::RegisterClient { id, deadline });
@@ -265,10 +263,6 @@ impl NodeLoop {
                 reply,
                 deadline,
             } => {
-                if let Some(error) = self.refusal() {
-                    reply.send(Err(error));
-                    return;
-                }
                 let id = self.request(ReplyTo::Read(reply));
                 let deadline = self.millis_at(deadline);
                 self.step(Input::Read {
@@ -287,10 +281,6 @@ impl NodeLoop {
                 reply,
                 deadline,
             } => {
-                if let Some(error) = self.refusal() {
-                    reply.send(Err(error));
-                    return;
-                }
                 let id = self.request(ReplyTo::Membership(reply));
                 let deadline = self.millis_at(deadline);
                 self.step(Input::ChangeMembership {
