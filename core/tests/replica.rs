@@ -85,6 +85,16 @@ impl Cluster {
         }
     }
 
+    /// The snapshots replica `at` asked for that are held (see `held_snapshots`), taken out.
+    fn take_held_snapshots(&mut self, at: usize) -> Vec<SnapshotJob> {
+        let held = self.held_snapshots.as_mut().expect("snapshots are held");
+        let (taken, kept) = std::mem::take(held)
+            .into_iter()
+            .partition(|(asker, _)| *asker == at);
+        *held = kept;
+        taken.into_iter().map(|(_, job)| job).collect()
+    }
+
     /// Persists everything, delivers every message, until quiet.
     fn settle(&mut self) {
         for _ in 0..10_000 {
@@ -707,11 +717,7 @@ fn a_snapshot_is_encoded_off_the_step_and_the_log_compacts_once_its_image_is_bac
         let key = format!("/k/{id}");
         cluster.write_committed(leader, id, Operation::put(&key, b"v"));
     }
-    let held = std::mem::take(cluster.held_snapshots.as_mut().unwrap());
-    let asked: Vec<&SnapshotJob> = (held.iter())
-        .filter(|(at, _)| *at == leader)
-        .map(|(_, job)| job)
-        .collect();
+    let asked = cluster.take_held_snapshots(leader);
     assert_eq!(asked.len(), 1, "a second snapshot was asked for: {asked:?}");
     let job = asked[0].clone();
     let applied = cluster.replicas[leader].node().applied_index();
@@ -740,9 +746,8 @@ fn a_snapshot_is_encoded_off_the_step_and_the_log_compacts_once_its_image_is_bac
     assert!(Store::restore(&image).unwrap() != *cluster.replicas[leader].store());
     // Once that snapshot is durable, the next one is due at once (more than five entries were
     // applied since), at the applied index.
-    let next: Vec<LogIndex> = (cluster.held_snapshots.as_ref().unwrap().iter())
-        .filter(|(at, _)| *at == leader)
-        .map(|(_, job)| job.index)
+    let next: Vec<LogIndex> = (cluster.take_held_snapshots(leader).iter())
+        .map(|job| job.index)
         .collect();
     assert_eq!(next, vec![applied]);
 }
