@@ -2,6 +2,7 @@
 //! and the node loop that drives `rafting-core` with real time. It makes no Raft or store
 //! decisions; those live in core.
 
+pub mod background;
 pub mod data_lock;
 /// The datagram format lives in `rafting-wire`, shared with the simulator.
 pub use rafting_wire::datagram;

@@ -26,11 +26,13 @@
 
 mod segment_files;
 
+pub use segment_files::{Pace, release_files};
+
 use rafting_core::raft::{Entry, HardState, PersistSnapshot, Snapshot};
 use rafting_core::{LogIndex, NodeId};
 use rafting_wal::snapshot_file::{
-    SnapshotMeta, decode_snapshot_file, encode_snapshot_file, newest_valid_snapshot,
-    parse_snapshot_file_name, snapshot_file_name, snapshot_files_to_delete,
+    SnapshotMeta, decode_snapshot_file, newest_valid_snapshot, parse_snapshot_file_name,
+    snapshot_file_head_and_tail, snapshot_file_name, snapshot_files_to_delete,
 };
 use rafting_wal::{
     Batch, ClusterId, LogOwner, LogShape, RecordRef, RecoveredLog, SEGMENT_HEADER_BYTES,
@@ -130,12 +132,13 @@ pub struct SnapshotWrite {
 }
 
 impl SnapshotWrite {
-    /// Writes the file atomically (temporary file, fsync, rename, directory fsync) and
-    /// returns its name.
-    pub fn run(self) -> Result<String, WalError> {
+    /// Writes the file atomically (temporary file, fsync, rename, directory fsync) at `pace`
+    /// and returns its name.
+    pub fn run(self, pace: Pace) -> Result<String, WalError> {
         let name = snapshot_file_name(self.meta.index, self.meta.term);
-        let content = encode_snapshot_file(&self.meta, &self.image);
-        segment_files::write_snapshot_file(&self.directory, &name, &content)?;
+        let (head, tail) = snapshot_file_head_and_tail(&self.meta, &self.image);
+        let parts: [&[u8]; 3] = [&head, &self.image, &tail];
+        segment_files::write_snapshot_file(&self.directory, &name, &parts, pace)?;
         Ok(name)
     }
 
@@ -320,7 +323,7 @@ impl Wal {
     pub fn persist_snapshot(&mut self, persist: &PersistSnapshot) -> Result<(), WalError> {
         let name = self
             .snapshot_write(&persist.snapshot)
-            .run()
+            .run(Pace::Full)
             .inspect_err(|_| self.failed = true)?;
         self.snapshot_written(name);
         if persist.log_reset {
@@ -364,12 +367,13 @@ impl Wal {
     }
 
     /// After a snapshot is durable: starts a new segment, keeps the newest two snapshot files
-    /// and deletes the oldest segments whose entries the previous snapshot covers.
-    pub fn compact(&mut self) -> Result<(), WalError> {
+    /// and retires the older ones and the oldest segments whose entries the previous snapshot
+    /// covers. Returns the retired files, whose space [`release_files`] gives back.
+    pub fn compact(&mut self) -> Result<Vec<PathBuf>, WalError> {
         self.roll_segment()?;
         let directory = self.config.directory.clone();
         let excess = snapshot_files_to_delete(&self.snapshot_names);
-        segment_files::remove_files(&directory, &excess)?;
+        let mut retired = segment_files::retire_files(&directory, &excess)?;
         self.snapshot_names.retain(|name| !excess.contains(name));
         let mut indexes: Vec<LogIndex> = self
             .snapshot_names
@@ -379,7 +383,7 @@ impl Wal {
             .collect();
         indexes.sort_unstable();
         let Some(&covered) = indexes.iter().rev().nth(1) else {
-            return Ok(());
+            return Ok(retired);
         };
         let mut deleted = Vec::new();
         while self.segment_last.len() > 1
@@ -388,9 +392,9 @@ impl Wal {
             let (sequence, _) = self.segment_last.remove(0);
             deleted.push(segment_files::segment_file_name(sequence));
         }
-        segment_files::remove_files(&directory, &deleted)?;
+        retired.extend(segment_files::retire_files(&directory, &deleted)?);
         self.first_sequence = self.segment_last[0].0;
-        Ok(())
+        Ok(retired)
     }
 
     /// Appends `frame` to the active segment, rolling to a new one first if it would grow

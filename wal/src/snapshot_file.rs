@@ -62,8 +62,16 @@ pub fn snapshot_file_name(index: LogIndex, term: Term) -> String {
 
 /// The whole file for `image` taken at `meta`.
 pub fn encode_snapshot_file(meta: &SnapshotMeta, image: &[u8]) -> Vec<u8> {
+    let (head, tail) = snapshot_file_head_and_tail(meta, image);
+    [&head[..], image, &tail[..]].concat()
+}
+
+/// The file for `image` taken at `meta` without a copy of the image: the bytes before it and
+/// the bytes after it (a writer writes head, image and tail in turn; a store of large values
+/// makes an image of tens of megabytes).
+pub fn snapshot_file_head_and_tail(meta: &SnapshotMeta, image: &[u8]) -> (Vec<u8>, [u8; 4]) {
     let membership = &meta.membership;
-    let mut bytes = Vec::with_capacity(128 + 8 * membership.voters.len() + image.len());
+    let mut bytes = Vec::with_capacity(128 + 8 * membership.voters.len());
     bytes.extend_from_slice(&SNAPSHOT_MAGIC);
     bytes.extend_from_slice(&SNAPSHOT_FILE_VERSION.to_le_bytes());
     bytes.extend_from_slice(&meta.owner.cluster_id.0.to_le_bytes());
@@ -84,9 +92,7 @@ pub fn encode_snapshot_file(meta: &SnapshotMeta, image: &[u8]) -> Vec<u8> {
     bytes.extend_from_slice(&(image.len() as u64).to_le_bytes());
     let header_checksum = crc32c::crc32c(&bytes);
     bytes.extend_from_slice(&header_checksum.to_le_bytes());
-    bytes.extend_from_slice(image);
-    bytes.extend_from_slice(&crc32c::crc32c(image).to_le_bytes());
-    bytes
+    (bytes, crc32c::crc32c(image).to_le_bytes())
 }
 
 /// Reads and verifies `bytes`, the content of `file`, written for `expected_owner`: its

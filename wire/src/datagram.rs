@@ -484,7 +484,10 @@ impl Reassembly {
         if partial.fragments.iter().all(Option::is_some) {
             let partial = self.partial.remove(&key).expect("present");
             self.bytes -= partial.bytes;
-            let body = partial.fragments.into_iter().flatten().flatten().collect();
+            let mut body = Vec::with_capacity(partial.bytes);
+            for fragment in partial.fragments.iter().flatten() {
+                body.extend_from_slice(fragment);
+            }
             return Ok(Some(body));
         }
         self.evict();

@@ -475,7 +475,8 @@ impl Runtime {
             config.peers.clone(),
             sealer.clone(),
             metrics.clone(),
-        );
+        )
+        .map_err(StartError::Thread)?;
         let prober = config.leader_probes.then(|| {
             let peers = config.peers.clone();
             Prober::new(config.cluster_id, id, peers, sealer, metrics.clone())

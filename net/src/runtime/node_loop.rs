@@ -346,7 +346,7 @@ impl NodeLoop {
                 self.batch_sent = sequence;
             }
         }
-        for envelope in &output.messages {
+        for envelope in output.messages {
             self.peers.sender.send(envelope);
         }
         for _ in &output.applied {

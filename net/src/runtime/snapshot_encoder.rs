@@ -23,6 +23,7 @@ pub(super) fn spawn(
     let thread = std::thread::Builder::new()
         .name("snapshot-encoder".into())
         .spawn(move || {
+            crate::background::lower_this_thread();
             for job in to_encode {
                 let started = Instant::now();
                 let image = job.encode();

@@ -24,7 +24,11 @@
 //! A client that waits as told never meets it (its next request gets through), while a flood
 //! of connections that ignore `Retry-After` costs the node, and the cores it shares, a
 //! refusal per connection per second instead of one per connection at every refill of the
-//! bucket. A held answer is a timer of the HTTP event loop, not a thread.
+//! bucket. A held answer is a timer of the HTTP event loop, not a thread. Each hold is
+//! stretched or shortened at random by up to [`HOLD_JITTER`]: connections a flood opened
+//! together, held alike, would otherwise stay in step and send their next requests (and
+//! bodies) in one burst every second, which held another tenant's puts for a few
+//! milliseconds each time (`bench/tenants-flood.py`).
 
 use super::errors::ApiError;
 use super::throttle::Demand;
@@ -40,6 +44,8 @@ use std::time::{Duration, Instant};
 const HOLD_MAX: Duration = Duration::from_secs(1);
 /// What each refusal in a row at its head adds to a connection's shortest hold.
 const HOLD_STEP: Duration = Duration::from_millis(100);
+/// The share of a hold by which it is stretched or shortened at random.
+const HOLD_JITTER: f64 = 0.25;
 
 /// Connections open to this node, per tenant name.
 #[derive(Debug, Default)]
@@ -162,7 +168,7 @@ pub fn screen(api: &Api, head: &RequestHead<'_>, state: &mut ConnectionState) ->
         return None;
     };
     owner.refused_in_a_row = owner.refused_in_a_row.saturating_add(1);
-    let hold = hold_for(&refusal, owner.refused_in_a_row);
+    let hold = jittered(hold_for(&refusal, owner.refused_in_a_row));
     let error = errors::rate_limited(&refusal);
     Some(answer(api, &route, head, error, false, hold))
 }
@@ -174,6 +180,11 @@ fn hold_for(refusal: &RateRefusal, refused_in_a_row: u32) -> Duration {
     Duration::from_millis(refusal.retry_after_ms)
         .max(HOLD_STEP.saturating_mul(refused_in_a_row.saturating_sub(1)))
         .min(HOLD_MAX)
+}
+
+/// `hold` stretched or shortened at random by up to [`HOLD_JITTER`] of it.
+fn jittered(hold: Duration) -> Duration {
+    hold.mul_f64(1.0 + rand::random_range(-HOLD_JITTER..HOLD_JITTER))
 }
 
 fn answer(
@@ -227,5 +238,23 @@ mod tests {
             ..refusal
         };
         assert_eq!(hold_for(&long, 1), HOLD_MAX);
+    }
+
+    // Holds alike come out spread, within a quarter either way.
+    #[test]
+    fn holds_are_spread_at_random_within_a_quarter() {
+        let holds: Vec<Duration> = (0..200).map(|_| jittered(HOLD_MAX)).collect();
+        assert!(holds.iter().all(|hold| {
+            (Duration::from_millis(750)..=Duration::from_millis(1250)).contains(hold)
+        }));
+        let early = holds
+            .iter()
+            .filter(|hold| **hold < Duration::from_millis(900))
+            .count();
+        let late = holds
+            .iter()
+            .filter(|hold| **hold > Duration::from_millis(1100))
+            .count();
+        assert!(early > 20 && late > 20, "{early} early, {late} late of 200");
     }
 }
