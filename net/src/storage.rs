@@ -9,7 +9,8 @@
 //! thread, the snapshot writer, while appends go on (a store of large values makes a file of
 //! tens of megabytes, and writing it in line held every write of the cluster for most of a
 //! second). Its batch is reported durable as usual: the log still holds every entry the
-//! snapshot covers, and is compacted only once the writer reports the file durable.
+//! snapshot covers, and is compacted only once the writer reports the file durable. The
+//! files a compaction retires are released by the same thread, a slice at a time.
 
 use crate::metrics::Metrics;
 use crate::wal::{Pace, SnapshotWrite, Wal, WalError, release_files};
@@ -129,7 +130,7 @@ const SNAPSHOT_PACE: Pace = Pace::Shared { rest_per_busy: 2 };
 /// It writes at [`SNAPSHOT_PACE`] unless another file is already waiting (then it is behind
 /// and writes as fast as the disk allows).
 fn spawn_snapshot_writer() -> std::io::Result<(Sender<DiskJob>, Written, JoinHandle<()>)> {
-    let (writes, to_write) = mpsc::channel::<DiskJob>();
+    let (jobs, to_do) = mpsc::channel::<DiskJob>();
     let (done, written) = mpsc::channel();
     let writer = std::thread::Builder::new()
         .name("snapshot-writer".into())
@@ -138,10 +139,10 @@ fn spawn_snapshot_writer() -> std::io::Result<(Sender<DiskJob>, Written, JoinHan
             let mut waiting = VecDeque::new();
             loop {
                 if waiting.is_empty() {
-                    let Ok(write) = to_write.recv() else { return };
-                    waiting.push_back(write);
+                    let Ok(job) = to_do.recv() else { return };
+                    waiting.push_back(job);
                 }
-                waiting.extend(to_write.try_iter());
+                waiting.extend(to_do.try_iter());
                 let write = match waiting.pop_front() {
                     Some(DiskJob::Write(write)) => write,
                     Some(DiskJob::Release(paths)) => {
@@ -171,7 +172,7 @@ fn spawn_snapshot_writer() -> std::io::Result<(Sender<DiskJob>, Written, JoinHan
                 }
             }
         })?;
-    Ok((writes, written, writer))
+    Ok((jobs, written, writer))
 }
 
 /// Counts the snapshot files the writer finished and compacts the log after them; returns
