@@ -13,10 +13,9 @@
 //! files a compaction retires are released by the same thread, a slice at a time.
 
 use crate::metrics::Metrics;
-use crate::wal::{Pace, SnapshotWrite, Wal, WalError, release_files};
+use crate::wal::{SnapshotWrite, Wal, WalError, release_files};
 use rafting_core::raft::{BatchId, PersistBatch};
 use rafting_wal::Batch;
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
@@ -119,16 +118,7 @@ enum DiskJob {
     Release(Vec<PathBuf>),
 }
 
-/// How the snapshot writer shares the disk with the log: a snapshot file is written a piece
-/// at a time, resting twice as long as each piece took, so it keeps the disk busy at most a
-/// third of the time and the log's fsyncs (every acknowledged write waits for them) find it
-/// free the rest. Written flat out, a 93 MB image held this machine's disk for about 500 ms
-/// and every put of another tenant in that window waited for it (`bench/tenants-flood.py`).
-const SNAPSHOT_PACE: Pace = Pace::Shared { rest_per_busy: 2 };
-
 /// The snapshot writer: does each job it is given, in order, and reports each file written.
-/// It writes at [`SNAPSHOT_PACE`] unless another file is already waiting (then it is behind
-/// and writes as fast as the disk allows).
 fn spawn_snapshot_writer() -> std::io::Result<(Sender<DiskJob>, Written, JoinHandle<()>)> {
     let (jobs, to_do) = mpsc::channel::<DiskJob>();
     let (done, written) = mpsc::channel();
@@ -136,28 +126,19 @@ fn spawn_snapshot_writer() -> std::io::Result<(Sender<DiskJob>, Written, JoinHan
         .name("snapshot-writer".into())
         .spawn(move || {
             crate::background::lower_this_thread();
-            let mut waiting = VecDeque::new();
-            loop {
-                if waiting.is_empty() {
-                    let Ok(job) = to_do.recv() else { return };
-                    waiting.push_back(job);
-                }
-                waiting.extend(to_do.try_iter());
-                let write = match waiting.pop_front() {
-                    Some(DiskJob::Write(write)) => write,
-                    Some(DiskJob::Release(paths)) => {
+            for job in to_do {
+                let write = match job {
+                    DiskJob::Write(write) => write,
+                    DiskJob::Release(paths) => {
                         if let Err(error) = release_files(&paths) {
                             tracing::warn!(%error, "giving back the space of retired log files failed");
                         }
                         continue;
                     }
-                    None => return,
                 };
-                let behind = waiting.iter().any(|job| matches!(job, DiskJob::Write(_)));
-                let pace = if behind { Pace::Full } else { SNAPSHOT_PACE };
                 let (index, bytes) = (write.index(), write.image_bytes());
                 let started = Instant::now();
-                let result = write.run(pace);
+                let result = write.run();
                 if result.is_ok() {
                     tracing::info!(
                         index = index.get(),

@@ -26,7 +26,7 @@
 
 mod segment_files;
 
-pub use segment_files::{Pace, release_files};
+pub use segment_files::release_files;
 
 use rafting_core::raft::{Entry, HardState, PersistSnapshot, Snapshot};
 use rafting_core::{LogIndex, NodeId};
@@ -132,13 +132,13 @@ pub struct SnapshotWrite {
 }
 
 impl SnapshotWrite {
-    /// Writes the file atomically (temporary file, fsync, rename, directory fsync) at `pace`
-    /// and returns its name.
-    pub fn run(self, pace: Pace) -> Result<String, WalError> {
+    /// Writes the file atomically (temporary file, fsync, rename, directory fsync) and
+    /// returns its name.
+    pub fn run(self) -> Result<String, WalError> {
         let name = snapshot_file_name(self.meta.index, self.meta.term);
         let (head, tail) = snapshot_file_head_and_tail(&self.meta, &self.image);
         let parts: [&[u8]; 3] = [&head, &self.image, &tail];
-        segment_files::write_snapshot_file(&self.directory, &name, &parts, pace)?;
+        segment_files::write_snapshot_file(&self.directory, &name, &parts)?;
         Ok(name)
     }
 
@@ -323,7 +323,7 @@ impl Wal {
     pub fn persist_snapshot(&mut self, persist: &PersistSnapshot) -> Result<(), WalError> {
         let name = self
             .snapshot_write(&persist.snapshot)
-            .run(Pace::Full)
+            .run()
             .inspect_err(|_| self.failed = true)?;
         self.snapshot_written(name);
         if persist.log_reset {

@@ -5,7 +5,7 @@ use rafting_wal::{LogOwner, WalError, new_segment_bytes};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const SEGMENT_SUFFIX: &str = ".wal";
 const TEMPORARY_SUFFIX: &str = ".wal.tmp";
@@ -91,7 +91,7 @@ pub fn create_segment(
     let temporary_path = directory.join(format!("{sequence:020}{TEMPORARY_SUFFIX}"));
     let mut content = new_segment_bytes(owner, sequence).to_vec();
     content.extend_from_slice(initial_frames);
-    write_atomically(directory, &temporary_path, &path, &[&content], Pace::Full)?;
+    write_atomically(directory, &temporary_path, &path, &[&content])?;
     let file = open_for_append(&path)?;
     Ok((path, file))
 }
@@ -106,18 +106,6 @@ pub fn create_segment(
 /// ms → 280-320 ms on this machine's virtio disk; `bench/tenants-flood.py`).
 const SYNC_EVERY_BYTES: usize = 512 * 1024;
 
-/// How fast a large file goes to disk beside the log.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pace {
-    /// As fast as the disk takes it: a file something waits for (a new segment, a snapshot
-    /// installed from the leader, a snapshot writer that is behind).
-    Full,
-    /// After each piece, a rest `rest_per_busy` times as long as the piece took to reach the
-    /// disk: the file keeps the disk busy at most 1 / (1 + `rest_per_busy`) of the time,
-    /// whatever the disk's speed, and the log's syncs find it free the rest of the time.
-    Shared { rest_per_busy: u32 },
-}
-
 /// Writes `parts`, one after the other, as the file `path` so that a crash leaves either the
 /// whole file or none: under `temporary_path` first, synced, renamed, and the directory
 /// synced.
@@ -126,7 +114,6 @@ fn write_atomically(
     temporary_path: &Path,
     path: &Path,
     parts: &[&[u8]],
-    pace: Pace,
 ) -> Result<(), WalError> {
     let shown = temporary_path.display();
     let mut file = OpenOptions::new()
@@ -136,7 +123,6 @@ fn write_atomically(
         .open(temporary_path)
         .map_err(|error| WalError::io(&shown, "create", error))?;
     let mut unsynced = 0;
-    let mut started = Instant::now();
     for piece in parts.iter().flat_map(|part| part.chunks(SYNC_EVERY_BYTES)) {
         file.write_all(piece)
             .map_err(|error| WalError::io(&shown, "write", error))?;
@@ -144,11 +130,7 @@ fn write_atomically(
         if unsynced >= SYNC_EVERY_BYTES {
             file.sync_data()
                 .map_err(|error| WalError::io(&shown, "fdatasync", error))?;
-            if let Pace::Shared { rest_per_busy } = pace {
-                std::thread::sleep(started.elapsed() * rest_per_busy);
-            }
             unsynced = 0;
-            started = Instant::now();
         }
     }
     file.sync_all()
@@ -160,21 +142,10 @@ fn write_atomically(
 }
 
 /// Writes the snapshot file `name` (see [`rafting_wal::snapshot_file`]), made of `parts`,
-/// atomically, at `pace`.
-pub fn write_snapshot_file(
-    directory: &Path,
-    name: &str,
-    parts: &[&[u8]],
-    pace: Pace,
-) -> Result<(), WalError> {
+/// atomically.
+pub fn write_snapshot_file(directory: &Path, name: &str, parts: &[&[u8]]) -> Result<(), WalError> {
     let temporary_path = directory.join(format!("{name}{SNAPSHOT_TEMPORARY_SUFFIX}"));
-    write_atomically(
-        directory,
-        &temporary_path,
-        &directory.join(name),
-        parts,
-        pace,
-    )
+    write_atomically(directory, &temporary_path, &directory.join(name), parts)
 }
 
 /// Every snapshot file in `directory`, by name, with its content.
@@ -297,16 +268,15 @@ mod tests {
         assert!(segment_file_name(9) < segment_file_name(10));
     }
 
-    // A file written in parts, paced, holds the parts end to end, under its name only.
+    // A file written in parts holds the parts end to end, under its name only.
     #[test]
-    fn a_paced_file_of_several_parts_is_written_whole() {
+    fn a_file_of_several_parts_is_written_whole() {
         let directory = tempfile::tempdir().unwrap();
         let big: Vec<u8> = (0..SYNC_EVERY_BYTES * 2 + 77)
             .map(|i| (i % 251) as u8)
             .collect();
         let parts: [&[u8]; 3] = [b"head", &big, b"tail"];
-        let pace = Pace::Shared { rest_per_busy: 1 };
-        write_snapshot_file(directory.path(), "one.snap", &parts, pace).unwrap();
+        write_snapshot_file(directory.path(), "one.snap", &parts).unwrap();
         let written = fs::read(directory.path().join("one.snap")).unwrap();
         assert_eq!(written, parts.concat());
         let names: Vec<_> = fs::read_dir(directory.path())
