@@ -29,6 +29,10 @@ pub struct Sender {
     socket: UdpSocket,
     cluster_id: u64,
     lanes: BTreeMap<NodeId, Lane>,
+    /// The ids of messages, drawn by the lanes and by the loop's own sends: never reused
+    /// while the process lives, even by a lane started again (a receiver reassembles
+    /// fragments by sender and id).
+    message_ids: Arc<AtomicU64>,
     /// Authenticates datagrams with the cluster key, if any; shared with the [`Prober`], so
     /// that messages and probes to a peer draw from one sequence.
     sealer: Arc<Sealer>,
@@ -50,8 +54,6 @@ struct Lane {
     queue: SyncSender<Envelope>,
     /// Messages handed to the thread and not yet sent: only the node loop adds to it.
     pending: Arc<AtomicUsize>,
-    /// The message ids to this peer, drawn by the thread and by the loop's own sends.
-    message_ids: Arc<AtomicU64>,
 }
 
 impl Lane {
@@ -61,6 +63,7 @@ impl Lane {
         address: SocketAddr,
         socket: &UdpSocket,
         cluster_id: u64,
+        message_ids: &Arc<AtomicU64>,
         sealer: &Arc<Sealer>,
         metrics: &Arc<Metrics>,
     ) -> std::io::Result<Lane> {
@@ -68,7 +71,6 @@ impl Lane {
         let socket = socket.try_clone()?;
         let (sealer, metrics) = (sealer.clone(), metrics.clone());
         let pending = Arc::new(AtomicUsize::new(0));
-        let message_ids = Arc::new(AtomicU64::new(1));
         let (sent, ids) = (pending.clone(), message_ids.clone());
         std::thread::Builder::new()
             .name(format!("send-to-{to}"))
@@ -85,7 +87,6 @@ impl Lane {
             address,
             queue,
             pending,
-            message_ids,
         })
     }
 }
@@ -139,6 +140,7 @@ impl Sender {
             socket,
             cluster_id,
             lanes: BTreeMap::new(),
+            message_ids: Arc::new(AtomicU64::new(1)),
             sealer,
             metrics,
         };
@@ -154,6 +156,7 @@ impl Sender {
             address,
             &self.socket,
             self.cluster_id,
+            &self.message_ids,
             &self.sealer,
             &self.metrics,
         )?;
@@ -184,7 +187,7 @@ impl Sender {
         };
         let idle = lane.pending.load(Ordering::Acquire) == 0;
         if idle && payload_bytes(&envelope.message) <= INLINE_PAYLOAD_BYTES_MAX {
-            let id = lane.message_ids.fetch_add(1, Ordering::Relaxed);
+            let id = self.message_ids.fetch_add(1, Ordering::Relaxed);
             let (socket, address) = (&self.socket, lane.address);
             send_now(
                 socket,
