@@ -3,7 +3,7 @@
 
 use rafting_core::raft::{Entry, EntryPayload, HardState};
 use rafting_core::{LogIndex, NodeId, Term};
-use rafting_net::wal::{Wal, WalConfig, WalErrorKind, release_files};
+use rafting_net::wal::{Wal, WalConfig, WalErrorKind, ZEROS_AHEAD_BYTES, release_files};
 use rafting_wal::{Batch, ClusterId};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -143,32 +143,91 @@ fn flipped_middle_byte_is_refused_with_file_and_offset() {
 }
 
 // A tail cut in the middle of the last record recovers everything before it, and the file
-// is cut on disk so the next append follows the intact records.
+// is cut on disk so the next append follows the intact records. The record is cut both ways
+// a crash can cut it: its last bytes never written over the zeros laid down ahead of it, or
+// (a file that grew with each write) the file itself ending early.
 #[test]
 fn cut_tail_recovers_and_is_truncated_on_disk() {
-    let directory = tempfile::tempdir().unwrap();
-    let (mut wal, _) = Wal::open(config(directory.path())).unwrap();
-    wal.append(&batch(1, 1..=3)).unwrap();
-    wal.append(&batch(1, 4..=6)).unwrap();
-    drop(wal);
-    let last_segment = segment_files(directory.path()).pop().unwrap();
-    let length = fs::metadata(&last_segment).unwrap().len();
-    fs::OpenOptions::new()
-        .write(true)
-        .open(&last_segment)
-        .unwrap()
-        .set_len(length - 7)
-        .unwrap();
+    for over_zeros in [true, false] {
+        let directory = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(config(directory.path())).unwrap();
+        wal.append(&batch(1, 1..=3)).unwrap();
+        wal.append(&batch(1, 4..=6)).unwrap();
+        drop(wal);
+        let last_segment = segment_files(directory.path()).pop().unwrap();
+        let mut bytes = fs::read(&last_segment).unwrap();
+        let frames_end = bytes.iter().rposition(|&byte| byte != 0).unwrap() + 1;
+        assert!(
+            bytes.len() > frames_end,
+            "zeros are laid down after the frames"
+        );
+        let cut = frames_end - 7;
+        if over_zeros {
+            bytes[cut..frames_end].fill(0);
+        } else {
+            bytes.truncate(cut);
+        }
+        fs::write(&last_segment, &bytes).unwrap();
 
-    let (mut wal, recovered) = Wal::open(config(directory.path())).unwrap();
-    assert_eq!(recovered.entries.last(), Some(&entry(1, 3)));
-    assert!(recovered.torn_tail_bytes > 0);
-    let cut_length = fs::metadata(&last_segment).unwrap().len();
-    assert_eq!(cut_length, length - 7 - recovered.torn_tail_bytes);
-    wal.append(&batch(1, 4..=4)).unwrap();
+        let (mut wal, recovered) = Wal::open(config(directory.path())).unwrap();
+        assert_eq!(recovered.entries.last(), Some(&entry(1, 3)));
+        assert!(recovered.torn_tail_bytes > 0);
+        let cut_length = fs::metadata(&last_segment).unwrap().len();
+        assert_eq!(cut_length, bytes.len() as u64 - recovered.torn_tail_bytes);
+        wal.append(&batch(1, 4..=4)).unwrap();
+        drop(wal);
+        let (_, recovered) = Wal::open(config(directory.path())).unwrap();
+        assert_eq!(recovered.entries.last(), Some(&entry(1, 4)));
+    }
+}
+
+// Frames are written over zeros laid down ahead of them: the file grows by a megabyte at
+// once, not with each write, and a reopen reads the zeros as space (no torn tail), keeps them
+// and writes the next frames over them. A segment that is rolled over is cut to its frames
+// first, so every older segment ends with its last frame (a reopen refuses zeros there).
+#[test]
+fn frames_are_written_over_zeros_laid_down_ahead_and_cut_off_at_roll_over() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = WalConfig {
+        segment_bytes_target: 3 * ZEROS_AHEAD_BYTES as u64,
+        ..config(directory.path())
+    };
+    let (mut wal, _) = Wal::open(config.clone()).unwrap();
+    wal.append(&batch(1, 1..=3)).unwrap();
+    let segment = segment_files(directory.path()).pop().unwrap();
+    let grown = fs::metadata(&segment).unwrap().len();
+    assert!(grown > ZEROS_AHEAD_BYTES as u64, "{grown}");
+    wal.append(&batch(1, 4..=6)).unwrap();
+    assert_eq!(fs::metadata(&segment).unwrap().len(), grown);
     drop(wal);
-    let (_, recovered) = Wal::open(config(directory.path())).unwrap();
-    assert_eq!(recovered.entries.last(), Some(&entry(1, 4)));
+
+    let (mut wal, recovered) = Wal::open(config.clone()).unwrap();
+    assert_eq!(recovered.torn_tail_bytes, 0);
+    assert_eq!(recovered.entries.last(), Some(&entry(1, 6)));
+    assert_eq!(fs::metadata(&segment).unwrap().len(), grown);
+    let large = |index: u64| Batch {
+        hard_state: None,
+        entries: vec![Entry {
+            term: Term::new(1),
+            index: LogIndex::new(index),
+            payload: EntryPayload::Command(vec![index as u8 | 1; 256 * 1024].into()),
+        }],
+    };
+    for index in 7..=30 {
+        wal.append(&large(index)).unwrap();
+    }
+    let segments = segment_files(directory.path());
+    assert!(segments.len() >= 2, "{segments:?}");
+    for older in &segments[..segments.len() - 1] {
+        let bytes = fs::read(older).unwrap();
+        assert!(bytes.len() as u64 <= config.segment_bytes_target);
+        assert_ne!(bytes.last(), Some(&0), "{} ends in zeros", older.display());
+    }
+    drop(wal);
+    let (_, recovered) = Wal::open(config).unwrap();
+    assert_eq!(recovered.torn_tail_bytes, 0);
+    assert_eq!(recovered.entries.len(), 30);
+    assert_eq!(recovered.entries.last().unwrap().index, LogIndex::new(30));
 }
 
 // Files that are not this node's log are refused with a clear kind: another cluster, another

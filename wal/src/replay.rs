@@ -4,11 +4,20 @@
 //! The writer appends one frame per group commit and makes it durable before it writes the
 //! next, and it creates segments atomically (header written and synced under a temporary
 //! name, then renamed). So after a crash at most the last frame of the last segment can be
-//! incomplete. Damage at the end of the last segment that a crash mid-write can leave is a
-//! torn tail:
-//! - fewer bytes than a frame header, or nothing but zeros to the end of the file;
+//! incomplete.
+//!
+//! The writer also lays zeros down ahead of its frames in the last segment (so that most
+//! syncs change no file metadata; see `rafting-net`'s log), and cuts them off a segment before
+//! it starts the next one. Nothing but zeros after the last intact frame of the last segment
+//! is that space: the segment ended cleanly ([`SegmentScan::zero_tail_bytes`]).
+//!
+//! Damage at the end of the last segment that a crash mid-write can leave is a torn tail:
+//! - fewer bytes than a frame header;
 //! - an intact header whose body runs past the end of the file;
-//! - an intact header whose body ends exactly at the end of the file but fails its checksum.
+//! - an intact header whose body fails its checksum and is followed by nothing but zeros to
+//!   the end of the file (the frame was being written over the zeros laid down ahead);
+//! - a header that fails its checksum followed by nothing but zeros (a header cut while it
+//!   was written over them).
 //!
 //! Anything else — damage with intact bytes after it, damage in any earlier segment, a
 //! record that does not decode or does not follow the log — is an error: the log has lost
@@ -39,6 +48,9 @@ pub struct SegmentScan {
     pub valid_length: u64,
     /// Bytes of torn tail after `valid_length` (zero if the segment ended cleanly).
     pub torn_tail_bytes: u64,
+    /// Bytes after `valid_length` that are nothing but zeros: space the writer laid down
+    /// ahead of its frames (only the last segment has any), not damage.
+    pub zero_tail_bytes: u64,
 }
 
 /// Replays the segment `file` whose content is `bytes` into `log`. Never panics.
@@ -59,6 +71,7 @@ pub fn replay_segment(
         });
     }
     let mut offset = SEGMENT_HEADER_BYTES;
+    let mut zero_tail = false;
     loop {
         match read_frame(bytes, offset) {
             FrameRead::End => break,
@@ -67,6 +80,10 @@ pub fn replay_segment(
                 offset = next_offset;
             }
             FrameRead::Damaged(damage) => {
+                if expectation.is_last && only_zeros(bytes, offset) {
+                    zero_tail = true;
+                    break;
+                }
                 if expectation.is_last && is_torn_tail(bytes, offset, damage) {
                     break;
                 }
@@ -78,23 +95,33 @@ pub fn replay_segment(
             }
         }
     }
+    let after = (bytes.len() - offset) as u64;
     Ok(SegmentScan {
         header,
         valid_length: offset as u64,
-        torn_tail_bytes: (bytes.len() - offset) as u64,
+        torn_tail_bytes: if zero_tail { 0 } else { after },
+        zero_tail_bytes: if zero_tail { after } else { 0 },
     })
 }
 
-/// Whether damage at `offset` is what a crash in the middle of the last write leaves.
+/// Whether `bytes` holds nothing but zeros from `offset` to its end.
+fn only_zeros(bytes: &[u8], offset: usize) -> bool {
+    bytes
+        .get(offset..)
+        .unwrap_or(&[])
+        .iter()
+        .all(|&byte| byte == 0)
+}
+
+/// Whether damage at `offset` of the last segment is what a crash in the middle of the last
+/// write leaves: the frame's bytes cut short, with nothing but zeros after what was written.
 fn is_torn_tail(bytes: &[u8], offset: usize, damage: FrameDamage) -> bool {
-    let tail = bytes.get(offset..).unwrap_or(&[]);
-    if tail.iter().all(|&byte| byte == 0) {
-        return true;
-    }
     match damage {
         FrameDamage::ShortHeader | FrameDamage::BodyPastEnd => true,
-        FrameDamage::BodyChecksum { frame_end } => frame_end == bytes.len(),
-        FrameDamage::HeaderChecksum | FrameDamage::LengthTooLarge => false,
+        FrameDamage::BodyChecksum { frame_end } => only_zeros(bytes, frame_end),
+        // A header cut while it was written over the zeros ahead: nothing after it.
+        FrameDamage::HeaderChecksum => only_zeros(bytes, offset + crate::FRAME_HEADER_BYTES),
+        FrameDamage::LengthTooLarge => false,
     }
 }
 
@@ -227,11 +254,50 @@ mod tests {
             assert_eq!(scan.valid_length, last_frame as u64);
             assert_eq!(last_index(&log), 3);
         }
-        let mut zero_tail = bytes[..last_frame].to_vec();
-        zero_tail.extend_from_slice(&[0u8; 4096]);
+    }
+
+    // The zeros the writer lays down ahead of its frames end the last segment cleanly; a frame
+    // cut while it was being written over them is a torn tail, cut at its start.
+    #[test]
+    fn zeros_after_the_frames_are_space_and_a_frame_cut_over_them_is_torn() {
+        let (bytes, offsets) = segment(&[batch(1, 1..=3), batch(1, 4..=6)]);
+        let mut padded = bytes.clone();
+        padded.extend_from_slice(&[0u8; 4096]);
         let mut log = RecoveredLog::default();
-        let scan = replay_segment("seg", &zero_tail, expectation(true), &mut log).unwrap();
-        assert_eq!(scan.torn_tail_bytes, 4096);
+        let scan = replay_segment("seg", &padded, expectation(true), &mut log).unwrap();
+        assert_eq!(scan.valid_length, bytes.len() as u64);
+        assert_eq!((scan.torn_tail_bytes, scan.zero_tail_bytes), (0, 4096));
+        assert_eq!(last_index(&log), 6);
+
+        let last_frame = offsets[1];
+        for written in last_frame + 1..bytes.len() {
+            let mut torn = bytes[..written].to_vec();
+            torn.resize(bytes.len() + 4096, 0);
+            let mut log = RecoveredLog::default();
+            let scan = replay_segment("seg", &torn, expectation(true), &mut log)
+                .unwrap_or_else(|error| panic!("written up to {written}: {error}"));
+            assert_eq!(
+                scan.valid_length, last_frame as u64,
+                "written up to {written}"
+            );
+            assert_eq!(last_index(&log), 3);
+        }
+    }
+
+    // Zeros after the frames of a segment that is not the last are damage: the writer cuts
+    // them off before it starts the next segment.
+    #[test]
+    fn zeros_after_the_frames_of_an_earlier_segment_are_an_error() {
+        let (mut bytes, _) = segment(&[batch(1, 1..=3)]);
+        let end = bytes.len();
+        bytes.extend_from_slice(&[0u8; 64]);
+        let mut log = RecoveredLog::default();
+        let error = replay_segment("seg-0", &bytes, expectation(false), &mut log).unwrap_err();
+        assert_eq!(error.kind(), crate::WalErrorKind::Corrupt);
+        assert!(
+            error.to_string().contains(&format!("offset {end}")),
+            "{error}"
+        );
     }
 
     // A torn tail in a segment that is not the last one is an error naming file and offset.

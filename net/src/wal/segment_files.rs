@@ -92,7 +92,7 @@ pub fn create_segment(
     let mut content = new_segment_bytes(owner, sequence).to_vec();
     content.extend_from_slice(initial_frames);
     write_atomically(directory, &temporary_path, &path, &[&content])?;
-    let file = open_for_append(&path)?;
+    let file = open_for_writing(&path)?;
     Ok((path, file))
 }
 
@@ -220,10 +220,11 @@ pub fn release_files(paths: &[PathBuf]) -> Result<(), WalError> {
     Ok(())
 }
 
-/// Opens an existing segment to append to it.
-pub fn open_for_append(path: &Path) -> Result<File, WalError> {
+/// Opens an existing segment to write frames at given offsets (not in append mode: frames
+/// are written over the zeros ahead of them, before the end of the file).
+pub fn open_for_writing(path: &Path) -> Result<File, WalError> {
     OpenOptions::new()
-        .append(true)
+        .write(true)
         .open(path)
         .map_err(|error| WalError::io(path.display(), "open", error))
 }
