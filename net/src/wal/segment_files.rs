@@ -103,7 +103,9 @@ pub fn create_segment(
 /// (ext4's ordered mode), so the piece bounds what one log write can wait for: with 4 MiB
 /// pieces a 100-byte put beside a 90 MB snapshot file took 30-50 ms at its 99th percentile,
 /// with 512 KiB pieces 5-6 ms, and the file itself was written three times faster (900-1,100
-/// ms → 280-320 ms on this machine's virtio disk; `bench/tenants-flood.py`).
+/// ms → 280-320 ms on this machine's virtio disk; `bench/tenants-flood.py`). Since the log
+/// writes its frames over zeros laid down ahead (see `Wal`), most of its syncs commit no
+/// journal at all; the pieces still bound the few that do.
 const SYNC_EVERY_BYTES: usize = 512 * 1024;
 
 /// Writes `parts`, one after the other, as the file `path` so that a crash leaves either the
