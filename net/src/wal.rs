@@ -437,12 +437,15 @@ impl Wal {
         } else {
             &[]
         };
+        let mut zeros_written = false;
         let result = active
             .file
             .write_all_at(frame, active.length)
-            .and_then(|()| active.file.write_all_at(zeros, end))
             .map_err(|error| WalError::io(&shown, "write", error))
             .and_then(|()| {
+                // The zeros are a convenience: with no room for them (a full disk, a file
+                // size limit) the frame goes without them, and the next write tries again.
+                zeros_written = active.file.write_all_at(zeros, end).is_ok();
                 active
                     .file
                     .sync_data()
@@ -451,7 +454,9 @@ impl Wal {
         match result {
             Ok(()) => {
                 self.active.length = end;
-                self.active.allocated = self.active.allocated.max(end + zeros.len() as u64);
+                if zeros_written {
+                    self.active.allocated = self.active.allocated.max(end + zeros.len() as u64);
+                }
                 Ok(())
             }
             Err(error) => {
