@@ -34,6 +34,10 @@ use rafting_wal::{
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+/// Zeros past the end of a frame torn over the zeros the runtime lays down ahead of its
+/// frames: some of the space that was still ahead.
+const ZEROS_PAST_A_TORN_FRAME: usize = 64;
+
 /// One simulated segment file.
 #[derive(Clone, Debug)]
 struct Segment {
@@ -316,7 +320,11 @@ impl SimulatedDisk for WalDisk {
     }
 
     /// A torn write of `k` records leaves the same fraction of the in-flight frame's bytes
-    /// (never all of it). Then, as the real log does when it is opened, the torn tail is cut.
+    /// (never all of it). The runtime writes its frames over zeros laid down ahead, so what
+    /// was not written reads as zeros to past the frame's end; a frame that passed the end of
+    /// the file ends where the write stopped. Which of the two a crash leaves alternates with
+    /// the number of records torn (no new draw, so the trace does not change). Then, as the real log does
+    /// when it is opened, the torn tail is cut.
     /// A batch that carries a snapshot tears in its snapshot file, which is written first
     /// under a temporary name: recovery never sees it, and the frame was never begun.
     fn crash(&mut self, torn_records: Option<usize>) {
@@ -333,6 +341,10 @@ impl SimulatedDisk for WalDisk {
         let total = self.records_of(&batch).max(1);
         let kept = frame.len() * records.min(total - 1) / total;
         self.append_to_active(&frame[..kept], None);
+        if records % 2 == 0 {
+            let zeros = frame.len() - kept + ZEROS_PAST_A_TORN_FRAME;
+            self.append_to_active(&vec![0; zeros], None);
+        }
         match self.replay() {
             Ok((_, valid_length, _)) => {
                 let segment = self
