@@ -467,10 +467,18 @@ impl Wal {
     }
 
     /// Starts the next segment, carrying the current hard state into it so that older
-    /// segments can later be deleted without losing it. The zeros ahead of the active
-    /// segment's frames are cut off it first: only the last segment may end in zeros.
+    /// segments can later be deleted without losing it. Whatever follows the active
+    /// segment's frames (the zeros ahead, or part of them if a write of them failed) is cut
+    /// off it first: only the last segment may end in zeros.
     fn roll_segment(&mut self) -> Result<(), WalError> {
-        if self.active.allocated > self.active.length {
+        let file_length = self
+            .active
+            .file
+            .metadata()
+            .map_err(|error| WalError::io(self.active.path.display(), "stat", error))
+            .inspect_err(|_| self.failed = true)?
+            .len();
+        if file_length > self.active.length {
             segment_files::truncate_segment(&self.active.path, self.active.length)
                 .inspect_err(|_| self.failed = true)?;
             self.active.allocated = self.active.length;

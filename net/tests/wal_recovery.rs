@@ -230,6 +230,27 @@ fn frames_are_written_over_zeros_laid_down_ahead_and_cut_off_at_roll_over() {
     assert_eq!(recovered.entries.last().unwrap().index, LogIndex::new(30));
 }
 
+// Whatever follows a segment's frames when it is rolled over is cut off, even bytes the log
+// did not lay down itself (zeros a failed write left behind on a full disk): the segment is
+// measured, not trusted.
+#[test]
+fn a_segment_is_cut_to_its_frames_at_roll_over_whatever_follows_them() {
+    let directory = tempfile::tempdir().unwrap();
+    let (mut wal, _) = Wal::open(config(directory.path())).unwrap();
+    // The target is 4096 bytes: this batch passes it, so no zeros are laid down after it.
+    wal.append(&batch(1, 1..=100)).unwrap();
+    let segment = segment_files(directory.path()).pop().unwrap();
+    let frames_end = fs::metadata(&segment).unwrap().len();
+    assert!(frames_end > 4096, "{frames_end}");
+    let file = fs::OpenOptions::new().write(true).open(&segment).unwrap();
+    file.set_len(frames_end + 5000).unwrap();
+    wal.append(&batch(1, 101..=101)).unwrap();
+    assert_eq!(fs::metadata(&segment).unwrap().len(), frames_end);
+    drop(wal);
+    let (_, recovered) = Wal::open(config(directory.path())).unwrap();
+    assert_eq!(recovered.entries.len(), 101);
+}
+
 // Files that are not this node's log are refused with a clear kind: another cluster, another
 // node, an empty segment, a missing segment in the sequence.
 #[test]
