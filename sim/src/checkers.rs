@@ -16,7 +16,7 @@ use rafting_core::store::{
 };
 use rafting_core::{LogIndex, NodeId, Term};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, btree_map};
 
 /// The names under which checks report violations.
 pub mod check {
@@ -321,6 +321,9 @@ pub struct Record {
     /// The store's answer to each applied entry, by index - 1: the first node that applied it
     /// and the answer's digest (0, which no digest is: none yet).
     pub answers: Vec<(NodeId, u64)>,
+    /// Room to encode an answer in (reused: an answer is encoded for every entry every node
+    /// applies).
+    pub answer_bytes: Vec<u8>,
     /// Each candidacy: (term, candidate) → the voters of the configuration it campaigned in.
     pub candidacies: BTreeMap<(Term, NodeId), BTreeSet<NodeId>>,
     /// Votes granted: (term, candidate) → the voters that granted (its own vote included).
@@ -500,10 +503,13 @@ pub fn log_matching(
         previous_term,
         first_writer: node,
     };
-    let key = (entry.index, entry.term);
-    let Some(theirs) = written.get(&key) else {
-        written.insert(key, mine);
-        return Ok(());
+    // One search of the map for both the first writer (which records) and the others.
+    let theirs = match written.entry((entry.index, entry.term)) {
+        btree_map::Entry::Vacant(vacant) => {
+            vacant.insert(mine);
+            return Ok(());
+        }
+        btree_map::Entry::Occupied(occupied) => &*occupied.into_mut(),
     };
     if theirs.digest != mine.digest {
         let detail = format!("same index and term, different payloads ({})", entry.index);
@@ -770,9 +776,16 @@ pub fn applied_answers_agree(
 ) -> Result<(), Violation> {
     // The answer's encoding, not its `Debug` text: this runs for every entry every node
     // applies, and formatting was a tenth of the simulator's time.
-    let encoded = bincode::serde::encode_to_vec(answer, bincode::config::standard())
-        .expect("an answer always encodes");
+    let mut encoded = std::mem::take(&mut record.answer_bytes);
+    encoded.clear();
+    bincode::serde::encode_into_writer(
+        answer,
+        rafting_core::codec::VecAppender(&mut encoded),
+        bincode::config::standard(),
+    )
+    .expect("an answer always encodes");
     let digest = bytes_digest(&encoded);
+    record.answer_bytes = encoded;
     let position = position_of(index);
     if record.answers.len() <= position {
         record.answers.resize(position + 1, (NodeId::ZERO, 0));

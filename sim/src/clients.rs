@@ -369,8 +369,12 @@ enum Sent {
 /// The store write an opaque request sends: its unique payload as the value of its client's
 /// key.
 fn opaque_write(client: u64, value: Vec<u8>) -> StoreOperation {
+    let mut digits = [0; crate::workload::DECIMAL_DIGITS_MAX];
+    let mut key = String::with_capacity(24);
+    key.push_str("/w/c");
+    key.push_str(crate::workload::decimal(client, &mut digits));
     StoreOperation::Put {
-        key: format!("/w/c{client}"),
+        key,
         value,
         session: None,
     }

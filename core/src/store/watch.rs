@@ -12,7 +12,6 @@ use super::error::StoreError;
 use super::key::{Prefix, Revision, TenantId};
 use imbl::Vector;
 use serde::{Deserialize, Serialize};
-use std::cmp::Ordering;
 
 /// A persistent vector (it encodes exactly as a `VecDeque` would): a copy of the history
 /// shares the events, and their values, with the original.
@@ -88,16 +87,7 @@ impl WatchHistory {
                 current_revision: poll.current_revision,
             });
         }
-        let start = self
-            .events
-            .binary_search_by(|event| {
-                if event.revision < since {
-                    Ordering::Less
-                } else {
-                    Ordering::Greater
-                }
-            })
-            .unwrap_or_else(|start| start);
+        let start = first_at_or_after(&self.events, since);
         let mut events: Vec<Event> = Vec::new();
         for event in self.events.focus().narrow(start..) {
             if event.tenant != poll.tenant || !poll.prefix.covers(&event.key) {
@@ -121,5 +111,83 @@ impl WatchHistory {
             next_since: since.max(poll.current_revision.next()),
             current_revision: poll.current_revision,
         })
+    }
+}
+
+/// The position of the first event at `since` or later in `events` (ordered by revision).
+fn first_at_or_after(events: &Vector<Event>, since: Revision) -> usize {
+    let mut events = events.focus();
+    let length = events.len();
+    if length == 0 || since <= events.index(0).revision {
+        return 0;
+    }
+    // Most revisions hold one event, so the event `since - first` places after the first is
+    // usually the one: a look at it and the one before settles it without a search.
+    let first = events.index(0).revision;
+    let guess = usize::try_from(since.get() - first.get()).map_or(length, |gap| gap.min(length));
+    if events.index(guess - 1).revision < since
+        && (guess == length || events.index(guess).revision >= since)
+    {
+        return guess;
+    }
+    // Otherwise a binary search, through the focus: it keeps the leaf it read last, so the
+    // last steps stay in one leaf instead of walking down from the root each time, as
+    // indexing the vector would.
+    let (mut start, mut end) = (0, length);
+    while start < end {
+        let middle = start + (end - start) / 2;
+        if events.index(middle).revision < since {
+            start = middle + 1;
+        } else {
+            end = middle;
+        }
+    }
+    start
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::answer::EventKind;
+
+    fn history_of(revisions: &[u64]) -> Vector<Event> {
+        revisions
+            .iter()
+            .map(|&revision| Event {
+                revision: Revision::new(revision),
+                tenant: TenantId::DEFAULT,
+                key: String::from("/k"),
+                kind: EventKind::Delete,
+            })
+            .collect()
+    }
+
+    // The guess from the revision gap and the search behind it agree with a plain scan, on
+    // histories of one event per revision, with gaps, and with several events in a revision,
+    // for every `since` before, inside and after them.
+    #[test]
+    fn first_at_or_after_agrees_with_a_scan() {
+        // The long ones span several leaves of the vector.
+        let long: Vec<u64> = (5..400).collect();
+        let long_with_gaps: Vec<u64> = (5..400).filter(|revision| revision % 7 != 0).collect();
+        let histories: [&[u64]; 6] = [
+            &[],
+            &[3, 4, 5, 6, 7],
+            &[2, 5, 6, 9, 30],
+            &[4, 4, 4, 5, 7, 7, 8],
+            &long,
+            &long_with_gaps,
+        ];
+        for revisions in histories {
+            let events = history_of(revisions);
+            for since in 0..410 {
+                let expected = revisions
+                    .iter()
+                    .take_while(|&&revision| revision < since)
+                    .count();
+                let found = first_at_or_after(&events, Revision::new(since));
+                assert_eq!(found, expected, "since {since} in {revisions:?}");
+            }
+        }
     }
 }
