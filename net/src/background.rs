@@ -10,14 +10,25 @@
 /// The nice value of a background thread (0 is the default; 19 the lowest priority).
 const BACKGROUND_NICE: libc::c_int = 10;
 
-/// Lowers the calling thread's CPU priority to [`BACKGROUND_NICE`]. Best effort: if the
-/// system refuses, the thread runs at the usual priority and this says why in the log.
+/// Lowers the calling thread's CPU priority by [`BACKGROUND_NICE`] below the node's own (a
+/// node an operator started with `nice -n 5` gets background threads at 15, not 10). Best
+/// effort: if the system refuses, the thread runs at the usual priority and this says why
+/// in the log.
 pub fn lower_this_thread() {
-    // SAFETY: gettid has no preconditions; setpriority with PRIO_PROCESS and a thread id
-    // changes only that thread's nice value on Linux.
+    // SAFETY: gettid has no preconditions; getpriority and setpriority with PRIO_PROCESS
+    // and a thread id read and change only that thread's nice value on Linux. getpriority
+    // may return -1 as a value, so errno is cleared first and read after.
     let result = unsafe {
-        let thread = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, BACKGROUND_NICE)
+        let thread = libc::gettid() as libc::id_t;
+        *libc::__errno_location() = 0;
+        let current = libc::getpriority(libc::PRIO_PROCESS, thread);
+        let current = if current == -1 && *libc::__errno_location() != 0 {
+            0
+        } else {
+            current
+        };
+        let lowered = (current + BACKGROUND_NICE).min(19);
+        libc::setpriority(libc::PRIO_PROCESS, thread, lowered)
     };
     if result != 0 {
         let error = std::io::Error::last_os_error();
