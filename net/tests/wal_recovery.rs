@@ -182,7 +182,7 @@ fn cut_tail_recovers_and_is_truncated_on_disk() {
 }
 
 // Frames are written over zeros laid down ahead of them: the file grows by a megabyte at
-// once, not with each write, and a reopen reads the zeros as space (no torn tail), keeps them
+// once (laid down by a thread of the log's own), not with each write, and a reopen reads the zeros as space (no torn tail), keeps them
 // and writes the next frames over them. A segment that is rolled over is cut to its frames
 // first, so every older segment ends with its last frame (a reopen refuses zeros there).
 #[test]
@@ -194,6 +194,7 @@ fn frames_are_written_over_zeros_laid_down_ahead_and_cut_off_at_roll_over() {
     };
     let (mut wal, _) = Wal::open(config.clone()).unwrap();
     wal.append(&batch(1, 1..=3)).unwrap();
+    wal.wait_for_zeros_ahead();
     let segment = segment_files(directory.path()).pop().unwrap();
     let grown = fs::metadata(&segment).unwrap().len();
     assert!(grown > ZEROS_AHEAD_BYTES as u64, "{grown}");
